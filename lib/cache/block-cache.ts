@@ -1,0 +1,107 @@
+/**
+ * File contents cached as fixed-size blocks, so a file larger than the cache
+ * or a range of one costs only the blocks it touches. Concurrent misses on the
+ * same block share one disk read (single-flight).
+ */
+import createDebug from 'debug'
+import { error } from '../errors.js'
+import type { OpenFile } from '../fs/open-file.js'
+import { ByteLru } from './byte-lru.js'
+
+const debug = createDebug('cacheserv:block-cache')
+
+export const DEFAULT_BLOCK_SIZE = 1024 * 1024
+
+export interface BlockCacheOptions {
+  /** Byte budget for cached blocks. */
+  limit: number
+  blockSize?: number
+}
+
+export interface CacheStats {
+  hits: number
+  misses: number
+  hitBytes: number
+  missBytes: number
+  evictions: number
+  diskReads: number
+  cacheBytes: number
+  cacheLimit: number
+  entries: number
+}
+
+export class BlockCache {
+  readonly blockSize: number
+  #lru: ByteLru
+  #inflight = new Map<string, Promise<Buffer>>()
+  #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0, diskReads: 0 }
+
+  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE }: BlockCacheOptions) {
+    this.blockSize = blockSize
+    this.#lru = new ByteLru({ limit, onEvict: () => void this.#stats.evictions++ })
+  }
+
+  stats(): CacheStats {
+    return { ...this.#stats, cacheBytes: this.#lru.bytes, cacheLimit: this.#lru.limit, entries: this.#lru.size }
+  }
+
+  /** Block `index` of `file`: from RAM when cached, else one disk read shared by all who ask. */
+  block(file: OpenFile, index: number): Promise<Buffer> {
+    const key = `${file.key}#${index}`
+    const hit = this.#lru.get(key)
+    if (hit) {
+      this.#stats.hits++
+      this.#stats.hitBytes += hit.length
+      return Promise.resolve(hit)
+    }
+    const pending = this.#inflight.get(key)
+    if (pending) {
+      this.#stats.hits++
+      return pending.then((b) => {
+        this.#stats.hitBytes += b.length
+        return b
+      })
+    }
+    this.#stats.misses++
+    const read = this.#readBlock(file, index).then(
+      (buf) => {
+        this.#inflight.delete(key)
+        this.#stats.missBytes += buf.length
+        this.#lru.set(key, buf)
+        return buf
+      },
+      (err) => {
+        this.#inflight.delete(key)
+        throw err
+      },
+    )
+    this.#inflight.set(key, read)
+    return read
+  }
+
+  /** How many bytes of this version of the file are cached. */
+  cachedBytes(file: { key: string; size: number }): number {
+    let total = 0
+    const blocks = Math.ceil(file.size / this.blockSize)
+    for (let i = 0; i < blocks; i++) {
+      if (this.#lru.has(`${file.key}#${i}`)) total += Math.min(this.blockSize, file.size - i * this.blockSize)
+    }
+    return total
+  }
+
+  async #readBlock(file: OpenFile, index: number): Promise<Buffer> {
+    const start = index * this.blockSize
+    const length = Math.min(this.blockSize, file.size - start)
+    // Slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
+    const buf = Buffer.allocUnsafeSlow(length)
+    let filled = 0
+    while (filled < length) {
+      this.#stats.diskReads++
+      const { bytesRead } = await file.fh.read(buf, filled, length - filled, start + filled)
+      if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
+      filled += bytesRead
+    }
+    debug('read block %s#%d (%d bytes)', file.key, index, length)
+    return buf
+  }
+}

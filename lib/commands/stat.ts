@@ -1,0 +1,19 @@
+/** stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached}. */
+import { stat as fsStat } from 'node:fs/promises'
+import { identityOf } from '../fs/open-file.js'
+import type { Part } from '../stages/items.js'
+import { requiredString } from './args.js'
+import type { CommandContext } from './context.js'
+
+export async function* stat(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
+  const path = requiredString(args, 'path')
+  const st = await fsStat(await ctx.jail.resolve(path), { bigint: true })
+  const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other'
+  const size = Number(st.size)
+  const cachedBytes = type === 'file' ? ctx.cache.cachedBytes({ key: identityOf(st), size }) : 0
+  const mtimeMs = Number(st.mtimeMs)
+  yield {
+    kind: 'result',
+    body: { path, type, size, mtimeMs, mtime: new Date(mtimeMs).toISOString(), cachedBytes, cached: type === 'file' && cachedBytes === size },
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * One error vocabulary for the wire and for JavaScript: every error that
+ * leaves a module carries a stable `code` from this table.
+ */
+export const ErrorCodes = {
+  EBADREQ: 'the request is malformed: bad JSON, unknown command, or a missing or invalid argument',
+  ETOOBIG: 'a request line or a response is larger than the protocol allows',
+  ENOENT: 'no such file or directory under the root',
+  ENOTDIR: 'a path component is not a directory',
+  EISDIR: 'the path is a directory where a file was expected',
+  EACCES: 'the path is outside the served root, or permission was denied',
+  ERANGE: 'the requested offset lies beyond the end of the file',
+  EIO: 'the disk failed to deliver the bytes',
+  EMFILE: 'the server ran out of file descriptors',
+  ECHANGED: 'the file changed on disk while it was being read',
+  ECANCELED: 'the request was cancelled by the client',
+  ECHECKSUM: 'a page failed its checksum',
+  EPROTO: 'the byte stream broke the protocol and cannot be trusted',
+  ECLOSED: 'the connection closed before the request completed',
+  ECONNECT: 'could not connect to the server',
+  EINTERNAL: 'the server hit a bug; the request failed but the server keeps serving',
+} as const
+
+export type ErrorCode = keyof typeof ErrorCodes
+
+export class CacheservError extends Error {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'CacheservError'
+    this.code = code
+  }
+}
+
+/** Build an error with a stable code: the one way errors are made here. */
+export function error(code: ErrorCode, message: string, cause?: unknown): CacheservError {
+  return new CacheservError(code, message, cause === undefined ? undefined : { cause })
+}
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ErrorCodes, code)
+}
+
+/**
+ * Map any thrown value onto the vocabulary: our own errors pass through, Node's
+ * fs errors keep their code when it is one of ours (ENOENT, EISDIR, EMFILE…),
+ * anything else is EINTERNAL so that a bug fails one request, not the server.
+ */
+export function toCacheservError(err: unknown): CacheservError {
+  if (err instanceof CacheservError) return err
+  const code = (err as { code?: unknown } | null)?.code
+  const message = err instanceof Error ? err.message : String(err)
+  if (code === 'EPERM') return error('EACCES', message, err)
+  if (isErrorCode(code)) return error(code, message, err)
+  return error('EINTERNAL', message, err)
+}

@@ -1,0 +1,56 @@
+/**
+ * Resolve client paths inside the served root. A path is relative to the root,
+ * '/'-separated; absolute paths, '..' segments, NUL bytes and backslashes are
+ * refused, and so is a symlink whose target lies outside the root.
+ */
+import { realpath } from 'node:fs/promises'
+import { sep } from 'node:path'
+import { error } from '../errors.js'
+
+const MAX_PATH = 4096
+
+export class Jail {
+  readonly root: string
+
+  private constructor(root: string) {
+    this.root = root
+  }
+
+  /** The root itself must exist and is resolved once, so symlinked roots work. */
+  static async open(root: string): Promise<Jail> {
+    return new Jail(await realpath(root))
+  }
+
+  /** Check a client path's shape and return its segments (empty for the root). */
+  static segments(path: unknown): string[] {
+    if (typeof path !== 'string') throw error('EBADREQ', 'path must be a string')
+    if (path.length > MAX_PATH) throw error('EBADREQ', `path is longer than ${MAX_PATH} characters`)
+    if (path.includes('\0')) throw error('EACCES', 'path contains a NUL byte')
+    if (path.includes('\\')) throw error('EACCES', 'path contains a backslash; use / to separate segments')
+    if (path.startsWith('/')) throw error('EACCES', `absolute path ${JSON.stringify(path)} refused: paths are relative to the root`)
+    const parts = path.split('/').filter((p) => p !== '' && p !== '.')
+    if (parts.includes('..')) throw error('EACCES', `path ${JSON.stringify(path)} refused: '..' may not leave the root`)
+    return parts
+  }
+
+  /** Absolute real path of a client path, guaranteed inside the root. */
+  async resolve(path: unknown): Promise<string> {
+    const parts = Jail.segments(path)
+    const joined = parts.length === 0 ? this.root : this.root + sep + parts.join(sep)
+    let real: string
+    try {
+      real = await realpath(joined)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT') throw error('ENOENT', `no such file or directory: ${String(path)}`)
+      if (code === 'ENOTDIR') throw error('ENOTDIR', `not a directory on the way to: ${String(path)}`)
+      throw err
+    }
+    if (!this.contains(real)) throw error('EACCES', `path ${JSON.stringify(path)} refused: it resolves outside the root`)
+    return real
+  }
+
+  contains(real: string): boolean {
+    return real === this.root || real.startsWith(this.root === sep ? sep : this.root + sep)
+  }
+}

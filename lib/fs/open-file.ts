@@ -1,0 +1,43 @@
+/**
+ * An open regular file and the identity it had when opened. The identity
+ * (device, inode, size, mtime) keys the cache, so a file replaced or changed
+ * on disk never hits blocks cached from its old contents.
+ */
+import { constants } from 'node:fs'
+import { type FileHandle, open } from 'node:fs/promises'
+import type { BigIntStats } from 'node:fs'
+import { error } from '../errors.js'
+
+export interface OpenFile {
+  fh: FileHandle
+  /** Cache key of this version of the file. */
+  key: string
+  size: number
+  mtimeMs: number
+}
+
+// O_NONBLOCK: opening a FIFO must not hang a thread; it is refused below anyway.
+const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW
+
+export function identityOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`
+}
+
+/** Open `real` (an absolute path inside the root) for reading; `shown` names it in errors. */
+export async function openFile(real: string, shown: string): Promise<OpenFile> {
+  const fh = await open(real, FLAGS)
+  try {
+    const st = await fh.stat({ bigint: true })
+    if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)
+    if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
+    return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }
+  } catch (err) {
+    await fh.close()
+    throw err
+  }
+}
+
+/** Re-read the identity of an open file: differs from `file.key` when it changed. */
+export async function currentIdentity(file: OpenFile): Promise<string> {
+  return identityOf(await file.fh.stat({ bigint: true }))
+}

@@ -1,0 +1,33 @@
+import { createHash } from 'node:crypto'
+import { crc32 } from 'node:zlib'
+import { ChecksumId, type ChecksumName, DIGEST_SIZE } from './constants.js'
+
+export function checksumId(name: ChecksumName): number {
+  return ChecksumId[name]
+}
+
+export function checksumName(id: number): ChecksumName | undefined {
+  return (Object.keys(ChecksumId) as ChecksumName[]).find((n) => ChecksumId[n] === id)
+}
+
+export function digestSize(id: number): number {
+  const size = DIGEST_SIZE[id]
+  if (size === undefined) throw new RangeError(`unknown checksum id ${id}`)
+  return size
+}
+
+/** Write the digest of `payload` under algorithm `id` into `out` at `offset`. */
+export function writeDigest(id: number, payload: Uint8Array, out: Buffer, offset: number): void {
+  if (id === ChecksumId.crc32) out.writeUInt32BE(crc32(payload), offset)
+  else if (id === ChecksumId.md5) createHash('md5').update(payload).digest().copy(out, offset)
+  else if (id !== ChecksumId.none) throw new RangeError(`unknown checksum id ${id}`)
+}
+
+/** True when `digest[offset…]` is the digest of `payload` under algorithm `id`. */
+export function verifyDigest(id: number, payload: Uint8Array, digest: Buffer, offset: number): boolean {
+  if (id === ChecksumId.crc32) return digest.readUInt32BE(offset) === crc32(payload)
+  if (id === ChecksumId.md5) {
+    return createHash('md5').update(payload).digest().equals(digest.subarray(offset, offset + 16))
+  }
+  return id === ChecksumId.none
+}

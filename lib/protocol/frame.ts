@@ -1,0 +1,42 @@
+/** Frames as values, and their encoding: header + payload digest, then the payload. */
+import { digestSize, writeDigest } from './checksum.js'
+import { type FrameType, HEADER_SIZE, MAX_PAYLOAD } from './constants.js'
+import { encodeHeader } from './header.js'
+
+export interface Frame {
+  type: FrameType | number
+  id: number
+  seq: number
+  payload: Buffer
+}
+
+/** A frame as the decoder hands it on: `intact` is false when the payload failed its digest. */
+export interface ReceivedFrame extends Frame {
+  checksum: number
+  intact: boolean
+}
+
+/** Payloads this small are copied behind their header so a frame is one write. */
+const COALESCE_BELOW = 4096
+
+/**
+ * Encode a frame as one or two buffers: the head (header and digest) and, for
+ * large payloads, the payload itself, so page bytes are never copied.
+ */
+export function encodeFrame(frame: Frame, checksum: number): Buffer[] {
+  const { payload } = frame
+  if (payload.length > MAX_PAYLOAD) throw new RangeError(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD}`)
+  const headSize = HEADER_SIZE + digestSize(checksum)
+  const small = payload.length < COALESCE_BELOW
+  const head = Buffer.allocUnsafe(headSize + (small ? payload.length : 0))
+  encodeHeader({ type: frame.type, id: frame.id, seq: frame.seq, length: payload.length, checksum, flags: 0 }, head, 0)
+  writeDigest(checksum, payload, head, HEADER_SIZE)
+  if (!small) return [head, payload]
+  payload.copy(head, headSize)
+  return [head]
+}
+
+/** A JSON payload, as HELLO, START, END, RESULT, ERROR and RESYNC frames carry. */
+export function jsonFrame(type: FrameType, id: number, seq: number, body: unknown): Frame {
+  return { type, id, seq, payload: Buffer.from(JSON.stringify(body)) }
+}

@@ -1,0 +1,83 @@
+/**
+ * One connection's pipeline, joined in one place:
+ *
+ *   bytes ─► request parser ─► source (cache ∪ disk) ─► pager ─► framer ─► bytes
+ *
+ * pumpify makes the chain one Duplex, so backpressure runs end to end and an
+ * error or a hang-up anywhere tears every stage down (fds, timers, jobs).
+ */
+import createDebug from 'debug'
+import pumpify from 'pumpify'
+import { type Duplex, pipeline } from 'node:stream'
+import type { CommandContext } from '../commands/context.js'
+import type { ChecksumName } from '../protocol/constants.js'
+import { createFramer } from '../stages/framer.js'
+import { createPager } from '../stages/pager.js'
+import { createRequestParser } from '../stages/request-parser.js'
+import { CommandSource } from '../stages/source.js'
+
+const debug = createDebug('cacheserv:connection')
+
+export interface PipelineOptions {
+  pageSize?: number
+  checksum?: ChecksumName
+  maxRequest?: number
+  maxInFlight?: number
+  hello: unknown
+  onData?: (bytes: number) => void
+}
+
+/** The server side of the protocol as a Duplex: request bytes in, frame bytes out. */
+export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): Duplex {
+  return new pumpify(
+    createRequestParser({ maxRequest: opts.maxRequest }),
+    new CommandSource(ctx, { maxInFlight: opts.maxInFlight, hello: opts.hello, onData: opts.onData }),
+    createPager({ pageSize: opts.pageSize }),
+    createFramer({ checksum: opts.checksum }),
+  ) as unknown as Duplex
+}
+
+export interface Connection {
+  readonly id: number
+  /** DATA bytes this connection has taken from the cache or disk. */
+  readonly producedBytes: number
+  /** Resolves when the connection is fully torn down. */
+  readonly closed: Promise<void>
+  destroy(): void
+}
+
+let nextId = 1
+
+/** Serve one duplex (a socket, or anything shaped like one) until either side ends. */
+export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
+  const id = nextId++
+  let produced = 0
+  const chain = createServerPipeline(ctx, {
+    ...opts,
+    onData: (n) => {
+      produced += n
+      opts.onData?.(n)
+    },
+  })
+  debug('connection %d open', id)
+  // Once every response is out, the connection is done, even if the peer keeps
+  // its side open (after a fatal request error, say).
+  duplex.once('finish', () => duplex.destroy())
+  const closed = new Promise<void>((resolve) => {
+    pipeline(duplex, chain, duplex, (err) => {
+      // A hang-up is teardown, not an error worth more than a debug line.
+      debug('connection %d closed%s', id, err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '')
+      chain.destroy()
+      duplex.destroy()
+      resolve()
+    })
+  })
+  return {
+    id,
+    get producedBytes() {
+      return produced
+    },
+    closed,
+    destroy: () => duplex.destroy(),
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The cache server: one shared cache and root, one pipeline per connection.
+ * `handle(duplex)` is the core, so the server can be mounted on any
+ * net.Server or tested over an in-memory duplex pair; `listen` is the usual
+ * TCP / unix socket front.
+ */
+import createDebug from 'debug'
+import { EventEmitter } from 'node:events'
+import { lstat, unlink } from 'node:fs/promises'
+import net from 'node:net'
+import type { Duplex } from 'node:stream'
+import { type Address, formatAddress, parseAddress } from '../address.js'
+import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
+import type { CommandContext } from '../commands/context.js'
+import { Jail } from '../fs/jail.js'
+import { type ChecksumName, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type Connection, serveConnection } from './connection.js'
+import { VERSION } from '../version.js'
+
+const debug = createDebug('cacheserv:server')
+
+export interface ServerOptions {
+  /** Directory to serve; every path is resolved inside it. */
+  root: string
+  /** Byte budget of the block cache. Default 1 GiB. */
+  cacheSize?: number
+  /** Payload bytes per DATA frame. Default 256 KiB. */
+  pageSize?: number
+  /** Payload checksum of every frame. Default crc32. */
+  checksum?: ChecksumName
+  /** Cache block size. Default 1 MiB. */
+  blockSize?: number
+  /** Longest request line in bytes. Default 64 KiB. */
+  maxRequest?: number
+  /** Requests one connection may have running at once. Default 64. */
+  maxInFlight?: number
+}
+
+export interface ServerStats extends CacheStats {
+  connections: number
+  totalConnections: number
+  bytesServed: number
+  uptime: number
+}
+
+export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
+
+export class CacheServer extends EventEmitter {
+  readonly root: string
+  readonly cache: BlockCache
+  readonly pageSize: number
+  readonly checksum: ChecksumName
+  #ctx: CommandContext
+  #opts: ServerOptions
+  #connections = new Set<Connection>()
+  #net: net.Server | null = null
+  #unixPath: string | null = null
+  #started = Date.now()
+  #totalConnections = 0
+  #bytesServed = 0
+
+  private constructor(jail: Jail, opts: ServerOptions) {
+    super()
+    const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE
+    if (!Number.isInteger(pageSize) || pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE) {
+      throw new RangeError(`page size must be from ${MIN_PAGE_SIZE} to ${MAX_PAGE_SIZE} bytes, got ${pageSize}`)
+    }
+    this.root = jail.root
+    this.pageSize = pageSize
+    this.checksum = opts.checksum ?? 'crc32'
+    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE })
+    this.#ctx = { jail, cache: this.cache }
+    this.#opts = opts
+  }
+
+  /** Create a server for `root` (which must be an existing directory). */
+  static async create(opts: ServerOptions): Promise<CacheServer> {
+    return new CacheServer(await Jail.open(opts.root), opts)
+  }
+
+  /** Serve one connection over any duplex byte stream. */
+  handle(duplex: Duplex): Connection {
+    this.#totalConnections++
+    const conn = serveConnection(duplex, this.#ctx, {
+      pageSize: this.pageSize,
+      checksum: this.checksum,
+      maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
+      maxInFlight: this.#opts.maxInFlight,
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize },
+      onData: (n) => void (this.#bytesServed += n),
+    })
+    this.#connections.add(conn)
+    void conn.closed.then(() => this.#connections.delete(conn))
+    return conn
+  }
+
+  stats(): ServerStats {
+    return {
+      ...this.cache.stats(),
+      connections: this.#connections.size,
+      totalConnections: this.#totalConnections,
+      bytesServed: this.#bytesServed,
+      uptime: (Date.now() - this.#started) / 1000,
+    }
+  }
+
+  /** Listen on an address (see parseAddress); resolves with the URL actually bound. */
+  async listen(address: string | Address): Promise<string> {
+    if (this.#net) throw new Error('server is already listening')
+    const addr = typeof address === 'string' ? parseAddress(address) : address
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+      socket.on('error', (err) => debug('socket error %s', err.message))
+      this.handle(socket)
+    })
+    this.#net = server
+    server.on('error', (err) => this.emit('error', err))
+    if (addr.kind === 'unix') {
+      await removeStaleSocket(addr.path)
+      await listenOn(server, { path: addr.path })
+      this.#unixPath = addr.path
+    } else {
+      await listenOn(server, { host: addr.host, port: addr.port })
+    }
+    const url = this.url
+    debug('listening on %s', url)
+    return url
+  }
+
+  /** The URL the server is listening on. */
+  get url(): string {
+    const a = this.#net?.address()
+    if (!a) throw new Error('server is not listening')
+    if (typeof a === 'string') return formatAddress({ kind: 'unix', path: a })
+    return formatAddress({ kind: 'tcp', host: a.address, port: a.port })
+  }
+
+  /** Stop listening and close every connection; resolves when all are gone. */
+  async close(): Promise<void> {
+    const server = this.#net
+    this.#net = null
+    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+    for (const conn of this.#connections) conn.destroy()
+    await Promise.all([stopped, ...[...this.#connections].map((c) => c.closed)])
+    if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
+    this.#unixPath = null
+  }
+}
+
+function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err)
+    server.once('error', onError)
+    server.listen(opts, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+}
+
+/** A socket file nobody answers on is left over from a crash: remove it. A live one is kept. */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => null)
+  if (!st) return
+  if (!st.isSocket()) throw Object.assign(new Error(`${path} exists and is not a socket; refusing to replace it`), { code: 'EADDRINUSE' })
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path })
+    probe.once('connect', () => {
+      probe.destroy()
+      resolve(true)
+    })
+    probe.once('error', () => resolve(false))
+  })
+  if (alive) throw Object.assign(new Error(`another server is listening on unix:${path}`), { code: 'EADDRINUSE' })
+  await unlink(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+  })
+}
+
+export async function createServer(opts: ServerOptions): Promise<CacheServer> {
+  return CacheServer.create(opts)
+}

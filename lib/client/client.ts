@@ -88,7 +88,8 @@ export class Client {
         reject(err)
       }
       socket.once('error', (err: NodeJS.ErrnoException) => {
-        if (!handshakeDone) fail(error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
+        // A CacheservError here is the deframer's verdict on the bytes (EPROTO), passed through by pipeline.
+        if (!handshakeDone) fail(err instanceof CacheservError ? err : error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
       const demux = new Writable({
         objectMode: true,

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, test } from 'node:test'
+import { connect } from '../../lib/client/client.js'
+import { FrameType } from '../../lib/protocol/constants.js'
+import { writeFile } from '../helpers/fixtures.js'
+import { connectTo, startServer } from '../helpers/server.js'
+import { tamperProxy } from '../helpers/tamper-proxy.js'
+
+const MiB = 1024 * 1024
+const PAGE = 256 * 1024
+
+/** Read a stream to its end, keeping what it emitted even when it fails. */
+async function drain(stream: AsyncIterable<unknown>): Promise<{ bytes: Buffer; error: (Error & { code?: string }) | null }> {
+  const chunks: Buffer[] = []
+  try {
+    for await (const c of stream) chunks.push(c as Buffer)
+    return { bytes: Buffer.concat(chunks), error: null }
+  } catch (err) {
+    return { bytes: Buffer.concat(chunks), error: err as Error }
+  }
+}
+
+const frameType = (frame: Buffer) => frame[3]
+
+describe('integrity', () => {
+  for (const checksum of ['crc32', 'md5'] as const) {
+    test(`fails a read with ECHECKSUM on a corrupt page and never emits its bytes (${checksum})`, async (t) => {
+      const { url, root } = await startServer(t, { checksum })
+      const data = writeFile(root, 'f.bin', 2 * MiB)
+      let dataFrames = 0
+      const proxy = await tamperProxy(t, url, (frame) => {
+        if (frameType(frame) !== FrameType.DATA || ++dataFrames !== 3) return frame
+        const bad = Buffer.from(frame)
+        bad[bad.length - 1000] ^= 0x10 // one bit inside the third page's payload
+        return bad
+      })
+      const client = await connectTo(t, proxy)
+      const { bytes, error } = await drain(client.read('f.bin'))
+      assert.equal(error?.code, 'ECHECKSUM')
+      assert.equal(bytes.length, 2 * PAGE, 'exactly the two good pages were emitted')
+      assert.ok(bytes.equals(data.subarray(0, bytes.length)))
+      // The stream is still in sync: the same connection serves the next request.
+      assert.equal((await client.stat('f.bin')).size, 2 * MiB)
+    })
+  }
+
+  test('fails every request with EPROTO when a frame header is corrupt', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'f.bin', 2 * MiB)
+    let dataFrames = 0
+    const proxy = await tamperProxy(t, url, (frame) => {
+      if (frameType(frame) !== FrameType.DATA || ++dataFrames !== 2) return frame
+      const bad = Buffer.from(frame)
+      bad[13] ^= 0x01 // the length field
+      return bad
+    })
+    const client = await connectTo(t, proxy)
+    const [a, b] = await Promise.all([drain(client.read('f.bin')), drain(client.read('f.bin'))])
+    assert.equal(a.error?.code, 'EPROTO')
+    assert.equal(b.error?.code, 'EPROTO')
+    await assert.rejects(client.stat('f.bin'), { code: 'EPROTO' })
+  })
+
+  test('fails a read whose frames stop before END instead of ending short', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'f.bin', 2 * MiB)
+    let dataFrames = 0
+    const proxy = await tamperProxy(t, url, (frame) => {
+      if (frameType(frame) === FrameType.DATA) dataFrames++
+      return dataFrames >= 4 ? Buffer.alloc(0) : frame // swallow everything from the 4th page on
+    })
+    const client = await connectTo(t, proxy)
+    const stream = client.read('f.bin')
+    const result = drain(stream)
+    await sleep(200)
+    await client.close()
+    const { bytes, error } = await result
+    assert.equal(error?.code, 'ECLOSED')
+    assert.equal(bytes.length, 3 * PAGE)
+  })
+
+  test('detects a dropped page by its sequence number', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'f.bin', 2 * MiB)
+    let dataFrames = 0
+    const proxy = await tamperProxy(t, url, (frame) => (frameType(frame) === FrameType.DATA && ++dataFrames === 2 ? Buffer.alloc(0) : frame))
+    const client = await connectTo(t, proxy)
+    const { error } = await drain(client.read('f.bin'))
+    assert.equal(error?.code, 'EPROTO')
+  })
+})
+
+describe('connection life', () => {
+  test('a read destroyed early cancels on the server and the connection goes on', async (t) => {
+    const { server, url, root } = await startServer(t)
+    writeFile(root, 'huge.bin', 64 * MiB)
+    const client = await connectTo(t, url)
+    const stream = client.read('huge.bin')
+    for await (const _ of stream) break // destroys the stream after the first chunk
+    let last = -1
+    for (let i = 0; i < 200; i++) {
+      await sleep(20)
+      const now = server.stats().bytesServed
+      if (now === last) break
+      last = now
+    }
+    assert.ok(last < 24 * MiB, `server went on producing: ${last}`)
+    assert.equal(client.pending, 0)
+    assert.deepEqual(await client.ls(), [{ name: 'huge.bin', type: 'file' }])
+  })
+
+  test('fails requests in flight with ECLOSED when the server goes away', async (t) => {
+    const { server, url, root } = await startServer(t)
+    writeFile(root, 'huge.bin', 32 * MiB)
+    const client = await connectTo(t, url)
+    const result = drain(client.read('huge.bin'))
+    await sleep(20)
+    await server.close()
+    const { error } = await result
+    assert.equal(error?.code, 'ECLOSED')
+    await assert.rejects(client.stat('huge.bin'), { code: 'ECLOSED' })
+  })
+
+  test('rejects connect with ECONNECT when nothing listens', async () => {
+    const probe = net.createServer()
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r))
+    const { port } = probe.address() as net.AddressInfo
+    await new Promise<void>((r) => probe.close(() => r()))
+    await assert.rejects(connect(`127.0.0.1:${port}`), { code: 'ECONNECT' })
+  })
+
+  test('rejects connect with EPROTO when the peer is not a cacheserv-pipe server', async (t) => {
+    const liar = net.createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n' + 'x'.repeat(100)))
+    await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r))
+    t.after(() => new Promise<void>((r) => liar.close(() => r())))
+    const { port } = liar.address() as net.AddressInfo
+    await assert.rejects(connect(`tcp://127.0.0.1:${port}`), { code: 'EPROTO' })
+  })
+
+  test('uses CACHESERV_SERVER when no address is given', async (t) => {
+    const { url } = await startServer(t)
+    const saved = process.env.CACHESERV_SERVER
+    process.env.CACHESERV_SERVER = url
+    t.after(() => {
+      if (saved === undefined) delete process.env.CACHESERV_SERVER
+      else process.env.CACHESERV_SERVER = saved
+    })
+    const client = await connect()
+    t.after(() => client.close())
+    assert.equal(client.hello.protocol, 1)
+  })
+})

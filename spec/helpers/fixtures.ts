@@ -1,0 +1,22 @@
+/** Temp directories and files for specs; everything is removed after the test. */
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import type { TestContext } from 'node:test'
+
+/** A fresh temp dir, removed when the test (or suite) ends. */
+export function tempDir(t: Pick<TestContext, 'after'>, prefix = 'cacheserv-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Write `size` random bytes (or the given bytes) at root/rel, creating parent dirs. */
+export function writeFile(root: string, rel: string, content: number | Buffer | string): Buffer {
+  const data = typeof content === 'number' ? randomBytes(content) : Buffer.from(content)
+  const path = join(root, rel)
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, data)
+  return data
+}

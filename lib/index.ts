@@ -1,6 +1,6 @@
 /** cacheserv-pipe: a RAM cache for dataset directories, served over a socket as verified streams. */
 export { CacheServer, createServer, DEFAULT_CACHE_SIZE, type ServerOptions, type ServerStats } from './server/server.js'
-export { createServerPipeline, type Connection } from './server/connection.js'
+export type { Connection } from './server/connection.js'
 export { Client, connect, type ConnectOptions, type Entry, type Hello, type ReadOptions, type StatResult } from './client/client.js'
 export { ReadStream, type ReadInfo } from './client/read-stream.js'
 export { createRequestParser } from './stages/request-parser.js'

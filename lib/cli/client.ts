@@ -6,18 +6,28 @@
 import { Command } from 'commander'
 import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { DEFAULT_ADDRESS } from '../address.js'
+import { DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type Client, connect } from '../client/client.js'
 import { VERSION } from '../version.js'
 import { countOption, EXIT_FAILURE, EXIT_USAGE, usageExits } from './options.js'
+import { InvalidArgumentError } from 'commander'
 
 const NAME = 'cacheserv-pipe-client'
+
+function addressOption(value: string): string {
+  try {
+    parseAddress(value)
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message)
+  }
+  return value
+}
 
 function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>): Command {
   const cli = new Command(NAME)
     .description('Read files from a cacheserv-pipe server.')
     .version(VERSION)
-    .option('--server <addr>', `server address: tcp://HOST:PORT, HOST:PORT or unix:/path (env CACHESERV_SERVER, else ${DEFAULT_ADDRESS})`)
+    .option('--server <addr>', `server address: tcp://HOST:PORT, HOST:PORT or unix:/path (env CACHESERV_SERVER, else ${DEFAULT_ADDRESS})`, addressOption)
     .showHelpAfterError('(add --help for usage)')
 
   cli

@@ -19,7 +19,7 @@ export async function* ls(args: Record<string, unknown>, ctx: CommandContext): A
   const path = optionalString(args, 'path', '')
   const dir = await ctx.jail.resolve(path)
   const st = await stat(dir)
-  if (!st.isDirectory()) throw error('ENOTDIR', `${path} is not a directory`)
+  if (!st.isDirectory()) throw error('ENOTDIR', `${Jail.shown(path)} is not a directory`)
   const entries: Entry[] = []
   for (const d of await readdir(dir, { withFileTypes: true })) {
     if (d.isSymbolicLink()) {

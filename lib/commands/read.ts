@@ -5,6 +5,7 @@
  * ERANGE.
  */
 import { error } from '../errors.js'
+import { Jail } from '../fs/jail.js'
 import { currentIdentity, openFile } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
@@ -14,7 +15,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext):
   const path = requiredString(args, 'path')
   const offset = optionalCount(args, 'offset') ?? 0
   const length = optionalCount(args, 'length')
-  const file = await openFile(await ctx.jail.resolve(path), path)
+  const file = await openFile(await ctx.jail.resolve(path), Jail.shown(path))
   try {
     if (offset > file.size) throw error('ERANGE', `offset ${offset} is beyond the end of ${path} (${file.size} bytes)`)
     const end = length === undefined ? file.size : Math.min(file.size, offset + length)

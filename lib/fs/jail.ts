@@ -3,7 +3,7 @@
  * '/'-separated; absolute paths, '..' segments, NUL bytes and backslashes are
  * refused, and so is a symlink whose target lies outside the root.
  */
-import { realpath } from 'node:fs/promises'
+import { realpath, stat } from 'node:fs/promises'
 import { sep } from 'node:path'
 import { error } from '../errors.js'
 
@@ -18,7 +18,14 @@ export class Jail {
 
   /** The root itself must exist and is resolved once, so symlinked roots work. */
   static async open(root: string): Promise<Jail> {
-    return new Jail(await realpath(root))
+    const real = await realpath(root)
+    if (!(await stat(real)).isDirectory()) throw Object.assign(new Error(`root ${root} is not a directory`), { code: 'ENOTDIR' })
+    return new Jail(real)
+  }
+
+  /** How a client path is named in messages: the root has no name of its own. */
+  static shown(path: string): string {
+    return Jail.segments(path).length === 0 ? 'the root' : path
   }
 
   /** Check a client path's shape and return its segments (empty for the root). */

@@ -1,0 +1,426 @@
+/**
+ * End-to-end tests of `cacheserv-pipe-client`: real server and client
+ * processes, real files in a temp dir, loopback port 0 only.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, statSync, symlinkSync } from 'node:fs'
+import net from 'node:net'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { CLIENT_BIN, run, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+
+/** Cleanups for a whole describe block, run (last first) when the block ends. */
+function suiteScope(): { after: (fn: () => unknown) => void } {
+  const fns: Array<() => unknown> = []
+  after(async () => {
+    for (const fn of fns.reverse()) await fn()
+  })
+  return { after: (fn) => void fns.push(fn) }
+}
+
+/** Compare bytes without dumping megabytes into the failure message. */
+function assertSameBytes(actual: Buffer, expected: Buffer, what = 'output'): void {
+  if (actual.equals(expected)) return
+  let i = 0
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
+  assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}; first difference at byte ${i}`)
+}
+
+/** A loopback TCP address on which nothing listens. */
+async function deadAddress(): Promise<string> {
+  const srv = net.createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const { port } = srv.address() as net.AddressInfo
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return `tcp://127.0.0.1:${port}`
+}
+
+const BIG = 3 * 1024 * 1024 + 123
+const UNICODE = 'dir with space/ünïcødé 名前.bin'
+
+describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, () => {
+  const scope = suiteScope()
+  let server: ServerProcess
+  let root: string
+  let url: string
+  let big: Buffer
+  let range: Buffer
+  let unicode: Buffer
+  let one: Buffer
+
+  before(async () => {
+    root = tempDir(scope)
+    writeFile(root, 'empty.bin', Buffer.alloc(0))
+    one = writeFile(root, 'one.bin', Buffer.from([0xff]))
+    big = writeFile(root, 'big.bin', BIG)
+    range = writeFile(root, 'range.bin', Buffer.from(Array.from({ length: 100 }, (_, i) => i)))
+    unicode = writeFile(root, UNICODE, 70_000)
+    writeFile(root, 'Zeta.txt', 'capital letters sort first\n')
+    writeFile(root, 'sub/b.txt', 'b\n')
+    writeFile(root, 'sub/a.txt', 'a\n')
+    writeFile(root, 'sub/nested/deep.txt', 'deep\n')
+    mkdirSync(join(root, 'sub/empty-dir'))
+    mkdirSync(join(root, 'links'))
+    symlinkSync('../one.bin', join(root, 'links/inside'))
+    symlinkSync('/etc/passwd', join(root, 'links/outside'))
+    server = await startServerProcess(scope, ['--root', root, '--port', '0'])
+    url = server.url
+  })
+
+  describe('read writes exactly the file bytes to stdout', () => {
+    it('an empty file gives empty output and exit 0', async () => {
+      const r = await runClient(url, ['read', 'empty.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.length, 0)
+      assert.equal(r.stderr, '')
+    })
+
+    it('a 1-byte file gives that byte', async () => {
+      const r = await runClient(url, ['read', 'one.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, one)
+    })
+
+    it('a multi-MiB random file is byte-exact', async () => {
+      const r = await runClient(url, ['read', 'big.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big)
+    })
+
+    it('a second read of the same file (now from the cache) is byte-exact too', async () => {
+      const r = await runClient(url, ['read', 'big.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big)
+    })
+
+    it('a name with spaces and unicode is read as one argument', async () => {
+      const r = await runClient(url, ['read', UNICODE])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, unicode)
+    })
+
+    it('redundant slashes and "." segments name the same file', async () => {
+      const r = await runClient(url, ['read', './sub//a.txt'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), 'a\n')
+    })
+
+    it('a symlink that stays inside the root is followed', async () => {
+      const r = await runClient(url, ['read', 'links/inside'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, one)
+    })
+  })
+
+  describe('read --offset/--length reads a range', () => {
+    const cases: Array<[string, string[], (b: Buffer) => Buffer]> = [
+      ['offset 0 length 1 gives the first byte', ['--offset', '0', '--length', '1'], (b) => b.subarray(0, 1)],
+      ['offset size-1 gives the last byte', ['--offset', '99'], (b) => b.subarray(99)],
+      ['offset size-1 length 1 gives the last byte', ['--offset', '99', '--length', '1'], (b) => b.subarray(99)],
+      ['a length past the end is clipped at EOF', ['--offset', '90', '--length', '1000'], (b) => b.subarray(90)],
+      ['offset == size gives empty output', ['--offset', '100'], () => Buffer.alloc(0)],
+      ['offset == size with a length gives empty output', ['--offset', '100', '--length', '5'], () => Buffer.alloc(0)],
+      ['length 0 gives empty output', ['--offset', '10', '--length', '0'], () => Buffer.alloc(0)],
+      ['only --length reads from the start', ['--length', '10'], (b) => b.subarray(0, 10)],
+      ['a middle range', ['--offset', '37', '--length', '13'], (b) => b.subarray(37, 50)],
+    ]
+    for (const [title, args, expected] of cases) {
+      it(title, async () => {
+        const r = await runClient(url, ['read', 'range.bin', ...args])
+        assert.equal(r.code, 0, r.stderr)
+        assertSameBytes(r.stdout, expected(range))
+      })
+    }
+
+    it('a range of a multi-MiB file crossing page and block boundaries is byte-exact', async () => {
+      const offset = 1024 * 1024 - 5000
+      const length = 2 * 1024 * 1024 + 12345
+      const r = await runClient(url, ['read', 'big.bin', '--offset', String(offset), '--length', String(length)])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big.subarray(offset, offset + length))
+    })
+
+    it('the last byte of a multi-MiB file', async () => {
+      const r = await runClient(url, ['read', 'big.bin', '--offset', String(BIG - 1)])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big.subarray(BIG - 1))
+    })
+
+    it('offsets and lengths accept human units (1KiB = 1024)', async () => {
+      const r = await runClient(url, ['read', 'big.bin', '--offset', '1KiB', '--length', '2'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big.subarray(1024, 1026))
+    })
+
+    it('offset > size exits 1 with ERANGE and writes nothing to stdout', async () => {
+      const r = await runClient(url, ['read', 'range.bin', '--offset', '101'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ERANGE:/)
+      assert.equal(r.stdout.length, 0)
+    })
+  })
+
+  describe('ls prints one entry a line, sorted, directories ending in /', () => {
+    it('lists the root', async () => {
+      const r = await runClient(url, ['ls'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(
+        r.stdout.toString(),
+        ['Zeta.txt', 'big.bin', 'dir with space/', 'empty.bin', 'links/', 'one.bin', 'range.bin', 'sub/'].map((l) => l + '\n').join(''),
+      )
+    })
+
+    it('lists a subdirectory', async () => {
+      const r = await runClient(url, ['ls', 'sub'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), 'a.txt\nb.txt\nempty-dir/\nnested/\n')
+    })
+
+    it('lists a directory whose name has spaces, showing unicode names as UTF-8', async () => {
+      const r = await runClient(url, ['ls', 'dir with space'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString('utf8'), 'ünïcødé 名前.bin\n')
+    })
+
+    it('an empty directory prints nothing', async () => {
+      const r = await runClient(url, ['ls', 'sub/empty-dir'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.length, 0)
+    })
+
+    it('hides a symlink that points outside the root', async () => {
+      const r = await runClient(url, ['ls', 'links'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), 'inside\n')
+    })
+
+    it('ls of a missing directory exits 1 with ENOENT', async () => {
+      const r = await runClient(url, ['ls', 'nope'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ENOENT:/)
+    })
+
+    it('ls of a file exits 1 with ENOTDIR', async () => {
+      const r = await runClient(url, ['ls', 'one.bin'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ENOTDIR:/)
+    })
+
+    it('ls ../ exits 1 with EACCES', async () => {
+      const r = await runClient(url, ['ls', '..'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /EACCES:/)
+    })
+  })
+
+  describe('stat prints JSON', () => {
+    it('of a file: path, type, size, mtime and cache state', async () => {
+      const r = await runClient(url, ['stat', 'range.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      const st = JSON.parse(r.stdout.toString()) as Record<string, unknown>
+      const fsSt = statSync(join(root, 'range.bin'))
+      assert.equal(st.path, 'range.bin')
+      assert.equal(st.type, 'file')
+      assert.equal(st.size, 100)
+      assert.equal(typeof st.mtime, 'string')
+      assert.equal(new Date(st.mtime as string).toISOString(), st.mtime, 'mtime is ISO 8601')
+      assert.equal(st.mtime, new Date(fsSt.mtimeMs).toISOString())
+      assert.equal(typeof st.mtimeMs, 'number')
+      assert.equal(Math.floor(st.mtimeMs as number), Math.floor(fsSt.mtimeMs))
+      assert.equal(typeof st.cachedBytes, 'number')
+      assert.equal(typeof st.cached, 'boolean')
+    })
+
+    it('of an empty file: size 0', async () => {
+      const r = await runClient(url, ['stat', 'empty.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      const st = JSON.parse(r.stdout.toString()) as { size: number; type: string }
+      assert.equal(st.size, 0)
+      assert.equal(st.type, 'file')
+    })
+
+    it('of a file with spaces and unicode in its name', async () => {
+      const r = await runClient(url, ['stat', UNICODE])
+      assert.equal(r.code, 0, r.stderr)
+      const st = JSON.parse(r.stdout.toString()) as { path: string; size: number }
+      assert.equal(st.path, UNICODE)
+      assert.equal(st.size, unicode.length)
+    })
+
+    it('of a directory: type dir', async () => {
+      const r = await runClient(url, ['stat', 'sub'])
+      assert.equal(r.code, 0, r.stderr)
+      const st = JSON.parse(r.stdout.toString()) as { type: string }
+      assert.equal(st.type, 'dir')
+    })
+
+    it('of a missing file exits 1 with ENOENT', async () => {
+      const r = await runClient(url, ['stat', 'nope.bin'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ENOENT:/)
+      assert.equal(r.stdout.length, 0)
+    })
+
+    it('of /etc/passwd exits 1 with EACCES', async () => {
+      const r = await runClient(url, ['stat', '/etc/passwd'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /EACCES:/)
+    })
+  })
+
+  describe('server errors exit 1 with CODE: message on stderr and nothing on stdout', () => {
+    const cases: Array<[string, string, string]> = [
+      ['a missing file', 'no-such-file.bin', 'ENOENT'],
+      ['a missing directory on the way', 'no-such-dir/x.bin', 'ENOENT'],
+      ['a directory', 'sub', 'EISDIR'],
+      ['the root itself', '', 'EISDIR'],
+      ['a path through a file', 'one.bin/x', 'ENOTDIR'],
+      ['../etc/passwd', '../etc/passwd', 'EACCES'],
+      ['sub/../../etc/passwd', 'sub/../../etc/passwd', 'EACCES'],
+      ['/etc/passwd', '/etc/passwd', 'EACCES'],
+      ['a symlink pointing outside the root', 'links/outside', 'EACCES'],
+    ]
+    for (const [what, path, code] of cases) {
+      it(`read of ${what} → ${code}`, async () => {
+        const r = await runClient(url, ['read', path])
+        assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+        assert.match(r.stderr, new RegExp(`${code}: `))
+        assert.equal(r.stdout.length, 0)
+      })
+    }
+  })
+
+  describe('server addresses', () => {
+    it('CACHESERV_SERVER is used when --server is absent', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'read', 'range.bin'], { env: { CACHESERV_SERVER: url } })
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, range)
+    })
+
+    it('--server wins over CACHESERV_SERVER', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, '--server', url, 'ls', 'sub'], { env: { CACHESERV_SERVER: await deadAddress() } })
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), 'a.txt\nb.txt\nempty-dir/\nnested/\n')
+    })
+
+    it('HOST:PORT without tcp:// works', async () => {
+      const hostPort = url.replace(/^tcp:\/\//, '')
+      assert.match(hostPort, /^127\.0\.0\.1:\d+$/)
+      const r = await runClient(hostPort, ['read', 'one.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, one)
+    })
+
+    it('an unreachable TCP server exits 1 with ECONNECT', async () => {
+      const r = await runClient(await deadAddress(), ['read', 'one.bin'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ECONNECT:/)
+      assert.equal(r.stdout.length, 0)
+    })
+
+    it('an unreachable unix socket exits 1 with ECONNECT', async () => {
+      const r = await runClient(`unix:${join(root, 'no-such.sock')}`, ['ls'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ECONNECT:/)
+    })
+
+    it('CACHESERV_SERVER pointing nowhere exits 1 with ECONNECT', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'ls'], { env: { CACHESERV_SERVER: await deadAddress() } })
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ECONNECT:/)
+    })
+  })
+
+  describe('a reader that stops early (| head -c 10)', () => {
+    it('read big | head -c 10 gives exactly 10 bytes and the client exits 0', async () => {
+      // sh has no PIPESTATUS: the client's own exit code goes to stderr.
+      const script = '{ "$1" "$2" --server "$3" read big.bin; echo "rc=$?" >&2; } | head -c 10'
+      const r = await run('sh', ['-c', script, 'sh', process.execPath, CLIENT_BIN, url])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big.subarray(0, 10))
+      assert.match(r.stderr, /^rc=0$/m, `stderr: ${r.stderr}`)
+      assert.doesNotMatch(r.stderr, /EPIPE/)
+    })
+
+    it('closing the client stdout after 10 bytes: exit 0, no error', async (t) => {
+      const child = spawn(process.execPath, [CLIENT_BIN, '--server', url, 'read', 'big.bin'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      t.after(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      })
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      let got = Buffer.alloc(0)
+      let stderr = ''
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+      child.stdout.on('data', (c: Buffer) => {
+        got = Buffer.concat([got, c])
+        if (got.length >= 10) child.stdout.destroy()
+      })
+      const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null]
+      clearTimeout(timer)
+      assert.equal(signal, null, `killed: ${stderr}`)
+      assert.equal(code, 0, stderr)
+      assertSameBytes(got.subarray(0, 10), big.subarray(0, 10))
+      assert.equal(stderr, '')
+    })
+
+    it('the server still serves after clients went away mid-read', async () => {
+      const r = await runClient(url, ['read', 'big.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big)
+    })
+  })
+
+  describe('usage errors exit 2', () => {
+    const cases: Array<[string, string[]]> = [
+      ['an unknown command', ['frobnicate']],
+      ['read without FILE', ['read']],
+      ['stat without FILE', ['stat']],
+      ['an unknown option', ['read', 'one.bin', '--frob']],
+      ['--offset abc', ['read', 'one.bin', '--offset', 'abc']],
+      ['--length abc', ['read', 'one.bin', '--length', 'abc']],
+      ['--offset -1', ['read', 'one.bin', '--offset', '-1']],
+      ['--offset without a value', ['read', 'one.bin', '--offset']],
+      ['an extra argument to read', ['read', 'one.bin', 'two.bin']],
+    ]
+    for (const [what, args] of cases) {
+      it(what, async () => {
+        const r = await runClient(url, args)
+        assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+        assert.notEqual(r.stderr, '')
+        assert.equal(r.stdout.length, 0)
+      })
+    }
+
+    it('no command at all prints usage to stderr', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN], { env: { CACHESERV_SERVER: url } })
+      assert.equal(r.code, 2)
+      assert.match(r.stderr, /Usage:/)
+      assert.equal(r.stdout.length, 0)
+    })
+
+    it('a --server value that is not an address', async () => {
+      const r = await runClient('not an address', ['ls'])
+      assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+    })
+  })
+
+  describe('--help', () => {
+    it('prints usage with the commands and exits 0', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      const out = r.stdout.toString()
+      assert.match(out, /Usage: cacheserv-pipe-client/)
+      for (const cmd of ['read', 'ls', 'stat', '--server']) assert.ok(out.includes(cmd), `help mentions ${cmd}`)
+    })
+
+    it('read --help describes --offset and --length and exits 0', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'read', '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout.toString(), /--offset/)
+      assert.match(r.stdout.toString(), /--length/)
+    })
+  })
+})

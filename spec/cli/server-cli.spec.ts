@@ -1,0 +1,261 @@
+/**
+ * End-to-end tests of `cacheserv-pipe`, the server command: options, the
+ * "listening on" line, unix sockets, signals and exit codes. Real processes,
+ * real files in temp dirs, loopback port 0 only.
+ */
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+
+/** Cleanups for a whole describe block, run (last first) when the block ends. */
+function suiteScope(): { after: (fn: () => unknown) => void } {
+  const fns: Array<() => unknown> = []
+  after(async () => {
+    for (const fn of fns.reverse()) await fn()
+  })
+  return { after: (fn) => void fns.push(fn) }
+}
+
+/** Compare bytes without dumping megabytes into the failure message. */
+function assertSameBytes(actual: Buffer, expected: Buffer, what = 'output'): void {
+  if (actual.equals(expected)) return
+  let i = 0
+  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
+  assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}; first difference at byte ${i}`)
+}
+
+/** Run the server command to completion (for the ones that must refuse to start). */
+function runServer(args: string[]) {
+  return run(process.execPath, [SERVER_BIN, ...args], { timeout: 10_000 })
+}
+
+const MULTI_MIB = 3 * 1024 * 1024 + 777
+
+describe('cacheserv-pipe on TCP', () => {
+  const scope = suiteScope()
+  let root: string
+  let server: ServerProcess
+  let data: Buffer
+
+  before(async () => {
+    root = tempDir(scope)
+    data = writeFile(root, 'data.bin', 1000)
+    server = await startServerProcess(scope, ['--root', root, '--host', '127.0.0.1', '--port', '0'])
+  })
+
+  it('prints one line "listening on tcp://127.0.0.1:PORT" with the picked port', () => {
+    assert.match(server.line, /listening on tcp:\/\/127\.0\.0\.1:\d+/)
+    const port = Number(/tcp:\/\/127\.0\.0\.1:(\d+)/.exec(server.line)![1])
+    assert.ok(port > 0 && port <= 65535, `port ${port}`)
+  })
+
+  it('serves the root it was given', async () => {
+    const r = await runClient(server.url, ['read', 'data.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, data)
+  })
+
+  it('keeps serving after a client error', async () => {
+    const bad = await runClient(server.url, ['read', 'missing.bin'])
+    assert.equal(bad.code, 1)
+    assert.match(bad.stderr, /ENOENT:/)
+    const r = await runClient(server.url, ['stat', 'data.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal((JSON.parse(r.stdout.toString()) as { size: number }).size, 1000)
+  })
+})
+
+describe('cacheserv-pipe stops cleanly on signals', () => {
+  const scope = suiteScope()
+  let root: string
+
+  before(() => {
+    root = tempDir(scope)
+    writeFile(root, 'x.txt', 'x\n')
+  })
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal} exits 0 and the port no longer answers`, async () => {
+      const server = await startServerProcess(scope, ['--root', root, '--port', '0'])
+      const before = await runClient(server.url, ['read', 'x.txt'])
+      assert.equal(before.code, 0, before.stderr)
+      const { code, signal: killedBy } = await server.stop(signal)
+      assert.equal(killedBy, null, server.stderr())
+      assert.equal(code, 0, server.stderr())
+      const afterStop = await runClient(server.url, ['read', 'x.txt'])
+      assert.equal(afterStop.code, 1)
+      assert.match(afterStop.stderr, /ECONNECT:/)
+    })
+  }
+})
+
+describe('cacheserv-pipe on a unix socket', () => {
+  const scope = suiteScope()
+  let root: string
+  let sockDir: string
+  let sock: string
+  let server: ServerProcess
+  let data: Buffer
+
+  before(async () => {
+    root = tempDir(scope)
+    sockDir = tempDir(scope, 'cacheserv-sock-')
+    sock = join(sockDir, 'server.sock')
+    data = writeFile(root, 'dir with space/ünïcødé 名前.bin', 300_000)
+    writeFile(root, 'a.txt', 'a\n')
+    server = await startServerProcess(scope, ['--root', root, '--socket', sock])
+  })
+
+  it('prints "listening on unix:PATH" and creates the socket file', () => {
+    assert.ok(server.line.includes(`listening on unix:${sock}`), server.line)
+    assert.equal(server.url, `unix:${sock}`)
+    assert.ok(existsSync(sock))
+  })
+
+  it('serves byte-exact reads to a client given unix:PATH', async () => {
+    const r = await runClient(`unix:${sock}`, ['read', 'dir with space/ünïcødé 名前.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, data)
+  })
+
+  it('serves ls to a client given unix:PATH', async () => {
+    const r = await runClient(`unix:${sock}`, ['ls'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.toString(), 'a.txt\ndir with space/\n')
+  })
+
+  it('SIGTERM exits 0 and removes the socket file', async () => {
+    const { code, signal } = await server.stop('SIGTERM')
+    assert.equal(signal, null, server.stderr())
+    assert.equal(code, 0, server.stderr())
+    assert.equal(existsSync(sock), false, 'socket file removed')
+  })
+})
+
+describe('cacheserv-pipe with --checksum md5 --page-size 1KiB --cache-size 1MiB', () => {
+  const scope = suiteScope()
+  let server: ServerProcess
+  let big: Buffer
+
+  before(async () => {
+    const root = tempDir(scope)
+    big = writeFile(root, 'big.bin', MULTI_MIB)
+    server = await startServerProcess(scope, ['--root', root, '--port', '0', '--checksum', 'md5', '--page-size', '1KiB', '--cache-size', '1MiB'])
+  })
+
+  it('starts and reports the options it runs with', () => {
+    assert.match(server.line, /listening on tcp:\/\/127\.0\.0\.1:\d+/)
+    assert.match(server.line, /md5/)
+  })
+
+  it('gives a byte-exact read of a multi-MiB file (larger than the cache)', async () => {
+    const r = await runClient(server.url, ['read', 'big.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, big)
+  })
+
+  it('gives a byte-exact read again after evictions', async () => {
+    const r = await runClient(server.url, ['read', 'big.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, big)
+  })
+
+  it('gives a byte-exact unaligned range across pages and blocks', async () => {
+    const offset = 1024 * 1024 - 1000
+    const length = 1024 * 1024 + 2049
+    const r = await runClient(server.url, ['read', 'big.bin', '--offset', String(offset), '--length', String(length)])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, big.subarray(offset, offset + length))
+  })
+})
+
+describe('cacheserv-pipe accepts sizes in human units', () => {
+  const scope = suiteScope()
+
+  it('--cache-size 2G --page-size 512KiB --checksum crc32 starts and serves', async () => {
+    const root = tempDir(scope)
+    const big = writeFile(root, 'big.bin', MULTI_MIB)
+    const server = await startServerProcess(scope, ['--root', root, '--port', '0', '--cache-size', '2G', '--page-size', '512KiB', '--checksum', 'crc32'])
+    const r = await runClient(server.url, ['read', 'big.bin'])
+    assert.equal(r.code, 0, r.stderr)
+    assertSameBytes(r.stdout, big)
+    const { code } = await server.stop('SIGINT')
+    assert.equal(code, 0, server.stderr())
+  })
+})
+
+describe('cacheserv-pipe refuses bad invocations', () => {
+  const scope = suiteScope()
+  let root: string
+
+  before(() => {
+    root = tempDir(scope)
+    writeFile(root, 'file.txt', 'not a directory\n')
+  })
+
+  it('--help prints usage with --root and exits 0', async () => {
+    const r = await runServer(['--help'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout.toString(), /Usage: cacheserv-pipe/)
+    for (const opt of ['--root', '--port', '--socket', '--cache-size', '--page-size', '--checksum']) {
+      assert.ok(r.stdout.toString().includes(opt), `help mentions ${opt}`)
+    }
+  })
+
+  const usage: Array<[string, string[]]> = [
+    ['missing --root', ['--port', '0']],
+    ['--cache-size abc', ['--cache-size', 'abc']],
+    ['--page-size abc', ['--page-size', 'abc']],
+    ['--page-size below 1KiB', ['--page-size', '512']],
+    ['--page-size above 16MiB', ['--page-size', '32MiB']],
+    ['--port abc', ['--port', 'abc']],
+    ['--port 70000', ['--port', '70000']],
+    ['--checksum sha1', ['--checksum', 'sha1']],
+    ['an unknown option', ['--frobnicate']],
+  ]
+  for (const [what, args] of usage) {
+    it(`${what} exits 2 with a message`, async () => {
+      const full = what === 'missing --root' ? args : ['--root', root, '--port', '0', ...args]
+      const r = await runServer(full)
+      assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+      assert.notEqual(r.stderr, '')
+      assert.doesNotMatch(r.stdout.toString(), /listening on/)
+    })
+  }
+
+  it('--host 0.0.0.0 without --insecure-no-auth exits 2 and says why', async () => {
+    const r = await runServer(['--root', root, '--host', '0.0.0.0', '--port', '0'])
+    assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, /--insecure-no-auth/)
+    assert.doesNotMatch(r.stdout.toString(), /listening on/)
+  })
+
+  it('--root /nonexistent exits 1 with a message naming the root', async () => {
+    const missing = join(root, 'nonexistent')
+    const r = await runServer(['--root', missing, '--port', '0'])
+    assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+    assert.ok(r.stderr.includes(missing), r.stderr)
+    assert.doesNotMatch(r.stdout.toString(), /listening on/)
+  })
+
+  it('--root /nonexistent (absolute, outside any temp dir) exits 1', async () => {
+    const r = await runServer(['--root', '/nonexistent', '--port', '0'])
+    assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, /\/nonexistent/)
+  })
+
+  it('--root naming a regular file exits 1', async (t) => {
+    let outcome: string
+    try {
+      const server = await startServerProcess(t, ['--root', join(root, 'file.txt'), '--port', '0'])
+      outcome = `started: ${server.line}`
+      await server.stop('SIGKILL')
+    } catch (err) {
+      outcome = (err as Error).message
+    }
+    assert.match(outcome, /exited with 1 before listening/)
+  })
+})

@@ -15,9 +15,11 @@ export const ErrorCodes = {
   ECHANGED: 'the file changed on disk while it was being read',
   ECANCELED: 'the request was cancelled by the client',
   ECHECKSUM: 'a page failed its checksum',
+  ECORRUPT: 'pages kept arriving corrupt after repeated resends at the smallest page size; the transfer gave up',
   EPROTO: 'the byte stream broke the protocol and cannot be trusted',
   ECLOSED: 'the connection closed before the request completed',
   ECONNECT: 'could not connect to the server',
+  ETIMEDOUT: 'the server stopped answering while requests were waiting',
   EINTERNAL: 'the server hit a bug; the request failed but the server keeps serving',
 } as const
 

@@ -53,8 +53,8 @@ export class ByteLru {
 
   /** Insert; a value larger than the whole budget is not cached. */
   set(key: string, value: Buffer): void {
-    if (value.length > this.limit) return
     this.delete(key)
+    if (value.length > this.limit) return
     this.#lru.set(key, value)
     this.#bytes += value.length
     if (this.#bytes > this.limit) this.#shrink()

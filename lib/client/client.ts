@@ -4,6 +4,13 @@
  * each request's handler. Backpressure: when a read's consumer is full, the
  * demux holds the socket (so all requests on this connection wait; use one
  * connection per independent consumer).
+ *
+ * The reverse path: a handler that sees a corrupt frame, or a gap in its
+ * sequence numbers, sends a NACK for its request. When the byte stream loses
+ * sync (a bad header, garbage between frames) the deframer hunts for the
+ * next frame, and each request that lost a frame finds out from the gap.
+ * A request whose last frames were lost sees no gap: when the connection
+ * goes quiet while requests wait, every one of them is asked again.
  */
 import createDebug from 'debug'
 import net from 'node:net'
@@ -12,13 +19,17 @@ import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { CacheservError, error } from '../errors.js'
 import { FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
+import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
-import { createDeframer } from '../stages/deframer.js'
-import { errorFromFrame, type FrameHandler, parseJsonPayload } from './handlers.js'
+import { createDeframer, type Deframed, type Deframer } from '../stages/deframer.js'
+import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
 
 const debug = createDebug('cacheserv:client')
+
+/** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
+const SILENT_TIMEOUTS = 4
 
 export interface Hello {
   protocol: number
@@ -54,27 +65,57 @@ export interface ReadOptions {
 export interface ConnectOptions {
   /** Give up connecting (and waiting for HELLO) after this many ms. Default 10000. */
   timeout?: number
+  /**
+   * With requests waiting and the connection not held by a slow consumer,
+   * this many ms without a byte means something was lost: every request in
+   * flight is asked again. Default 2000.
+   */
+  progressTimeout?: number
+}
+
+export interface ClientStats {
+  /** NACKs sent. */
+  nacks: number
+  /** Times the byte stream lost sync (bad header, garbage). */
+  lostSync: number
+  /** Times nothing arrived within the progress timeout while requests waited. */
+  timeouts: number
 }
 
 export class Client {
   /** What the server announced when the connection opened. */
   readonly hello: Hello
   #socket: net.Socket
+  #deframer: Deframer
   #handlers = new Map<number, FrameHandler>()
   #nextId = 1
   #closed: Error | null = null
   #done: Promise<void>
+  #stats: ClientStats = { nacks: 0, lostSync: 0, timeouts: 0 }
+  /** A handler's consumer is full: the socket is paused on purpose, silence is expected. */
+  #holding = false
+  #lastByte = Date.now()
+  #silentTimeouts = 0
+  #watchdog: NodeJS.Timeout
 
-  private constructor(socket: net.Socket, hello: Hello, done: Promise<void>) {
+  private constructor(socket: net.Socket, deframer: Deframer, hello: Hello, done: Promise<void>, progressTimeout: number) {
     this.#socket = socket
+    this.#deframer = deframer
     this.hello = hello
     this.#done = done
+    socket.on('data', () => {
+      this.#lastByte = Date.now()
+      this.#silentTimeouts = 0
+    })
+    this.#watchdog = setInterval(() => this.#checkProgress(progressTimeout), Math.max(10, progressTimeout / 4)).unref()
+    void done.then(() => clearInterval(this.#watchdog))
   }
 
   /** Connect to a server and wait for its HELLO. */
   static connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
     const addr = typeof address === 'string' ? parseAddress(address) : address
     const timeout = opts.timeout ?? 10_000
+    const progressTimeout = opts.progressTimeout ?? 2000
     return new Promise<Client>((resolve, reject) => {
       const socket = addr.kind === 'unix' ? net.connect({ path: addr.path }) : net.connect({ host: addr.host, port: addr.port, noDelay: true })
       let client: Client | null = null
@@ -91,16 +132,17 @@ export class Client {
         // A CacheservError here is the deframer's verdict on the bytes (EPROTO), passed through by pipeline.
         if (!handshakeDone) fail(err instanceof CacheservError ? err : error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
+      const deframer = createDeframer({ resync: true })
       const demux = new Writable({
         objectMode: true,
         highWaterMark: 1,
-        write: (frame: ReceivedFrame, _enc, cb) => {
+        write: (item: Deframed, _enc, cb) => {
           if (!handshakeDone) {
             handshakeDone = true
             clearTimeout(timer)
             try {
-              const hello = parseHello(frame)
-              client = new Client(socket, hello, done)
+              const hello = parseHello(item)
+              client = new Client(socket, deframer, hello, done, progressTimeout)
               resolve(client)
             } catch (err) {
               socket.destroy()
@@ -108,11 +150,18 @@ export class Client {
             }
             return cb()
           }
-          client!.#route(frame, cb)
+          if ('lost' in item) {
+            // Whose frame was damaged is unknown here; each victim finds out from a gap in its
+            // sequence numbers, or, if nothing of it follows, from the progress timeout.
+            client!.#stats.lostSync++
+            debug('lost sync: %s', item.lost)
+            return cb()
+          }
+          client!.#route(item, cb)
         },
       })
       const done = new Promise<void>((resolveDone) => {
-        pipeline(socket, createDeframer({ passCorrupt: true }), demux, (err) => {
+        pipeline(socket, deframer, demux, (err) => {
           const e =
             err instanceof CacheservError ? err : error('ECLOSED', `connection closed${err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : ' by the server'}`)
           debug('connection ended: %s', e.message)
@@ -127,14 +176,7 @@ export class Client {
   /** Read a file (or a range of it) as a stream of exactly its bytes. */
   read(path: string, opts: ReadOptions = {}): ReadStream {
     const id = this.#allocId()
-    const stream = new ReadStream(
-      id,
-      (cancelOnServer) => {
-        this.#handlers.delete(id)
-        if (cancelOnServer && !this.#closed) this.#send(id, 'cancel')
-      },
-      opts.highWaterMark,
-    )
+    const stream = new ReadStream(id, this.#control(id), opts.highWaterMark)
     if (this.#closed) {
       process.nextTick(() => stream.destroy(this.#closed!))
       return stream
@@ -165,7 +207,7 @@ export class Client {
   request<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     const id = this.#allocId()
-    const req = new ResultRequest<T>(() => this.#handlers.delete(id))
+    const req = new ResultRequest<T>(this.#control(id))
     this.#handlers.set(id, req)
     this.#send(id, op, args)
     return req.promise
@@ -174,6 +216,11 @@ export class Client {
   /** Requests still waiting for their end. */
   get pending(): number {
     return this.#handlers.size
+  }
+
+  /** Counters of the reverse path on this connection. */
+  stats(): ClientStats {
+    return { ...this.#stats }
   }
 
   /** Close the connection; requests still in flight fail with ECLOSED. */
@@ -193,17 +240,68 @@ export class Client {
     this.#socket.write(encodeRequest(id, op, args))
   }
 
+  #control(id: number): RequestControl {
+    return {
+      nack: (n: Nack) => {
+        if (this.#closed) return
+        this.#stats.nacks++
+        debug('nack %d from seq %d, byte %d (resync %d)', id, n.seq, n.offset, n.resync)
+        this.#send(id, 'nack', { seq: n.seq, offset: n.offset, resync: n.resync })
+      },
+      release: (cancelOnServer: boolean) => {
+        this.#handlers.delete(id)
+        if (cancelOnServer && !this.#closed) this.#send(id, 'cancel')
+      },
+    }
+  }
+
+  /** Ask every request in flight again: bytes were lost and we cannot tell whose. */
+  #lostAll(reason: string): void {
+    debug('%s: asking %d requests again', reason, this.#handlers.size)
+    for (const h of [...this.#handlers.values()]) h.onLost()
+  }
+
+  #checkProgress(timeout: number): void {
+    if (this.#closed || this.#holding || this.#handlers.size === 0) {
+      this.#lastByte = Date.now()
+      return
+    }
+    if (Date.now() - this.#lastByte < timeout) return
+    this.#lastByte = Date.now()
+    this.#stats.timeouts++
+    if (++this.#silentTimeouts > SILENT_TIMEOUTS) {
+      this.#abortAll(error('ETIMEDOUT', `no byte from the server in ${(SILENT_TIMEOUTS + 1) * timeout} ms, despite asking again ${SILENT_TIMEOUTS} times`))
+      this.#socket.destroy()
+      return
+    }
+    // Whatever half-frame the deframer holds will never be completed.
+    this.#deframer.reset()
+    this.#lostAll(`nothing received for ${timeout} ms`)
+  }
+
   #route(frame: ReceivedFrame, cb: () => void): void {
     if (frame.id === 0) {
+      if (!frame.intact) {
+        // An unreadable connection-level error: if it was fatal the server closes and we see ECLOSED.
+        debug('dropped a corrupt connection-level frame')
+        return cb()
+      }
       // Connection-level error: nothing on this connection can be trusted to finish.
-      const err = frame.type === FrameType.ERROR && frame.intact ? errorFromFrame(frame) : error('EPROTO', `unexpected connection frame type ${frame.type}`)
+      const err = frame.type === FrameType.ERROR ? errorFromFrame(frame) : error('EPROTO', `unexpected connection frame type ${frame.type}`)
       this.#abortAll(err)
       this.#socket.destroy()
       return cb()
     }
     const handler = this.#handlers.get(frame.id)
     if (!handler) return cb() // a request we cancelled: its remaining frames are dropped
-    if (handler.onFrame(frame, cb)) cb()
+    if (handler.onFrame(frame, () => this.#resume(cb))) cb()
+    else this.#holding = true
+  }
+
+  #resume(cb: () => void): void {
+    this.#holding = false
+    this.#lastByte = Date.now()
+    cb()
   }
 
   #abortAll(err: Error): void {
@@ -214,8 +312,8 @@ export class Client {
   }
 }
 
-function parseHello(frame: ReceivedFrame): Hello {
-  if (frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
+function parseHello(frame: Deframed): Hello {
+  if ('lost' in frame || frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
     throw error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
   }
   const hello = parseJsonPayload<Hello>(frame)

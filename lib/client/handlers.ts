@@ -4,12 +4,28 @@
  * the demux then holds the socket until `resume` is called.
  */
 import type { ReceivedFrame } from '../protocol/frame.js'
+import { MAX_STALLS, type Nack } from '../protocol/receive-window.js'
 import { CacheservError, error, type ErrorCode } from '../errors.js'
 
 export interface FrameHandler {
   onFrame(frame: ReceivedFrame, resume: () => void): boolean
+  /** The connection went quiet while this request waited: ask for it again from where it stands. */
+  onLost(): void
   /** The connection ended or failed before this request completed. */
   onAbort(err: Error): void
+}
+
+/** What a handler may ask of its client. */
+export interface RequestControl {
+  /** Send a NACK for this request. */
+  nack(nack: Nack): void
+  /** Forget this request; with `cancelOnServer`, also tell the server to stop it. */
+  release(cancelOnServer: boolean): void
+}
+
+/** The receiver's own verdict when NACKs stop bringing anything back. */
+export function giveUp(nack: Nack): CacheservError {
+  return error('ECORRUPT', `gave up after ${MAX_STALLS} requests to resend brought no intact frame (stuck at byte ${nack.offset})`)
 }
 
 /** Turn an ERROR frame's payload into an error with the server's code. */

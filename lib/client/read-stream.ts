@@ -1,14 +1,16 @@
 /**
- * A read request as a Readable of exactly the requested bytes. Every page was
- * verified against its checksum before it is pushed; sequence numbers and the
- * byte count announced by START and END are checked, so a short or reordered
- * transfer is an error, never a quiet success.
+ * A read request as a Readable of exactly the requested bytes. Only pages
+ * that arrive intact and in sequence are pushed; a corrupt or missing page
+ * is asked for again (NACK) and everything after it discarded until the
+ * server's RESYNC. The byte count announced by START and END is checked, so
+ * a short transfer is an error, never a quiet success.
  */
 import { Readable } from 'node:stream'
 import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
-import { errorFromFrame, type FrameHandler, parseJsonPayload } from './handlers.js'
+import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
+import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl } from './handlers.js'
 
 export interface ReadInfo {
   /** Size of the whole file. */
@@ -23,18 +25,21 @@ export class ReadStream extends Readable implements FrameHandler {
   readonly id: number
   /** What the server announced before the bytes (START frame). */
   info: ReadInfo | null = null
-  #seq = 0
-  #received = 0
+  #window = new ReceiveWindow()
   #held: (() => void) | null = null
   /** The server has ended this request (END or ERROR seen), or the connection is gone. */
   #finished = false
-  #release: (cancelOnServer: boolean) => void
+  #control: RequestControl
 
-  /** `release` forgets this request in the client, and asks the server to stop when it still runs. */
-  constructor(id: number, release: (cancelOnServer: boolean) => void, highWaterMark = 1024 * 1024) {
+  constructor(id: number, control: RequestControl, highWaterMark = 1024 * 1024) {
     super({ highWaterMark })
     this.id = id
-    this.#release = release
+    this.#control = control
+  }
+
+  /** NACKs this read has sent. */
+  get nacks(): number {
+    return this.#window.nacks
   }
 
   override _read(): void {
@@ -45,14 +50,13 @@ export class ReadStream extends Readable implements FrameHandler {
 
   onFrame(frame: ReceivedFrame, resume: () => void): boolean {
     if (this.#finished) return true
-    if (!frame.intact) return this.#fail(error('ECHECKSUM', `page ${frame.seq} of read ${this.id} failed its checksum`))
-    if (frame.type === FrameType.ERROR) {
-      this.#finished = true
-      return this.#fail(errorFromFrame(frame))
-    }
-    if (frame.seq !== this.#seq) return this.#fail(error('EPROTO', `read ${this.id}: expected frame ${this.#seq}, got ${frame.seq}`))
-    this.#seq++
+    const verdict = this.#window.accept(frame)
+    if (typeof verdict === 'object') this.#nack(verdict)
+    if (verdict !== 'deliver') return true
     switch (frame.type) {
+      case FrameType.ERROR:
+        this.#finished = true
+        return this.#fail(errorFromFrame(frame))
       case FrameType.START:
         if (this.info) return this.#fail(error('EPROTO', `read ${this.id}: second START frame`))
         this.info = parseJsonPayload<ReadInfo>(frame)
@@ -60,25 +64,34 @@ export class ReadStream extends Readable implements FrameHandler {
         return true
       case FrameType.DATA: {
         if (!this.info) return this.#fail(error('EPROTO', `read ${this.id}: DATA before START`))
-        this.#received += frame.payload.length
-        if (this.#received > this.info.length) return this.#fail(error('EPROTO', `read ${this.id}: more bytes than announced`))
+        if (this.#window.offset > this.info.length) return this.#fail(error('EPROTO', `read ${this.id}: more bytes than announced`))
         if (this.push(frame.payload)) return true
         this.#held = resume
         return false
       }
       case FrameType.END: {
         const end = parseJsonPayload<{ length: number }>(frame)
-        if (!this.info || this.#received !== this.info.length || end.length !== this.#received) {
-          return this.#fail(error('EPROTO', `read ${this.id}: got ${this.#received} bytes, expected ${this.info?.length ?? '?'}`))
+        const got = this.#window.offset
+        if (!this.info || got !== this.info.length || end.length !== got) {
+          return this.#fail(error('EPROTO', `read ${this.id}: got ${got} bytes, expected ${this.info?.length ?? '?'}`))
         }
         this.#finished = true
-        this.#release(false)
+        this.#control.release(false)
         this.push(null)
         return true
       }
       default:
         return this.#fail(error('EPROTO', `read ${this.id}: unexpected frame type ${frame.type}`))
     }
+  }
+
+  onLost(): void {
+    if (!this.#finished) this.#nack(this.#window.lost())
+  }
+
+  #nack(nack: Nack): void {
+    if (!this.#window.exhausted) return this.#control.nack(nack)
+    this.destroy(giveUp(nack)) // _destroy cancels it on the server
   }
 
   onAbort(err: Error): void {
@@ -89,7 +102,7 @@ export class ReadStream extends Readable implements FrameHandler {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Destroyed by the consumer before the end (e.g. `| head -c 10`): stop the server too.
-    this.#release(!this.#finished)
+    this.#control.release(!this.#finished)
     this.#finished = true
     const held = this.#held
     this.#held = null

@@ -2,16 +2,19 @@
 import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
-import { errorFromFrame, type FrameHandler, parseJsonPayload } from './handlers.js'
+import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
+import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl } from './handlers.js'
 
 export class ResultRequest<T> implements FrameHandler {
   readonly promise: Promise<T>
   #resolve!: (value: T) => void
   #reject!: (err: Error) => void
-  #done: () => void
+  #control: RequestControl
+  #window = new ReceiveWindow()
+  #done = false
 
-  constructor(done: () => void) {
-    this.#done = done
+  constructor(control: RequestControl) {
+    this.#control = control
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -19,9 +22,13 @@ export class ResultRequest<T> implements FrameHandler {
   }
 
   onFrame(frame: ReceivedFrame): boolean {
-    this.#done()
-    if (!frame.intact) this.#reject(error('ECHECKSUM', `response to request ${frame.id} failed its checksum`))
-    else if (frame.type === FrameType.RESULT) {
+    if (this.#done) return true
+    const verdict = this.#window.accept(frame)
+    if (typeof verdict === 'object') this.#nack(verdict)
+    if (verdict !== 'deliver') return true
+    this.#done = true
+    this.#control.release(false)
+    if (frame.type === FrameType.RESULT) {
       try {
         this.#resolve(parseJsonPayload<T>(frame))
       } catch (err) {
@@ -32,7 +39,19 @@ export class ResultRequest<T> implements FrameHandler {
     return true
   }
 
+  onLost(): void {
+    if (!this.#done) this.#nack(this.#window.lost())
+  }
+
+  #nack(nack: Nack): void {
+    if (!this.#window.exhausted) return this.#control.nack(nack)
+    this.#done = true
+    this.#control.release(true)
+    this.#reject(giveUp(nack))
+  }
+
   onAbort(err: Error): void {
+    this.#done = true
     this.#reject(err)
   }
 }

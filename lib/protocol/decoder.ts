@@ -1,39 +1,63 @@
 /**
  * Incremental frame decoder: feed it bytes in any chunking, it calls back with
- * whole frames. It never throws on bad input: a header that fails its own
- * check is reported through `onInvalid`, after which the stream is not
- * trusted and the decoder stops.
+ * whole frames. It never throws on bad input.
+ *
+ * A header that fails its own check is reported through `onInvalid`. Then,
+ * by default, the decoder stops: the stream is not trusted. With `resync`,
+ * it hunts instead: it skips bytes until a position where a whole valid
+ * header starts (magic, header CRC, sane fields) and goes on from there. The
+ * caller decides what to distrust in between (the NACK path asks every
+ * request in flight to be resent).
  */
 import { digestSize, verifyDigest } from './checksum.js'
-import { HEADER_SIZE } from './constants.js'
+import { HEADER_SIZE, MAGIC } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
 import { decodeHeader, type Header } from './header.js'
 
 export interface DecoderHandlers {
   onFrame(frame: ReceivedFrame): void
+  /** A header failed its check at a frame boundary (reported once per loss of sync). */
   onInvalid(reason: string): void
+  /** With `resync`: a valid header was found again after `skipped` bytes. */
+  onResync?(skipped: number): void
+}
+
+export interface DecoderOptions {
+  /** Hunt for the next valid header after an invalid one, instead of stopping. */
+  resync?: boolean
 }
 
 const enum State {
   Header,
   Body,
+  Hunt,
 }
+
+const MAGIC_BYTES = Buffer.from([MAGIC >> 8, MAGIC & 0xff])
 
 export class FrameDecoder {
   #chunks: Buffer[] = []
   #buffered = 0
   #state = State.Header
   #failed = false
+  #skipped = 0
   #header: Header | null = null
   #handlers: DecoderHandlers
+  #resync: boolean
 
-  constructor(handlers: DecoderHandlers) {
+  constructor(handlers: DecoderHandlers, { resync = false }: DecoderOptions = {}) {
     this.#handlers = handlers
+    this.#resync = resync
   }
 
-  /** Bytes received but not yet part of a whole frame. */
+  /** Bytes received but not yet handed on as part of a whole frame (a header already read counts). */
   get buffered(): number {
-    return this.#buffered
+    return this.#buffered + (this.#state === State.Body ? HEADER_SIZE : 0)
+  }
+
+  /** True when the stream stopped at a frame boundary (nothing half-received). */
+  get atBoundary(): boolean {
+    return this.#state === State.Header && this.#buffered === 0
   }
 
   write(chunk: Buffer): void {
@@ -44,8 +68,12 @@ export class FrameDecoder {
       switch (this.#state) {
         case State.Header: {
           if (this.#buffered < HEADER_SIZE) return
-          const result = decodeHeader(this.#take(HEADER_SIZE))
-          if (!result.ok) return this.#fail(result.reason)
+          const result = decodeHeader(this.#peek(HEADER_SIZE))
+          if (!result.ok) {
+            this.#lost(result.reason)
+            break
+          }
+          this.#drop(HEADER_SIZE)
           this.#header = result.header
           this.#state = State.Body
           break
@@ -59,30 +87,110 @@ export class FrameDecoder {
           this.#state = State.Header
           this.#header = null
           const intact = verifyDigest(h.checksum, payload, digest, 0)
-          this.#handlers.onFrame({ type: h.type, id: h.id, seq: h.seq, checksum: h.checksum, payload, intact })
+          this.#handlers.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, payload, intact })
           break
         }
+        case State.Hunt:
+          if (!this.#hunt()) return
+          break
       }
     }
   }
 
-  /** True when the stream stopped at a frame boundary (nothing half-received). */
-  get atBoundary(): boolean {
-    return this.#state === State.Header && this.#buffered === 0
+  /**
+   * Forget any half-received frame and hunt for the next header, silently:
+   * for a caller that already knows the bytes it holds will never be
+   * completed (a progress timeout). Needs `resync`.
+   */
+  reset(): void {
+    if (this.#failed || !this.#resync) return
+    this.#header = null
+    if (this.#buffered > 0 || this.#state !== State.Header) this.#state = State.Hunt
   }
 
-  #fail(reason: string): void {
-    this.#failed = true
-    this.#chunks = []
-    this.#buffered = 0
-    this.#handlers.onInvalid(reason)
+  #lost(reason: string): void {
+    if (!this.#resync) {
+      this.#failed = true
+      this.#chunks = []
+      this.#buffered = 0
+      this.#handlers.onInvalid(reason)
+      return
+    }
+    if (this.#state !== State.Hunt) this.#handlers.onInvalid(reason)
+    this.#state = State.Hunt
+    this.#header = null
+    // The bytes at the current position are not a header: hunt from the next one.
+    if (this.#buffered > 0) {
+      this.#drop(1)
+      this.#skipped++
+    }
+  }
+
+  /** Look for a valid header in what is buffered; true when found (state is then Body). */
+  #hunt(): boolean {
+    const all = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks)
+    this.#chunks = all.length > 0 ? [all] : []
+    let from = 0
+    while (true) {
+      const at = all.indexOf(MAGIC_BYTES, from)
+      if (at === -1) {
+        // Keep a last byte that may be the first half of a magic.
+        const keep = all.length > 0 && all[all.length - 1] === MAGIC_BYTES[0] ? 1 : 0
+        this.#discard(all.length - keep)
+        return false
+      }
+      if (all.length - at < HEADER_SIZE) {
+        this.#discard(at)
+        return false
+      }
+      const result = decodeHeader(all, at)
+      if (result.ok) {
+        this.#discard(at + HEADER_SIZE)
+        this.#skipped -= HEADER_SIZE
+        this.#handlers.onResync?.(this.#skipped)
+        this.#skipped = 0
+        this.#header = result.header
+        this.#state = State.Body
+        return true
+      }
+      from = at + 1
+    }
+  }
+
+  /** Drop n bytes from the front, counting them as skipped. */
+  #discard(n: number): void {
+    this.#skipped += n
+    this.#drop(n)
+  }
+
+  #drop(n: number): void {
+    let left = n
+    this.#buffered -= n
+    while (left > 0) {
+      const c = this.#chunks[0]
+      if (c.length <= left) {
+        this.#chunks.shift()
+        left -= c.length
+      } else {
+        this.#chunks[0] = c.subarray(left)
+        left = 0
+      }
+    }
+  }
+
+  /** The first n bytes, without consuming them. */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]
+    if (first.length >= n) return first.subarray(0, n)
+    const out = Buffer.concat(this.#chunks, Math.min(this.#buffered, n))
+    return out.subarray(0, n)
   }
 
   /** Remove exactly n bytes from the front; zero-copy when one chunk holds them. */
   #take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0)
     this.#buffered -= n
     const first = this.#chunks[0]
-    if (n === 0) return Buffer.alloc(0)
     if (first.length >= n) {
       if (first.length === n) this.#chunks.shift()
       else this.#chunks[0] = first.subarray(n)

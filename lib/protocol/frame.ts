@@ -8,11 +8,19 @@ export interface Frame {
   id: number
   seq: number
   payload: Buffer
+  /**
+   * Which attempt at its request produced this frame: the low 8 bits of the
+   * resync number that started it (0 for the first). Sent in the header's
+   * flags byte, so a receiver can tell a resend from stale frames even when
+   * the RESYNC marker itself was lost.
+   */
+  epoch?: number
 }
 
 /** A frame as the decoder hands it on: `intact` is false when the payload failed its digest. */
 export interface ReceivedFrame extends Frame {
   checksum: number
+  epoch: number
   intact: boolean
 }
 
@@ -29,7 +37,7 @@ export function encodeFrame(frame: Frame, checksum: number): Buffer[] {
   const headSize = HEADER_SIZE + digestSize(checksum)
   const small = payload.length < COALESCE_BELOW
   const head = Buffer.allocUnsafe(headSize + (small ? payload.length : 0))
-  encodeHeader({ type: frame.type, id: frame.id, seq: frame.seq, length: payload.length, checksum, flags: 0 }, head, 0)
+  encodeHeader({ type: frame.type, id: frame.id, seq: frame.seq, length: payload.length, checksum, flags: (frame.epoch ?? 0) & 0xff }, head, 0)
   writeDigest(checksum, payload, head, HEADER_SIZE)
   if (!small) return [head, payload]
   payload.copy(head, headSize)
@@ -37,6 +45,6 @@ export function encodeFrame(frame: Frame, checksum: number): Buffer[] {
 }
 
 /** A JSON payload, as HELLO, START, END, RESULT, ERROR and RESYNC frames carry. */
-export function jsonFrame(type: FrameType, id: number, seq: number, body: unknown): Frame {
-  return { type, id, seq, payload: Buffer.from(JSON.stringify(body)) }
+export function jsonFrame(type: FrameType, id: number, seq: number, body: unknown, epoch = 0): Frame {
+  return { type, id, seq, epoch, payload: Buffer.from(JSON.stringify(body)) }
 }

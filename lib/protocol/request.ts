@@ -42,5 +42,6 @@ export function parseRequestLine(line: string): ParsedRequest {
 
 /** Serialise a request as one line of the wire format. */
 export function encodeRequest(id: number, op: string, args: Record<string, unknown> = {}): Buffer {
-  return Buffer.from(JSON.stringify({ id, op, ...args }) + '\n')
+  // id and op last, so that arguments can never replace them.
+  return Buffer.from(JSON.stringify({ ...args, id, op }) + '\n')
 }

@@ -23,15 +23,26 @@ export interface PipelineOptions {
   checksum?: ChecksumName
   maxRequest?: number
   maxInFlight?: number
+  minPageSize?: number
+  retries?: number
   hello: unknown
   onData?: (bytes: number) => void
+  onNack?: () => void
 }
 
 /** The server side of the protocol as a Duplex: request bytes in, frame bytes out. */
 export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): Duplex {
   return new pumpify(
     createRequestParser({ maxRequest: opts.maxRequest }),
-    new CommandSource(ctx, { maxInFlight: opts.maxInFlight, hello: opts.hello, onData: opts.onData }),
+    new CommandSource(ctx, {
+      maxInFlight: opts.maxInFlight,
+      hello: opts.hello,
+      onData: opts.onData,
+      onNack: opts.onNack,
+      pageSize: opts.pageSize,
+      minPageSize: opts.minPageSize,
+      retries: opts.retries,
+    }),
     createPager({ pageSize: opts.pageSize }),
     createFramer({ checksum: opts.checksum }),
   ) as unknown as Duplex

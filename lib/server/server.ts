@@ -34,9 +34,15 @@ export interface ServerOptions {
   maxRequest?: number
   /** Requests one connection may have running at once. Default 64. */
   maxInFlight?: number
+  /** Smallest page size NACKs shrink a request's pages to. Default 1 KiB. */
+  minPageSize?: number
+  /** NACKs in a row at the smallest page size, without progress, before a read fails with ECORRUPT. Default 8. */
+  retries?: number
 }
 
 export interface ServerStats extends CacheStats {
+  /** NACKs received, each answered by a resend. */
+  nacks: number
   connections: number
   totalConnections: number
   bytesServed: number
@@ -58,12 +64,17 @@ export class CacheServer extends EventEmitter {
   #started = Date.now()
   #totalConnections = 0
   #bytesServed = 0
+  #nacks = 0
 
   private constructor(jail: Jail, opts: ServerOptions) {
     super()
     const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE
     if (!Number.isInteger(pageSize) || pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE) {
       throw new RangeError(`page size must be from ${MIN_PAGE_SIZE} to ${MAX_PAGE_SIZE} bytes, got ${pageSize}`)
+    }
+    const minPageSize = opts.minPageSize ?? MIN_PAGE_SIZE
+    if (!Number.isInteger(minPageSize) || minPageSize < 1 || minPageSize > pageSize) {
+      throw new RangeError(`smallest page size must be from 1 to the page size (${pageSize}), got ${minPageSize}`)
     }
     this.root = jail.root
     this.pageSize = pageSize
@@ -86,6 +97,9 @@ export class CacheServer extends EventEmitter {
       checksum: this.checksum,
       maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
       maxInFlight: this.#opts.maxInFlight,
+      minPageSize: this.#opts.minPageSize,
+      retries: this.#opts.retries,
+      onNack: () => void this.#nacks++,
       hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize },
       onData: (n) => void (this.#bytesServed += n),
     })
@@ -97,6 +111,7 @@ export class CacheServer extends EventEmitter {
   stats(): ServerStats {
     return {
       ...this.cache.stats(),
+      nacks: this.#nacks,
       connections: this.#connections.size,
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,

@@ -1,35 +1,63 @@
 /**
- * The receiving side of the framer: bytes → verified frames, for any Duplex.
- * A frame whose payload fails its digest is an ECHECKSUM error (the NACK path
- * will turn it into a resend); a header that fails its own check ends the
- * stream with EPROTO, since no later byte can be trusted.
+ * The receiving side of the framer: bytes → frames, for any Duplex.
+ *
+ * Strict (the default): a frame whose payload fails its digest is an
+ * ECHECKSUM error, a header that fails its own check ends the stream with
+ * EPROTO. With `resync` (what the NACK path uses), corrupt frames are handed
+ * on marked `intact: false`, and a lost frame boundary becomes a `{ lost }`
+ * marker in the stream, in order, after which the deframer hunts for the next
+ * valid header; the receiver decides what to ask for again.
  */
+import createDebug from 'debug'
 import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
 import { error } from '../errors.js'
 import { FrameDecoder } from '../protocol/decoder.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 
+const debug = createDebug('cacheserv:deframer')
+
 export interface DeframerOptions {
   /** Hand on frames whose payload failed its digest (marked `intact: false`) instead of failing. */
   passCorrupt?: boolean
+  /** Survive a bad header: emit a `{ lost }` marker and hunt for the next frame. Implies passCorrupt. */
+  resync?: boolean
 }
 
-export function createDeframer({ passCorrupt = false }: DeframerOptions = {}): Transform {
+/** Marks the place in the frame stream where bytes were lost. */
+export interface StreamLoss {
+  lost: string
+}
+
+export type Deframed = ReceivedFrame | StreamLoss
+
+export type Deframer = Transform & {
+  /** Drop a half-received frame and hunt for the next header (resync mode only). */
+  reset(): void
+}
+
+export function createDeframer({ passCorrupt = false, resync = false }: DeframerOptions = {}): Deframer {
   let failure: Error | null = null
   let stream: Transform
-  const decoder = new FrameDecoder({
-    onFrame(frame: ReceivedFrame) {
-      if (!frame.intact && !passCorrupt) {
-        failure ??= error('ECHECKSUM', `frame ${frame.id}/${frame.seq} failed its payload checksum`)
-        return
-      }
-      stream.push(frame)
+  const decoder = new FrameDecoder(
+    {
+      onFrame(frame: ReceivedFrame) {
+        if (!frame.intact && !passCorrupt && !resync) {
+          failure ??= error('ECHECKSUM', `frame ${frame.id}/${frame.seq} failed its payload checksum`)
+          return
+        }
+        stream.push(frame)
+      },
+      onInvalid(reason: string) {
+        if (resync) stream.push({ lost: reason } satisfies StreamLoss)
+        else failure ??= error('EPROTO', `invalid frame header (${reason}); the stream cannot be trusted`)
+      },
+      onResync(skipped: number) {
+        debug('found a frame again after %d skipped bytes', skipped)
+      },
     },
-    onInvalid(reason: string) {
-      failure ??= error('EPROTO', `invalid frame header (${reason}); the stream cannot be trusted`)
-    },
-  })
+    { resync },
+  )
   stream = objectTransform({ writableObjectMode: false, readableObjectMode: true }, function (
     chunk: Buffer,
     _enc: BufferEncoding,
@@ -38,8 +66,8 @@ export function createDeframer({ passCorrupt = false }: DeframerOptions = {}): T
     decoder.write(chunk)
     cb(failure)
   }, function (cb: (err?: Error | null) => void) {
-    if (!failure && !decoder.atBoundary) failure = error('EPROTO', `stream ended inside a frame (${decoder.buffered} bytes left over)`)
+    if (!failure && !decoder.atBoundary && !resync) failure = error('EPROTO', `stream ended inside a frame (${decoder.buffered} bytes left over)`)
     cb(failure)
   }) as unknown as Transform
-  return stream
+  return Object.assign(stream, { reset: () => decoder.reset() })
 }

@@ -3,10 +3,21 @@
  * yet cut into pages or numbered. The pager turns them into frames.
  */
 export type Part =
-  | { kind: 'start'; body: unknown }
-  | { kind: 'data'; chunk: Buffer }
+  /** `identity` names the file version, so a resend can insist on the same one; it is not sent. */
+  | { kind: 'start'; body: unknown; identity?: string }
+  /** `pageSize` is this request's current page size (it shrinks after NACKs). */
+  | { kind: 'data'; chunk: Buffer; pageSize?: number }
   | { kind: 'end'; body: unknown }
   | { kind: 'result'; body: unknown }
+  /** Starts a resend: the pager restarts numbering at `body.seq` and drops any partial page. */
+  | { kind: 'resync'; body: ResyncBody }
+
+export interface ResyncBody {
+  resync: number
+  seq: number
+  offset: number
+  pageSize: number
+}
 
 export type Item =
   | ({ id: number } & Part)

@@ -2,6 +2,10 @@
  * Stage 3: response parts → frames. Cuts each request's bytes into pages of
  * the page size (zero-copy when a page lies inside one block) and numbers
  * every frame of a request with consecutive sequence numbers from 0.
+ *
+ * A data part may carry its request's current page size (smaller after
+ * NACKs). A resync part starts a resend: any partial page of the old attempt
+ * is dropped and numbering restarts at the seq the receiver asked for.
  */
 import createDebug from 'debug'
 import { objectTransform } from 'through2'
@@ -13,11 +17,14 @@ import { type Item, isTerminal } from './items.js'
 const debug = createDebug('cacheserv:pager')
 
 export interface PagerOptions {
+  /** Page size of data parts that do not carry their own. */
   pageSize?: number
 }
 
 interface RequestState {
   seq: number
+  /** Low 8 bits of the resync number of the current attempt. */
+  epoch: number
   /** Bytes shorter than a page, waiting for the next chunk or the end. */
   carry: Buffer[]
   carryBytes: number
@@ -25,12 +32,12 @@ interface RequestState {
 
 const JSON_TYPES = { hello: FrameType.HELLO, start: FrameType.START, end: FrameType.END, result: FrameType.RESULT, error: FrameType.ERROR } as const
 
-export function createPager({ pageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {}): Transform {
+export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {}): Transform {
   const requests = new Map<number, RequestState>()
 
   const stateOf = (id: number): RequestState => {
     let st = requests.get(id)
-    if (!st) requests.set(id, (st = { seq: 0, carry: [], carryBytes: 0 }))
+    if (!st) requests.set(id, (st = { seq: 0, epoch: 0, carry: [], carryBytes: 0 }))
     return st
   }
 
@@ -40,11 +47,32 @@ export function createPager({ pageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {})
       this.push(jsonFrame(JSON_TYPES[item.kind], 0, 0, item.body))
       return cb()
     }
+    if (item.kind === 'resync') {
+      const epoch = item.body.resync & 0xff
+      requests.set(item.id, { seq: item.body.seq, epoch, carry: [], carryBytes: 0 })
+      debug('resync %d at seq %d, pages of %d', item.id, item.body.seq, item.body.pageSize)
+      this.push(jsonFrame(FrameType.RESYNC, item.id, item.body.seq, item.body, epoch))
+      return cb()
+    }
     const st = stateOf(item.id)
-    const page = (payload: Buffer) => this.push({ type: FrameType.DATA, id: item.id, seq: st.seq++, payload } satisfies Frame)
+    const page = (payload: Buffer) => this.push({ type: FrameType.DATA, id: item.id, seq: st.seq++, epoch: st.epoch, payload } satisfies Frame)
 
     if (item.kind === 'data') {
+      const pageSize = item.pageSize ?? defaultPageSize
+      const cut = (buf: Buffer): Buffer => {
+        while (buf.length >= pageSize) {
+          page(buf.subarray(0, pageSize))
+          buf = buf.subarray(pageSize)
+        }
+        return buf
+      }
       let chunk = item.chunk
+      if (st.carryBytes >= pageSize) {
+        // The page size shrank below what was carried: send the carry in pages of the new size.
+        const rest = cut(Buffer.concat(st.carry))
+        st.carry = rest.length > 0 ? [rest] : []
+        st.carryBytes = rest.length
+      }
       if (st.carryBytes > 0) {
         const need = pageSize - st.carryBytes
         if (chunk.length < need) {
@@ -57,10 +85,7 @@ export function createPager({ pageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {})
         st.carryBytes = 0
         chunk = chunk.subarray(need)
       }
-      while (chunk.length >= pageSize) {
-        page(chunk.subarray(0, pageSize))
-        chunk = chunk.subarray(pageSize)
-      }
+      chunk = cut(chunk)
       if (chunk.length > 0) {
         st.carry.push(chunk)
         st.carryBytes = chunk.length
@@ -74,7 +99,7 @@ export function createPager({ pageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {})
       requests.delete(item.id)
       debug('request %d done after %d frames (%s)', item.id, st.seq + 1, item.kind)
     }
-    this.push(jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body))
+    this.push(jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body, st.epoch))
     cb()
   }) as unknown as Transform
 }

@@ -48,14 +48,15 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
         pending = []
         pendingBytes = 0
       }
-      if (line.length > maxRequest) return tooBig(this, cb)
+      // The limit excludes the line ending, \r\n as well as \n.
+      if (line.length - (line[line.length - 1] === 0x0d ? 1 : 0) > maxRequest) return tooBig(this, cb)
       emitLine(this, line)
       start = nl + 1
     }
     if (start < chunk.length) {
       pending.push(chunk.subarray(start))
       pendingBytes += chunk.length - start
-      if (pendingBytes > maxRequest) return tooBig(this, cb)
+      if (pendingBytes > maxRequest + 1) return tooBig(this, cb) // + 1: a \r may still be followed by \n
     }
     cb()
   }, function (this: Transform, cb: (err?: Error | null) => void) {

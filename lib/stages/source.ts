@@ -7,14 +7,21 @@
  * (backpressure from the socket decides when the next block is read), not
  * produced by its input. Commands are async generators, so "pull the next
  * block" is `gen.next()` and "stop and clean up" is `gen.return()`.
+ *
+ * The reverse path ends here too: a NACK stops the request's job, halves its
+ * page size and starts a new job from where the receiver's verified bytes
+ * end, behind a RESYNC. Frames of the old job still in the pipeline go out
+ * first and the receiver discards them until that RESYNC.
  */
 import createDebug from 'debug'
 import { Duplex } from 'node:stream'
-import type { CommandContext } from '../commands/context.js'
+import type { Command, CommandContext, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
-import type { ParsedRequest } from '../protocol/request.js'
-import type { Item, Part } from './items.js'
+import { DEFAULT_PAGE_SIZE } from '../protocol/constants.js'
+import type { ParsedRequest, Request } from '../protocol/request.js'
+import type { Item, Part, ResyncBody } from './items.js'
+import { PageSize } from './page-size.js'
 
 const debug = createDebug('cacheserv:source')
 
@@ -25,6 +32,14 @@ export interface SourceOptions {
   hello: unknown
   /** Called for every DATA chunk handed on (server statistics). */
   onData?: (bytes: number) => void
+  /** Called for every NACK that starts a resend (server statistics). */
+  onNack?: () => void
+  /** The configured page size; NACKs shrink a request's pages below it. */
+  pageSize?: number
+  /** Smallest page size after NACKs. Default 1 KiB. */
+  minPageSize?: number
+  /** NACKs in a row at the smallest page size, without progress, before a request fails with ECORRUPT. Default 8. */
+  retries?: number
 }
 
 interface Job {
@@ -32,6 +47,19 @@ interface Job {
   gen: AsyncGenerator<Part, void, void>
   cancelled: boolean
 }
+
+/** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
+interface RequestRecord {
+  command: Command
+  args: Record<string, unknown>
+  identity?: string
+  pages: PageSize
+  /** DATA bytes handed on so far, counting from the start of the read (a resend starts at its offset). */
+  sent: number
+}
+
+/** Finished requests remembered per connection for late NACKs. */
+const MAX_RECORDS = 1024
 
 export class CommandSource extends Duplex {
   #ctx: CommandContext
@@ -44,16 +72,19 @@ export class CommandSource extends Duplex {
   #jobs = new Map<number, Job>()
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
+  #records = new Map<number, RequestRecord>()
+  #opts: SourceOptions
   #wantMore = false
   #pumping = false
   #closing = false
 
-  constructor(ctx: CommandContext, { maxInFlight = 64, hello, onData }: SourceOptions) {
+  constructor(ctx: CommandContext, opts: SourceOptions) {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
-    this.#maxInFlight = maxInFlight
-    this.#onData = onData
-    this.#replies.push({ id: 0, kind: 'hello', body: hello })
+    this.#opts = opts
+    this.#maxInFlight = opts.maxInFlight ?? 64
+    this.#onData = opts.onData
+    this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
   /** Requests running now. */
@@ -68,12 +99,17 @@ export class CommandSource extends Duplex {
       if (req.fatal) this.#close()
     } else if (req.op === 'cancel') {
       this.#cancel(req.id)
+    } else if (req.op === 'nack') {
+      this.#nack(req)
     } else if (this.#jobs.has(req.id)) {
       this.#reply(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
       const command = commands.get(req.op)
       if (!command) this.#reply(req.id, error('EBADREQ', `unknown command ${JSON.stringify(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else this.#start(req.id, command(req.args, this.#ctx))
+      else {
+        this.#remember(req.id, { command, args: req.args, pages: this.#pageSize(), sent: 0 })
+        this.#start(req.id, command(req.args, this.#ctx))
+      }
     }
     if (this.#jobs.size >= this.#maxInFlight) this.#heldWrite = () => cb()
     else cb()
@@ -109,6 +145,49 @@ export class CommandSource extends Duplex {
     this.#replies.push({ id, kind: 'error', body: { code: err.code, message: err.message } })
   }
 
+  #pageSize(): PageSize {
+    return new PageSize({ max: this.#opts.pageSize ?? DEFAULT_PAGE_SIZE, floor: this.#opts.minPageSize, retries: this.#opts.retries })
+  }
+
+  #remember(id: number, record: RequestRecord): void {
+    this.#records.delete(id)
+    this.#records.set(id, record)
+    // Forget the oldest finished requests; a request still running keeps its record.
+    for (const old of this.#records.keys()) {
+      if (this.#records.size <= MAX_RECORDS) break
+      if (!this.#jobs.has(old)) this.#records.delete(old)
+    }
+  }
+
+  /**
+   * NACK {id, seq, offset, resync}: the receiver verified frames before `seq`
+   * (`offset` DATA bytes) and discards the rest until RESYNC `resync`.
+   */
+  #nack(req: Request): void {
+    const { seq, offset, resync } = req.args
+    const valid = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
+    if (!valid(seq) || !valid(offset) || !valid(resync)) {
+      return this.#reply(req.id, error('EBADREQ', 'nack needs non-negative integers "seq", "offset" and "resync"'))
+    }
+    const record = this.#records.get(req.id)
+    const running = this.#jobs.get(req.id)
+    if (running) this.#drop(running)
+    if (!record) {
+      return this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`))
+    }
+    this.#opts.onNack?.()
+    const inFlight = Math.max(0, record.sent - offset)
+    record.sent = offset
+    if (!record.pages.nack(offset, inFlight)) {
+      this.#records.delete(req.id)
+      this.#reply(req.id, error('ECORRUPT', `request ${req.id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`))
+      return this.#releaseIfRoom()
+    }
+    const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
+    debug('nack %d: resend from seq %d, byte %d, pages of %d', req.id, seq, offset, body.pageSize)
+    this.#start(req.id, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body))
+  }
+
   /** Stop a job; its generator's cleanup runs and an ECANCELED error ends it on the wire. */
   #cancel(id: number): void {
     const job = this.#jobs.get(id)
@@ -131,13 +210,19 @@ export class CommandSource extends Duplex {
   }
 
   #drop(job: Job): void {
-    this.#jobs.delete(job.id)
+    if (this.#jobs.get(job.id) === job) this.#jobs.delete(job.id)
+    const i = this.#ready.indexOf(job)
+    if (i !== -1) this.#ready.splice(i, 1)
     job.gen.return().catch(() => {}) // runs its finally: closes fds
   }
 
   #finish(job: Job, err?: CacheservError): void {
     this.#drop(job)
     if (err) this.#reply(job.id, err)
+    this.#releaseIfRoom()
+  }
+
+  #releaseIfRoom(): void {
     if (this.#jobs.size < this.#maxInFlight) this.#releaseWrite()
   }
 
@@ -172,8 +257,7 @@ export class CommandSource extends Duplex {
             this.#finish(job, error('EINTERNAL', `request ${job.id} ended without a response`))
             continue
           }
-          item = { id: job.id, ...r.value } as Item
-          if (item.kind === 'data') this.#onData?.(item.chunk.length)
+          item = this.#tag(job.id, r.value)
           if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
           else this.#ready.push(job)
         } catch (err) {
@@ -191,6 +275,24 @@ export class CommandSource extends Duplex {
     this.#maybeEnd()
   }
 
+  /** Turn a command's part into an item: data learns its page size, START's file identity is kept for resends. */
+  #tag(id: number, part: Part): Item {
+    const record = this.#records.get(id)
+    if (part.kind === 'data') {
+      this.#onData?.(part.chunk.length)
+      if (!record) return { id, ...part }
+      const pageSize = record.pages.size
+      record.sent += part.chunk.length
+      record.pages.sent(part.chunk.length)
+      return { id, kind: 'data', chunk: part.chunk, pageSize }
+    }
+    if (part.kind === 'start') {
+      if (record && part.identity) record.identity = part.identity
+      return { id, kind: 'start', body: part.body }
+    }
+    return { id, ...part }
+  }
+
   /** End the output once input has ended (or failed) and every response is out. */
   #maybeEnd(): void {
     if (this.destroyed || this.#replies.length > 0) return
@@ -203,4 +305,10 @@ export class CommandSource extends Duplex {
       cb?.()
     }
   }
+}
+
+/** A resend: RESYNC first, then the command again from where the receiver stands. */
+async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody): AsyncGenerator<Part, void, void> {
+  yield { kind: 'resync', body }
+  yield* record.command(record.args, ctx, resume)
 }

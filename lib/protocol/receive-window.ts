@@ -1,0 +1,83 @@
+/**
+ * The receiving side of one request: what to do with each frame that
+ * arrives for it. Frames are delivered only in sequence and intact; a gap or
+ * a bad payload asks for a resend (NACK); after a NACK everything of this
+ * request is discarded until the RESYNC that answers it.
+ */
+import { FrameType } from './constants.js'
+import type { ReceivedFrame } from './frame.js'
+
+/** What the receiver asks the sender: resend from `seq`, after `offset` verified DATA bytes. */
+export interface Nack {
+  seq: number
+  offset: number
+  /** Numbers the NACKs of a request; the RESYNC that answers carries it back. */
+  resync: number
+}
+
+export type Verdict = 'deliver' | 'drop' | 'resynced' | Nack
+
+/**
+ * NACKs in a row with nothing delivered in between before the receiver gives
+ * up on its own. Above the sender's default bound (8 halvings + 8 retries),
+ * so normally the sender's ECORRUPT arrives first; this one holds when even
+ * that cannot get through.
+ */
+export const MAX_STALLS = 32
+
+export class ReceiveWindow {
+  /** Seq of the next frame to deliver. */
+  seq = 0
+  /** DATA bytes delivered so far. */
+  offset = 0
+  /** NACKs sent for this request. */
+  nacks = 0
+  #resync = 0
+  #awaiting = false
+  #stalls = 0
+
+  /** True when NACKs have gone unanswered by any good frame for too long: give up. */
+  get exhausted(): boolean {
+    return this.#stalls > MAX_STALLS
+  }
+
+  /** True while waiting for the RESYNC that answers our last NACK. */
+  get awaiting(): boolean {
+    return this.#awaiting
+  }
+
+  accept(frame: ReceivedFrame): Verdict {
+    if (frame.type === FrameType.RESYNC) {
+      if (!this.#awaiting || !frame.intact || resyncOf(frame) !== this.#resync) return 'drop'
+      this.#awaiting = false
+      this.seq = frame.seq
+      return 'resynced'
+    }
+    // An intact frame of the attempt we asked for means its RESYNC was lost: the resend has begun.
+    if (this.#awaiting && frame.intact && frame.epoch === (this.#resync & 0xff)) this.#awaiting = false
+    // An intact ERROR ends the request whatever came before: it is the sender's last word.
+    if (frame.type === FrameType.ERROR && frame.intact) return 'deliver'
+    if (this.#awaiting || frame.seq < this.seq) return 'drop' // discarding, or a duplicate
+    if (frame.seq > this.seq || !frame.intact) return this.lost()
+    this.seq++
+    this.#stalls = 0
+    if (frame.type === FrameType.DATA) this.offset += frame.payload.length
+    return 'deliver'
+  }
+
+  /** Something of this request may have been lost: ask for everything from the first frame not delivered. */
+  lost(): Nack {
+    this.#awaiting = true
+    this.nacks++
+    this.#stalls++
+    return { seq: this.seq, offset: this.offset, resync: ++this.#resync }
+  }
+}
+
+function resyncOf(frame: ReceivedFrame): number | undefined {
+  try {
+    return (JSON.parse(frame.payload.toString('utf8')) as { resync?: number }).resync
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,115 @@
+import { test, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import { truncateSync } from 'node:fs'
+import { join } from 'node:path'
+import type { TestContext } from 'node:test'
+import { BlockCache } from '../../lib/cache/block-cache.js'
+import { openFile, type OpenFile } from '../../lib/fs/open-file.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+
+const BLOCK = 4096
+
+/** A temp file of `size` random bytes, opened; the handle closes when the test ends. */
+async function fixture(t: TestContext, size: number): Promise<{ file: OpenFile; data: Buffer; path: string }> {
+  const root = tempDir(t)
+  const data = writeFile(root, 'f.bin', size)
+  const path = join(root, 'f.bin')
+  const file = await openFile(path, 'f.bin')
+  t.after(() => file.fh.close())
+  return { file, data, path }
+}
+
+const blocksOf = (size: number) => Math.ceil(size / BLOCK)
+
+async function readAll(cache: BlockCache, file: OpenFile): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for (let i = 0; i < blocksOf(file.size); i++) parts.push(await cache.block(file, i))
+  return Buffer.concat(parts)
+}
+
+describe('BlockCache', () => {
+  test('reads from disk only on the first pass over a file that fits', async (t) => {
+    const { file, data } = await fixture(t, 5 * BLOCK + 123)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    assert.deepEqual(await readAll(cache, file), data)
+    const first = cache.stats()
+    assert.ok(first.diskReads >= 6, `one read per block at least, got ${first.diskReads}`)
+    assert.equal(first.misses, 6)
+    assert.equal(first.hits, 0)
+    assert.equal(first.missBytes, data.length)
+
+    assert.deepEqual(await readAll(cache, file), data)
+    const second = cache.stats()
+    assert.equal(second.diskReads, first.diskReads, 'no disk read on the second pass')
+    assert.equal(second.misses, 6)
+    assert.equal(second.hits, 6)
+    assert.equal(second.hitBytes, data.length)
+    assert.equal(second.cacheBytes, data.length)
+    assert.equal(second.entries, 6)
+  })
+
+  test('serves the last, short block with only the bytes the file has', async (t) => {
+    const { file, data } = await fixture(t, 2 * BLOCK + 10)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    const last = await cache.block(file, 2)
+    assert.equal(last.length, 10)
+    assert.deepEqual(last, data.subarray(2 * BLOCK))
+  })
+
+  test('shares one disk read among concurrent requests for the same block', async (t) => {
+    const { file, data } = await fixture(t, 3 * BLOCK)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    const got = await Promise.all(Array.from({ length: 8 }, () => cache.block(file, 1)))
+    const stats = cache.stats()
+    assert.equal(stats.diskReads, 1)
+    assert.equal(stats.misses, 1)
+    assert.equal(stats.hits, 7)
+    for (const b of got) {
+      assert.equal(b, got[0], 'every caller gets the same buffer')
+      assert.deepEqual(b, data.subarray(BLOCK, 2 * BLOCK))
+    }
+  })
+
+  test('reads a file larger than the cache with correct bytes and never holds more than the limit', async (t) => {
+    const size = 10 * BLOCK + 777
+    const { file, data } = await fixture(t, size)
+    const limit = 3 * BLOCK
+    const cache = new BlockCache({ limit, blockSize: BLOCK })
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < blocksOf(size); i++) {
+        const block = await cache.block(file, i)
+        assert.deepEqual(block, data.subarray(i * BLOCK, (i + 1) * BLOCK), `pass ${pass} block ${i}`)
+        assert.ok(cache.stats().cacheBytes <= limit, `pass ${pass} block ${i}: ${cache.stats().cacheBytes} > ${limit}`)
+      }
+    }
+    const stats = cache.stats()
+    assert.ok(stats.evictions > 0)
+    assert.equal(stats.cacheLimit, limit)
+    assert.ok(cache.cachedBytes(file) < size)
+  })
+
+  test('reports how many bytes of a file are cached', async (t) => {
+    const size = 4 * BLOCK + 100
+    const { file } = await fixture(t, size)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    assert.equal(cache.cachedBytes(file), 0)
+    await cache.block(file, 1)
+    assert.equal(cache.cachedBytes(file), BLOCK)
+    await cache.block(file, 4)
+    assert.equal(cache.cachedBytes(file), BLOCK + 100)
+    await readAll(cache, file)
+    assert.equal(cache.cachedBytes(file), size)
+    assert.equal(cache.cachedBytes({ key: 'another-version', size }), 0, 'another version of the file has nothing cached')
+  })
+
+  test('fails with ECHANGED for a block past the end of a file truncated after open', { timeout: 10_000 }, async (t) => {
+    const { file, path } = await fixture(t, 4 * BLOCK)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    truncateSync(path, BLOCK + 50)
+    await assert.rejects(cache.block(file, 3), { code: 'ECHANGED' })
+    await assert.rejects(cache.block(file, 1), { code: 'ECHANGED' }, 'a block cut short by the truncation')
+    await assert.rejects(cache.block(file, 3), { code: 'ECHANGED' }, 'the failure is not cached as a block')
+    assert.equal(cache.stats().cacheBytes, 0)
+    assert.equal((await cache.block(file, 0)).length, BLOCK, 'blocks before the new end still read')
+  })
+})

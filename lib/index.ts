@@ -17,3 +17,8 @@ export { BlockCache, DEFAULT_BLOCK_SIZE, type CacheStats } from './cache/block-c
 export { parseAddress, formatAddress, type Address } from './address.js'
 export { CacheservError, ErrorCodes, type ErrorCode } from './errors.js'
 export { VERSION } from './version.js'
+export { corrupt, prng, type CorruptMode, type CorruptOptions, type CorruptStats, type Corrupter } from './stages/corrupt.js'
+export { ReceiveWindow, MAX_STALLS, type Nack, type Verdict } from './protocol/receive-window.js'
+export { PageSize, type PageSizeOptions } from './stages/page-size.js'
+export type { ClientStats } from './client/client.js'
+export type { Deframer, Deframed, StreamLoss } from './stages/deframer.js'

@@ -8,11 +8,23 @@ import { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type Client, connect } from '../client/client.js'
+import type { CorruptMode, CorruptOptions } from '../stages/corrupt.js'
 import { VERSION } from '../version.js'
 import { countOption, EXIT_FAILURE, EXIT_USAGE, usageExits } from './options.js'
 import { InvalidArgumentError } from 'commander'
 
 const NAME = 'cacheserv-pipe-client'
+
+const FAULT_MODES = ['flip', 'drop', 'duplicate', 'garbage', 'mixed']
+
+function faultsOption(value: string): CorruptOptions {
+  const [rate, mode = 'mixed', seed = '1'] = value.split(':')
+  const r = Number(rate)
+  if (!(r >= 0 && r <= 1) || !FAULT_MODES.includes(mode) || !/^\d+$/.test(seed)) {
+    throw new InvalidArgumentError(`expected RATE[:MODE[:SEED]] with RATE from 0 to 1 and MODE one of ${FAULT_MODES.join(', ')}, got ${JSON.stringify(value)}`)
+  }
+  return { rate: r, mode: mode as CorruptMode, seed: Number(seed) }
+}
 
 function addressOption(value: string): string {
   try {
@@ -28,6 +40,7 @@ function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>):
     .description('Read files from a cacheserv-pipe server.')
     .version(VERSION)
     .option('--server <addr>', `server address: tcp://HOST:PORT, HOST:PORT or unix:/path (env CACHESERV_SERVER, else ${DEFAULT_ADDRESS})`, addressOption)
+    .option('--inject-faults <rate[:mode[:seed]]>', 'damage received bytes on purpose (faults per byte; mode flip|drop|duplicate|garbage|mixed) to watch the NACK path repair them; prints a summary on stderr', faultsOption)
     .showHelpAfterError('(add --help for usage)')
 
   cli
@@ -86,23 +99,27 @@ function stdoutSink(): Writable {
 export async function main(argv: string[]): Promise<void> {
   // Reported through the write callbacks above; without a listener it would be thrown.
   process.stdout.on('error', () => {})
-  let server: string | undefined
+  let global: { server?: string; injectFaults?: CorruptOptions } = {}
   const run = async (fn: (client: Client) => Promise<void>) => {
     let client: Client | null = null
     try {
-      client = await connect(server ?? process.env.CACHESERV_SERVER ?? DEFAULT_ADDRESS)
+      client = await connect(global.server ?? process.env.CACHESERV_SERVER ?? DEFAULT_ADDRESS, { faults: global.injectFaults })
       await fn(client)
     } catch (err) {
       const e = err as Error & { code?: string }
       console.error(`${NAME}: ${e.code ? `${e.code}: ` : ''}${e.message}`)
       process.exitCode = EXIT_FAILURE
     } finally {
+      if (client && global.injectFaults) {
+        const s = client.stats()
+        console.error(`${NAME}: injected ${s.injected} faults; sent ${s.nacks} NACKs; lost the frame boundary ${s.lostSync} times; ${s.timeouts} progress timeouts`)
+      }
       await client?.close()
     }
   }
   const cli = usageExits(program(run))
   cli.hook('preAction', (cmd) => {
-    server = cmd.opts<{ server?: string }>().server
+    global = cmd.opts()
   })
   if (argv.length <= 2) {
     cli.outputHelp({ error: true })

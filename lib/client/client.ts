@@ -21,6 +21,7 @@ import { FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
+import { corrupt, type CorruptOptions, type CorruptStats } from '../stages/corrupt.js'
 import { createDeframer, type Deframed, type Deframer } from '../stages/deframer.js'
 import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
 import { ReadStream } from './read-stream.js'
@@ -30,6 +31,9 @@ const debug = createDebug('cacheserv:client')
 
 /** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
 const SILENT_TIMEOUTS = 4
+
+/** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
+const HELLO_ROOM = 512
 
 export interface Hello {
   protocol: number
@@ -71,6 +75,11 @@ export interface ConnectOptions {
    * flight is asked again. Default 2000.
    */
   progressTimeout?: number
+  /**
+   * Damage received bytes on purpose (see corrupt()), to watch the NACK path
+   * repair them. For diagnostics and tests; the HELLO is always spared.
+   */
+  faults?: CorruptOptions
 }
 
 export interface ClientStats {
@@ -80,6 +89,8 @@ export interface ClientStats {
   lostSync: number
   /** Times nothing arrived within the progress timeout while requests waited. */
   timeouts: number
+  /** Faults injected by the `faults` option. */
+  injected: number
 }
 
 export class Client {
@@ -91,7 +102,8 @@ export class Client {
   #nextId = 1
   #closed: Error | null = null
   #done: Promise<void>
-  #stats: ClientStats = { nacks: 0, lostSync: 0, timeouts: 0 }
+  #stats = { nacks: 0, lostSync: 0, timeouts: 0 }
+  #injected: CorruptStats | null = null
   /** A handler's consumer is full: the socket is paused on purpose, silence is expected. */
   #holding = false
   #lastByte = Date.now()
@@ -133,6 +145,7 @@ export class Client {
         if (!handshakeDone) fail(err instanceof CacheservError ? err : error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
       const deframer = createDeframer({ resync: true })
+      const damage = opts.faults ? corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
       const demux = new Writable({
         objectMode: true,
         highWaterMark: 1,
@@ -143,6 +156,7 @@ export class Client {
             try {
               const hello = parseHello(item)
               client = new Client(socket, deframer, hello, done, progressTimeout)
+              client.#injected = damage?.stats ?? null
               resolve(client)
             } catch (err) {
               socket.destroy()
@@ -161,14 +175,16 @@ export class Client {
         },
       })
       const done = new Promise<void>((resolveDone) => {
-        pipeline(socket, deframer, demux, (err) => {
+        const onDone = (err: Error | null) => {
           const e =
             err instanceof CacheservError ? err : error('ECLOSED', `connection closed${err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : ' by the server'}`)
           debug('connection ended: %s', e.message)
           fail(e)
           if (client) client.#abortAll(e)
           resolveDone()
-        })
+        }
+        if (damage) pipeline(socket, damage, deframer, demux, onDone)
+        else pipeline(socket, deframer, demux, onDone)
       })
     })
   }
@@ -220,7 +236,7 @@ export class Client {
 
   /** Counters of the reverse path on this connection. */
   stats(): ClientStats {
-    return { ...this.#stats }
+    return { ...this.#stats, injected: this.#injected?.faults ?? 0 }
   }
 
   /** Close the connection; requests still in flight fail with ECLOSED. */

@@ -12,6 +12,7 @@ import { type Duplex, pipeline } from 'node:stream'
 import type { CommandContext } from '../commands/context.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import { createFramer } from '../stages/framer.js'
+import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
 import { createRequestParser } from '../stages/request-parser.js'
 import { CommandSource } from '../stages/source.js'
@@ -32,6 +33,8 @@ export interface PipelineOptions {
 
 /** The server side of the protocol as a Duplex: request bytes in, frame bytes out. */
 export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): Duplex {
+  // Shared by source and pager: the source publishes each resent request's attempt, the pager drops stale parts.
+  const attempts: Attempts = new Map()
   return new pumpify(
     createRequestParser({ maxRequest: opts.maxRequest }),
     new CommandSource(ctx, {
@@ -42,8 +45,9 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions)
       pageSize: opts.pageSize,
       minPageSize: opts.minPageSize,
       retries: opts.retries,
+      attempts,
     }),
-    createPager({ pageSize: opts.pageSize }),
+    createPager({ pageSize: opts.pageSize, attempts }),
     createFramer({ checksum: opts.checksum }),
   ) as unknown as Duplex
 }

@@ -19,10 +19,18 @@ export interface ResyncBody {
   pageSize: number
 }
 
+/**
+ * `attempt` numbers the job that produced a part: 0 for the first, the NACK's
+ * resync number for a resend. Parts of an attempt that a NACK has replaced
+ * are stale and may be dropped anywhere on the way out.
+ */
 export type Item =
-  | ({ id: number } & Part)
+  | ({ id: number; attempt?: number } & Part)
   | { id: number; kind: 'error'; body: { code: string; message: string } }
   | { id: 0; kind: 'hello'; body: unknown }
+
+/** The attempt of each request that is current, shared by the stages of one connection. */
+export type Attempts = Map<number, number>
 
 /** Parts that end a request. */
 export function isTerminal(kind: Item['kind']): boolean {

@@ -12,13 +12,15 @@ import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
 import { DEFAULT_PAGE_SIZE, FrameType } from '../protocol/constants.js'
 import { type Frame, jsonFrame } from '../protocol/frame.js'
-import { type Item, isTerminal } from './items.js'
+import { type Attempts, type Item, isTerminal } from './items.js'
 
 const debug = createDebug('cacheserv:pager')
 
 export interface PagerOptions {
   /** Page size of data parts that do not carry their own. */
   pageSize?: number
+  /** Current attempt per request (see CommandSource): parts of a replaced attempt are dropped here, unsent. */
+  attempts?: Attempts
 }
 
 interface RequestState {
@@ -32,7 +34,7 @@ interface RequestState {
 
 const JSON_TYPES = { hello: FrameType.HELLO, start: FrameType.START, end: FrameType.END, result: FrameType.RESULT, error: FrameType.ERROR } as const
 
-export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE }: PagerOptions = {}): Transform {
+export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, attempts }: PagerOptions = {}): Transform {
   const requests = new Map<number, RequestState>()
 
   const stateOf = (id: number): RequestState => {
@@ -45,6 +47,11 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE }: P
     // Connection-level frames (id 0) carry no per-request state.
     if (item.id === 0 && (item.kind === 'hello' || item.kind === 'error')) {
       this.push(jsonFrame(JSON_TYPES[item.kind], 0, 0, item.body))
+      return cb()
+    }
+    // A NACK replaced this part's attempt while it waited in the pipeline: the receiver would discard it.
+    if ('attempt' in item && item.attempt !== undefined && item.attempt !== (attempts?.get(item.id) ?? item.attempt)) {
+      debug('dropped a stale %s of request %d (attempt %d)', item.kind, item.id, item.attempt)
       return cb()
     }
     if (item.kind === 'resync') {

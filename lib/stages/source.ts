@@ -20,7 +20,7 @@ import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
 import { DEFAULT_PAGE_SIZE } from '../protocol/constants.js'
 import type { ParsedRequest, Request } from '../protocol/request.js'
-import type { Item, Part, ResyncBody } from './items.js'
+import type { Attempts, Item, Part, ResyncBody } from './items.js'
 import { PageSize } from './page-size.js'
 
 const debug = createDebug('cacheserv:source')
@@ -40,12 +40,16 @@ export interface SourceOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a request fails with ECORRUPT. Default 8. */
   retries?: number
+  /** Where the current attempt of each resent request is published, so later stages can drop stale parts. */
+  attempts?: Attempts
 }
 
 interface Job {
   id: number
   gen: AsyncGenerator<Part, void, void>
   cancelled: boolean
+  /** 0, or the resync number of the NACK that started this job. */
+  attempt: number
 }
 
 /** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
@@ -133,8 +137,8 @@ export class CommandSource extends Duplex {
     cb(err)
   }
 
-  #start(id: number, gen: AsyncGenerator<Part, void, void>): void {
-    const job: Job = { id, gen, cancelled: false }
+  #start(id: number, gen: AsyncGenerator<Part, void, void>, attempt = 0): void {
+    const job: Job = { id, gen, cancelled: false, attempt }
     debug('start %d', id)
     this.#jobs.set(id, job)
     this.#ready.push(job)
@@ -155,7 +159,9 @@ export class CommandSource extends Duplex {
     // Forget the oldest finished requests; a request still running keeps its record.
     for (const old of this.#records.keys()) {
       if (this.#records.size <= MAX_RECORDS) break
-      if (!this.#jobs.has(old)) this.#records.delete(old)
+      if (this.#jobs.has(old)) continue
+      this.#records.delete(old)
+      this.#opts.attempts?.delete(old)
     }
   }
 
@@ -185,7 +191,8 @@ export class CommandSource extends Duplex {
     }
     const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
     debug('nack %d: resend from seq %d, byte %d, pages of %d', req.id, seq, offset, body.pageSize)
-    this.#start(req.id, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body))
+    this.#opts.attempts?.set(req.id, resync)
+    this.#start(req.id, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body), resync)
   }
 
   /** Stop a job; its generator's cleanup runs and an ECANCELED error ends it on the wire. */
@@ -257,7 +264,7 @@ export class CommandSource extends Duplex {
             this.#finish(job, error('EINTERNAL', `request ${job.id} ended without a response`))
             continue
           }
-          item = this.#tag(job.id, r.value)
+          item = this.#tag(job, r.value)
           if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
           else this.#ready.push(job)
         } catch (err) {
@@ -276,21 +283,21 @@ export class CommandSource extends Duplex {
   }
 
   /** Turn a command's part into an item: data learns its page size, START's file identity is kept for resends. */
-  #tag(id: number, part: Part): Item {
+  #tag({ id, attempt }: Job, part: Part): Item {
     const record = this.#records.get(id)
     if (part.kind === 'data') {
       this.#onData?.(part.chunk.length)
-      if (!record) return { id, ...part }
+      if (!record) return { id, attempt, ...part }
       const pageSize = record.pages.size
       record.sent += part.chunk.length
       record.pages.sent(part.chunk.length)
-      return { id, kind: 'data', chunk: part.chunk, pageSize }
+      return { id, attempt, kind: 'data', chunk: part.chunk, pageSize }
     }
     if (part.kind === 'start') {
       if (record && part.identity) record.identity = part.identity
-      return { id, kind: 'start', body: part.body }
+      return { id, attempt, kind: 'start', body: part.body }
     }
-    return { id, ...part }
+    return { id, attempt, ...part }
   }
 
   /** End the output once input has ended (or failed) and every response is out. */

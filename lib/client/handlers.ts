@@ -28,6 +28,11 @@ export function giveUp(nack: Nack): CacheservError {
   return error('ECORRUPT', `gave up after ${MAX_STALLS} requests to resend brought no intact frame (stuck at byte ${nack.offset})`)
 }
 
+/** The server ended a request with an error we could not read (its payload arrived damaged). */
+export function unreadableError(frame: ReceivedFrame): CacheservError {
+  return error('ECORRUPT', `the server ended request ${frame.id} with an error that arrived damaged`)
+}
+
 /** Turn an ERROR frame's payload into an error with the server's code. */
 export function errorFromFrame(frame: ReceivedFrame): CacheservError {
   try {

@@ -10,7 +10,7 @@ import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
-import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl } from './handlers.js'
+import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl, unreadableError } from './handlers.js'
 
 export interface ReadInfo {
   /** Size of the whole file. */
@@ -52,6 +52,7 @@ export class ReadStream extends Readable implements FrameHandler {
     if (this.#finished) return true
     const verdict = this.#window.accept(frame)
     if (typeof verdict === 'object') this.#nack(verdict)
+    else if (verdict === 'unreadable-error') this.#failUnreadable(frame)
     if (verdict !== 'deliver') return true
     switch (frame.type) {
       case FrameType.ERROR:
@@ -87,6 +88,11 @@ export class ReadStream extends Readable implements FrameHandler {
 
   onLost(): void {
     if (!this.#finished) this.#nack(this.#window.lost())
+  }
+
+  #failUnreadable(frame: ReceivedFrame): void {
+    this.#finished = true
+    this.destroy(unreadableError(frame))
   }
 
   #nack(nack: Nack): void {

@@ -3,7 +3,7 @@ import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
-import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl } from './handlers.js'
+import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl, unreadableError } from './handlers.js'
 
 export class ResultRequest<T> implements FrameHandler {
   readonly promise: Promise<T>
@@ -25,6 +25,7 @@ export class ResultRequest<T> implements FrameHandler {
     if (this.#done) return true
     const verdict = this.#window.accept(frame)
     if (typeof verdict === 'object') this.#nack(verdict)
+    else if (verdict === 'unreadable-error') this.#failUnreadable(frame)
     if (verdict !== 'deliver') return true
     this.#done = true
     this.#control.release(false)
@@ -41,6 +42,12 @@ export class ResultRequest<T> implements FrameHandler {
 
   onLost(): void {
     if (!this.#done) this.#nack(this.#window.lost())
+  }
+
+  #failUnreadable(frame: ReceivedFrame): void {
+    this.#done = true
+    this.#control.release(false)
+    this.#reject(unreadableError(frame))
   }
 
   #nack(nack: Nack): void {

@@ -2,7 +2,9 @@
  * The receiving side of one request: what to do with each frame that
  * arrives for it. Frames are delivered only in sequence and intact; a gap or
  * a bad payload asks for a resend (NACK); after a NACK everything of this
- * request is discarded until the RESYNC that answers it.
+ * request is discarded until the resend begins: at its RESYNC, or at the
+ * first frame whose header carries the resend's epoch. A damaged frame of
+ * the resend is NACKed at once, not left to a timeout.
  */
 import { FrameType } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
@@ -15,7 +17,12 @@ export interface Nack {
   resync: number
 }
 
-export type Verdict = 'deliver' | 'drop' | 'resynced' | Nack
+/**
+ * deliver: hand the frame on. drop: ignore it. resynced: the resend begins.
+ * A Nack: send it. unreadable-error: the sender ended the request with an
+ * ERROR whose payload arrived damaged; asking again would only run it again.
+ */
+export type Verdict = 'deliver' | 'drop' | 'resynced' | 'unreadable-error' | Nack
 
 /**
  * NACKs in a row with nothing delivered in between before the receiver gives
@@ -47,16 +54,23 @@ export class ReceiveWindow {
   }
 
   accept(frame: ReceivedFrame): Verdict {
+    // The header is verified even when the payload is not, so its epoch and seq can be trusted:
+    // a frame of the attempt we asked for means the resend has begun.
+    const ours = this.#awaiting && frame.epoch === (this.#resync & 0xff)
     if (frame.type === FrameType.RESYNC) {
-      if (!this.#awaiting || !frame.intact || resyncOf(frame) !== this.#resync) return 'drop'
+      // The RESYNC starts the resend; its payload only confirms the full resync number.
+      if (!ours || (frame.intact && resyncOf(frame) !== this.#resync)) return 'drop'
       this.#awaiting = false
       this.seq = frame.seq
       return 'resynced'
     }
-    // An intact frame of the attempt we asked for means its RESYNC was lost: the resend has begun.
-    if (this.#awaiting && frame.intact && frame.epoch === (this.#resync & 0xff)) this.#awaiting = false
-    // An intact ERROR ends the request whatever came before: it is the sender's last word.
-    if (frame.type === FrameType.ERROR && frame.intact) return 'deliver'
+    // A frame of the resend without its RESYNC (lost): take it as the start, then judge it as any other.
+    if (ours) this.#awaiting = false
+    // An ERROR ends the request whatever came before: it is the sender's last word.
+    if (frame.type === FrameType.ERROR) {
+      if (frame.intact) return 'deliver'
+      if (!this.#awaiting && frame.epoch === (this.#resync & 0xff)) return 'unreadable-error'
+    }
     if (this.#awaiting || frame.seq < this.seq) return 'drop' // discarding, or a duplicate
     if (frame.seq > this.seq || !frame.intact) return this.lost()
     this.seq++

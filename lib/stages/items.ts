@@ -26,7 +26,7 @@ export interface ResyncBody {
  */
 export type Item =
   | ({ id: number; attempt?: number } & Part)
-  | { id: number; kind: 'error'; body: { code: string; message: string } }
+  | { id: number; kind: 'error'; body: { code: string; message: string }; attempt?: number }
   | { id: 0; kind: 'hello'; body: unknown }
 
 /** The attempt of each request that is current, shared by the stages of one connection. */

@@ -106,7 +106,9 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
       requests.delete(item.id)
       debug('request %d done after %d frames (%s)', item.id, st.seq + 1, item.kind)
     }
-    this.push(jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body, st.epoch))
+    // An error answering a NACK carries that NACK's epoch, so the receiver, which waits for it, reads it.
+    const epoch = item.kind === 'error' && item.attempt !== undefined ? item.attempt & 0xff : st.epoch
+    this.push(jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body, epoch))
     cb()
   }) as unknown as Transform
 }

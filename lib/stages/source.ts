@@ -144,9 +144,10 @@ export class CommandSource extends Duplex {
     this.#ready.push(job)
   }
 
-  #reply(id: number, err: CacheservError): void {
+  /** An ERROR that needs no command; `attempt` marks it as the answer to that NACK (its epoch on the wire). */
+  #reply(id: number, err: CacheservError, attempt?: number): void {
     debug('reply %d %s', id, err.code)
-    this.#replies.push({ id, kind: 'error', body: { code: err.code, message: err.message } })
+    this.#replies.push({ id, kind: 'error', body: { code: err.code, message: err.message }, attempt })
   }
 
   #pageSize(): PageSize {
@@ -179,19 +180,19 @@ export class CommandSource extends Duplex {
     const running = this.#jobs.get(req.id)
     if (running) this.#drop(running)
     if (!record) {
-      return this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`))
+      return this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`), resync)
     }
     this.#opts.onNack?.()
+    // From here on, whatever this request had queued is stale.
+    this.#opts.attempts?.set(req.id, resync)
     const inFlight = Math.max(0, record.sent - offset)
     record.sent = offset
     if (!record.pages.nack(offset, inFlight)) {
-      this.#records.delete(req.id)
-      this.#reply(req.id, error('ECORRUPT', `request ${req.id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`))
+      this.#reply(req.id, error('ECORRUPT', `request ${req.id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`), resync)
       return this.#releaseIfRoom()
     }
     const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
     debug('nack %d: resend from seq %d, byte %d, pages of %d', req.id, seq, offset, body.pageSize)
-    this.#opts.attempts?.set(req.id, resync)
     this.#start(req.id, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body), resync)
   }
 

@@ -384,6 +384,8 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
       ['--offset -1', ['read', 'one.bin', '--offset', '-1']],
       ['--offset without a value', ['read', 'one.bin', '--offset']],
       ['an extra argument to read', ['read', 'one.bin', 'two.bin']],
+      ['--inject-faults with a bad rate', ['--inject-faults', 'lots', 'read', 'one.bin']],
+      ['--inject-faults with a bad mode', ['--inject-faults', '1e-5:melt', 'read', 'one.bin']],
     ]
     for (const [what, args] of cases) {
       it(what, async () => {
@@ -404,6 +406,24 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
     it('a --server value that is not an address', async () => {
       const r = await runClient('not an address', ['ls'])
       assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+    })
+  })
+
+  describe('--inject-faults damages received bytes and the NACK path repairs them', () => {
+    it('still writes exactly the file, and reports the faults and NACKs on stderr', async () => {
+      const r = await runClient(url, ['--inject-faults', '3e-6:mixed:9', 'read', 'big.bin'])
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, big)
+      const m = /injected (\d+) faults; sent (\d+) NACKs/.exec(r.stderr)
+      assert.ok(m, r.stderr)
+      assert.ok(Number(m[1]) > 0 && Number(m[2]) > 0, r.stderr)
+    })
+
+    it('exits 1 with ECORRUPT or ETIMEDOUT when the damage is hopeless', async () => {
+      const r = await runClient(url, ['--inject-faults', '0.01:flip', 'read', 'big.bin'])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, /(ECORRUPT|ETIMEDOUT): /)
+      assert.ok(r.stdout.equals(big.subarray(0, r.stdout.length)), 'whatever reached stdout is a true prefix')
     })
   })
 

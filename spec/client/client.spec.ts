@@ -92,6 +92,20 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     assert.equal(client.stats().timeouts, 1)
   })
 
+  test('asks again after the progress timeout when the last frame is cut short', async (t) => {
+    const { url, root } = await startServer(t)
+    const data = writeFile(root, 'f.bin', 300_000)
+    let ends = 0
+    // Half of the END frame arrives, then nothing: the client holds a partial frame that will never complete.
+    const proxy = await tamperProxy(t, url, (frame) => (frameType(frame) === FrameType.END && ++ends === 1 ? frame.subarray(0, frame.length >> 1) : frame))
+    const client = await connect(proxy, { progressTimeout: 100 })
+    t.after(() => client.close())
+    const { bytes, error } = await drain(client.read('f.bin'))
+    assert.equal(error, null)
+    assert.ok(bytes.equals(data))
+    assert.equal(client.stats().timeouts, 1)
+  })
+
   test('drops duplicated frames by sequence number without asking again', async (t) => {
     const { url, root } = await startServer(t)
     const data = writeFile(root, 'f.bin', MiB + 5)

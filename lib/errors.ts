@@ -14,6 +14,7 @@ export const ErrorCodes = {
   EMFILE: 'the server ran out of file descriptors',
   ECHANGED: 'the file changed on disk while it was being read',
   ECANCELED: 'the request was cancelled by the client',
+  EROFS: 'the server is read-only: write needs a server started with --writable',
   ECHECKSUM: 'a page failed its checksum',
   ECORRUPT: 'pages kept arriving corrupt after repeated resends at the smallest page size; the transfer gave up',
   EPROTO: 'the byte stream broke the protocol and cannot be trusted',

@@ -79,6 +79,34 @@ export class BlockCache {
     return read
   }
 
+  /** Drop the cached blocks of this version of a file; returns what was dropped. */
+  evictFile(file: { key: string; size: number }): { blocks: number; bytes: number } {
+    let blocks = 0
+    let bytes = 0
+    const count = Math.ceil(file.size / this.blockSize)
+    for (let i = 0; i < count; i++) {
+      const key = `${file.key}#${i}`
+      const block = this.#lru.peek(key)
+      if (block && this.#lru.delete(key)) {
+        blocks++
+        bytes += block.length
+      }
+    }
+    return { blocks, bytes }
+  }
+
+  /** Drop everything; returns what was dropped. */
+  clear(): { blocks: number; bytes: number } {
+    const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
+    this.#lru.clear()
+    return dropped
+  }
+
+  /** Bytes the cache can take before it must evict. */
+  get free(): number {
+    return Math.max(0, this.#lru.limit - this.#lru.bytes)
+  }
+
   /** How many bytes of this version of the file are cached. */
   cachedBytes(file: { key: string; size: number }): number {
     let total = 0

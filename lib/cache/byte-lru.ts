@@ -42,6 +42,11 @@ export class ByteLru {
     return this.#lru.has(key)
   }
 
+  /** Look up without touching recency. */
+  peek(key: string): Buffer | undefined {
+    return this.#lru.peek(key)
+  }
+
   /** Look up and mark as most recently used. */
   get(key: string): Buffer | undefined {
     const value = this.#lru.peek(key)

@@ -1,11 +1,16 @@
 import type { BlockCache } from '../cache/block-cache.js'
 import type { Jail } from '../fs/jail.js'
+import type { ReceivedFrame } from '../protocol/frame.js'
 import type { Part } from '../stages/items.js'
 
-/** What every command may use: the root, the cache. Shared by all connections. */
+/** What every command may use. Shared by all connections of a server. */
 export interface CommandContext {
   jail: Jail
   cache: BlockCache
+  /** `write` is allowed. */
+  writable: boolean
+  /** The server's counters, for `stats`. */
+  stats(): Record<string, unknown>
 }
 
 /** Where a resend (after a NACK) picks up. */
@@ -18,10 +23,24 @@ export interface Resume {
   identity?: string
 }
 
+/** Per-request inputs besides the arguments. */
+export interface CommandIO {
+  /** Set when this run is a resend after a NACK. */
+  resume?: Resume
+  /** Frames the client uploads for this request (commands with `input`). */
+  input?: AsyncIterable<ReceivedFrame>
+}
+
 /**
  * A command turns its arguments into the parts of its response. It is pulled:
  * the next part is produced only when the connection can send it, and
  * returning the generator early (cancel, hang-up) runs its cleanup. With
- * `resume` it sends only what a receiver that NACKed still needs.
+ * `io.resume` it sends only what a receiver that NACKed still needs.
  */
-export type Command = (args: Record<string, unknown>, ctx: CommandContext, resume?: Resume) => AsyncGenerator<Part, void, void>
+export type Command = (args: Record<string, unknown>, ctx: CommandContext, io: CommandIO) => AsyncGenerator<Part, void, void>
+
+export interface CommandSpec {
+  run: Command
+  /** The client sends frames for this request (an upload). */
+  input?: boolean
+}

@@ -10,9 +10,9 @@ import { Jail } from '../fs/jail.js'
 import { currentIdentity, type OpenFile, openFile } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
-import type { CommandContext, Resume } from './context.js'
+import type { CommandContext, CommandIO } from './context.js'
 
-export async function* read(args: Record<string, unknown>, ctx: CommandContext, resume?: Resume): AsyncGenerator<Part, void, void> {
+export async function* read(args: Record<string, unknown>, ctx: CommandContext, { resume }: CommandIO): AsyncGenerator<Part, void, void> {
   const path = requiredString(args, 'path')
   const offset = optionalCount(args, 'offset') ?? 0
   const length = optionalCount(args, 'length')

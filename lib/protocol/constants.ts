@@ -20,6 +20,7 @@ export const FrameType = {
   RESULT: 5,
   ERROR: 6,
   RESYNC: 7,
+  PROGRESS: 8,
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 

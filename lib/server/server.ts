@@ -16,6 +16,7 @@ import { Jail } from '../fs/jail.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { type Connection, serveConnection } from './connection.js'
 import { VERSION } from '../version.js'
+import { warm, type WarmProgress } from '../commands/warm.js'
 
 const debug = createDebug('cacheserv:server')
 
@@ -38,6 +39,8 @@ export interface ServerOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a read fails with ECORRUPT. Default 8. */
   retries?: number
+  /** Allow `write`. Default false: the server is read-only. */
+  writable?: boolean
 }
 
 export interface ServerStats extends CacheStats {
@@ -80,7 +83,7 @@ export class CacheServer extends EventEmitter {
     this.pageSize = pageSize
     this.checksum = opts.checksum ?? 'crc32'
     this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE })
-    this.#ctx = { jail, cache: this.cache }
+    this.#ctx = { jail, cache: this.cache, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
   }
 
@@ -117,6 +120,15 @@ export class CacheServer extends EventEmitter {
       bytesServed: this.#bytesServed,
       uptime: (Date.now() - this.#started) / 1000,
     }
+  }
+
+  /** Load a file or a tree into the cache (as the `warm` command does); `onProgress` sees how far it got. */
+  async warm(path = '', onProgress?: (p: WarmProgress) => void): Promise<WarmProgress> {
+    for await (const part of warm({ path }, this.#ctx)) {
+      if (part.kind === 'progress') onProgress?.(part.body as WarmProgress)
+      if (part.kind === 'result') return part.body as WarmProgress
+    }
+    throw new Error('warm ended without a result')
   }
 
   /** Listen on an address (see parseAddress); resolves with the URL actually bound. */

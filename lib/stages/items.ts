@@ -9,6 +9,8 @@ export type Part =
   | { kind: 'data'; chunk: Buffer; pageSize?: number }
   | { kind: 'end'; body: unknown }
   | { kind: 'result'; body: unknown }
+  /** How far a long command has got; not the end. */
+  | { kind: 'progress'; body: unknown }
   /** Starts a resend: the pager restarts numbering at `body.seq` and drops any partial page. */
   | { kind: 'resync'; body: ResyncBody }
 

@@ -32,7 +32,14 @@ interface RequestState {
   carryBytes: number
 }
 
-const JSON_TYPES = { hello: FrameType.HELLO, start: FrameType.START, end: FrameType.END, result: FrameType.RESULT, error: FrameType.ERROR } as const
+const JSON_TYPES = {
+  hello: FrameType.HELLO,
+  start: FrameType.START,
+  end: FrameType.END,
+  result: FrameType.RESULT,
+  error: FrameType.ERROR,
+  progress: FrameType.PROGRESS,
+} as const
 
 export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, attempts }: PagerOptions = {}): Transform {
   const requests = new Map<number, RequestState>()

@@ -15,18 +15,21 @@
  */
 import createDebug from 'debug'
 import { Duplex } from 'node:stream'
-import type { Command, CommandContext, Resume } from '../commands/context.js'
+import type { CommandContext, CommandSpec, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
 import { DEFAULT_PAGE_SIZE } from '../protocol/constants.js'
-import type { ParsedRequest, Request } from '../protocol/request.js'
+import type { Request } from '../protocol/request.js'
+import { Inbox } from './inbox.js'
 import type { Attempts, Item, Part, ResyncBody } from './items.js'
+import { Job } from './job.js'
 import { PageSize } from './page-size.js'
+import type { Inbound } from './request-parser.js'
 
 const debug = createDebug('cacheserv:source')
 
 export interface SourceOptions {
-  /** Requests a connection may have running at once; more wait (backpressure on the socket). */
+  /** Requests a connection may have running at once; more wait (backpressure on the socket). Default 32. */
   maxInFlight?: number
   /** Body of the HELLO frame sent first on every connection. */
   hello: unknown
@@ -44,17 +47,9 @@ export interface SourceOptions {
   attempts?: Attempts
 }
 
-interface Job {
-  id: number
-  gen: AsyncGenerator<Part, void, void>
-  cancelled: boolean
-  /** 0, or the resync number of the NACK that started this job. */
-  attempt: number
-}
-
 /** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
 interface RequestRecord {
-  command: Command
+  spec: CommandSpec
   args: Record<string, unknown>
   identity?: string
   pages: PageSize
@@ -67,17 +62,16 @@ const MAX_RECORDS = 1024
 
 export class CommandSource extends Duplex {
   #ctx: CommandContext
+  #opts: SourceOptions
   #maxInFlight: number
-  #onData?: (bytes: number) => void
   /** Replies that need no command: HELLO, errors for bad requests. Sent first. */
   #replies: Item[] = []
-  /** Jobs ready for their next part, in round-robin order. */
+  /** Running jobs, in round-robin order. */
   #ready: Job[] = []
   #jobs = new Map<number, Job>()
+  #records = new Map<number, RequestRecord>()
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
-  #records = new Map<number, RequestRecord>()
-  #opts: SourceOptions
   #wantMore = false
   #pumping = false
   #closing = false
@@ -86,8 +80,7 @@ export class CommandSource extends Duplex {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
     this.#opts = opts
-    this.#maxInFlight = opts.maxInFlight ?? 64
-    this.#onData = opts.onData
+    this.#maxInFlight = opts.maxInFlight ?? 32
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
@@ -96,8 +89,13 @@ export class CommandSource extends Duplex {
     return this.#jobs.size
   }
 
-  override _write(req: ParsedRequest, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+  override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#closing) return cb()
+    if ('frame' in req) {
+      // An uploaded frame: hand it to its request, which releases our input when it takes it.
+      const inbox = this.#jobs.get(req.id)?.inbox
+      return inbox ? inbox.push(req.frame, () => cb()) : cb() // no such upload (failed, cancelled): drop
+    }
     if ('error' in req) {
       this.#reply(req.id, req.error)
       if (req.fatal) this.#close()
@@ -108,12 +106,9 @@ export class CommandSource extends Duplex {
     } else if (this.#jobs.has(req.id)) {
       this.#reply(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
-      const command = commands.get(req.op)
-      if (!command) this.#reply(req.id, error('EBADREQ', `unknown command ${JSON.stringify(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else {
-        this.#remember(req.id, { command, args: req.args, pages: this.#pageSize(), sent: 0 })
-        this.#start(req.id, command(req.args, this.#ctx))
-      }
+      const spec = commands.get(req.op)
+      if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${JSON.stringify(req.op)}; known: ${[...commands.keys()].join(', ')}`))
+      else this.#begin(req, spec)
     }
     if (this.#jobs.size >= this.#maxInFlight) this.#heldWrite = () => cb()
     else cb()
@@ -122,6 +117,8 @@ export class CommandSource extends Duplex {
 
   override _final(cb: (err?: Error | null) => void): void {
     this.#finalCb = cb
+    // No more uploaded bytes can come.
+    for (const job of this.#jobs.values()) job.inbox?.close()
     this.#pump()
   }
 
@@ -131,15 +128,20 @@ export class CommandSource extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    for (const job of this.#jobs.values()) this.#drop(job)
-    this.#ready = []
+    for (const job of [...this.#jobs.values()]) this.#drop(job)
     this.#releaseWrite()
     cb(err)
   }
 
-  #start(id: number, gen: AsyncGenerator<Part, void, void>, attempt = 0): void {
-    const job: Job = { id, gen, cancelled: false, attempt }
-    debug('start %d', id)
+  #begin(req: Request, spec: CommandSpec): void {
+    this.#remember(req.id, { spec, args: req.args, pages: this.#pageSize(), sent: 0 })
+    const inbox = spec.input ? new Inbox() : null
+    this.#start(req.id, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
+  }
+
+  #start(id: number, gen: AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
+    debug('start %d (attempt %d)', id, attempt)
+    const job = new Job(id, gen, { attempt, inbox, onSettled: () => this.#pump() })
     this.#jobs.set(id, job)
     this.#ready.push(job)
   }
@@ -179,7 +181,8 @@ export class CommandSource extends Duplex {
     const record = this.#records.get(req.id)
     const running = this.#jobs.get(req.id)
     if (running) this.#drop(running)
-    if (!record) {
+    if (!record || record.spec.input) {
+      // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.
       return this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`), resync)
     }
     this.#opts.onNack?.()
@@ -201,32 +204,25 @@ export class CommandSource extends Duplex {
     const job = this.#jobs.get(id)
     if (!job) return // already finished: nothing to do
     debug('cancel %d', id)
-    job.cancelled = true
-    const i = this.#ready.indexOf(job)
-    // A job being pulled right now is finished by #pump when its part arrives.
-    if (i !== -1) {
-      this.#ready.splice(i, 1)
-      this.#finish(job, error('ECANCELED', `request ${id} cancelled by the client`))
-    }
+    this.#finish(job, error('ECANCELED', `request ${id} cancelled by the client`))
   }
 
   /** A fatal input error: send what is queued, drop every job, then end. */
   #close(): void {
     this.#closing = true
-    for (const job of this.#jobs.values()) this.#drop(job)
-    this.#ready = []
+    for (const job of [...this.#jobs.values()]) this.#drop(job)
   }
 
   #drop(job: Job): void {
     if (this.#jobs.get(job.id) === job) this.#jobs.delete(job.id)
     const i = this.#ready.indexOf(job)
     if (i !== -1) this.#ready.splice(i, 1)
-    job.gen.return().catch(() => {}) // runs its finally: closes fds
+    job.stop()
   }
 
   #finish(job: Job, err?: CacheservError): void {
     this.#drop(job)
-    if (err) this.#reply(job.id, err)
+    if (err) this.#reply(job.id, err, job.attempt || undefined)
     this.#releaseIfRoom()
   }
 
@@ -240,7 +236,8 @@ export class CommandSource extends Duplex {
     held?.()
   }
 
-  async #pump(): Promise<void> {
+  /** Hand on parts while downstream wants them: replies first, then jobs whose next part is ready. */
+  #pump(): void {
     if (this.#pumping) return
     this.#pumping = true
     try {
@@ -250,32 +247,10 @@ export class CommandSource extends Duplex {
           this.#wantMore = this.push(reply)
           continue
         }
-        const job = this.#ready.shift()
-        if (!job) break
-        let item: Item | null = null
-        try {
-          const r = await job.gen.next()
-          if (this.destroyed) return
-          if (this.#jobs.get(job.id) !== job) continue // dropped while we waited
-          if (job.cancelled) {
-            this.#finish(job, error('ECANCELED', `request ${job.id} cancelled by the client`))
-            continue
-          }
-          if (r.done) {
-            this.#finish(job, error('EINTERNAL', `request ${job.id} ended without a response`))
-            continue
-          }
-          item = this.#tag(job, r.value)
-          if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
-          else this.#ready.push(job)
-        } catch (err) {
-          if (this.destroyed || this.#jobs.get(job.id) !== job) continue
-          const e = toCacheservError(err)
-          if (e.code === 'EINTERNAL') console.error('cacheserv: request %d failed on a bug:', job.id, err)
-          this.#finish(job, job.cancelled ? error('ECANCELED', `request ${job.id} cancelled by the client`) : e)
-          continue
-        }
-        this.#wantMore = this.push(item)
+        const job = this.#nextReady()
+        if (!job) break // each running job is producing; the first to settle calls #pump again
+        const item = this.#settle(job)
+        if (item) this.#wantMore = this.push(item)
       }
     } finally {
       this.#pumping = false
@@ -283,11 +258,43 @@ export class CommandSource extends Duplex {
     this.#maybeEnd()
   }
 
+  /** The first job, in round-robin order, with a part ready; starts the others on theirs. */
+  #nextReady(): Job | null {
+    for (let i = 0; i < this.#ready.length; i++) {
+      const job = this.#ready[i]
+      if (job.ready) {
+        this.#ready.splice(i, 1)
+        return job
+      }
+      job.pull()
+    }
+    return null
+  }
+
+  /** Turn a job's outcome into the item to send (or an error reply); requeue it if it goes on. */
+  #settle(job: Job): Item | null {
+    const outcome = job.take()!
+    if ('error' in outcome) {
+      const e = toCacheservError(outcome.error)
+      if (e.code === 'EINTERNAL') console.error('cacheserv: request %d failed on a bug:', job.id, outcome.error)
+      this.#finish(job, e)
+      return null
+    }
+    if ('done' in outcome) {
+      this.#finish(job, error('EINTERNAL', `request ${job.id} ended without a response`))
+      return null
+    }
+    const item = this.#tag(job, outcome.part)
+    if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
+    else this.#ready.push(job)
+    return item
+  }
+
   /** Turn a command's part into an item: data learns its page size, START's file identity is kept for resends. */
   #tag({ id, attempt }: Job, part: Part): Item {
     const record = this.#records.get(id)
     if (part.kind === 'data') {
-      this.#onData?.(part.chunk.length)
+      this.#opts.onData?.(part.chunk.length)
       if (!record) return { id, attempt, ...part }
       const pageSize = record.pages.size
       record.sent += part.chunk.length
@@ -318,5 +325,5 @@ export class CommandSource extends Duplex {
 /** A resend: RESYNC first, then the command again from where the receiver stands. */
 async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody): AsyncGenerator<Part, void, void> {
   yield { kind: 'resync', body }
-  yield* record.command(record.args, ctx, resume)
+  yield* record.spec.run(record.args, ctx, { resume })
 }

@@ -1,0 +1,139 @@
+/**
+ * W-TinyLFU (Caffeine's design), bounded in bytes: a small LRU admission
+ * window in front of a main LRU region, and a frequency sketch that decides
+ * whether an entry leaving the window may displace main-region entries.
+ *
+ * Why: an epoch over a dataset larger than the cache makes plain LRU evict
+ * every block just before it is read again (≈0% hits). TinyLFU refuses to let
+ * a newcomer push out an entry that has been asked for as often, so a stable
+ * part of the dataset stays cached (hit ratio ≈ cache/dataset), while a key
+ * that really is asked for more often still gets in (skewed workloads).
+ *
+ * Admission of a candidate (an entry pushed out of the window):
+ * - if the main region has room, it goes in;
+ * - else the victims are the main region's least recently used entries, as
+ *   many as must go to make room (several when the candidate is larger).
+ *   The candidate is admitted only if it beats every one of them; then they
+ *   all go. Otherwise it is dropped and none of them goes. (Caffeine compares
+ *   victim by victim and may evict a victim the candidate beat before losing
+ *   to the next; all-or-nothing never gives up an entry for nothing.)
+ * - "beats" means more than one access more (ties and near-ties keep the
+ *   incumbent): the candidate's count includes the access that just brought
+ *   it in, while a victim's access in the current pass over the data may be
+ *   still to come. Without that margin, shuffled epochs admit every
+ *   candidate and decay to LRU; see lib/cache/simulate.ts.
+ * Budget: window + main limits sum to `limit` and each ByteLru keeps its own,
+ * so the total never exceeds it.
+ */
+import { ByteLru } from './byte-lru.js'
+import { FrequencySketch } from './frequency-sketch.js'
+import type { CachePolicy, PolicyOptions } from './policy.js'
+
+export interface TinyLfuOptions extends PolicyOptions {
+  /** Share of the bytes given to the admission window, 0..0.5 (default 0.01). */
+  windowFraction?: number
+  /** Initial sketch sizing; it grows to the number of entries held anyway. */
+  expectedEntries?: number
+}
+
+/** A candidate must exceed a victim's estimated frequency by more than this. */
+const ADMIT_MARGIN = 0
+
+export class TinyLfu implements CachePolicy {
+  readonly limit: number
+  #window: ByteLru
+  #main: ByteLru
+  #sketch: FrequencySketch
+  #maxMainEntries: number
+  #onEvict?: (key: string, value: Buffer) => void
+
+  constructor({ limit, maxEntries = 4_000_000, onEvict, windowFraction = 0.01, expectedEntries = 64 }: TinyLfuOptions) {
+    if (!(windowFraction >= 0 && windowFraction <= 0.5)) throw new RangeError(`windowFraction must be in 0..0.5, got ${windowFraction}`)
+    this.limit = limit
+    this.#onEvict = onEvict
+    this.#maxMainEntries = maxEntries
+    this.#sketch = new FrequencySketch(expectedEntries)
+    const windowLimit = Math.floor(limit * windowFraction)
+    // Whatever the window pushes out (by bytes or by its entry cap) is a candidate.
+    this.#window = new ByteLru({ limit: windowLimit, maxEntries, onEvict: (k, v) => this.#admit(k, v, true) })
+    // Victims are read from main's keys(), which lists least recently used first only while
+    // quick-lru never starts a second generation: so no entry cap there; we enforce ours.
+    this.#main = new ByteLru({ limit: limit - windowLimit, maxEntries: Number.MAX_SAFE_INTEGER, onEvict })
+  }
+
+  get bytes(): number {
+    return this.#window.bytes + this.#main.bytes
+  }
+
+  get size(): number {
+    return this.#window.size + this.#main.size
+  }
+
+  has(key: string): boolean {
+    return this.#window.has(key) || this.#main.has(key)
+  }
+
+  /** Look up without counting an access or touching recency. */
+  peek(key: string): Buffer | undefined {
+    return this.#window.peek(key) ?? this.#main.peek(key)
+  }
+
+  /** An access: counted in the sketch, hit or miss; a hit becomes most recently used in its region. */
+  get(key: string): Buffer | undefined {
+    this.#sketch.increment(key)
+    return this.#window.get(key) ?? this.#main.get(key)
+  }
+
+  /** Fill after a miss (not counted again). Enters via the window; a value too large for it goes straight to admission. */
+  set(key: string, value: Buffer): void {
+    this.delete(key)
+    if (value.length > this.#main.limit) return // could never be admitted
+    if (value.length > this.#window.limit) this.#admit(key, value, false)
+    else this.#window.set(key, value)
+    // Keep the sketch sized to the entries actually held (Caffeine does this for weighted caches).
+    this.#sketch.ensureCapacity(this.size)
+  }
+
+  delete(key: string): boolean {
+    return this.#window.delete(key) || this.#main.delete(key)
+  }
+
+  /** Drop all entries; the access history stays (it is about keys, not contents). */
+  clear(): void {
+    this.#window.clear()
+    this.#main.clear()
+  }
+
+  *keys(): IterableIterator<string> {
+    yield* this.#window.keys()
+    yield* this.#main.keys()
+  }
+
+  /** Move a candidate into the main region if it beats every victim it would displace; else drop it. */
+  #admit(key: string, value: Buffer, held: boolean): void {
+    const main = this.#main
+    let needBytes = value.length - (main.limit - main.bytes)
+    let needEntries = main.size + 1 - this.#maxMainEntries
+    const victims: string[] = []
+    if (needBytes > 0 || needEntries > 0) {
+      const freq = this.#sketch.frequency(key)
+      for (const victim of main.keys()) {
+        if (needBytes <= 0 && needEntries <= 0) break
+        if (freq <= this.#sketch.frequency(victim) + ADMIT_MARGIN) break
+        victims.push(victim)
+        needBytes -= main.peek(victim)!.length
+        needEntries--
+      }
+      if (needBytes > 0 || needEntries > 0) {
+        if (held) this.#onEvict?.(key, value)
+        return
+      }
+    }
+    for (const victim of victims) {
+      const old = main.peek(victim)!
+      main.delete(victim)
+      this.#onEvict?.(victim, old)
+    }
+    main.set(key, value)
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * evict {path?}: drop the cached blocks of a file, or of every file under a
+ * directory; without a path, everything. RESULT {files, blocks, bytes}.
+ */
+import { stat } from 'node:fs/promises'
+import { identityOf } from '../fs/open-file.js'
+import { walk } from '../fs/walk.js'
+import type { Part } from '../stages/items.js'
+import { optionalString } from './args.js'
+import type { CommandContext } from './context.js'
+
+export async function* evict(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
+  if (args.path === undefined || args.path === null) {
+    const { blocks, bytes } = ctx.cache.clear()
+    yield { kind: 'result', body: { files: null, blocks, bytes } }
+    return
+  }
+  const path = optionalString(args, 'path', '')
+  let files = 0
+  let blocks = 0
+  let bytes = 0
+  for await (const f of walk(ctx.jail, path)) {
+    const st = await stat(f.real, { bigint: true }).catch(() => null)
+    if (!st) continue // gone since the walk saw it
+    const dropped = ctx.cache.evictFile({ key: identityOf(st), size: Number(st.size) })
+    files++
+    blocks += dropped.blocks
+    bytes += dropped.bytes
+  }
+  yield { kind: 'result', body: { files, blocks, bytes } }
+}

@@ -1,0 +1,72 @@
+/**
+ * warm {path?}: load a file, or every regular file under a directory, into
+ * the cache, a few files at a time. PROGRESS frames report how far it got
+ * (a few a second); RESULT {files, bytes, totalFiles, totalBytes, full}.
+ * Warming stops before a file that would not fit in the cache's free space:
+ * loading past the limit would only evict what was just loaded.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { openFile } from '../fs/open-file.js'
+import { walk, type WalkedFile } from '../fs/walk.js'
+import type { Part } from '../stages/items.js'
+import { optionalString } from './args.js'
+import type { CommandContext } from './context.js'
+
+/** Files loaded at once: enough to keep a disk busy, few enough to stay fair to reads. */
+const CONCURRENCY = 4
+const PROGRESS_EVERY_MS = 200
+
+export interface WarmProgress {
+  files: number
+  bytes: number
+  totalFiles: number
+  totalBytes: number
+  full: boolean
+}
+
+export async function* warm(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
+  const path = optionalString(args, 'path', '')
+  const files: WalkedFile[] = []
+  for await (const f of walk(ctx.jail, path)) files.push(f)
+  const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + f.size, 0), full: false }
+
+  let next = 0
+  let stopped = false
+  let budget = ctx.cache.free
+  const worker = async () => {
+    while (!stopped && next < files.length) {
+      const f = files[next++]
+      const file = await openFile(f.real, f.rel).catch(() => null)
+      if (!file) continue // vanished or changed type since the walk
+      try {
+        const missing = file.size - ctx.cache.cachedBytes(file)
+        if (missing > budget) {
+          progress.full = true
+          stopped = true
+          return
+        }
+        budget -= missing
+        const blocks = Math.ceil(file.size / ctx.cache.blockSize)
+        for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i)
+        progress.files++
+        progress.bytes += file.size
+      } finally {
+        await file.fh.close()
+      }
+    }
+  }
+  const workers = Promise.all(Array.from({ length: CONCURRENCY }, worker))
+  let done = false
+  const finished = workers.then(() => void (done = true))
+  try {
+    while (!done) {
+      await Promise.race([finished, sleep(PROGRESS_EVERY_MS)])
+      if (!done) yield { kind: 'progress', body: { ...progress } }
+    }
+    await finished // rethrows a worker's error
+  } finally {
+    stopped = true
+    await workers.catch(() => {})
+  }
+  yield { kind: 'result', body: progress }
+}

@@ -1,0 +1,80 @@
+/**
+ * write {path, length?} + uploaded DATA frames + END: write the bytes to a
+ * temporary file beside the target, fsync, and rename it over the target, so
+ * a reader sees the old file or the new one, never half of one. Then drop
+ * the old version from the cache (the new one has a new identity anyway).
+ * Refused with EROFS unless the server is writable.
+ */
+import { randomBytes } from 'node:crypto'
+import { open, rename, stat, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { error } from '../errors.js'
+import { Jail } from '../fs/jail.js'
+import { identityOf } from '../fs/open-file.js'
+import { FrameType } from '../protocol/constants.js'
+import type { Part } from '../stages/items.js'
+import { optionalCount, requiredString } from './args.js'
+import type { CommandContext, CommandIO } from './context.js'
+
+export async function* write(args: Record<string, unknown>, ctx: CommandContext, { input }: CommandIO): AsyncGenerator<Part, void, void> {
+  if (!ctx.writable) throw error('EROFS', 'this server is read-only; start it with --writable to allow write')
+  const path = requiredString(args, 'path')
+  const length = optionalCount(args, 'length')
+  const parts = Jail.segments(path)
+  const name = parts.pop()
+  if (name === undefined) throw error('EISDIR', 'cannot write the root; name a file')
+  const dir = await ctx.jail.resolve(parts.join('/'))
+  if (!(await stat(dir)).isDirectory()) throw error('ENOTDIR', `${parts.join('/')} is not a directory`)
+  const target = join(dir, name)
+  const before = await stat(target, { bigint: true }).catch(() => null)
+  if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
+
+  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
+  const fh = await open(tmp, 'wx', 0o644)
+  let closed = false
+  let renamed = false
+  try {
+    const size = await receive(fh, input, length)
+    await fh.sync()
+    await fh.close()
+    closed = true
+    await rename(tmp, target)
+    renamed = true
+    if (before?.isFile()) ctx.cache.evictFile({ key: identityOf(before), size: Number(before.size) })
+    yield { kind: 'result', body: { path, size } }
+  } finally {
+    if (!closed) await fh.close().catch(() => {})
+    if (!renamed) await unlink(tmp).catch(() => {})
+  }
+}
+
+/** Copy uploaded frames into the file; returns the byte count once END confirms it. */
+async function receive(fh: import('node:fs/promises').FileHandle, input: AsyncIterable<import('../protocol/frame.js').ReceivedFrame> | undefined, length: number | undefined): Promise<number> {
+  if (!input) throw error('EINTERNAL', 'write needs uploaded frames')
+  let written = 0
+  let seq = 1
+  for await (const frame of input) {
+    if (!frame.intact) throw error('ECHECKSUM', `uploaded frame ${frame.seq} failed its checksum; send the write again`)
+    if (frame.seq !== seq++) throw error('EBADREQ', `uploaded frames out of order: expected ${seq - 1}, got ${frame.seq}`)
+    if (frame.type === FrameType.DATA) {
+      written += frame.payload.length
+      if (length !== undefined && written > length) throw error('EBADREQ', `more than the announced ${length} bytes`)
+      let done = 0
+      while (done < frame.payload.length) done += (await fh.write(frame.payload, done)).bytesWritten
+    } else if (frame.type === FrameType.END) {
+      let total: unknown
+      try {
+        total = (JSON.parse(frame.payload.toString('utf8')) as { length?: unknown }).length
+      } catch {
+        throw error('EBADREQ', 'END frame of an upload must carry JSON {"length": N}')
+      }
+      if (total !== written || (length !== undefined && length !== written)) {
+        throw error('EBADREQ', `upload ended after ${written} bytes, but ${String(total ?? length)} were announced`)
+      }
+      return written
+    } else {
+      throw error('EBADREQ', `unexpected frame type ${frame.type} in an upload`)
+    }
+  }
+  throw error('ECLOSED', 'the upload ended before its END frame; nothing was written')
+}

@@ -66,9 +66,16 @@ export class FrequencySketch {
     return this.#sampleSize
   }
 
-  /** Grow (and so forget: counts cannot be rehashed) when more entries are held than sized for. */
-  ensureCapacity(entries: number): void {
-    if (entries > this.#capacity) this.#resize(entries)
+  /**
+   * Grow when more entries are held than sized for. Counters cannot be rehashed,
+   * so only the estimates of `carry` (the keys held) survive; forgetting them
+   * would let any newcomer displace the entries cached before the growth.
+   */
+  ensureCapacity(entries: number, carry: Iterable<string> = []): void {
+    if (entries <= this.#capacity) return
+    const kept = [...carry].map((key) => [key, this.frequency(key)] as const)
+    this.#resize(entries)
+    for (const [key, freq] of kept) this.#raise(key, freq)
   }
 
   /** Estimated recent accesses of `key`, 0..15; never below the true count since the last aging. */
@@ -102,6 +109,16 @@ export class FrequencySketch {
     this.#table = new Uint8Array((DEPTH * this.#width) / 2)
     this.#sampleSize = 10 * this.#capacity
     this.#samples = 0
+  }
+
+  /** Lift the key's counters to at least `freq`. */
+  #raise(key: string, freq: number): void {
+    this.#locate(key)
+    for (let r = 0; r < DEPTH; r++) {
+      const i = this.#index[r]
+      const c = this.#counter(i)
+      if (c < freq) this.#table[i >>> 1] += (freq - c) << ((i & 1) << 2)
+    }
   }
 
   #locate(key: string): void {

@@ -8,7 +8,7 @@
  * those removed by delete or clear.
  */
 import { ByteLru } from './byte-lru.js'
-import { TinyLfu } from './tiny-lfu.js'
+import { TinyLfu, type TinyLfuTuning } from './tiny-lfu.js'
 
 export interface CachePolicy {
   /** Byte budget; `bytes` never exceeds it. */
@@ -35,7 +35,8 @@ export interface PolicyOptions {
 export const POLICIES = ['lru', 'tinylfu'] as const
 export type PolicyName = (typeof POLICIES)[number]
 
-export function createPolicy(name: PolicyName, opts: PolicyOptions): CachePolicy {
+/** Tuning options apply to tinylfu only; lru ignores them. */
+export function createPolicy(name: PolicyName, opts: PolicyOptions & TinyLfuTuning): CachePolicy {
   switch (name) {
     case 'lru':
       return new ByteLru(opts)

@@ -29,15 +29,19 @@ import { ByteLru } from './byte-lru.js'
 import { FrequencySketch } from './frequency-sketch.js'
 import type { CachePolicy, PolicyOptions } from './policy.js'
 
-export interface TinyLfuOptions extends PolicyOptions {
-  /** Share of the bytes given to the admission window, 0..0.5 (default 0.01). */
+export interface TinyLfuTuning {
+  /** Share of the bytes given to the admission window, 0..0.5 (default 0.01, as Caffeine starts). */
   windowFraction?: number
+  /** Floor for the window in bytes (capped at half the limit), e.g. one block, so a block can pass through it. */
+  minWindow?: number
   /** Initial sketch sizing; it grows to the number of entries held anyway. */
   expectedEntries?: number
 }
 
+export type TinyLfuOptions = PolicyOptions & TinyLfuTuning
+
 /** A candidate must exceed a victim's estimated frequency by more than this. */
-const ADMIT_MARGIN = 0
+const ADMIT_MARGIN = 1
 
 export class TinyLfu implements CachePolicy {
   readonly limit: number
@@ -47,13 +51,13 @@ export class TinyLfu implements CachePolicy {
   #maxMainEntries: number
   #onEvict?: (key: string, value: Buffer) => void
 
-  constructor({ limit, maxEntries = 4_000_000, onEvict, windowFraction = 0.01, expectedEntries = 64 }: TinyLfuOptions) {
+  constructor({ limit, maxEntries = 4_000_000, onEvict, windowFraction = 0.01, minWindow = 0, expectedEntries = 64 }: TinyLfuOptions) {
     if (!(windowFraction >= 0 && windowFraction <= 0.5)) throw new RangeError(`windowFraction must be in 0..0.5, got ${windowFraction}`)
     this.limit = limit
     this.#onEvict = onEvict
     this.#maxMainEntries = maxEntries
     this.#sketch = new FrequencySketch(expectedEntries)
-    const windowLimit = Math.floor(limit * windowFraction)
+    const windowLimit = Math.floor(Math.min(limit / 2, Math.max(limit * windowFraction, minWindow)))
     // Whatever the window pushes out (by bytes or by its entry cap) is a candidate.
     this.#window = new ByteLru({ limit: windowLimit, maxEntries, onEvict: (k, v) => this.#admit(k, v, true) })
     // Victims are read from main's keys(), which lists least recently used first only while
@@ -91,7 +95,7 @@ export class TinyLfu implements CachePolicy {
     if (value.length > this.#window.limit) this.#admit(key, value, false)
     else this.#window.set(key, value)
     // Keep the sketch sized to the entries actually held (Caffeine does this for weighted caches).
-    this.#sketch.ensureCapacity(this.size)
+    if (this.size > this.#sketch.capacity) this.#sketch.ensureCapacity(this.size, this.keys())
   }
 
   delete(key: string): boolean {

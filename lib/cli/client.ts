@@ -9,6 +9,8 @@ import { pipeline } from 'node:stream/promises'
 import { DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type Client, connect } from '../client/client.js'
 import type { CorruptMode, CorruptOptions } from '../stages/corrupt.js'
+import { formatStats, formatWarm, size } from './format.js'
+import { warmDisplay } from './warm-progress.js'
 import { VERSION } from '../version.js'
 import { countOption, EXIT_FAILURE, EXIT_USAGE, usageExits } from './options.js'
 import { InvalidArgumentError } from 'commander'
@@ -37,7 +39,7 @@ function addressOption(value: string): string {
 
 function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>): Command {
   const cli = new Command(NAME)
-    .description('Read files from a cacheserv-pipe server.')
+    .description('Read files from a cacheserv-pipe server, and steer its cache.')
     .version(VERSION)
     .option('--server <addr>', `server address: tcp://HOST:PORT, HOST:PORT or unix:/path (env CACHESERV_SERVER, else ${DEFAULT_ADDRESS})`, addressOption)
     .option('--inject-faults <rate[:mode[:seed]]>', 'damage received bytes on purpose (faults per byte; mode flip|drop|duplicate|garbage|mixed) to watch the NACK path repair them; prints a summary on stderr', faultsOption)
@@ -80,6 +82,57 @@ function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>):
         process.stdout.write(JSON.stringify(await client.stat(file), null, 2) + '\n')
       }),
     )
+
+  cli
+    .command('stats')
+    .description("print the server's counters: cache use, hits and misses, bytes served, NACKs")
+    .option('--json', 'print JSON instead')
+    .action((o: { json?: boolean }) =>
+      run(async (client) => {
+        const s = await client.stats()
+        process.stdout.write((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n')
+      }),
+    )
+
+  cli
+    .command('warm')
+    .description('load a file or a whole tree into the cache (a progress bar on a terminal, a summary line at the end)')
+    .argument('[path]', 'file or directory relative to the served root', '')
+    .action((path: string) =>
+      run(async (client) => {
+        const started = Date.now()
+        const display = await warmDisplay()
+        try {
+          const result = await client.warm(path, (p) => display.update(p))
+          display.update(result)
+          display.stop()
+          console.error(formatWarm(result, (Date.now() - started) / 1000))
+        } finally {
+          display.stop()
+        }
+      }),
+    )
+
+  cli
+    .command('evict')
+    .description('drop a file or a tree from the cache; without a path, everything')
+    .argument('[path]', 'file or directory relative to the served root')
+    .action((path?: string) =>
+      run(async (client) => {
+        const r = await client.evict(path)
+        console.error(`evicted ${size(r.bytes)} in ${r.blocks} blocks${r.files === null ? '' : ` of ${r.files} files`}`)
+      }),
+    )
+
+  cli
+    .command('write')
+    .description('write stdin to FILE on the server, atomically (the server must run with --writable)')
+    .argument('<file>', 'path relative to the served root; its directory must exist')
+    .action((file: string) =>
+      run(async (client) => {
+        await client.write(file, process.stdin)
+      }),
+    )
   return cli
 }
 
@@ -111,7 +164,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_FAILURE
     } finally {
       if (client && global.injectFaults) {
-        const s = client.stats()
+        const s = client.counters()
         console.error(`${NAME}: injected ${s.injected} faults; sent ${s.nacks} NACKs; lost the frame boundary ${s.lostSync} times; ${s.timeouts} progress timeouts`)
       }
       await client?.close()

@@ -13,12 +13,14 @@
  * goes quiet while requests wait, every one of them is asked again.
  */
 import createDebug from 'debug'
+import { once } from 'node:events'
 import net from 'node:net'
 import { pipeline, Writable } from 'node:stream'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { CacheservError, error } from '../errors.js'
-import { FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
-import type { ReceivedFrame } from '../protocol/frame.js'
+import { checksumId } from '../protocol/checksum.js'
+import { type ChecksumName, FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
 import { corrupt, type CorruptOptions, type CorruptStats } from '../stages/corrupt.js'
@@ -55,6 +57,38 @@ export interface StatResult {
   mtime: string
   cachedBytes: number
   cached: boolean
+}
+
+export interface ServerStatsResult {
+  hits: number
+  misses: number
+  hitBytes: number
+  missBytes: number
+  evictions: number
+  diskReads: number
+  cacheBytes: number
+  cacheLimit: number
+  entries: number
+  policy: string
+  connections: number
+  totalConnections: number
+  bytesServed: number
+  nacks: number
+  uptime: number
+}
+
+export interface WarmResult {
+  files: number
+  bytes: number
+  totalFiles: number
+  totalBytes: number
+  full: boolean
+}
+
+export interface EvictResult {
+  files: number | null
+  blocks: number
+  bytes: number
 }
 
 export interface ReadOptions {
@@ -219,11 +253,89 @@ export class Client {
     return this.request<StatResult>('stat', { path })
   }
 
-  /** Send any command answered by one RESULT frame. */
-  request<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+  /** The server's counters. */
+  stats(): Promise<ServerStatsResult> {
+    return this.request<ServerStatsResult>('stats')
+  }
+
+  /** Load a file or a tree into the server's cache; `onProgress` sees how far it got. */
+  warm(path = '', onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
+    return this.request<WarmResult>('warm', { path }, onProgress as (p: unknown) => void)
+  }
+
+  /** Drop a file, a tree, or (without a path) everything from the server's cache. */
+  evict(path?: string): Promise<EvictResult> {
+    return this.request<EvictResult>('evict', path === undefined ? {} : { path })
+  }
+
+  /**
+   * Write a file on the server (if it was started writable): the bytes are
+   * uploaded as checksummed pages and renamed into place atomically.
+   */
+  async write(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
+    if (this.#closed) throw this.#closed
+    const id = this.#allocId()
+    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id))
+    this.#handlers.set(id, req)
+    const settled = req.promise.then(
+      () => true,
+      () => true,
+    )
+    let finished = false
+    void settled.then(() => (finished = true))
+    this.#send(id, 'write', Buffer.isBuffer(data) ? { path, length: data.length } : { path })
+    const checksum = checksumId(this.hello.checksum as ChecksumName)
+    const page = this.hello.pageSize
+    let seq = 1
+    let total = 0
+    const sendFrame = async (type: FrameType, payload: Buffer) => {
+      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) {
+        if (!this.#socket.write(buf)) await Promise.race([once(this.#socket, 'drain'), settled, this.#done])
+      }
+    }
+    for await (const chunk of Buffer.isBuffer(data) ? [data] : data) {
+      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
+      for (let at = 0; at < buf.length && !finished && !this.#closed; at += page) {
+        const payload = buf.subarray(at, at + page)
+        total += payload.length
+        await sendFrame(FrameType.DATA, payload)
+      }
+      if (finished || this.#closed) break
+    }
+    if (!finished && !this.#closed) await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
+    return req.promise
+  }
+
+  /**
+   * Read many files over this one connection, keeping `inFlight` requests
+   * pipelined, and yield them in the order given.
+   */
+  async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
+    const queue: { path: string; data: Promise<Buffer> }[] = []
+    const iterator = paths[Symbol.iterator]()
+    const refill = () => {
+      while (queue.length < inFlight) {
+        const next = iterator.next()
+        if (next.done) return
+        const data = this.readFile(next.value)
+        data.catch(() => {}) // surfaced when its turn comes
+        queue.push({ path: next.value, data })
+      }
+    }
+    refill()
+    while (queue.length > 0) {
+      const head = queue.shift()!
+      const data = await head.data
+      refill()
+      yield { path: head.path, data }
+    }
+  }
+
+  /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
+  request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     const id = this.#allocId()
-    const req = new ResultRequest<T>(this.#control(id))
+    const req = new ResultRequest<T>(this.#control(id), onProgress)
     this.#handlers.set(id, req)
     this.#send(id, op, args)
     return req.promise
@@ -234,8 +346,8 @@ export class Client {
     return this.#handlers.size
   }
 
-  /** Counters of the reverse path on this connection. */
-  stats(): ClientStats {
+  /** This connection's own counters of the reverse path (the server's are in `stats()`). */
+  counters(): ClientStats {
     return { ...this.#stats, injected: this.#injected?.faults ?? 0 }
   }
 

@@ -1,4 +1,7 @@
-/** A request answered by one RESULT (or ERROR) frame: ls, stat, and the like. */
+/**
+ * A request answered by one RESULT (or ERROR) frame: ls, stat, and the like;
+ * long ones (warm) send PROGRESS frames before it.
+ */
 import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
@@ -13,8 +16,11 @@ export class ResultRequest<T> implements FrameHandler {
   #window = new ReceiveWindow()
   #done = false
 
-  constructor(control: RequestControl) {
+  #onProgress?: (progress: unknown) => void
+
+  constructor(control: RequestControl, onProgress?: (progress: unknown) => void) {
     this.#control = control
+    this.#onProgress = onProgress
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -27,6 +33,14 @@ export class ResultRequest<T> implements FrameHandler {
     if (typeof verdict === 'object') this.#nack(verdict)
     else if (verdict === 'unreadable-error') this.#failUnreadable(frame)
     if (verdict !== 'deliver') return true
+    if (frame.type === FrameType.PROGRESS) {
+      try {
+        this.#onProgress?.(parseJsonPayload(frame))
+      } catch {
+        // progress is advisory: a bad one is skipped, not fatal
+      }
+      return true
+    }
     this.#done = true
     this.#control.release(false)
     if (frame.type === FrameType.RESULT) {

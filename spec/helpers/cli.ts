@@ -40,9 +40,15 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-/** Start `cacheserv-pipe` and wait for its "listening on" line. */
-export async function startServerProcess(t: Pick<TestContext, 'after'>, args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/**
+ * Start `cacheserv-pipe` and wait for its "listening on" line. With `direct`,
+ * the bin is executed as a user would run it, so its shebang (and the node
+ * flags in it) apply.
+ */
+export async function startServerProcess(t: Pick<TestContext, 'after'>, args: string[], { direct = false } = {}): Promise<ServerProcess> {
+  const child = direct
+    ? spawn(SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr!.on('data', (c: Buffer) => (err += c.toString()))
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { describe, test } from 'node:test'
+import { connect } from '../../lib/client/client.js'
+import { startServerProcess } from '../helpers/cli.js'
+import { tempDir } from '../helpers/fixtures.js'
+
+const MiB = 1024 * 1024
+/** The documented bound (README): RSS ≤ 1.05 × cached bytes + 80 MiB. */
+const OVERHEAD = 80 * MiB
+
+function rssOf(pid: number): number {
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  assert.ok(kb, 'VmRSS readable')
+  return Number(kb[1]) * 1024
+}
+
+describe('memory', () => {
+  test('server RSS stays within the cache limit plus a bounded overhead with 20,000 cached entries', async (t) => {
+    const root = tempDir(t)
+    const files = 20_000
+    const size = 8 * 1024
+    const payload = Buffer.alloc(size, 7)
+    for (let d = 0; d < 20; d++) {
+      mkdirSync(join(root, `d${d}`))
+      for (let i = 0; i < files / 20; i++) writeFileSync(join(root, `d${d}`, `${i}.bin`), payload)
+    }
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--cache-size', '256MiB'], { direct: true })
+    const client = await connect(server.url)
+    t.after(() => client.close())
+    const warmed = await client.warm()
+    assert.equal(warmed.files, files)
+    const stats = await client.stats()
+    assert.equal(stats.entries, files)
+    assert.equal(stats.cacheBytes, files * size)
+    const rss = rssOf(server.child.pid!)
+    const bound = 1.05 * stats.cacheBytes + OVERHEAD
+    assert.ok(rss <= bound, `RSS ${(rss / MiB).toFixed(1)} MiB exceeds ${(bound / MiB).toFixed(1)} MiB for ${(stats.cacheBytes / MiB).toFixed(1)} MiB cached`)
+    t.diagnostic(`RSS ${(rss / MiB).toFixed(1)} MiB for ${(stats.cacheBytes / MiB).toFixed(1)} MiB in ${stats.entries} entries`)
+  })
+})

@@ -1,7 +1,8 @@
 /**
  * A count-min sketch of 4-bit counters: the access history behind TinyLFU
- * admission. It answers "about how often was this key asked for lately",
- * never under-counting, in 8 bytes per expected entry (as Caffeine's does).
+ * admission. It answers "about how often was this key asked for lately"
+ * (never under-counting since the last aging, up to 15), in 8 bytes per
+ * expected entry, as Caffeine's does.
  *
  * - 4 rows, each 4 × capacity counters wide (power of two), two per byte.
  *   Four times as many counters per row as entries keeps a key whose counters

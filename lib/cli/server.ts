@@ -4,6 +4,8 @@ import { filesize } from 'filesize'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
 import { CacheServer, DEFAULT_CACHE_SIZE } from '../server/server.js'
 import { VERSION } from '../version.js'
+import { DEFAULT_POLICY } from '../cache/block-cache.js'
+import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, portOption, sizeOption, usageExits } from './options.js'
 
@@ -20,6 +22,7 @@ function program(): Command {
     .option('--cache-size <size>', 'RAM for cached blocks, e.g. 512MiB, 2G', sizeOption, DEFAULT_CACHE_SIZE)
     .option('--page-size <size>', `payload bytes per frame (${filesize(MIN_PAGE_SIZE, { standard: 'iec' })}–${filesize(MAX_PAGE_SIZE, { standard: 'iec' })})`, sizeOption, DEFAULT_PAGE_SIZE)
     .addOption(new Option('--checksum <algorithm>', 'payload checksum of every page').choices(['crc32', 'md5']).default('crc32'))
+    .addOption(new Option('--policy <name>', 'cache eviction: tinylfu keeps a hit ratio near cache/dataset over repeated epochs; lru is plain LRU').choices([...POLICIES]).default(DEFAULT_POLICY))
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--insecure-no-auth', 'allow a non-loopback --host (no authentication exists yet: trusted networks only)')
@@ -40,6 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     insecureNoAuth?: boolean
     writable?: boolean
     warm?: string
+    policy: PolicyName
   }>()
   if (!o.socket && !LOOPBACK.has(o.host) && !o.insecureNoAuth) {
     console.error(`cacheserv-pipe: refusing to listen on ${o.host}: only loopback is safe without authentication; add --insecure-no-auth on a trusted network`)
@@ -53,7 +57,7 @@ export async function main(argv: string[]): Promise<void> {
   let server: CacheServer
   let url: string
   try {
-    server = await CacheServer.create({ root: o.root, cacheSize: o.cacheSize, pageSize: o.pageSize, checksum: o.checksum, writable: o.writable })
+    server = await CacheServer.create({ root: o.root, cacheSize: o.cacheSize, pageSize: o.pageSize, checksum: o.checksum, writable: o.writable, policy: o.policy })
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
@@ -64,7 +68,7 @@ export async function main(argv: string[]): Promise<void> {
   server.on('error', (err: Error) => console.error(`cacheserv-pipe: ${err.message}`))
   const size = (n: number) => filesize(n, { standard: 'iec' })
   console.log(
-    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}${o.writable ? ', writable' : ''})`,
+    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
   )
   if (o.warm !== undefined) {
     // Serving starts at once; warming runs beside it.

@@ -32,6 +32,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
 
   let next = 0
   let stopped = false
+  const loaded: { key: string; size: number }[] = []
   let budget = ctx.cache.free
   const worker = async () => {
     while (!stopped && next < files.length) {
@@ -48,6 +49,14 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
         budget -= missing
         const blocks = Math.ceil(file.size / ctx.cache.blockSize)
         for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i)
+        loaded.push({ key: file.key, size: file.size })
+        // A scan-resistant policy may decline to keep a block (its admission window is part of
+        // the budget): then the cache is as full as warming can make it.
+        if (ctx.cache.cachedBytes(file) < file.size) {
+          progress.full = true
+          stopped = true
+          return
+        }
         progress.files++
         progress.bytes += file.size
       } finally {
@@ -68,5 +77,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
     stopped = true
     await workers.catch(() => {})
   }
-  yield { kind: 'result', body: progress }
+  // Report what is in the cache now: a later file may have pushed out part of an earlier one.
+  const kept = loaded.map((f) => ctx.cache.cachedBytes(f))
+  yield { kind: 'result', body: { ...progress, files: kept.filter((b, i) => b === loaded[i].size).length, bytes: kept.reduce((a, b) => a + b, 0) } }
 }

@@ -11,6 +11,7 @@ import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
 import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
+import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
@@ -41,6 +42,8 @@ export interface ServerOptions {
   retries?: number
   /** Allow `write`. Default false: the server is read-only. */
   writable?: boolean
+  /** Cache eviction policy: 'tinylfu' (default, scan-resistant) or 'lru'. */
+  policy?: PolicyName
 }
 
 export interface ServerStats extends CacheStats {
@@ -82,7 +85,7 @@ export class CacheServer extends EventEmitter {
     this.root = jail.root
     this.pageSize = pageSize
     this.checksum = opts.checksum ?? 'crc32'
-    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE })
+    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE, policy: opts.policy })
     this.#ctx = { jail, cache: this.cache, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
   }

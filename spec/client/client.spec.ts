@@ -62,8 +62,8 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     assert.equal(a.error, null)
     assert.equal(b.error, null)
     assert.ok(a.bytes.equals(data) && b.bytes.equals(data))
-    assert.equal(client.stats().lostSync, 1)
-    assert.ok(client.stats().nacks >= 1)
+    assert.equal(client.counters().lostSync, 1)
+    assert.ok(client.counters().nacks >= 1)
   })
 
   test('notices a dropped page by its sequence number and gets it again', async (t) => {
@@ -89,7 +89,7 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     const { bytes, error } = await drain(client.read('f.bin'))
     assert.equal(error, null)
     assert.ok(bytes.equals(data))
-    assert.equal(client.stats().timeouts, 1)
+    assert.equal(client.counters().timeouts, 1)
   })
 
   test('asks again after the progress timeout when the last frame is cut short', async (t) => {
@@ -103,7 +103,7 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     const { bytes, error } = await drain(client.read('f.bin'))
     assert.equal(error, null)
     assert.ok(bytes.equals(data))
-    assert.equal(client.stats().timeouts, 1)
+    assert.equal(client.counters().timeouts, 1)
   })
 
   test('drops duplicated frames by sequence number without asking again', async (t) => {

@@ -35,7 +35,7 @@ export async function warmDisplay(stream: NodeJS.WriteStream = process.stderr): 
   return {
     update(p) {
       if (!running) {
-        bar.start(Math.max(1, p.totalBytes), 0, fields(p))
+        bar.start(Math.max(1, p.totalBytes), p.bytes, fields(p))
         running = true
       }
       bar.update(p.bytes, fields(p))

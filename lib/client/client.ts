@@ -106,7 +106,7 @@ export interface ConnectOptions {
   /**
    * With requests waiting and the connection not held by a slow consumer,
    * this many ms without a byte means something was lost: every request in
-   * flight is asked again. Default 2000.
+   * flight is asked again. Default 5000.
    */
   progressTimeout?: number
   /**
@@ -161,7 +161,7 @@ export class Client {
   static connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
     const addr = typeof address === 'string' ? parseAddress(address) : address
     const timeout = opts.timeout ?? 10_000
-    const progressTimeout = opts.progressTimeout ?? 2000
+    const progressTimeout = opts.progressTimeout ?? 5000
     return new Promise<Client>((resolve, reject) => {
       const socket = addr.kind === 'unix' ? net.connect({ path: addr.path }) : net.connect({ host: addr.host, port: addr.port, noDelay: true })
       let client: Client | null = null
@@ -245,8 +245,9 @@ export class Client {
 
   /** Entries of a directory under the root, sorted by name. */
   async ls(path = ''): Promise<Entry[]> {
-    const { entries } = await this.request<{ entries: Entry[] }>('ls', { path })
-    return entries
+    const result = await this.request<{ entries?: unknown } | null>('ls', { path })
+    if (!Array.isArray(result?.entries)) throw error('EPROTO', 'ls result without an entries list')
+    return result.entries as Entry[]
   }
 
   stat(path: string): Promise<StatResult> {
@@ -414,15 +415,29 @@ export class Client {
         debug('dropped a corrupt connection-level frame')
         return cb()
       }
-      // Connection-level error: nothing on this connection can be trusted to finish.
       const err = frame.type === FrameType.ERROR ? errorFromFrame(frame) : error('EPROTO', `unexpected connection frame type ${frame.type}`)
+      // An unparseable line of ours is answered on id 0 and the connection goes on (PROTOCOL.md).
+      if (err.code === 'EBADREQ') {
+        debug('server could not read a request line: %s', err.message)
+        return cb()
+      }
+      // Any other connection-level error: the server is closing; nothing in flight will finish.
       this.#abortAll(err)
       this.#socket.destroy()
       return cb()
     }
     const handler = this.#handlers.get(frame.id)
     if (!handler) return cb() // a request we cancelled: its remaining frames are dropped
-    if (handler.onFrame(frame, () => this.#resume(cb))) cb()
+    let took: boolean
+    try {
+      took = handler.onFrame(frame, () => this.#resume(cb))
+    } catch (err) {
+      // A handler must never throw into the socket's data event; whatever it was, this request is over.
+      this.#handlers.delete(frame.id)
+      handler.onAbort(error('EPROTO', `request ${frame.id}: ${(err as Error).message}`))
+      return cb()
+    }
+    if (took) cb()
     else this.#holding = true
   }
 

@@ -35,12 +35,24 @@ export function unreadableError(frame: ReceivedFrame): CacheservError {
 
 /** Turn an ERROR frame's payload into an error with the server's code. */
 export function errorFromFrame(frame: ReceivedFrame): CacheservError {
+  let body: unknown
   try {
-    const { code, message } = JSON.parse(frame.payload.toString('utf8')) as { code: string; message: string }
-    return new CacheservError(code as ErrorCode, String(message))
+    body = JSON.parse(frame.payload.toString('utf8'))
   } catch {
     return error('EPROTO', 'server sent an unreadable error frame')
   }
+  const { code, message } = (body ?? {}) as { code?: unknown; message?: unknown }
+  if (typeof code !== 'string' || !/^E[A-Z0-9]+$/.test(code)) return error('EPROTO', 'server sent an error frame without a code')
+  return new CacheservError(code as ErrorCode, typeof message === 'string' ? message : code)
+}
+
+/** Parse a JSON payload that must be an object with these numeric fields; EPROTO otherwise. */
+export function parseObject<T>(frame: ReceivedFrame, numbers: string[]): T {
+  const value = parseJsonPayload<Record<string, unknown>>(frame)
+  if (value === null || typeof value !== 'object' || numbers.some((k) => !Number.isSafeInteger(value[k]) || (value[k] as number) < 0)) {
+    throw error('EPROTO', `frame ${frame.id}/${frame.seq} lacks ${numbers.join(', ')}`)
+  }
+  return value as T
 }
 
 export function parseJsonPayload<T>(frame: ReceivedFrame): T {

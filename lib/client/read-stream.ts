@@ -10,7 +10,7 @@ import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
-import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl, unreadableError } from './handlers.js'
+import { errorFromFrame, type FrameHandler, giveUp, parseObject, type RequestControl, unreadableError } from './handlers.js'
 
 export interface ReadInfo {
   /** Size of the whole file. */
@@ -60,7 +60,11 @@ export class ReadStream extends Readable implements FrameHandler {
         return this.#fail(errorFromFrame(frame))
       case FrameType.START:
         if (this.info) return this.#fail(error('EPROTO', `read ${this.id}: second START frame`))
-        this.info = parseJsonPayload<ReadInfo>(frame)
+        try {
+          this.info = parseObject<ReadInfo>(frame, ['size', 'offset', 'length'])
+        } catch (err) {
+          return this.#fail(err as Error)
+        }
         this.emit('info', this.info)
         return true
       case FrameType.DATA: {
@@ -71,7 +75,12 @@ export class ReadStream extends Readable implements FrameHandler {
         return false
       }
       case FrameType.END: {
-        const end = parseJsonPayload<{ length: number }>(frame)
+        let end: { length: number }
+        try {
+          end = parseObject<{ length: number }>(frame, ['length'])
+        } catch (err) {
+          return this.#fail(err as Error)
+        }
         const got = this.#window.offset
         if (!this.info || got !== this.info.length || end.length !== got) {
           return this.#fail(error('EPROTO', `read ${this.id}: got ${got} bytes, expected ${this.info?.length ?? '?'}`))

@@ -16,7 +16,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
   const path = requiredString(args, 'path')
   const offset = optionalCount(args, 'offset') ?? 0
   const length = optionalCount(args, 'length')
-  const file = await openFile(await ctx.jail.resolve(path), Jail.shown(path))
+  const file = await openFile(ctx.jail, await ctx.jail.resolve(path), Jail.shown(path))
   try {
     // A resend must serve the very bytes the first attempt started to serve.
     if (resume?.identity && resume.identity !== file.key) throw changed(path)

@@ -1,5 +1,7 @@
 /** stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached}. */
-import { stat as fsStat } from 'node:fs/promises'
+import { type BigIntStats, constants } from 'node:fs'
+import { Jail } from '../fs/jail.js'
+import { openInside } from '../fs/safe-open.js'
 import { identityOf } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { requiredString } from './args.js'
@@ -7,7 +9,14 @@ import type { CommandContext } from './context.js'
 
 export async function* stat(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = requiredString(args, 'path')
-  const st = await fsStat(await ctx.jail.resolve(path), { bigint: true })
+  // fstat of the opened, checked descriptor, not of a name that may have been swapped meanwhile.
+  const fh = await openInside(ctx.jail, await ctx.jail.resolve(path), constants.O_RDONLY | constants.O_NONBLOCK, Jail.shown(path))
+  let st: BigIntStats
+  try {
+    st = await fh.stat({ bigint: true })
+  } finally {
+    await fh.close()
+  }
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other'
   const size = Number(st.size)
   const cachedBytes = type === 'file' ? ctx.cache.cachedBytes({ key: identityOf(st), size }) : 0

@@ -27,23 +27,35 @@ export interface WarmProgress {
 export async function* warm(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const files: WalkedFile[] = []
-  for await (const f of walk(ctx.jail, path)) files.push(f)
-  const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: files.length, totalBytes: files.reduce((n, f) => n + f.size, 0), full: false }
+  const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false }
+  // Listing a big tree takes a while: say so as it goes (silence would look like a lost frame).
+  let lastReport = Date.now()
+  for await (const f of walk(ctx.jail, path)) {
+    files.push(f)
+    progress.totalFiles++
+    progress.totalBytes += f.size
+    if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
+      lastReport = Date.now()
+      yield { kind: 'progress', body: { ...progress } }
+    }
+  }
 
   let next = 0
+  /** No new file is started (the cache is full); files already under way finish. */
+  let full = false
+  /** The request was cancelled or failed: stop at once. */
   let stopped = false
   const loaded: { key: string; size: number }[] = []
   let budget = ctx.cache.free
   const worker = async () => {
-    while (!stopped && next < files.length) {
+    while (!stopped && !full && next < files.length) {
       const f = files[next++]
-      const file = await openFile(f.real, f.rel).catch(() => null)
+      const file = await openFile(ctx.jail, f.real, f.rel).catch(() => null)
       if (!file) continue // vanished or changed type since the walk
       try {
         const missing = file.size - ctx.cache.cachedBytes(file)
         if (missing > budget) {
-          progress.full = true
-          stopped = true
+          progress.full = full = true
           return
         }
         budget -= missing
@@ -53,8 +65,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
         // A scan-resistant policy may decline to keep a block (its admission window is part of
         // the budget): then the cache is as full as warming can make it.
         if (ctx.cache.cachedBytes(file) < file.size) {
-          progress.full = true
-          stopped = true
+          progress.full = full = true
           return
         }
         progress.files++

@@ -6,7 +6,8 @@
  * Refused with EROFS unless the server is writable.
  */
 import { randomBytes } from 'node:crypto'
-import { open, rename, stat, unlink } from 'node:fs/promises'
+import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
+import { dirPath, openDirInside } from '../fs/safe-open.js'
 import { join } from 'node:path'
 import { error } from '../errors.js'
 import { Jail } from '../fs/jail.js'
@@ -23,17 +24,21 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
   const parts = Jail.segments(path)
   const name = parts.pop()
   if (name === undefined) throw error('EISDIR', 'cannot write the root; name a file')
-  const dir = await ctx.jail.resolve(parts.join('/'))
-  if (!(await stat(dir)).isDirectory()) throw error('ENOTDIR', `${parts.join('/')} is not a directory`)
+  const dirReal = await ctx.jail.resolve(parts.join('/'))
+  if (!(await stat(dirReal)).isDirectory()) throw error('ENOTDIR', `${parts.join('/')} is not a directory`)
+  // Create and rename through the opened, checked directory: its name may be swapped for a symlink meanwhile.
+  const dirFh = await openDirInside(ctx.jail, dirReal, parts.join('/') || 'the root')
+  const dir = dirPath(dirFh, dirReal)
   const target = join(dir, name)
-  const before = await stat(target, { bigint: true }).catch(() => null)
-  if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
-
-  const tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
-  const fh = await open(tmp, 'wx', 0o644)
+  let fh: FileHandle | null = null
+  let tmp = ''
   let closed = false
   let renamed = false
   try {
+    const before = await stat(target, { bigint: true }).catch(() => null)
+    if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
+    tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
+    fh = await open(tmp, 'wx', 0o644)
     const size = await receive(fh, input, length)
     await fh.sync()
     await fh.close()
@@ -43,13 +48,14 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
     if (before?.isFile()) ctx.cache.evictFile({ key: identityOf(before), size: Number(before.size) })
     yield { kind: 'result', body: { path, size } }
   } finally {
-    if (!closed) await fh.close().catch(() => {})
-    if (!renamed) await unlink(tmp).catch(() => {})
+    if (fh && !closed) await fh.close().catch(() => {})
+    if (fh && !renamed) await unlink(tmp).catch(() => {})
+    await dirFh.close()
   }
 }
 
 /** Copy uploaded frames into the file; returns the byte count once END confirms it. */
-async function receive(fh: import('node:fs/promises').FileHandle, input: AsyncIterable<import('../protocol/frame.js').ReceivedFrame> | undefined, length: number | undefined): Promise<number> {
+async function receive(fh: FileHandle, input: AsyncIterable<import('../protocol/frame.js').ReceivedFrame> | undefined, length: number | undefined): Promise<number> {
   if (!input) throw error('EINTERNAL', 'write needs uploaded frames')
   let written = 0
   let seq = 1

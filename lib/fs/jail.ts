@@ -8,6 +8,8 @@ import { sep } from 'node:path'
 import { error } from '../errors.js'
 
 const MAX_PATH = 4096
+/** Longest name of one path segment, in bytes (NAME_MAX on Linux). */
+const MAX_NAME = 255
 
 export class Jail {
   readonly root: string
@@ -31,12 +33,13 @@ export class Jail {
   /** Check a client path's shape and return its segments (empty for the root). */
   static segments(path: unknown): string[] {
     if (typeof path !== 'string') throw error('EBADREQ', 'path must be a string')
-    if (path.length > MAX_PATH) throw error('EBADREQ', `path is longer than ${MAX_PATH} characters`)
+    if (Buffer.byteLength(path) > MAX_PATH) throw error('EACCES', `path refused: longer than ${MAX_PATH} bytes`)
     if (path.includes('\0')) throw error('EACCES', 'path contains a NUL byte')
     if (path.includes('\\')) throw error('EACCES', 'path contains a backslash; use / to separate segments')
     if (path.startsWith('/')) throw error('EACCES', `absolute path ${JSON.stringify(path)} refused: paths are relative to the root`)
     const parts = path.split('/').filter((p) => p !== '' && p !== '.')
     if (parts.includes('..')) throw error('EACCES', `path ${JSON.stringify(path)} refused: '..' may not leave the root`)
+    if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME)) throw error('EACCES', `path refused: a name is longer than ${MAX_NAME} bytes`)
     return parts
   }
 

@@ -4,7 +4,9 @@
  * on disk never hits blocks cached from its old contents.
  */
 import { constants } from 'node:fs'
-import { type FileHandle, open } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import type { Jail } from './jail.js'
+import { openInside } from './safe-open.js'
 import type { BigIntStats } from 'node:fs'
 import { error } from '../errors.js'
 
@@ -17,15 +19,15 @@ export interface OpenFile {
 }
 
 // O_NONBLOCK: opening a FIFO must not hang a thread; it is refused below anyway.
-const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW
+const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK
 
 export function identityOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`
 }
 
 /** Open `real` (an absolute path inside the root) for reading; `shown` names it in errors. */
-export async function openFile(real: string, shown: string): Promise<OpenFile> {
-  const fh = await open(real, FLAGS)
+export async function openFile(jail: Jail, real: string, shown: string): Promise<OpenFile> {
+  const fh = await openInside(jail, real, FLAGS, shown)
   try {
     const st = await fh.stat({ bigint: true })
     if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)

@@ -1,9 +1,11 @@
 /**
  * Every regular file under a path inside the root, depth first, sorted by
- * name. Symlinks are followed only while they stay inside the root, and each
- * directory is visited once, so a symlink loop cannot make the walk endless.
+ * name. Plain entries of a checked directory cannot leave it, so only
+ * symlinks are resolved (and followed only while they stay inside the root);
+ * each directory is visited once, so a symlink loop cannot make it endless.
  */
 import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { Jail } from './jail.js'
 
 export interface WalkedFile {
@@ -14,27 +16,50 @@ export interface WalkedFile {
   size: number
 }
 
+/** Files stat'ed at once: the size of each is needed up front, one syscall each. */
+const STAT_BATCH = 64
+
 export async function* walk(jail: Jail, path: string): AsyncGenerator<WalkedFile, void, void> {
   const seen = new Set<string>()
   const start = Jail.segments(path).join('/')
-  const visit = async function* (rel: string): AsyncGenerator<WalkedFile, void, void> {
-    let real: string
+  const real = await jail.resolve(start) // missing or outside: the caller hears of it
+
+  const visit = async function* (rel: string, dir: string): AsyncGenerator<WalkedFile, void, void> {
+    if (seen.has(dir)) return
+    seen.add(dir)
+    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    const pending: Promise<WalkedFile | null>[] = []
+    const flush = async function* () {
+      for (const f of await Promise.all(pending.splice(0))) if (f) yield f
+    }
+    for (const d of entries) {
+      const childRel = rel === '' ? d.name : `${rel}/${d.name}`
+      if (d.isFile()) {
+        const childReal = join(dir, d.name)
+        pending.push(stat(childReal).then((st) => ({ rel: childRel, real: childReal, size: st.size }), () => null))
+        if (pending.length >= STAT_BATCH) yield* flush()
+        continue
+      }
+      yield* flush() // keep the order: files before this entry first
+      if (d.isDirectory()) yield* visit(childRel, join(dir, d.name))
+      else if (d.isSymbolicLink()) yield* follow(childRel)
+    }
+    yield* flush()
+  }
+
+  const follow = async function* (rel: string): AsyncGenerator<WalkedFile, void, void> {
+    let target: string
     try {
-      real = await jail.resolve(rel)
+      target = await jail.resolve(rel)
     } catch {
       return // dangling, or outside the root
     }
-    const st = await stat(real)
-    if (st.isFile()) {
-      yield { rel, real, size: st.size }
-      return
-    }
-    if (!st.isDirectory() || seen.has(real)) return
-    seen.add(real)
-    const names = (await readdir(real)).sort()
-    for (const name of names) yield* visit(rel === '' ? name : `${rel}/${name}`)
+    const st = await stat(target).catch(() => null)
+    if (st?.isFile()) yield { rel, real: target, size: st.size }
+    else if (st?.isDirectory()) yield* visit(rel, target)
   }
-  // The starting path itself must exist and be inside the root: let those errors through.
-  await jail.resolve(start)
-  yield* visit(start)
+
+  const st = await stat(real)
+  if (st.isFile()) yield { rel: start, real, size: st.size }
+  else if (st.isDirectory()) yield* visit(start, real)
 }

@@ -32,12 +32,19 @@ export function parseRequestLine(line: string): ParsedRequest {
   }
   const { id, op, ...args } = value as Record<string, unknown>
   if (!isValidId(id)) {
-    return { id: 0, error: error('EBADREQ', `request id must be an integer from 1 to ${MAX_ID}, got ${JSON.stringify(id)}`) }
+    return { id: 0, error: error('EBADREQ', `request id must be an integer from 1 to ${MAX_ID}, got ${describe(id)}`) }
   }
   if (typeof op !== 'string' || op === '') {
     return { id, error: error('EBADREQ', 'request needs an "op" string naming the command') }
   }
   return { id, op, args }
+}
+
+/** A short, safe description of any JSON value (never stringify what a client sent: it may nest 30,000 deep). */
+export function describe(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value)
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)
+  return Array.isArray(value) ? 'an array' : 'an object'
 }
 
 /** Serialise a request as one line of the wire format. */

@@ -30,8 +30,14 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
     onLine(line) {
       const text = line.toString('utf8').trim()
       if (text === '') return
-      const parsed = parseRequestLine(text)
-      debug('request %o', parsed)
+      let parsed: ParsedRequest
+      try {
+        parsed = parseRequestLine(text)
+      } catch (err) {
+        // Never throw from a stream callback: whatever a client sends is an answer, not a crash.
+        parsed = { id: 0, error: error('EBADREQ', `request could not be read: ${(err as Error).message}`) }
+      }
+      debug('request %d', parsed.id)
       stream.push(parsed)
     },
     onFrame(frame) {

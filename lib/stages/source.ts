@@ -19,7 +19,7 @@ import type { CommandContext, CommandSpec, Resume } from '../commands/context.js
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
 import { DEFAULT_PAGE_SIZE } from '../protocol/constants.js'
-import type { Request } from '../protocol/request.js'
+import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
 import type { Attempts, Item, Part, ResyncBody } from './items.js'
 import { Job } from './job.js'
@@ -107,7 +107,7 @@ export class CommandSource extends Duplex {
       this.#reply(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
       const spec = commands.get(req.op)
-      if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${JSON.stringify(req.op)}; known: ${[...commands.keys()].join(', ')}`))
+      if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
       else this.#begin(req, spec)
     }
     if (this.#jobs.size >= this.#maxInFlight) this.#heldWrite = () => cb()

@@ -4,6 +4,7 @@ import { truncateSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { BlockCache } from '../../lib/cache/block-cache.js'
+import { Jail } from '../../lib/fs/jail.js'
 import { openFile, type OpenFile } from '../../lib/fs/open-file.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 
@@ -14,7 +15,7 @@ async function fixture(t: TestContext, size: number): Promise<{ file: OpenFile; 
   const root = tempDir(t)
   const data = writeFile(root, 'f.bin', size)
   const path = join(root, 'f.bin')
-  const file = await openFile(path, 'f.bin')
+  const file = await openFile(await Jail.open(root), path, 'f.bin')
   t.after(() => file.fh.close())
   return { file, data, path }
 }

@@ -1,0 +1,1060 @@
+"""Python client of cacheserv-pipe: one file, standard library only (Python >= 3.9).
+
+Copy this file next to your training script (or anywhere on sys.path)::
+
+    from cacheserv_client import Client
+
+    with Client('tcp://127.0.0.1:7070') as c:
+        data = c.read('train/shard-0001.tar')
+        with c.open('train/shard-0001.tar') as f:      # seekable, read-only
+            tar = tarfile.open(fileobj=f)
+
+It speaks wire protocol version 1 (PROTOCOL.md in the cacheserv-pipe
+repository): newline-delimited JSON requests, binary frames back, each with a
+header CRC-32 and a payload CRC-32 or MD5. Every page is verified before a
+byte of it is used; a damaged, lost or duplicated page is asked for again
+(NACK) and the server resends it (RESYNC), exactly as the Node client does.
+
+One Client is one connection. Many requests can be in flight on it
+(``read_many``). The client is synchronous: it reads the socket only while a
+call waits for an answer, so a consumer that stops calling stops the server
+(TCP backpressure). Calls are serialised by a lock, so a Client may be shared
+by threads, but one Client per worker thread is faster.
+
+Fork-safe: a Client used in a process other than the one that connected it
+(a PyTorch DataLoader worker, multiprocessing) forgets the inherited
+connection and opens its own. A Client also pickles as its settings only, so
+it can be handed to spawned workers.
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import socket
+import struct
+import threading
+import time
+import zlib
+from collections import deque
+
+__all__ = ['Client', 'RemoteFile', 'CacheservError', 'parse_address', 'DEFAULT_ADDRESS', 'PROTOCOL_VERSION']
+__version__ = '0.1.0'
+
+DEFAULT_ADDRESS = 'tcp://127.0.0.1:7070'
+PROTOCOL_VERSION = 1
+
+# --- wire constants (PROTOCOL.md "Frames") ---------------------------------
+
+MAGIC = 0xC550
+_MAGIC_BYTES = b'\xc5\x50'
+HEADER_SIZE = 24
+MAX_PAYLOAD = 16 * 1024 * 1024
+#: magic, version, type, id, seq, length, checksum id, epoch, reserved, header crc
+_HEADER = struct.Struct('>HBBIIIBBHI')
+_U32 = struct.Struct('>I')
+_DIGEST_SIZE = (0, 4, 16)  # by checksum id: none, crc32, md5
+
+HELLO, START, DATA, END, RESULT, ERROR, RESYNC, PROGRESS = 1, 2, 3, 4, 5, 6, 7, 8
+
+#: NACKs in a row for one request, with no frame delivered in between, before the client gives up (ECORRUPT).
+MAX_STALLS = 32
+#: Bytes received at once; grows when a frame is larger.
+RECEIVE_BUFFER = 4 * 1024 * 1024
+#: Reads of more than one page are received into scratch buffers the Client keeps and reuses (so
+#: a read() costs one fresh allocation, its result, instead of two), up to this many bytes of
+#: them in all; what does not fit is assembled from its pages.
+SCRATCH_MAX = 64 * 1024 * 1024
+#: Progress timeouts in a row, each answered by NACKing every waiting request; the next one is ETIMEDOUT.
+SILENT_TIMEOUTS = 4
+
+_crc32 = zlib.crc32
+_md5 = hashlib.md5
+
+
+class CacheservError(Exception):
+    """An error with a stable code: the server's (ENOENT, EACCES, EISDIR, ERANGE, ...)
+    or the client's own (ECONNECT, EPROTO, ECORRUPT, ETIMEDOUT, ECLOSED)."""
+
+    def __init__(self, code, message, path=None):
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+        self.path = path
+
+    def __str__(self):
+        if self.path is not None:
+            return '%s: %s (%s)' % (self.code, self.message, self.path)
+        return '%s: %s' % (self.code, self.message)
+
+
+# --- addresses --------------------------------------------------------------
+
+
+def parse_address(text):
+    """``tcp://HOST:PORT``, ``HOST:PORT``, ``[::1]:PORT``, a bare ``PORT`` (on 127.0.0.1)
+    or ``unix:/path``. Returns ``('unix', path)`` or ``('tcp', host, port)``."""
+    s = str(text).strip()
+    if s.startswith('unix:'):
+        path = re.sub(r'^//(?=/)', '', s[5:])  # accept unix:///path too
+        if not path:
+            raise CacheservError('EBADREQ', 'address %r names no socket path' % (text,))
+        return ('unix', path)
+    rest = s[6:] if s.startswith('tcp://') else s
+    if re.fullmatch(r'[0-9]+', rest):
+        return ('tcp', '127.0.0.1', _port(rest, text))
+    m = re.fullmatch(r'\[([^\]]+)\]:([0-9]+)', rest) or re.fullmatch(r'([^:\[\]/]+):([0-9]+)', rest)
+    if not m:
+        raise CacheservError('EBADREQ', 'cannot parse address %r; use tcp://HOST:PORT, HOST:PORT or unix:/path' % (text,))
+    return ('tcp', m.group(1), _port(m.group(2), text))
+
+
+def _port(digits, text):
+    n = int(digits)
+    if n > 65535:
+        raise CacheservError('EBADREQ', 'port out of range in %r' % (text,))
+    return n
+
+
+def _format_address(addr):
+    if addr[0] == 'unix':
+        return 'unix:' + addr[1]
+    host = addr[1]
+    return 'tcp://[%s]:%d' % (host, addr[2]) if ':' in host else 'tcp://%s:%d' % (host, addr[2])
+
+
+# --- requests in flight -----------------------------------------------------
+
+_DELIVER, _DROP, _RESYNCED, _UNREADABLE, _LOST = range(5)
+
+
+class _Request(object):
+    """One request in flight: its receive window (PROTOCOL.md, the reverse path,
+    rules 1-4 and 7) and what it has received so far."""
+
+    __slots__ = (
+        'id', 'op', 'is_read', 'seq', 'offset', 'nacks', 'resync', 'awaiting', 'stalls',
+        'done', 'error', 'exc', 'result', 'info', 'dest', 'chunks', 'scratch', 'expect', 'progress', 'path',
+    )
+
+    def __init__(self, rid, op, is_read, path=None):
+        self.id = rid
+        self.op = op
+        self.is_read = is_read
+        self.path = path
+        self.seq = 0  # next frame to deliver
+        self.offset = 0  # DATA bytes delivered
+        self.nacks = 0
+        self.resync = 0
+        self.awaiting = False
+        self.stalls = 0
+        self.done = False
+        self.error = None  # a CacheservError that ended the request
+        self.exc = None  # an exception raised by a progress callback
+        self.result = None
+        self.info = None  # START of a read
+        # Where a read's verified bytes go: a caller's memoryview (read_into), a scratch buffer of
+        # the client's (scratch; copied out once at END), or a list of pages joined at END.
+        self.dest = None
+        self.scratch = None
+        self.chunks = None
+        self.expect = None  # (size, mtimeMs) a read must match (RemoteFile)
+        self.progress = None
+
+    def accept(self, ftype, seq, epoch, intact, payload):
+        """The receive window: deliver, drop, the resend begins, or a NACK is due."""
+        # The header is verified even when the payload is not, so its epoch and seq can be trusted:
+        # a frame of the attempt we asked for means the resend has begun.
+        ours = self.awaiting and epoch == (self.resync & 0xFF)
+        if ftype == RESYNC:
+            if not ours:
+                return _DROP
+            if intact:
+                try:
+                    r = json.loads(bytes(payload)).get('resync')
+                except (ValueError, AttributeError):
+                    r = None
+                if r != self.resync:
+                    return _DROP
+            self.awaiting = False
+            self.seq = seq
+            return _RESYNCED
+        if ours:
+            # The RESYNC was lost: this frame of the resend begins it, and is judged like any other.
+            self.awaiting = False
+        if ftype == ERROR:
+            if intact:
+                return _DELIVER  # the sender's last word, whatever came before
+            if not self.awaiting and epoch == (self.resync & 0xFF):
+                return _UNREADABLE
+        if self.awaiting or seq < self.seq:
+            return _DROP  # discarding until the resend, or a duplicate
+        if seq > self.seq or not intact:
+            return _LOST
+        self.seq = seq + 1
+        self.stalls = 0
+        return _DELIVER
+
+    def lost(self):
+        """Something of this request may be lost: a NACK from the first frame not delivered."""
+        self.awaiting = True
+        self.nacks += 1
+        self.stalls += 1
+        self.resync += 1
+        return {'seq': self.seq, 'offset': self.offset, 'resync': self.resync}
+
+    def take(self):
+        if self.exc is not None:
+            raise self.exc
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _json(payload, what):
+    try:
+        return json.loads(bytes(payload))
+    except ValueError:
+        raise CacheservError('EPROTO', '%s carries invalid JSON' % what)
+
+
+def _error_from(payload, path=None):
+    try:
+        body = json.loads(bytes(payload))
+        return CacheservError(str(body['code']), str(body.get('message', '')), path)
+    except (ValueError, KeyError, TypeError):
+        return CacheservError('EPROTO', 'server sent an unreadable error frame', path)
+
+
+# --- the client -------------------------------------------------------------
+
+
+class Client(object):
+    """A connection to a cacheserv-pipe server.
+
+    ``addr``: ``tcp://host:port``, ``host:port``, ``[::1]:port``, a bare port or
+    ``unix:/path``; default ``$CACHESERV_SERVER``, else ``tcp://127.0.0.1:7070``.
+    ``timeout``: seconds to connect and receive the server's HELLO.
+    ``progress_timeout``: seconds without a byte, while a call waits for an
+    answer, after which every waiting request is asked for again; after 5 such
+    timeouts in a row the requests fail with ETIMEDOUT.
+
+    The connection opens on first use (or with ``connect()``); after it is
+    lost, requests in flight fail (ECLOSED, ETIMEDOUT, ...) and the next call
+    opens a new one. ``close()`` ends it for good.
+    """
+
+    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=2.0):
+        if addr is None:
+            addr = os.environ.get('CACHESERV_SERVER') or DEFAULT_ADDRESS
+        self.address = str(addr)
+        self._addr = parse_address(self.address)
+        # Stored for the authentication handshake the server does not have yet (protocol 1 has no
+        # auth); it is not sent anywhere today.
+        self.token = token
+        self.timeout = float(timeout)
+        self.progress_timeout = float(progress_timeout)
+        #: NACKs sent, times the frame boundary was lost, progress timeouts: over this Client's life.
+        self.nacks = 0
+        self.lost_sync = 0
+        self.timeouts = 0
+        self._init_state()
+
+    def _init_state(self):
+        self._lock = threading.RLock()
+        self._closed = False
+        self._sock = None
+        self._pid = None
+        self._hello = None
+        self._reqs = {}
+        self._next_id = 1
+        self._silent = 0
+        self._buf = bytearray(0)  # the receive buffer, allocated on connect
+        self._mv = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._hunting = False
+        self._scratch_free = []  # scratch buffers not lent to a read
+        self._scratch_total = 0  # bytes of scratch buffers, lent or not
+
+    # pickling: settings only; the copy connects on first use
+    def __getstate__(self):
+        return {'address': self.address, 'token': self.token, 'timeout': self.timeout, 'progress_timeout': self.progress_timeout}
+
+    def __setstate__(self, state):
+        self.__init__(state['address'], state['token'], state['timeout'], state['progress_timeout'])
+
+    def __repr__(self):
+        return '<cacheserv Client %s%s>' % (self.address, ' closed' if self._closed else '')
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- public API ---
+
+    @property
+    def hello(self):
+        """What the server announced: ``{protocol, server, checksum, pageSize}``."""
+        with self._guard():
+            self._connection()
+            return dict(self._hello)
+
+    def connect(self):
+        """Open the connection now (otherwise it opens on first use). Returns self."""
+        with self._guard():
+            self._connection()
+        return self
+
+    def close(self):
+        """Close the connection; requests still in flight fail with ECLOSED."""
+        with self._guard():
+            self._closed = True
+            self._drop(CacheservError('ECLOSED', 'client closed'))
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def read(self, path, offset=0, length=None):
+        """The bytes of a file, or of the range ``[offset, offset + length)`` clipped to its end."""
+        with self._guard():
+            req = self._read_request(path, offset, length)
+            self._wait(req)
+            return req.take()
+
+    def read_into(self, path, buffer, offset=0):
+        """Read ``path`` from ``offset`` into a writable buffer (bytearray, memoryview, numpy
+        array, ...), at most ``len(buffer)`` bytes. Returns the number of bytes read."""
+        mv = memoryview(buffer).cast('B')
+        with self._guard():
+            req = self._read_request(path, offset, len(mv), dest=mv)
+            self._wait(req)
+            return req.take()
+
+    def open(self, path, readahead=256 * 1024):
+        """A read-only, seekable binary file object over ``path`` (``io.RawIOBase``)."""
+        return RemoteFile(self, path, readahead)
+
+    def read_many(self, paths, in_flight=8):
+        """Yield ``(path, bytes)`` for each path, in order, keeping up to ``in_flight``
+        reads pipelined on this connection (the server runs up to 32 at once per
+        connection). A failed read raises its CacheservError (with ``.path``);
+        requests still in flight are cancelled when the generator is closed or fails."""
+        if in_flight < 1:
+            raise ValueError('in_flight must be at least 1')
+        it = iter(paths)
+        window = deque()
+        try:
+            exhausted = False
+            while True:
+                with self._guard():
+                    while not exhausted and len(window) < in_flight:
+                        try:
+                            p = next(it)
+                        except StopIteration:
+                            exhausted = True
+                            break
+                        window.append((p, self._read_request(p, 0, None)))
+                    if not window:
+                        return
+                    path, req = window[0]
+                    self._wait(req)
+                    window.popleft()
+                    data = req.take()
+                yield path, data
+        finally:
+            if window:
+                with self._guard():
+                    for _, req in window:
+                        self._abandon(req)
+
+    def ls(self, path=''):
+        """Entries of a directory under the root: ``[{'name', 'type'}]``, sorted by name;
+        ``type`` is ``file``, ``dir`` or ``other``."""
+        return self.request('ls', path=path)['entries']
+
+    def stat(self, path):
+        """``{path, type, size, mtimeMs, mtime, cachedBytes, cached}``."""
+        return self.request('stat', path=path)
+
+    def stats(self):
+        """The server's counters since it started (hits, misses, cacheBytes, nacks, ...)."""
+        return self.request('stats')
+
+    def warm(self, path='', progress=None):
+        """Load a file, or every file under a directory, into the server's cache. ``progress``,
+        if given, is called with each PROGRESS dict. Returns ``{files, bytes, totalFiles, totalBytes, full}``."""
+        return self.request('warm', progress=progress, path=path)
+
+    def evict(self, path=None):
+        """Drop the cached blocks of a file or directory; everything without ``path``.
+        Returns ``{files, blocks, bytes}`` (``files`` is None when everything was dropped)."""
+        if path is None:
+            return self.request('evict')
+        return self.request('evict', path=path)
+
+    def request(self, op, progress=None, **args):
+        """Send any command answered by one RESULT frame (PROGRESS frames go to ``progress``)."""
+        with self._guard():
+            req = self._begin(op, args, is_read=False)
+            req.progress = progress
+            self._wait(req)
+            return req.take()
+
+    def client_stats(self):
+        """Counters of the reverse path: ``{nacks, lostSync, timeouts}``."""
+        return {'nacks': self.nacks, 'lostSync': self.lost_sync, 'timeouts': self.timeouts}
+
+    # --- connection ---
+
+    def _guard(self):
+        if self._pid is not None and self._pid != os.getpid():
+            self._forget_after_fork()
+        return self._lock
+
+    def _forget_after_fork(self):
+        # This process inherited the parent's connection: it must never read or write on it (the
+        # parent owns that conversation, and its requests in flight). Closing our copy of the file
+        # descriptor, without shutdown(), leaves the parent's connection exactly as it was; then
+        # the next call here opens a connection of our own.
+        sock = self._sock
+        closed = self._closed
+        counters = (self.nacks, self.lost_sync, self.timeouts)
+        self._init_state()
+        self._closed = closed
+        self.nacks, self.lost_sync, self.timeouts = counters
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _connection(self):
+        if self._sock is not None:
+            return self._sock
+        if self._closed:
+            raise CacheservError('ECLOSED', 'client closed')
+        addr = self._addr
+        deadline = time.monotonic() + self.timeout
+        if len(self._buf) < RECEIVE_BUFFER:
+            self._mv.release()
+            self._buf = bytearray(RECEIVE_BUFFER)
+            self._mv = memoryview(self._buf)
+        try:
+            if addr[0] == 'unix':
+                if not hasattr(socket, 'AF_UNIX'):
+                    raise CacheservError('ECONNECT', 'unix sockets are not supported here')
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(addr[1])
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection((addr[1], addr[2]), timeout=self.timeout)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except socket.timeout:
+            raise CacheservError('ECONNECT', 'no answer from %s within %g s' % (self.address, self.timeout))
+        except OSError as e:
+            raise CacheservError('ECONNECT', 'cannot connect to %s: %s' % (self.address, e.strerror or e))
+        try:
+            hello = self._read_hello(sock, deadline)
+        except BaseException:
+            sock.close()
+            self._start = self._end = 0
+            raise
+        sock.settimeout(self.progress_timeout)
+        self._sock = sock
+        self._pid = os.getpid()
+        self._hello = hello
+        self._silent = 0
+        self._hunting = False
+        return sock
+
+    def _read_hello(self, sock, deadline):
+        self._start = self._end = 0
+        mv = self._mv
+        need = HEADER_SIZE
+        header = None
+        while True:
+            if self._end >= need:
+                if header is None:
+                    header = _check_header(self._buf, mv, 0)
+                    if header is None:
+                        raise CacheservError('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
+                    need = HEADER_SIZE + _DIGEST_SIZE[header[6]] + header[5]
+                    if need > len(self._buf):
+                        raise CacheservError('EPROTO', 'HELLO frame too large')
+                    continue
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise CacheservError('ECONNECT', 'no HELLO from %s within %g s' % (self.address, self.timeout))
+            sock.settimeout(left)
+            try:
+                n = sock.recv_into(mv[self._end:])
+            except socket.timeout:
+                continue
+            except OSError as e:
+                raise CacheservError('ECLOSED', 'connection closed before HELLO (%s)' % (e.strerror or e))
+            if n == 0:
+                raise CacheservError('ECLOSED', 'connection closed by the server before HELLO')
+            self._end += n
+        _, _, ftype, rid, _, length, ck, _, _, _ = header
+        dsize = _DIGEST_SIZE[ck]
+        payload = mv[HEADER_SIZE + dsize:need]
+        if ftype != HELLO or rid != 0 or not _verify(ck, self._buf, HEADER_SIZE, payload):
+            raise CacheservError('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
+        try:
+            hello = json.loads(bytes(payload))
+        except ValueError:
+            raise CacheservError('EPROTO', 'HELLO carries invalid JSON')
+        if not isinstance(hello, dict) or hello.get('protocol') != PROTOCOL_VERSION:
+            raise CacheservError('EPROTO', 'server speaks protocol %r, this client speaks %d' % (
+                hello.get('protocol') if isinstance(hello, dict) else None, PROTOCOL_VERSION))
+        self._start = need
+        return hello
+
+    def _drop(self, err):
+        """Lose the connection: fail every request in flight with ``err``."""
+        sock = self._sock
+        self._sock = None
+        self._start = self._end = 0
+        self._hunting = False
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:
+                pass
+        reqs = list(self._reqs.values())
+        self._reqs.clear()
+        for r in reqs:
+            if not r.done:
+                r.done = True
+                r.error = CacheservError(err.code, err.message, r.path)
+            self._give_back(r)
+            r.dest = r.chunks = None
+
+    def _send(self, line):
+        try:
+            self._sock.sendall(line)
+        except OSError as e:
+            self._drop(CacheservError('ECLOSED', 'connection lost while sending (%s)' % (e.strerror or e)))
+            return False
+        except BaseException:
+            # Interrupted (KeyboardInterrupt) with perhaps half a line sent: the connection is unusable.
+            self._drop(CacheservError('ECLOSED', 'interrupted'))
+            raise
+        return True
+
+    def _line(self, rid, op, args):
+        body = dict(args)
+        body['id'] = rid
+        body['op'] = op
+        return json.dumps(body, separators=(',', ':')).encode('utf-8') + b'\n'
+
+    # --- requests ---
+
+    def _begin(self, op, args, is_read):
+        path = args.get('path')
+        if path is not None and not isinstance(path, str):
+            path = args['path'] = os.fsdecode(path)  # bytes, pathlib.PurePosixPath
+        self._connection()
+        rid = self._next_id
+        while rid in self._reqs:
+            rid = rid + 1 if rid < 0xFFFFFFFF else 1
+        self._next_id = rid + 1 if rid < 0xFFFFFFFF else 1
+        req = _Request(rid, op, is_read, path)
+        self._reqs[rid] = req
+        self._send(self._line(rid, op, args))
+        return req
+
+    def _read_request(self, path, offset, length, dest=None, expect=None):
+        args = {'path': path, 'offset': offset}
+        if length is not None:
+            args['length'] = length
+        req = self._begin('read', args, is_read=True)
+        req.dest = dest
+        req.expect = expect
+        return req
+
+    def _finish(self, req, error=None, cancel=False):
+        req.done = True
+        self._give_back(req)
+        if error is not None and req.error is None and req.exc is None:
+            error.path = req.path
+            req.error = error
+        if self._reqs.get(req.id) is req:
+            del self._reqs[req.id]
+            if cancel and self._sock is not None:
+                self._send(self._line(req.id, 'cancel', {}))
+
+    def _lend(self, length):
+        """A scratch buffer of at least ``length`` bytes, or None."""
+        free = self._scratch_free
+        best = None
+        for i, b in enumerate(free):
+            if len(b) >= length and (best is None or len(b) < len(free[best])):
+                best = i
+        if best is not None:
+            return free.pop(best)
+        size = 65536
+        while size < length:
+            size *= 2
+        while free and self._scratch_total + size > SCRATCH_MAX:
+            self._scratch_total -= len(free.pop(0))  # too small for this one: let it go
+        if self._scratch_total + size > SCRATCH_MAX:
+            return None
+        self._scratch_total += size
+        return bytearray(size)
+
+    def _give_back(self, req):
+        scratch = req.scratch
+        if scratch is not None:
+            req.scratch = None
+            req.dest = None
+            self._scratch_free.append(scratch)
+
+    def _abandon(self, req):
+        """The caller no longer wants this request: forget it and stop it on the server."""
+        if not req.done:
+            self._finish(req, CacheservError('ECANCELED', 'abandoned by the caller'), cancel=True)
+
+    def _nack(self, req):
+        n = req.lost()
+        if req.stalls > MAX_STALLS:
+            self._finish(req, CacheservError(
+                'ECORRUPT', 'gave up after %d requests to resend brought no intact frame (stuck at byte %d)' % (MAX_STALLS, n['offset'])), cancel=True)
+            return
+        self.nacks += 1
+        self._send(self._line(req.id, 'nack', n))
+
+    def _wait(self, req):
+        while not req.done:
+            if self._sock is None:
+                # The connection went away under a request that was still registered.
+                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
+                break
+            self._pump()
+
+    # --- receiving ---
+
+    def _pump(self):
+        """One recv, then every whole frame it completes."""
+        sock = self._sock
+        try:
+            n = sock.recv_into(self._mv[self._end:])
+        except socket.timeout:
+            self._on_timeout()
+            return
+        except InterruptedError:
+            return
+        except OSError as e:
+            self._drop(CacheservError('ECLOSED', 'connection closed (%s)' % (e.strerror or e)))
+            return
+        except BaseException:
+            # KeyboardInterrupt and the like, mid-read: nothing on this connection can be trusted.
+            self._drop(CacheservError('ECLOSED', 'interrupted'))
+            raise
+        if n == 0:
+            self._drop(CacheservError('ECLOSED', 'connection closed by the server'))
+            return
+        self._end += n
+        self._silent = 0
+        try:
+            self._parse()
+        except BaseException:
+            self._drop(CacheservError('ECLOSED', 'interrupted'))
+            raise
+
+    def _on_timeout(self):
+        """Nothing arrived for progress_timeout while requests waited (rule 6)."""
+        if not self._reqs:
+            return
+        self.timeouts += 1
+        self._silent += 1
+        if self._silent > SILENT_TIMEOUTS:
+            self._drop(CacheservError('ETIMEDOUT', 'no byte from the server in %g s, despite asking again %d times' % (
+                (SILENT_TIMEOUTS + 1) * self.progress_timeout, SILENT_TIMEOUTS)))
+            return
+        # Whatever half-frame is buffered will never be completed: hunt past it.
+        if self._end > self._start:
+            if not self._hunting and self._end - self._start >= HEADER_SIZE:
+                self._start += 1  # the valid header of the half-received frame
+            self._hunting = True
+        for req in list(self._reqs.values()):
+            if self._sock is None:
+                break
+            if not req.done:
+                self._nack(req)
+
+    def _parse(self):
+        buf = self._buf
+        mv = self._mv
+        start = self._start
+        end = self._end
+        need = HEADER_SIZE
+        unpack = _HEADER.unpack_from
+        while True:
+            if self._hunting:
+                found = self._hunt(start, end)
+                if found < 0:
+                    # Keep a last byte that may be the first half of a magic, or a partial header.
+                    start = -found - 1
+                    need = HEADER_SIZE
+                    break
+                start = found
+                self._hunting = False
+            if end - start < HEADER_SIZE:
+                need = HEADER_SIZE
+                break
+            magic, ver, ftype, rid, seq, length, ck, epoch, _, hcrc = unpack(buf, start)
+            if magic != MAGIC or _crc32(mv[start:start + 20]) != hcrc or ver != PROTOCOL_VERSION or length > MAX_PAYLOAD or ck > 2:
+                # The frame boundary is lost (rule 5): whose frame it was is unknown; each victim
+                # finds out from a gap in its sequence numbers, or from the progress timeout.
+                self.lost_sync += 1
+                self._hunting = True
+                start += 1
+                continue
+            body = start + HEADER_SIZE + _DIGEST_SIZE[ck]
+            stop = body + length
+            if stop > end:
+                need = stop - start
+                break
+            payload = mv[body:stop]
+            intact = _verify(ck, buf, start + HEADER_SIZE, payload)
+            start = stop
+            self._start = start
+            self._dispatch(ftype, rid, seq, epoch, intact, payload)
+            if self._sock is None:
+                return  # the connection was dropped while dispatching
+        self._start = start
+        self._make_room(need)
+
+    def _hunt(self, start, end):
+        """Position of the next valid header in buf[start:end], or -(where to keep from) - 1."""
+        buf = self._buf
+        mv = self._mv
+        while True:
+            at = buf.find(_MAGIC_BYTES, start, end)
+            if at < 0:
+                keep = 1 if end > start and buf[end - 1] == 0xC5 else 0
+                return -(end - keep) - 1
+            if end - at < HEADER_SIZE:
+                return -at - 1
+            if _check_header(buf, mv, at) is not None:
+                return at
+            start = at + 1
+
+    def _make_room(self, need):
+        """Make sure ``need`` bytes from the current frame's start fit in the buffer."""
+        start, end = self._start, self._end
+        if start == end:
+            self._start = self._end = 0
+            return
+        cap = len(self._buf)
+        if need > cap:
+            nb = bytearray(max(need, 2 * cap))
+            nb[0:end - start] = self._mv[start:end]
+            self._mv.release()
+            self._buf = nb
+            self._mv = memoryview(nb)
+        elif start > 0 and (start + need > cap or (cap - end < 65536 and end - start <= cap // 4)):
+            # Move the partial frame to the front (memoryview assignment is a memmove).
+            self._mv[0:end - start] = self._mv[start:end]
+        else:
+            return
+        self._start = 0
+        self._end = end - start
+
+    def _dispatch(self, ftype, rid, seq, epoch, intact, payload):
+        if rid == 0:
+            if not intact:
+                return  # unreadable; if it was fatal the server closes and we see ECLOSED
+            if ftype == ERROR:
+                err = _error_from(payload)
+            else:
+                err = CacheservError('EPROTO', 'unexpected connection frame type %d' % ftype)
+            self._drop(err)
+            return
+        req = self._reqs.get(rid)
+        if req is None or req.done:
+            return  # a request we finished or cancelled: its late frames are dropped
+        verdict = req.accept(ftype, seq, epoch, intact, payload)
+        if verdict != _DELIVER:
+            if verdict == _LOST:
+                self._nack(req)
+            elif verdict == _UNREADABLE:
+                self._finish(req, CacheservError('ECORRUPT', 'the server ended request %d with an error that arrived damaged' % rid))
+            return
+        if ftype == ERROR:
+            self._finish(req, _error_from(payload))
+            return
+        try:
+            if req.is_read:
+                self._on_read_frame(req, ftype, payload)
+            else:
+                self._on_result_frame(req, ftype, payload)
+        except CacheservError as e:
+            self._finish(req, e, cancel=True)
+
+    def _on_read_frame(self, req, ftype, payload):
+        if ftype == DATA:
+            info = req.info
+            if info is None:
+                raise CacheservError('EPROTO', 'read %d: DATA before START' % req.id)
+            pos = req.offset
+            n = len(payload)
+            if pos + n > info['length']:
+                raise CacheservError('EPROTO', 'read %d: more bytes than announced' % req.id)
+            chunks = req.chunks
+            if chunks is not None:
+                chunks.append(bytes(payload))
+            else:
+                req.dest[pos:pos + n] = payload
+            req.offset = pos + n
+        elif ftype == START:
+            if req.info is not None:
+                raise CacheservError('EPROTO', 'read %d: second START frame' % req.id)
+            info = _json(payload, 'START')
+            try:
+                length = int(info['length'])
+                info['size']
+            except (KeyError, TypeError, ValueError):
+                raise CacheservError('EPROTO', 'read %d: START without size and length' % req.id)
+            if req.expect is not None and (info['size'], info.get('mtimeMs')) != req.expect:
+                raise CacheservError('ECHANGED', 'the file changed on the server since it was opened')
+            if req.dest is None:
+                page = self._hello.get('pageSize', 0) if self._hello else 0
+                scratch = self._lend(length) if length > page else None
+                if scratch is not None:
+                    req.scratch = scratch
+                    req.dest = memoryview(scratch)[:length]
+                else:
+                    req.chunks = []
+            elif length > len(req.dest):
+                raise CacheservError('EPROTO', 'read %d: server announced more bytes than asked for' % req.id)
+            req.info = info
+        elif ftype == END:
+            end = _json(payload, 'END')
+            got = req.offset
+            if req.info is None or got != req.info['length'] or not isinstance(end, dict) or end.get('length') != got:
+                raise CacheservError('EPROTO', 'read %d: got %d bytes, expected %s' % (
+                    req.id, got, req.info['length'] if req.info else '?'))
+            chunks = req.chunks
+            if chunks is not None:
+                req.result = chunks[0] if len(chunks) == 1 else b''.join(chunks)
+                req.chunks = None
+            elif req.scratch is not None:
+                req.result = bytes(req.dest)
+            else:
+                req.result = got
+                req.dest = None
+            self._finish(req)
+        else:
+            raise CacheservError('EPROTO', 'read %d: unexpected frame type %d' % (req.id, ftype))
+
+    def _on_result_frame(self, req, ftype, payload):
+        if ftype == RESULT:
+            req.result = _json(payload, 'RESULT')
+            self._finish(req)
+        elif ftype == PROGRESS:
+            cb = req.progress
+            if cb is not None:
+                try:
+                    body = json.loads(bytes(payload))
+                except ValueError:
+                    return  # progress is advisory: a malformed one is skipped, as the Node client does
+                try:
+                    cb(body)
+                except Exception as e:  # the caller's exception ends the call; stop the server too
+                    req.exc = e
+                    self._finish(req, cancel=True)
+        else:
+            raise CacheservError('EPROTO', 'unexpected frame type %d in reply to request %d' % (ftype, req.id))
+
+
+def _check_header(buf, mv, at):
+    """The header fields at ``at`` if they pass every check (magic, header CRC, version,
+    length, checksum id), else None."""
+    h = _HEADER.unpack_from(buf, at)
+    if h[0] != MAGIC or _crc32(mv[at:at + 20]) != h[9] or h[1] != PROTOCOL_VERSION or h[5] > MAX_PAYLOAD or h[6] > 2:
+        return None
+    return h
+
+
+def _verify(ck, buf, at, payload):
+    """True when the digest at buf[at:] matches ``payload`` under checksum id ``ck``."""
+    if ck == 1:
+        return _crc32(payload) == _U32.unpack_from(buf, at)[0]
+    if ck == 2:
+        return _md5(payload).digest() == buf[at:at + 16]
+    return ck == 0
+
+
+# --- files ------------------------------------------------------------------
+
+
+class RemoteFile(io.RawIOBase):
+    """A read-only, seekable view of one file on the server. Ranges are fetched on
+    demand, small reads through a read-ahead buffer of ``readahead`` bytes, large
+    ones straight into the caller's buffer. Every range must come from the version
+    of the file seen at open (same size and mtime), or the read fails with ECHANGED.
+
+    Works with ``tarfile.open(fileobj=f)``, ``numpy.load(f)``, ``PIL.Image.open(f)``,
+    ``zipfile.ZipFile(f)`` and anything else that wants a binary file. Closing it does
+    not close the Client."""
+
+    def __init__(self, client, path, readahead=256 * 1024):
+        super().__init__()
+        self._client = client
+        self.name = path if isinstance(path, str) else os.fsdecode(path)
+        self.mode = 'rb'
+        self._readahead = max(0, int(readahead))
+        with client._guard():
+            req = client._read_request(self.name, 0, 0)
+            client._wait(req)
+            req.take()
+            self.info = dict(req.info)
+        self._size = int(self.info['size'])
+        self._expect = (self.info['size'], self.info.get('mtimeMs'))
+        self._pos = 0
+        self._buf = b''
+        self._buf_at = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def writable(self):
+        return False
+
+    def size(self):
+        """The file's size in bytes."""
+        return self._size
+
+    def tell(self):
+        self._check()
+        return self._pos
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        self._check()
+        if whence == io.SEEK_SET:
+            pos = offset
+        elif whence == io.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == io.SEEK_END:
+            pos = self._size + offset
+        else:
+            raise ValueError('invalid whence (%r, should be 0, 1 or 2)' % (whence,))
+        if pos < 0:
+            raise ValueError('negative seek position %d' % pos)
+        self._pos = pos
+        return pos
+
+    def _check(self):
+        if self.closed:
+            raise ValueError('I/O operation on closed file.')
+
+    def _fetch(self, offset, length):
+        """bytes of [offset, offset + length) from the server."""
+        c = self._client
+        with c._guard():
+            req = c._read_request(self.name, offset, length, expect=self._expect)
+            c._wait(req)
+            return req.take()
+
+    def _fetch_into(self, mv, offset):
+        c = self._client
+        with c._guard():
+            req = c._read_request(self.name, offset, len(mv), dest=mv, expect=self._expect)
+            c._wait(req)
+            return req.take()
+
+    def _buffered(self, pos):
+        """How many bytes from ``pos`` on are in the read-ahead buffer, and where."""
+        i = pos - self._buf_at
+        if 0 <= i < len(self._buf):
+            return i, len(self._buf) - i
+        return 0, 0
+
+    def readinto(self, b):
+        self._check()
+        mv = memoryview(b).cast('B')
+        pos = self._pos
+        want = min(len(mv), self._size - pos)
+        if want <= 0:
+            return 0
+        done = 0
+        i, have = self._buffered(pos)
+        if have:
+            n = min(have, want)
+            mv[:n] = self._buf[i:i + n]
+            done = n
+        left = want - done
+        if left > 0:
+            if left >= self._readahead:
+                got = self._fetch_into(mv[done:done + left], pos + done)
+                done += got
+            else:
+                self._fill(pos + done)
+                n = min(len(self._buf), left)
+                mv[done:done + n] = self._buf[:n]
+                done += n
+        self._pos = pos + done
+        return done
+
+    def _fill(self, pos):
+        self._buf = self._fetch(pos, self._readahead)
+        self._buf_at = pos
+
+    def read(self, size=-1):
+        self._check()
+        if size is None or size < 0:
+            return self.readall()
+        pos = self._pos
+        want = min(size, self._size - pos)
+        if want <= 0:
+            return b''
+        i, have = self._buffered(pos)
+        if have >= want:
+            self._pos = pos + want
+            return self._buf[i:i + want]
+        head = self._buf[i:i + have] if have else b''
+        left = want - have
+        if left >= self._readahead:
+            tail = self._fetch(pos + have, left)
+        else:
+            self._fill(pos + have)
+            tail = self._buf[:left]
+        self._pos = pos + have + len(tail)
+        return head + tail if head else tail
+
+    def readall(self):
+        self._check()
+        if self._pos >= self._size:
+            return b''
+        return self.read(self._size - self._pos)
+
+    def peek(self, size=1):
+        """Bytes from the current position without moving it (at least 1 unless at EOF)."""
+        self._check()
+        i, have = self._buffered(self._pos)
+        if not have and self._pos < self._size:
+            self._fill(self._pos)
+            i, have = 0, len(self._buf)
+        return self._buf[i:]
+
+    def close(self):
+        self._buf = b''
+        super().close()
+
+    def __repr__(self):
+        return '<cacheserv RemoteFile %r size=%d>' % (self.name, self._size)

@@ -1,0 +1,123 @@
+/**
+ * Client.readMany end to end: many files pipelined over one connection,
+ * yielded in the order asked, byte-exact.
+ */
+import assert from 'node:assert/strict'
+import { randomInt } from 'node:crypto'
+import { describe, test } from 'node:test'
+import type { Client } from '../../lib/client/client.js'
+import { writeFile } from '../helpers/fixtures.js'
+import { connectTo, startServer } from '../helpers/server.js'
+
+/** `count` small files of random sizes (some empty) under many/, in a shuffled order. */
+function makeFiles(root: string, count: number): { paths: string[]; data: Map<string, Buffer> } {
+  const data = new Map<string, Buffer>()
+  for (let i = 0; i < count; i++) {
+    const rel = `many/${String(i).padStart(4, '0')}.bin`
+    data.set(rel, writeFile(root, rel, i % 50 === 0 ? 0 : randomInt(1, 4000)))
+  }
+  // Not sorted: the order given, not the order on disk, is the order yielded.
+  const paths = [...data.keys()]
+  for (let i = paths.length - 1; i > 0; i--) {
+    const j = randomInt(0, i + 1)
+    ;[paths[i], paths[j]] = [paths[j], paths[i]]
+  }
+  return { paths, data }
+}
+
+/** Drain readMany; returns what was yielded and the error, if any. */
+async function drain(client: Client, paths: string[], inFlight: number): Promise<{ got: { path: string; data: Buffer }[]; err: unknown }> {
+  const got: { path: string; data: Buffer }[] = []
+  try {
+    for await (const item of client.readMany(paths, { inFlight })) got.push(item)
+  } catch (err) {
+    return { got, err }
+  }
+  return { got, err: null }
+}
+
+describe('readMany', () => {
+  for (const inFlight of [8, 1]) {
+    test(`yields 500 files byte-exact, in the order given (inFlight ${inFlight})`, async (t) => {
+      const { url, root } = await startServer(t)
+      const { paths, data } = makeFiles(root, 500)
+      const client = await connectTo(t, url)
+      const { got, err } = await drain(client, paths, inFlight)
+      assert.equal(err, null)
+      assert.deepEqual(
+        got.map((g) => g.path),
+        paths,
+      )
+      for (const g of got) assert.ok(g.data.equals(data.get(g.path)!), g.path)
+      assert.equal(client.pending, 0, 'no request left behind')
+    })
+  }
+
+  test('the same path may appear more than once', async (t) => {
+    const { url, root } = await startServer(t)
+    const a = writeFile(root, 'a.bin', 100)
+    const b = writeFile(root, 'b.bin', 200)
+    const client = await connectTo(t, url)
+    const { got, err } = await drain(client, ['a.bin', 'b.bin', 'a.bin', 'a.bin'], 3)
+    assert.equal(err, null)
+    assert.deepEqual(
+      got.map((g) => g.data),
+      [a, b, a, a],
+    )
+  })
+
+  test('an empty list yields nothing', async (t) => {
+    const { url } = await startServer(t)
+    const client = await connectTo(t, url)
+    const { got, err } = await drain(client, [], 8)
+    assert.equal(err, null)
+    assert.deepEqual(got, [])
+  })
+
+  for (const inFlight of [8, 1]) {
+    test(`a missing file rejects at its position, after the files before it (inFlight ${inFlight})`, async (t) => {
+      const { url, root } = await startServer(t)
+      const { paths, data } = makeFiles(root, 40)
+      const asked = [...paths.slice(0, 20), 'many/missing.bin', ...paths.slice(20)]
+      const client = await connectTo(t, url)
+      const { got, err } = await drain(client, asked, inFlight)
+      assert.equal((err as { code?: string } | null)?.code, 'ENOENT')
+      assert.deepEqual(
+        got.map((g) => g.path),
+        paths.slice(0, 20),
+      )
+      for (const g of got) assert.ok(g.data.equals(data.get(g.path)!), g.path)
+      // The connection is still good after the failure.
+      assert.ok((await client.readFile(paths[30])).equals(data.get(paths[30])!))
+    })
+  }
+
+  test('a path leaving the root rejects with EACCES at its position', async (t) => {
+    const { url, root } = await startServer(t)
+    const a = writeFile(root, 'a.bin', 10)
+    const client = await connectTo(t, url)
+    const { got, err } = await drain(client, ['a.bin', '../x', 'a.bin'], 8)
+    assert.equal((err as { code?: string } | null)?.code, 'EACCES')
+    assert.equal(got.length, 1)
+    assert.ok(got[0].data.equals(a))
+  })
+
+  test('accepts any iterable of paths, taken lazily', async (t) => {
+    const { url, root } = await startServer(t)
+    const { paths, data } = makeFiles(root, 30)
+    const client = await connectTo(t, url)
+    let taken = 0
+    function* lazy() {
+      for (const p of paths) {
+        taken++
+        yield p
+      }
+    }
+    const it = client.readMany(lazy(), { inFlight: 4 })[Symbol.asyncIterator]()
+    const first = await it.next()
+    assert.equal(first.done, false)
+    assert.ok(first.value!.data.equals(data.get(paths[0])!))
+    assert.ok(taken <= 5, `took ${taken} paths for one file with inFlight 4`)
+    await it.return(undefined)
+  })
+})

@@ -1,0 +1,196 @@
+/**
+ * The `warm` command end to end: a real server on loopback, real files,
+ * checked through the server's own counters (cacheBytes, diskReads).
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { WarmResult } from '../../lib/client/client.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { connectTo, startServer } from '../helpers/server.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** A small tree with files of one block, several blocks, an empty file, and one outside `tree`. */
+function makeTree(root: string): Map<string, Buffer> {
+  const files = new Map<string, Buffer>()
+  for (const [rel, size] of [
+    ['tree/a.bin', 2 * MiB + 17],
+    ['tree/b.bin', 1000],
+    ['tree/empty.bin', 0],
+    ['tree/sub/c.bin', MiB],
+    ['tree/sub/deeper/d.bin', 300 * KiB],
+  ] as const) {
+    files.set(rel, writeFile(root, rel, size))
+  }
+  writeFile(root, 'outside.bin', 50 * KiB)
+  return files
+}
+
+const total = (files: Map<string, Buffer>) => [...files.values()].reduce((n, b) => n + b.length, 0)
+
+describe('warm loads files into the cache', () => {
+  test('warming a tree loads every file under it and nothing else; reads then cost no disk read', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    const result = await client.warm('tree')
+    assert.deepEqual(result, { files: files.size, bytes: total(files), totalFiles: files.size, totalBytes: total(files), full: false })
+    const warmed = server.stats()
+    assert.equal(warmed.cacheBytes, total(files))
+    assert.equal((await client.stat('outside.bin')).cachedBytes, 0, 'a file outside the tree stays cold')
+    for (const [rel, data] of files) {
+      assert.equal((await client.stat(rel)).cached, true, rel)
+      assert.ok((await client.readFile(rel)).equals(data), rel)
+    }
+    assert.equal(server.stats().diskReads, warmed.diskReads, 'every read was served from RAM')
+  })
+
+  test('warming a single file loads just that file', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    const size = files.get('tree/a.bin')!.length
+    const result = await client.warm('tree/a.bin')
+    assert.deepEqual(result, { files: 1, bytes: size, totalFiles: 1, totalBytes: size, full: false })
+    assert.equal(server.stats().cacheBytes, size)
+    assert.equal((await client.stat('tree/a.bin')).cached, true)
+    assert.equal((await client.stat('tree/b.bin')).cachedBytes, 0)
+    const before = server.stats().diskReads
+    assert.ok((await client.readFile('tree/a.bin')).equals(files.get('tree/a.bin')!))
+    assert.equal(server.stats().diskReads, before)
+  })
+
+  test('warming the root (no path) loads every file', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    const result = await client.warm()
+    assert.equal(result.files, files.size + 1)
+    assert.equal(result.bytes, total(files) + 50 * KiB)
+    assert.equal(server.stats().cacheBytes, result.bytes)
+  })
+
+  test('warming twice loads nothing new and leaves the cache as it was', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    await client.warm('tree')
+    const first = server.stats()
+    const again = await client.warm('tree')
+    assert.equal(again.files, files.size)
+    assert.equal(again.full, false)
+    const second = server.stats()
+    assert.equal(second.cacheBytes, first.cacheBytes)
+    assert.equal(second.diskReads, first.diskReads)
+  })
+
+  test('a long warm reports consistent PROGRESS and ends with every file loaded', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 256 * MiB })
+    const count = 300
+    const size = 100 * 1000
+    for (let i = 0; i < count; i++) writeFile(root, `many/${String(i).padStart(3, '0')}.bin`, size)
+    const client = await connectTo(t, url)
+    const seen: WarmResult[] = []
+    const result = await client.warm('many', (p) => seen.push(p))
+    assert.equal(result.files, count)
+    assert.equal(result.totalFiles, count)
+    assert.equal(result.bytes, count * size)
+    assert.equal(result.full, false)
+    assert.equal(server.stats().cacheBytes, count * size)
+    let lastBytes = 0
+    for (const p of seen) {
+      assert.ok(p.files <= p.totalFiles, `progress files ${p.files} > totalFiles ${p.totalFiles}`)
+      assert.equal(p.totalFiles, count)
+      assert.equal(p.totalBytes, count * size)
+      assert.ok(p.bytes >= lastBytes, `progress bytes went back from ${lastBytes} to ${p.bytes}`)
+      assert.ok(p.bytes <= result.bytes)
+      lastBytes = p.bytes
+    }
+  })
+
+  test('warming more than fits stops with full: true and stays within the limit', async (t) => {
+    const limit = 350 * KiB
+    const { server, url, root } = await startServer(t, { cacheSize: limit })
+    const count = 10
+    for (let i = 0; i < count; i++) writeFile(root, `big/${i}.bin`, 100 * KiB)
+    const client = await connectTo(t, url)
+    const result = await client.warm('big')
+    assert.equal(result.full, true)
+    assert.equal(result.totalFiles, count)
+    assert.ok(result.files < count, `files ${result.files}`)
+    assert.ok(result.files > 0, 'what fits is loaded')
+    assert.equal(result.bytes, result.files * 100 * KiB)
+    const s = server.stats()
+    assert.ok(s.cacheBytes <= limit, `cacheBytes ${s.cacheBytes} > limit ${limit}`)
+  })
+
+  for (const policy of ['lru', 'tinylfu'] as const) {
+    test(`a full warm reports exactly what is cached (${policy})`, async (t) => {
+      const limit = 350 * KiB
+      const { server, url, root } = await startServer(t, { cacheSize: limit, policy })
+      for (let i = 0; i < 10; i++) writeFile(root, `big/${i}.bin`, 100 * KiB)
+      const client = await connectTo(t, url)
+      const result = await client.warm('big')
+      assert.equal(result.full, true)
+      const s = server.stats()
+      assert.equal(s.policy, policy)
+      assert.equal(s.cacheBytes, result.bytes, 'bytes reported as loaded are cached')
+      assert.equal(result.bytes, result.files * 100 * KiB)
+      // LRU takes every block that fits; TinyLFU may decline one at admission (counted as an eviction).
+      if (policy === 'lru') assert.equal(s.evictions, 0, 'warming does not evict what it just loaded')
+    })
+
+    test(`a file that fits is loaded whole even when a later one does not fit (${policy})`, async (t) => {
+      const { server, url, root } = await startServer(t, { cacheSize: 5 * MiB + MiB / 2, policy })
+      for (let i = 0; i < 4; i++) writeFile(root, `big/${i}.bin`, 3 * MiB)
+      const client = await connectTo(t, url)
+      const result = await client.warm('big')
+      assert.equal(result.full, true)
+      assert.deepEqual({ files: result.files, bytes: result.bytes }, { files: 1, bytes: 3 * MiB })
+      assert.equal(server.stats().cacheBytes, 3 * MiB)
+    })
+  }
+})
+
+describe('warm refuses bad paths', () => {
+  test('a missing path is ENOENT', async (t) => {
+    const { url, root } = await startServer(t)
+    makeTree(root)
+    const client = await connectTo(t, url)
+    await assert.rejects(client.warm('nope'), { code: 'ENOENT' })
+    await assert.rejects(client.warm('tree/nope.bin'), { code: 'ENOENT' })
+  })
+
+  test('a path leaving the root is EACCES', async (t) => {
+    const { server, url, root } = await startServer(t)
+    makeTree(root)
+    const client = await connectTo(t, url)
+    await assert.rejects(client.warm('../x'), { code: 'EACCES' })
+    await assert.rejects(client.warm('/etc'), { code: 'EACCES' })
+    assert.equal(server.stats().cacheBytes, 0)
+  })
+})
+
+describe('server.warm() (as --warm uses it)', () => {
+  test('gives the same result and cache contents as the warm command', async (t) => {
+    const root = tempDir(t)
+    const files = makeTree(root)
+    const viaCommand = await startServer(t, { root, cacheSize: 64 * MiB })
+    const viaLibrary = await startServer(t, { root, cacheSize: 64 * MiB })
+    const client = await connectTo(t, viaCommand.url)
+    const fromCommand = await client.warm('tree')
+    const fromLibrary = await viaLibrary.server.warm('tree')
+    assert.deepEqual(fromLibrary, fromCommand)
+    assert.equal(fromLibrary.files, files.size)
+    assert.equal(viaLibrary.server.stats().cacheBytes, total(files))
+    assert.equal(viaLibrary.server.stats().cacheBytes, viaCommand.server.stats().cacheBytes)
+  })
+
+  test('fails with the same codes for a missing path and one leaving the root', async (t) => {
+    const { server, root } = await startServer(t)
+    makeTree(root)
+    await assert.rejects(server.warm('nope'), { code: 'ENOENT' })
+    await assert.rejects(server.warm('../x'), { code: 'EACCES' })
+  })
+})

@@ -1,0 +1,221 @@
+/**
+ * The `write` command end to end: uploads land byte-exact and atomically,
+ * bad uploads leave the target and the directory as they were.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, test } from 'node:test'
+import { checksumId } from '../../lib/protocol/checksum.js'
+import { FrameType } from '../../lib/protocol/constants.js'
+import { encodeFrame } from '../../lib/protocol/frame.js'
+import { json, type RawPeer, rawPeer } from '../helpers/raw.js'
+import { writeFile } from '../helpers/fixtures.js'
+import { connectTo, startServer } from '../helpers/server.js'
+
+const MiB = 1024 * 1024
+const CRC32 = checksumId('crc32')
+
+function tmpFiles(dir: string): string[] {
+  return readdirSync(dir).filter((n) => n.endsWith('.cacheserv-tmp'))
+}
+
+/** Poll (bounded) until the directory's temp files satisfy `pred`; returns them. */
+async function waitTmp(dir: string, pred: (names: string[]) => boolean, timeout = 5000): Promise<string[]> {
+  const until = Date.now() + timeout
+  let names = tmpFiles(dir)
+  while (!pred(names) && Date.now() < until) {
+    await sleep(10)
+    names = tmpFiles(dir)
+  }
+  return names
+}
+
+/** One upload frame, encoded as the client library would. */
+function frame(type: number, id: number, seq: number, payload: Buffer): Buffer {
+  return Buffer.concat(encodeFrame({ type, id, seq, payload }, CRC32))
+}
+
+const endFrame = (id: number, seq: number, length: number) => frame(FrameType.END, id, seq, Buffer.from(JSON.stringify({ length })))
+
+/** Send `data` as DATA frames of `page` bytes from seq `first`; returns the next seq. */
+function sendData(peer: RawPeer, id: number, data: Buffer, page: number, first = 1): number {
+  let seq = first
+  for (let at = 0; at < data.length; at += page) peer.socket.write(frame(FrameType.DATA, id, seq++, data.subarray(at, at + page)))
+  return seq
+}
+
+describe('write lands byte-exact', () => {
+  const cases: [string, () => Buffer][] = [
+    ['an empty buffer', () => Buffer.alloc(0)],
+    ['1 byte', () => Buffer.from([0x7f])],
+    ['several MiB, not a whole number of pages', () => randomBytes(5 * MiB + 12345)],
+  ]
+  for (const [name, make] of cases) {
+    test(`${name} is on disk and reads back exact`, async (t) => {
+      const { url, root } = await startServer(t, { writable: true })
+      mkdirSync(join(root, 'out'))
+      const data = make()
+      const client = await connectTo(t, url)
+      assert.deepEqual(await client.write('out/f.bin', data), { path: 'out/f.bin', size: data.length })
+      assert.ok(readFileSync(join(root, 'out/f.bin')).equals(data), 'on disk')
+      assert.ok((await client.readFile('out/f.bin')).equals(data), 'through the server')
+      assert.deepEqual(tmpFiles(join(root, 'out')), [])
+    })
+  }
+
+  test('an async iterable of chunks (odd sizes, empty ones, Uint8Array) is written as their concatenation', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const chunks: (Buffer | Uint8Array)[] = [randomBytes(1), Buffer.alloc(0), randomBytes(300 * 1024 + 7), new Uint8Array(randomBytes(70_000)), randomBytes(2 * MiB + 1)]
+    const expected = Buffer.concat(chunks)
+    async function* gen() {
+      for (const c of chunks) {
+        await sleep(1)
+        yield c
+      }
+    }
+    const client = await connectTo(t, url)
+    assert.deepEqual(await client.write('it.bin', gen()), { path: 'it.bin', size: expected.length })
+    assert.ok(readFileSync(join(root, 'it.bin')).equals(expected))
+    assert.ok((await client.readFile('it.bin')).equals(expected))
+  })
+
+  test('overwriting a cached file: the next read gets the new bytes', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const old = writeFile(root, 'v.bin', MiB + 100)
+    const client = await connectTo(t, url)
+    assert.ok((await client.readFile('v.bin')).equals(old))
+    assert.equal((await client.stat('v.bin')).cached, true)
+    const next = randomBytes(MiB + 100)
+    await client.write('v.bin', next)
+    assert.ok((await client.readFile('v.bin')).equals(next))
+    assert.ok(readFileSync(join(root, 'v.bin')).equals(next))
+  })
+})
+
+describe('write refuses', () => {
+  test('EROFS from a server not started writable, leaving the target unchanged', async (t) => {
+    const { url, root } = await startServer(t)
+    const old = writeFile(root, 'keep.bin', 1000)
+    const client = await connectTo(t, url)
+    await assert.rejects(client.write('keep.bin', randomBytes(2000)), { code: 'EROFS' })
+    await assert.rejects(client.write('new.bin', Buffer.from('x')), { code: 'EROFS' })
+    assert.ok(readFileSync(join(root, 'keep.bin')).equals(old))
+    assert.deepEqual(readdirSync(root), ['keep.bin'])
+    assert.ok((await client.readFile('keep.bin')).equals(old), 'the connection goes on')
+  })
+
+  test('EACCES for paths leaving the root', async (t) => {
+    const { url } = await startServer(t, { writable: true })
+    const client = await connectTo(t, url)
+    await assert.rejects(client.write('../x', Buffer.from('x')), { code: 'EACCES' })
+    await assert.rejects(client.write('/etc/x', Buffer.from('x')), { code: 'EACCES' })
+  })
+
+  test('ENOENT when the directory does not exist', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const client = await connectTo(t, url)
+    await assert.rejects(client.write('nodir/x.bin', Buffer.from('x')), { code: 'ENOENT' })
+    assert.deepEqual(readdirSync(root), [])
+  })
+
+  test('EISDIR when the target is a directory', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    mkdirSync(join(root, 'd'))
+    const client = await connectTo(t, url)
+    await assert.rejects(client.write('d', Buffer.from('x')), { code: 'EISDIR' })
+    await assert.rejects(client.write('', Buffer.from('x')), { code: 'EISDIR' })
+    assert.deepEqual(readdirSync(join(root, 'd')), [])
+  })
+})
+
+describe('uploads on the wire', () => {
+  test('a reader during a write sees the whole old file, and the new one after END', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const dir = join(root, 'w')
+    const old = writeFile(root, 'w/f.bin', 3 * MiB + 1)
+    const next = randomBytes(2 * MiB + 333)
+    const peer = await rawPeer(t, url)
+    const page = 64 * 1024
+    peer.send({ id: 1, op: 'write', path: 'w/f.bin', length: next.length })
+    const half = 16 * page
+    const seq = sendData(peer, 1, next.subarray(0, half), page)
+    assert.equal((await waitTmp(dir, (n) => n.length === 1)).length, 1, 'the upload is under way in a temp file')
+
+    const reader = await connectTo(t, url)
+    assert.ok((await reader.readFile('w/f.bin')).equals(old), 'the old file, complete')
+    assert.ok(readFileSync(join(dir, 'f.bin')).equals(old))
+
+    const last = sendData(peer, 1, next.subarray(half), page, seq)
+    peer.socket.write(endFrame(1, last, next.length))
+    const done = await peer.done(1)
+    assert.equal(done.type, FrameType.RESULT, JSON.stringify(json(done)))
+    assert.deepEqual(json(done), { path: 'w/f.bin', size: next.length })
+    assert.ok((await reader.readFile('w/f.bin')).equals(next), 'the new file after END')
+    assert.deepEqual(tmpFiles(dir), [])
+  })
+
+  test('a corrupt uploaded frame fails with ECHECKSUM, leaving the target and directory as they were', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const dir = join(root, 'c')
+    const old = writeFile(root, 'c/f.bin', 5000)
+    const peer = await rawPeer(t, url)
+    const data = randomBytes(3 * 8192)
+    peer.send({ id: 1, op: 'write', path: 'c/f.bin', length: data.length })
+    peer.socket.write(frame(FrameType.DATA, 1, 1, data.subarray(0, 8192)))
+    const bad = frame(FrameType.DATA, 1, 2, data.subarray(8192, 16384))
+    bad[bad.length - 100] ^= 0x01 // a payload byte, after the digest was computed
+    peer.socket.write(bad)
+    peer.socket.write(frame(FrameType.DATA, 1, 3, data.subarray(16384)))
+    peer.socket.write(endFrame(1, 4, data.length))
+    const done = await peer.done(1)
+    assert.equal(done.type, FrameType.ERROR)
+    assert.equal(json(done).code, 'ECHECKSUM')
+    assert.ok(readFileSync(join(dir, 'f.bin')).equals(old))
+    assert.deepEqual(await waitTmp(dir, (n) => n.length === 0), [])
+    assert.deepEqual(readdirSync(dir), ['f.bin'])
+    peer.send({ id: 2, op: 'stat', path: 'c/f.bin' })
+    assert.equal(json(await peer.done(2)).size, old.length, 'the connection goes on')
+  })
+
+  test('a client that disconnects mid-upload leaves no temp file and the target unchanged', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const dir = join(root, 'd')
+    const old = writeFile(root, 'd/f.bin', 4000)
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'write', path: 'd/f.bin', length: MiB })
+    sendData(peer, 1, randomBytes(MiB / 4), 32 * 1024)
+    assert.equal((await waitTmp(dir, (n) => n.length === 1)).length, 1, 'the upload had started')
+    peer.socket.destroy()
+    assert.deepEqual(await waitTmp(dir, (n) => n.length === 0), [], 'temp file removed after the hang-up')
+    assert.ok(readFileSync(join(dir, 'f.bin')).equals(old))
+  })
+
+  test('END with a length other than the bytes sent fails with EBADREQ', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const dir = join(root, 'e')
+    mkdirSync(dir)
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'write', path: 'e/f.bin' })
+    peer.socket.write(frame(FrameType.DATA, 1, 1, Buffer.from('0123456789')))
+    peer.socket.write(endFrame(1, 2, 11))
+    const done = await peer.done(1)
+    assert.equal(done.type, FrameType.ERROR)
+    assert.equal(json(done).code, 'EBADREQ')
+    assert.deepEqual(await waitTmp(dir, (n) => n.length === 0), [])
+    assert.deepEqual(readdirSync(dir), [], 'no target was created')
+  })
+
+  test('END that disagrees with the length of the request line fails with EBADREQ', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const old = writeFile(root, 'g.bin', 'old')
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'write', path: 'g.bin', length: 5 })
+    peer.socket.write(frame(FrameType.DATA, 1, 1, Buffer.from('abc')))
+    peer.socket.write(endFrame(1, 2, 3))
+    assert.equal(json(await peer.done(1)).code, 'EBADREQ')
+    assert.ok(readFileSync(join(root, 'g.bin')).equals(old))
+  })
+})

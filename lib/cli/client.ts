@@ -42,6 +42,7 @@ function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>):
     .description('Read files from a cacheserv-pipe server, and steer its cache.')
     .version(VERSION)
     .option('--server <addr>', `server address: tcp://HOST:PORT, HOST:PORT or unix:/path (env CACHESERV_SERVER, else ${DEFAULT_ADDRESS})`, addressOption)
+    .option('--token <token>', 'token for a server that needs one (env CACHESERV_TOKEN)')
     .option('--inject-faults <rate[:mode[:seed]]>', 'damage received bytes on purpose (faults per byte; mode flip|drop|duplicate|garbage|mixed) to watch the NACK path repair them; prints a summary on stderr', faultsOption)
     .showHelpAfterError('(add --help for usage)')
 
@@ -152,11 +153,11 @@ function stdoutSink(): Writable {
 export async function main(argv: string[]): Promise<void> {
   // Reported through the write callbacks above; without a listener it would be thrown.
   process.stdout.on('error', () => {})
-  let global: { server?: string; injectFaults?: CorruptOptions } = {}
+  let global: { server?: string; injectFaults?: CorruptOptions; token?: string } = {}
   const run = async (fn: (client: Client) => Promise<void>) => {
     let client: Client | null = null
     try {
-      client = await connect(global.server ?? process.env.CACHESERV_SERVER ?? DEFAULT_ADDRESS, { faults: global.injectFaults })
+      client = await connect(global.server ?? process.env.CACHESERV_SERVER ?? DEFAULT_ADDRESS, { faults: global.injectFaults, token: global.token })
       await fn(client)
     } catch (err) {
       const e = err as Error & { code?: string }

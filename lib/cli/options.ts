@@ -29,6 +29,19 @@ export function countOption(value: string): number {
   return sizeOption(value)
 }
 
+/** Seconds, fractions allowed: 0.5, 30, 600. */
+export function secondsOption(value: string): number {
+  const n = Number(value)
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`not a number of seconds: ${JSON.stringify(value)}`)
+  return n
+}
+
+/** File permissions in octal: 600, 0660. */
+export function octalOption(value: string): number {
+  if (!/^0?[0-7]{3}$/.test(value)) throw new InvalidArgumentError(`not an octal file mode: ${JSON.stringify(value)} (try 600 or 660)`)
+  return parseInt(value, 8)
+}
+
 export function portOption(value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError(`not a port number: ${JSON.stringify(value)}`)

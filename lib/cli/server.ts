@@ -1,13 +1,13 @@
 /** `cacheserv-pipe`: serve a directory from RAM until SIGINT or SIGTERM. */
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
-import { CacheServer, DEFAULT_CACHE_SIZE } from '../server/server.js'
+import { DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
+import { CacheServer, DEFAULT_CACHE_SIZE, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS } from '../server/server.js'
 import { VERSION } from '../version.js'
 import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, portOption, sizeOption, usageExits } from './options.js'
+import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, octalOption, portOption, secondsOption, sizeOption, usageExits } from './options.js'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 
@@ -16,7 +16,7 @@ function program(): Command {
     .description('Keep the most recently used bytes of a dataset directory in RAM and serve them over a socket.')
     .version(VERSION)
     .requiredOption('--root <dir>', 'directory to serve (paths never leave it)')
-    .option('--host <host>', 'address to listen on (loopback unless --insecure-no-auth)', '127.0.0.1')
+    .option('--host <host>', 'address to listen on; anything but loopback needs --token (or --insecure-no-auth)', '127.0.0.1')
     .option('--port <n>', 'TCP port; 0 picks a free one', portOption, 7070)
     .option('--socket <path>', 'listen on a unix socket instead of TCP')
     .option('--cache-size <size>', 'RAM for cached blocks, e.g. 512MiB, 2G', sizeOption, DEFAULT_CACHE_SIZE)
@@ -25,7 +25,14 @@ function program(): Command {
     .addOption(new Option('--policy <name>', 'cache eviction: tinylfu keeps a hit ratio near cache/dataset over repeated epochs; lru is plain LRU').choices([...POLICIES]).default(DEFAULT_POLICY))
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
-    .option('--insecure-no-auth', 'allow a non-loopback --host (no authentication exists yet: trusted networks only)')
+    .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
+    .option('--insecure-no-auth', 'allow a non-loopback --host without a token (trusted networks only)')
+    .option('--socket-mode <octal>', 'permissions of the --socket file', octalOption, 0o600)
+    .option('--max-connections <n>', 'connections served at once; more get EBUSY', countOption, DEFAULT_MAX_CONNECTIONS)
+    .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
+    .option('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', sizeOption, DEFAULT_MAX_REQUEST)
+    .option('--idle-timeout <seconds>', 'close a connection on which nothing moved for this long (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
+    .option('--grace <seconds>', 'on SIGINT/SIGTERM, let running requests finish for up to this long; a second signal exits at once', secondsOption, DEFAULT_GRACE / 1000)
     .addHelpText('after', '\nExample:\n  cacheserv-pipe --root data --cache-size 8G\n  DEBUG=cacheserv:* cacheserv-pipe --root data   # trace every stage')
 }
 
@@ -41,12 +48,26 @@ export async function main(argv: string[]): Promise<void> {
     pageSize: number
     checksum: 'crc32' | 'md5'
     insecureNoAuth?: boolean
+    token?: string
+    socketMode: number
+    maxConnections: number
+    maxInFlight: number
+    maxRequest: number
+    idleTimeout: number
+    grace: number
     writable?: boolean
     warm?: string
     policy: PolicyName
   }>()
-  if (!o.socket && !LOOPBACK.has(o.host) && !o.insecureNoAuth) {
-    console.error(`cacheserv-pipe: refusing to listen on ${o.host}: only loopback is safe without authentication; add --insecure-no-auth on a trusted network`)
+  const token = o.token ?? (process.env.CACHESERV_TOKEN || undefined)
+  if (!o.socket && !LOOPBACK.has(o.host) && token === undefined && !o.insecureNoAuth) {
+    console.error(
+      `cacheserv-pipe: refusing to listen on ${o.host} without a token: set CACHESERV_TOKEN (or --token), or add --insecure-no-auth on a trusted network`,
+    )
+    process.exit(EXIT_USAGE)
+  }
+  if (o.maxConnections < 1 || o.maxInFlight < 1) {
+    console.error('cacheserv-pipe: --max-connections and --max-in-flight must be at least 1')
     process.exit(EXIT_USAGE)
   }
   if (o.pageSize < MIN_PAGE_SIZE || o.pageSize > MAX_PAGE_SIZE) {
@@ -57,7 +78,16 @@ export async function main(argv: string[]): Promise<void> {
   let server: CacheServer
   let url: string
   try {
-    server = await CacheServer.create({ root: o.root, cacheSize: o.cacheSize, pageSize: o.pageSize, checksum: o.checksum, writable: o.writable, policy: o.policy })
+    server = await CacheServer.create({ root: o.root, cacheSize: o.cacheSize, pageSize: o.pageSize, checksum: o.checksum,
+      writable: o.writable,
+      policy: o.policy,
+      token,
+      socketMode: o.socketMode,
+      maxConnections: o.maxConnections,
+      maxInFlight: o.maxInFlight,
+      maxRequest: o.maxRequest,
+      idleTimeout: o.idleTimeout * 1000,
+    })
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
   } catch (err) {
     const e = err as NodeJS.ErrnoException
@@ -86,8 +116,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(EXIT_FAILURE)
     }
     stopping = true
-    console.error(`cacheserv-pipe: ${signal}, closing ${url}`)
-    server.close().then(() => process.exit(EXIT_OK), (err: Error) => {
+    console.error(`cacheserv-pipe: ${signal}, closing ${url} (running requests get ${o.grace} s to finish; send it again to exit now)`)
+    server.close({ grace: o.grace * 1000 }).then(() => process.exit(EXIT_OK), (err: Error) => {
       console.error(`cacheserv-pipe: error while closing: ${err.message}`)
       process.exit(EXIT_FAILURE)
     })

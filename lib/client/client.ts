@@ -42,6 +42,8 @@ export interface Hello {
   server: string
   checksum: string
   pageSize: number
+  /** The server wants a token (`auth`) before anything else. */
+  auth?: boolean
 }
 
 export interface Entry {
@@ -114,6 +116,8 @@ export interface ConnectOptions {
    * repair them. For diagnostics and tests; the HELLO is always spared.
    */
   faults?: CorruptOptions
+  /** Token for a server that needs one. Default: $CACHESERV_TOKEN. */
+  token?: string
 }
 
 export interface ClientStats {
@@ -157,8 +161,25 @@ export class Client {
     void done.then(() => clearInterval(this.#watchdog))
   }
 
-  /** Connect to a server and wait for its HELLO. */
-  static connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
+  /** Connect to a server, wait for its HELLO, and authenticate if it asks. */
+  static async connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
+    const client = await Client.#open(address, opts)
+    if (!client.hello.auth) return client
+    const token = opts.token ?? process.env.CACHESERV_TOKEN
+    if (token === undefined) {
+      await client.close()
+      throw error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN')
+    }
+    try {
+      await client.request('auth', { token })
+    } catch (err) {
+      await client.close()
+      throw err
+    }
+    return client
+  }
+
+  static #open(address: string | Address, opts: ConnectOptions): Promise<Client> {
     const addr = typeof address === 'string' ? parseAddress(address) : address
     const timeout = opts.timeout ?? 10_000
     const progressTimeout = opts.progressTimeout ?? 5000
@@ -456,6 +477,8 @@ export class Client {
 }
 
 function parseHello(frame: Deframed): Hello {
+  // A server that turns us away (EBUSY, say) answers with an ERROR instead of HELLO.
+  if (!('lost' in frame) && frame.type === FrameType.ERROR && frame.id === 0 && frame.intact) throw errorFromFrame(frame)
   if ('lost' in frame || frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
     throw error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
   }

@@ -8,6 +8,7 @@
  */
 import createDebug from 'debug'
 import pumpify from 'pumpify'
+import { Socket } from 'node:net'
 import { type Duplex, pipeline } from 'node:stream'
 import type { CommandContext } from '../commands/context.js'
 import type { ChecksumName } from '../protocol/constants.js'
@@ -29,27 +30,34 @@ export interface PipelineOptions {
   hello: unknown
   onData?: (bytes: number) => void
   onNack?: () => void
+  /** The first request must be `auth` with this token. */
+  token?: string
+  /** Close a connection on which no byte moved either way for this many ms (0: never). */
+  idleTimeout?: number
 }
 
-/** The server side of the protocol as a Duplex: request bytes in, frame bytes out. */
-export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): Duplex {
+/** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its source. */
+export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): { chain: Duplex; source: CommandSource } {
   // Shared by source and pager: the source publishes each resent request's attempt, the pager drops stale parts.
   const attempts: Attempts = new Map()
-  return new pumpify(
+  const source = new CommandSource(ctx, {
+    maxInFlight: opts.maxInFlight,
+    hello: opts.hello,
+    onData: opts.onData,
+    onNack: opts.onNack,
+    pageSize: opts.pageSize,
+    minPageSize: opts.minPageSize,
+    retries: opts.retries,
+    attempts,
+    token: opts.token,
+  })
+  const chain = new pumpify(
     createRequestParser({ maxRequest: opts.maxRequest }),
-    new CommandSource(ctx, {
-      maxInFlight: opts.maxInFlight,
-      hello: opts.hello,
-      onData: opts.onData,
-      onNack: opts.onNack,
-      pageSize: opts.pageSize,
-      minPageSize: opts.minPageSize,
-      retries: opts.retries,
-      attempts,
-    }),
+    source,
     createPager({ pageSize: opts.pageSize, attempts }),
     createFramer({ checksum: opts.checksum }),
   ) as unknown as Duplex
+  return { chain, source }
 }
 
 export interface Connection {
@@ -58,6 +66,8 @@ export interface Connection {
   readonly producedBytes: number
   /** Resolves when the connection is fully torn down. */
   readonly closed: Promise<void>
+  /** Let the requests running now finish, refuse new ones (ESHUTDOWN), then close. */
+  drain(): void
   destroy(): void
 }
 
@@ -67,7 +77,7 @@ let nextId = 1
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
   let produced = 0
-  const chain = createServerPipeline(ctx, {
+  const { chain, source } = createServerPipeline(ctx, {
     ...opts,
     onData: (n) => {
       produced += n
@@ -75,6 +85,13 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     },
   })
   debug('connection %d open', id)
+  // Idle, or a reader frozen with a full socket buffer: nothing has moved for the whole timeout.
+  if (opts.idleTimeout && duplex instanceof Socket) {
+    duplex.setTimeout(opts.idleTimeout, () => {
+      debug('connection %d idle for %d ms: closing', id, opts.idleTimeout)
+      duplex.destroy()
+    })
+  }
   // Once every response is out, the connection is done, even if the peer keeps
   // its side open (after a fatal request error, say).
   duplex.once('finish', () => duplex.destroy())
@@ -93,6 +110,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       return produced
     },
     closed,
+    drain: () => source.drain(),
     destroy: () => duplex.destroy(),
   }
 }

@@ -6,7 +6,7 @@
  */
 import createDebug from 'debug'
 import { EventEmitter } from 'node:events'
-import { lstat, unlink } from 'node:fs/promises'
+import { chmod, lstat, unlink } from 'node:fs/promises'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
@@ -14,7 +14,9 @@ import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-
 import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
-import { type ChecksumName, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { checksumId } from '../protocol/checksum.js'
+import { encodeFrame, jsonFrame } from '../protocol/frame.js'
+import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { type Connection, serveConnection } from './connection.js'
 import { VERSION } from '../version.js'
 import { warm, type WarmProgress } from '../commands/warm.js'
@@ -44,6 +46,14 @@ export interface ServerOptions {
   writable?: boolean
   /** Cache eviction policy: 'tinylfu' (default, scan-resistant) or 'lru'. */
   policy?: PolicyName
+  /** Shared secret every connection must present first (`auth`); none by default. */
+  token?: string
+  /** Connections served at once; more get EBUSY. Default 256. */
+  maxConnections?: number
+  /** Close a connection on which no byte moved for this many ms (idle, or a frozen reader). Default 600000; 0 never. */
+  idleTimeout?: number
+  /** Permissions of a unix socket file. Default 0o600: only this user may connect. */
+  socketMode?: number
 }
 
 export interface ServerStats extends CacheStats {
@@ -56,6 +66,9 @@ export interface ServerStats extends CacheStats {
 }
 
 export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
+export const DEFAULT_MAX_CONNECTIONS = 256
+export const DEFAULT_IDLE_TIMEOUT = 600_000
+export const DEFAULT_GRACE = 10_000
 
 export class CacheServer extends EventEmitter {
   readonly root: string
@@ -96,9 +109,19 @@ export class CacheServer extends EventEmitter {
   }
 
   /** Serve one connection over any duplex byte stream. */
-  handle(duplex: Duplex): Connection {
+  handle(duplex: Duplex): Connection | null {
     this.#totalConnections++
+    if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
+      // Refused before HELLO: the client's connect fails with this error.
+      const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
+      duplex.on('error', () => {})
+      duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
+      setTimeout(() => duplex.destroy(), 1000).unref()
+      return null
+    }
     const conn = serveConnection(duplex, this.#ctx, {
+      token: this.#opts.token,
+      idleTimeout: this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
       pageSize: this.pageSize,
       checksum: this.checksum,
       maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
@@ -106,7 +129,7 @@ export class CacheServer extends EventEmitter {
       minPageSize: this.#opts.minPageSize,
       retries: this.#opts.retries,
       onNack: () => void this.#nacks++,
-      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize },
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined },
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)
@@ -146,7 +169,15 @@ export class CacheServer extends EventEmitter {
     server.on('error', (err) => this.emit('error', err))
     if (addr.kind === 'unix') {
       await removeStaleSocket(addr.path)
-      await listenOn(server, { path: addr.path })
+      // Created with no permission for others from the first instant (umask), then set as asked.
+      const mode = this.#opts.socketMode ?? 0o600
+      const umask = process.umask(0o177)
+      try {
+        await listenOn(server, { path: addr.path })
+      } finally {
+        process.umask(umask)
+      }
+      await chmod(addr.path, mode)
       this.#unixPath = addr.path
     } else {
       await listenOn(server, { host: addr.host, port: addr.port })
@@ -164,13 +195,24 @@ export class CacheServer extends EventEmitter {
     return formatAddress({ kind: 'tcp', host: a.address, port: a.port })
   }
 
-  /** Stop listening and close every connection; resolves when all are gone. */
-  async close(): Promise<void> {
+  /**
+   * Stop listening and close every connection; resolves when all are gone.
+   * With `grace` (ms), requests already running may finish first (new ones
+   * get ESHUTDOWN); whatever still runs after it is cut off.
+   */
+  async close({ grace = 0 }: { grace?: number } = {}): Promise<void> {
     const server = this.#net
     this.#net = null
     const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+    const all = () => Promise.all([...this.#connections].map((c) => c.closed))
+    if (grace > 0) {
+      for (const conn of this.#connections) conn.drain()
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([all(), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace)))])
+      clearTimeout(timer)
+    }
     for (const conn of this.#connections) conn.destroy()
-    await Promise.all([stopped, ...[...this.#connections].map((c) => c.closed)])
+    await Promise.all([stopped, all()])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
   }

@@ -23,6 +23,7 @@ import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
 import type { Attempts, Item, Part, ResyncBody } from './items.js'
 import { Job } from './job.js'
+import { tokenMatches } from '../protocol/auth.js'
 import { PageSize } from './page-size.js'
 import type { Inbound } from './request-parser.js'
 
@@ -45,6 +46,8 @@ export interface SourceOptions {
   retries?: number
   /** Where the current attempt of each resent request is published, so later stages can drop stale parts. */
   attempts?: Attempts
+  /** When set, the first request must be `auth` with this token, or the connection is closed (EAUTH). */
+  token?: string
 }
 
 /** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
@@ -74,14 +77,25 @@ export class CommandSource extends Duplex {
   #finalCb: ((err?: Error | null) => void) | null = null
   #wantMore = false
   #pumping = false
+  /** A fatal error: answer what is queued, then end. */
   #closing = false
+  /** Shutting down: finish what runs, refuse new requests, then end. */
+  #draining = false
+  #authed: boolean
 
   constructor(ctx: CommandContext, opts: SourceOptions) {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
     this.#opts = opts
     this.#maxInFlight = opts.maxInFlight ?? 32
+    this.#authed = opts.token === undefined
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
+  }
+
+  /** Finish the requests running now, answer new ones with ESHUTDOWN, then end the output. */
+  drain(): void {
+    this.#draining = true
+    this.#pump()
   }
 
   /** Requests running now. */
@@ -91,6 +105,16 @@ export class CommandSource extends Duplex {
 
   override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#closing) return cb()
+    if (!this.#authed) {
+      this.#authenticate(req)
+      cb()
+      return this.#pump()
+    }
+    if (this.#draining && !('frame' in req) && !('error' in req) && req.op !== 'cancel' && req.op !== 'nack') {
+      this.#reply(req.id, error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back'))
+      cb()
+      return this.#pump()
+    }
     if ('frame' in req) {
       // An uploaded frame: hand it to its request, which releases our input when it takes it.
       const inbox = this.#jobs.get(req.id)?.inbox
@@ -131,6 +155,18 @@ export class CommandSource extends Duplex {
     for (const job of [...this.#jobs.values()]) this.#drop(job)
     this.#releaseWrite()
     cb(err)
+  }
+
+  /** The first request to a server with a token: `auth` with the right one, or the connection ends. */
+  #authenticate(req: Inbound): void {
+    if (!('frame' in req) && !('error' in req) && req.op === 'auth' && tokenMatches(this.#opts.token!, req.args.token)) {
+      this.#authed = true
+      this.#replies.push({ id: req.id, kind: 'result', body: { auth: 'ok' } })
+      return
+    }
+    debug('authentication failed')
+    this.#reply(0, error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN'))
+    this.#close()
   }
 
   #begin(req: Request, spec: CommandSpec): void {
@@ -311,7 +347,7 @@ export class CommandSource extends Duplex {
   /** End the output once input has ended (or failed) and every response is out. */
   #maybeEnd(): void {
     if (this.destroyed || this.#replies.length > 0) return
-    if (this.#closing || (this.#finalCb && this.#jobs.size === 0)) {
+    if (this.#closing || ((this.#finalCb || this.#draining) && this.#jobs.size === 0)) {
       if (this.readableEnded) return
       debug('end of responses')
       this.push(null)

@@ -188,7 +188,7 @@ describe('mounting', () => {
     const { server, root } = await startServer(t)
     writeFile(root, 'a.txt', 'hello')
     const [near, far] = duplexPair()
-    const conn = server.handle(near)
+    const conn = server.handle(near)!
     const frames: ReceivedFrame[] = []
     const decoder = new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: (r) => assert.fail(r) })
     far.on('data', (c: Buffer) => decoder.write(c))

@@ -245,7 +245,7 @@ class Client(object):
     opens a new one. ``close()`` ends it for good.
     """
 
-    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=2.0):
+    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0):
         if addr is None:
             addr = os.environ.get('CACHESERV_SERVER') or DEFAULT_ADDRESS
         self.address = str(addr)
@@ -474,7 +474,20 @@ class Client(object):
         self._hello = hello
         self._silent = 0
         self._hunting = False
+        if hello.get('auth'):
+            self._authenticate()
         return sock
+
+    def _authenticate(self):
+        # The server wants its token as the first request, or it closes the connection (EAUTH).
+        token = self.token if self.token is not None else os.environ.get('CACHESERV_TOKEN')
+        try:
+            if token is None:
+                raise CacheservError('EAUTH', 'this server needs a token: pass token= or set CACHESERV_TOKEN')
+            self.request('auth', token=token)
+        except CacheservError as e:
+            self._drop(e)
+            raise
 
     def _read_hello(self, sock, deadline):
         self._start = self._end = 0
@@ -508,6 +521,13 @@ class Client(object):
         _, _, ftype, rid, _, length, ck, _, _, _ = header
         dsize = _DIGEST_SIZE[ck]
         payload = mv[HEADER_SIZE + dsize:need]
+        if ftype == ERROR and rid == 0 and _verify(ck, self._buf, HEADER_SIZE, payload):
+            # Turned away instead of greeted (EBUSY: the server is at its connection limit).
+            try:
+                err = json.loads(bytes(payload))
+                raise CacheservError(str(err['code']), str(err.get('message', err['code'])))
+            except (ValueError, KeyError, TypeError):
+                raise CacheservError('EPROTO', 'server refused the connection with an unreadable error')
         if ftype != HELLO or rid != 0 or not _verify(ck, self._buf, HEADER_SIZE, payload):
             raise CacheservError('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
         try:

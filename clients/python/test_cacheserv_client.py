@@ -772,7 +772,7 @@ class TestReads(unittest.TestCase):
         names = [e['name'] for e in root]
         self.assertEqual(names, sorted(names))
         self.assertIn({'name': 'small', 'type': 'dir'}, root)
-        self.assertIn({'name': 'one.bin', 'type': 'file'}, root)
+        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, root)
         self.assertEqual(self.c.ls(''), root)
         small = self.c.ls('small')
         self.assertEqual(sorted(e['name'] for e in small), sorted(os.listdir(os.path.join(ROOT, 'small'))))

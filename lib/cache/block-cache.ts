@@ -54,8 +54,11 @@ export class BlockCache {
     return { ...this.#stats, cacheBytes: this.#lru.bytes, cacheLimit: this.#lru.limit, entries: this.#lru.size, policy: this.policy }
   }
 
-  /** Block `index` of `file`: from RAM when cached, else one disk read shared by all who ask. */
-  block(file: OpenFile, index: number): Promise<Buffer> {
+  /**
+   * Block `index` of `file`: from RAM when cached, else one disk read shared by
+   * all who ask. `tally.fromDisk` counts the blocks that came from the disk now.
+   */
+  block(file: OpenFile, index: number, tally?: { fromDisk: number }): Promise<Buffer> {
     const key = `${file.key}#${index}`
     const hit = this.#lru.get(key)
     if (hit) {
@@ -63,6 +66,7 @@ export class BlockCache {
       this.#stats.hitBytes += hit.length
       return Promise.resolve(hit)
     }
+    if (tally) tally.fromDisk++
     const pending = this.#inflight.get(key)
     if (pending) {
       this.#stats.hits++

@@ -9,6 +9,9 @@ import { pipeline } from 'node:stream/promises'
 import { DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type Client, connect } from '../client/client.js'
 import type { CorruptMode, CorruptOptions } from '../stages/corrupt.js'
+import { readFile } from 'node:fs/promises'
+import { listTree, type RemoteFile } from '../client/tree.js'
+import { error } from '../errors.js'
 import { formatStats, formatWarm, size } from './format.js'
 import { warmDisplay } from './warm-progress.js'
 import { VERSION } from '../version.js'
@@ -126,6 +129,24 @@ function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>):
     )
 
   cli
+    .command('tar')
+    .description('write files as a POSIX tar stream to stdout, in order (a directory tree, or the paths listed in a file)')
+    .argument('[dir]', 'directory relative to the served root (default: everything)', '')
+    .option('--list <file>', 'read the paths to archive from this file, one a line ("-" for stdin)')
+    .action((dir: string, o: { list?: string }) =>
+      run(async (client) => {
+        const files = o.list === undefined ? await listTree(client, dir) : await listed(client, o.list)
+        // Loaded only here: the other commands must start fast.
+        const { writeTar } = await import('./tar.js')
+        try {
+          await writeTar(client, files, stdoutSink())
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err
+        }
+      }),
+    )
+
+  cli
     .command('write')
     .description('write stdin to FILE on the server, atomically (the server must run with --writable)')
     .argument('<file>', 'path relative to the served root; its directory must exist')
@@ -135,6 +156,20 @@ function program(run: (fn: (client: Client) => Promise<void>) => Promise<void>):
       }),
     )
   return cli
+}
+
+/** Paths listed in a file (or stdin), one a line, with their sizes from the server (stat, pipelined). */
+async function listed(client: Client, list: string): Promise<RemoteFile[]> {
+  const text = list === '-' ? await new Promise<string>((resolve, reject) => {
+    let s = ''
+    process.stdin.setEncoding('utf8').on('data', (c: string) => (s += c)).on('end', () => resolve(s)).on('error', reject)
+  }) : await readFile(list, 'utf8')
+  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l !== '')
+  const sizes = await Promise.all(paths.map((p) => client.stat(p)))
+  return paths.map((path, i) => {
+    if (sizes[i].type !== 'file') throw error('EISDIR', `${path} in the list is not a file`)
+    return { path, size: sizes[i].size }
+  })
 }
 
 /**

@@ -1,6 +1,9 @@
 /** Option parsing shared by both CLIs: human sizes, counts, and exit codes. */
 import { type Command, CommanderError, InvalidArgumentError } from 'commander'
-import parseSize from 'filesize-parser'
+import { createRequire } from 'node:module'
+
+/** Loaded on first use: most runs of the client never parse a size. */
+const parseSize = (value: string): number => (createRequire(import.meta.url)('filesize-parser') as (s: string) => number)(value)
 
 /** Exit codes of both commands. */
 export const EXIT_OK = 0

@@ -49,6 +49,8 @@ export interface Hello {
 export interface Entry {
   name: string
   type: 'file' | 'dir' | 'other'
+  /** Files only. */
+  size?: number
 }
 
 export interface StatResult {

@@ -25,9 +25,11 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
     if (!resume || resume.seq === 0) {
       yield { kind: 'start', body: { size: file.size, offset, length: end - offset, mtimeMs: file.mtimeMs }, identity: file.key }
     }
-    yield* blocks(file, offset + (resume?.offset ?? 0), end, ctx, path)
+    const tally = { fromDisk: 0 }
+    yield* blocks(file, offset + (resume?.offset ?? 0), end, ctx, path, tally)
     // Blocks read from disk during the transfer must all come from this version of the file.
-    if ((await currentIdentity(file)) !== file.key) throw changed(path)
+    // (Cached blocks are keyed by the version: when every block was cached, they all match.)
+    if (tally.fromDisk > 0 && (await currentIdentity(file)) !== file.key) throw changed(path)
     yield { kind: 'end', body: { length: end - offset } }
   } finally {
     await file.fh.close()
@@ -35,18 +37,18 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
 }
 
 /** Bytes offset..end of the file as DATA parts, reading one block ahead so the disk works while the socket sends. */
-async function* blocks(file: OpenFile, offset: number, end: number, ctx: CommandContext, path: string): AsyncGenerator<Part, void, void> {
+async function* blocks(file: OpenFile, offset: number, end: number, ctx: CommandContext, path: string, tally: { fromDisk: number }): AsyncGenerator<Part, void, void> {
   if (offset > end) throw error('EBADREQ', `cannot resume ${path} at byte ${offset}: the read ends at byte ${end}`)
   const bs = ctx.cache.blockSize
   let index = Math.floor(offset / bs)
   const last = Math.ceil(end / bs) - 1
-  let next: Promise<Buffer> | null = index <= last ? ctx.cache.block(file, index) : null
+  let next: Promise<Buffer> | null = index <= last ? ctx.cache.block(file, index, tally) : null
   try {
     while (next) {
       const block = await next
       const base = index * bs
       index++
-      next = index <= last ? ctx.cache.block(file, index) : null
+      next = index <= last ? ctx.cache.block(file, index, tally) : null
       next?.catch(() => {}) // awaited on the next turn; an early return must not leave it unhandled
       const from = Math.max(offset - base, 0)
       const to = Math.min(end - base, block.length)

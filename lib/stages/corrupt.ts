@@ -5,8 +5,7 @@
  * It never modifies its input buffers (they may be cached file blocks).
  */
 import createDebug from 'debug'
-import { transform } from 'through2'
-import type { Transform } from 'node:stream'
+import { Transform } from 'node:stream'
 
 const debug = createDebug('cacheserv:corrupt')
 
@@ -57,7 +56,9 @@ export function corrupt({ rate, seed = 1, mode = 'flip', maxRun = 64, skip = 0 }
   let untilFault = skip + gap()
   const run = () => 1 + Math.floor(random() * maxRun)
 
-  const stream = transform(function (this: Transform, chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void) {
+  // node:stream, not through2: the client loads this, and must start fast (see deframer.ts).
+  const stream = new Transform({ transform: damage })
+  function damage(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null, data?: Buffer) => void): void {
     if (untilFault >= chunk.length) {
       untilFault -= chunk.length
       return cb(null, chunk)
@@ -107,6 +108,6 @@ export function corrupt({ rate, seed = 1, mode = 'flip', maxRun = 64, skip = 0 }
     untilFault -= chunk.length - pos
     out.push(chunk.subarray(pos))
     cb(null, Buffer.concat(out))
-  }) as unknown as Transform
+  }
   return Object.assign(stream, { stats })
 }

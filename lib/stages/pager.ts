@@ -107,7 +107,8 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
       return cb()
     }
 
-    if (item.kind === 'end' && st.carryBytes > 0) page(Buffer.concat(st.carry))
+    // The last page: no copy when it is one piece (a small file is always one).
+    if (item.kind === 'end' && st.carryBytes > 0) page(st.carry.length === 1 ? st.carry[0] : Buffer.concat(st.carry))
     if (item.kind === 'hello') throw new TypeError('HELLO belongs to id 0')
     if (isTerminal(item.kind)) {
       requests.delete(item.id)

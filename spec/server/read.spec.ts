@@ -109,7 +109,7 @@ describe('paths', () => {
     const data = writeFile(root, rel, 70_000)
     const client = await connectTo(t, url)
     assert.ok((await client.readFile(rel)).equals(data))
-    assert.deepEqual(await client.ls('dir with space'), [{ name: 'ünïcødé 名前 🚀.bin', type: 'file' }])
+    assert.deepEqual(await client.ls('dir with space'), [{ name: 'ünïcødé 名前 🚀.bin', type: 'file', size: 70_000 }])
     assert.equal((await client.stat(rel)).size, 70_000)
   })
 
@@ -139,8 +139,8 @@ describe('paths', () => {
     for (const f of ['b.txt', 'a.txt', 'z/1', 'c/2']) writeFile(root, f, 'x')
     const client = await connectTo(t, url)
     assert.deepEqual(await client.ls(), [
-      { name: 'a.txt', type: 'file' },
-      { name: 'b.txt', type: 'file' },
+      { name: 'a.txt', type: 'file', size: 1 },
+      { name: 'b.txt', type: 'file', size: 1 },
       { name: 'c', type: 'dir' },
       { name: 'z', type: 'dir' },
     ])

@@ -1,3 +1,300 @@
-// Placeholder until the benchmark lands: keeps `npm run bench` honest about what it does not do yet.
-console.error('npm run bench: not implemented yet')
-process.exitCode = 1
+/**
+ * `npm run bench [-- --quick] [-- --json PATH]`: measure cacheserv-pipe
+ * against the bare Node ceiling, cat and fs on data of its own, and print a
+ * table of figures, baselines, ratios and targets. A measurement, not a
+ * test: it exits 0 when targets are missed, non-zero only when something
+ * broke (a wrong byte count, a process that failed).
+ */
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { connect } from '../lib/index.js'
+import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
+import { type Dataset, makeDataset } from './data.js'
+import { alternate, type Measured } from './measure.js'
+import { killAllNow, markStopping, stop, stopAll } from './procs.js'
+import { rssOf, serverNodeFlags, startBare, startBin, startProduct } from './servers.js'
+import { formatTables, ratioTarget, row, type Row, type Target } from './table.js'
+import { BenchError, elapsed, fmtBytes, GiB, log, MiB, withTimeout, xorPages } from './util.js'
+
+interface Options {
+  quick: boolean
+  json: string | null
+}
+
+const USAGE = `usage: npm run bench [-- --quick] [-- --json PATH]
+  --quick       smaller data (256 MiB, 4,000 files), under a minute
+  --json PATH   also write the table as JSON to PATH`
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { quick: false, json: null }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--quick') o.quick = true
+    else if (a === '--json' && argv[i + 1]) o.json = argv[++i]!
+    else if (a.startsWith('--json=')) o.json = a.slice(7)
+    else if (a === '--help' || a === '-h') {
+      console.log(USAGE)
+      process.exit(0)
+    } else {
+      console.error(`bench: unknown argument ${JSON.stringify(a)}\n${USAGE}`)
+      process.exit(2)
+    }
+  }
+  return o
+}
+
+interface Plan {
+  bigBytes: number
+  smallFiles: number
+  /** Files each round of the small-file section reads (a different slice each round, the same for every contender). */
+  slice: number
+  /** Seconds the whole run should stay under: no new round starts past its section's share, once the minimum is done. */
+  budget: number
+  timeoutMs: number
+  hotRounds: [min: number, max: number]
+  smallRounds: [min: number, max: number]
+  ttfbRounds: [min: number, max: number]
+}
+
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [7, 11] }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [5, 7] }
+/** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
+const WARM_FILES = 200
+
+let tmp: string | null = null
+
+function removeTmp(): void {
+  if (tmp) rmSync(tmp, { recursive: true, force: true })
+  tmp = null
+}
+
+function onSignal(sig: NodeJS.Signals): void {
+  markStopping()
+  const n = killAllNow()
+  process.stderr.write(`\nbench: ${sig}: killed ${n} processes, removing ${tmp ?? 'nothing'}\n`)
+  removeTmp()
+  process.exit(sig === 'SIGINT' ? 130 : 143)
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2))
+  const plan = opts.quick ? QUICK : FULL
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  process.on('SIGHUP', onSignal)
+  // A last bound on everything: past this, something hangs; give up (non-zero) rather than run on.
+  setTimeout(() => {
+    markStopping()
+    const n = killAllNow()
+    process.stderr.write(`bench: FAILED: still running after ${(plan.budget * 2.5).toFixed(0)} s; killed ${n} processes\n`)
+    removeTmp()
+    process.exit(1)
+  }, plan.budget * 2.5 * 1000).unref()
+  const load0 = loadavg()
+  log(`cacheserv-pipe bench${opts.quick ? ' --quick (smaller data: figures are not those of a full run)' : ''}: ${fmtBytes(plan.bigBytes)} file, ${plan.smallFiles.toLocaleString('en-US')} files of ~110 KB; ${cpus().length} cores, load ${load0.map((l) => l.toFixed(2)).join(' ')}`)
+  tmp = mkdtempSync(join(tmpdir(), 'cacheserv-bench-'))
+  const ds = await makeDataset(tmp, { bigBytes: plan.bigBytes, smallFiles: plan.smallFiles })
+  const total = ds.big.size + ds.smallBytes
+  const cacheBytes = Math.ceil((total + 256 * MiB) / MiB) * MiB
+
+  log(`servers: starting the product server (node ${serverNodeFlags().join(' ')}, cache ${fmtBytes(cacheBytes)}), the bare server and the bin (for RSS)`)
+  const [product, bare, bin] = await Promise.all([startProduct(ds, cacheBytes), startBare(ds), startBin(join(ds.root, 'small'), rssCacheBytes(ds))])
+  if (bare.bytes !== total) throw new BenchError(`bare server holds ${bare.bytes} bytes, expected ${total}`)
+  log(`servers: product on ${product.tcp} and ${product.unix}; bare on tcp port ${bare.tcp.kind === 'tcp' ? bare.tcp.port : '?'} and a unix socket, holding ${fmtBytes(bare.bytes)}`)
+
+  // Warm the product server, and meanwhile (setup, not timed) the bin's RSS section, which stops the bin after.
+  const control = await connect(product.tcp)
+  const warming = (async () => {
+    const t = elapsed()
+    const warmed = await withTimeout(control.warm(''), plan.timeoutMs * 3, 'warm')
+    if (warmed.bytes !== total || warmed.files !== ds.small.length + 1) {
+      throw new BenchError(`warm cached ${warmed.files} files, ${warmed.bytes} bytes; expected ${ds.small.length + 1} files, ${total} bytes`)
+    }
+    log(`servers: product server warm in ${(elapsed() - t).toFixed(1)} s`)
+  })()
+  const [, mem] = await Promise.all([warming, measureRss(ds, plan, bin)])
+  const stats0 = await control.stats()
+  log(`servers: product cache: ${fmtBytes(stats0.cacheBytes)} in ${stats0.entries} blocks`)
+  const setup: Setup = { ds, product, bare, timeoutMs: plan.timeoutMs }
+  const B = plan.budget
+
+  // 1. The big file, hot.
+  const hotName = `hot ${fmtBytes(ds.big.size)} read`
+  const hot = await alternate(hotName, hotContenders(setup), { rounds: plan.hotRounds[1], minRounds: plan.hotRounds[0], deadline: 0.5 * B })
+  const stats1 = await control.stats()
+
+  // 2. Many small files: each round a different slice of them, the same for every contender.
+  const smallName = `${ds.small.length.toLocaleString('en-US')} × ~110 KB files`
+  let slice: Slice = { first: 0, files: ds.small.slice(0, WARM_FILES) }
+  const small = await alternate(
+    smallName,
+    smallContenders(setup, () => slice),
+    {
+      rounds: plan.smallRounds[1],
+      minRounds: plan.smallRounds[0],
+      deadline: 0.85 * B,
+      onRound: (r) => {
+        const first = r < 0 ? 0 : WARM_FILES + ((r * plan.slice) % (ds.small.length - WARM_FILES - plan.slice + 1))
+        slice = { first, files: ds.small.slice(first, first + (r < 0 ? WARM_FILES : plan.slice)) }
+        log(`${smallName}: ${r < 0 ? 'warm-ups read' : `round ${r + 1} reads`} files ${first} to ${first + slice.files.length - 1}`)
+      },
+    },
+    (v) => v.toFixed(0),
+  )
+  const smallFilesRead = small.get('fs-seq')!.samples.length * plan.slice
+  const stats2 = await control.stats()
+  const misses = stats2.misses - stats0.misses
+  if (misses > 0) log(`warning: the product server missed its cache ${misses} times during the timed reads (hot phase: ${stats1.misses - stats0.misses})`)
+
+  // 3. Time to first byte.
+  const ttfb = await alternate('time to first byte', ttfbContenders(setup), { rounds: plan.ttfbRounds[1], minRounds: plan.ttfbRounds[0], deadline: 0.93 * B }, (v) => v.toFixed(1))
+  await control.close()
+  await Promise.all([stop(product.child), stop(bare.child)])
+
+  // The table.
+  const g = (m: Map<string, Measured>, k: string) => m.get(k)!
+  const rows: Row[] = [
+    row(hotName, g(hot, 'lib-tcp'), g(hot, 'bare-tcp')),
+    row(hotName, g(hot, 'lib-unix'), g(hot, 'bare-unix')),
+    row(hotName, g(hot, 'bare-tcp'), g(hot, 'cat-cat')),
+    row(hotName, g(hot, 'bare-unix'), g(hot, 'cat-cat')),
+    row(hotName, g(hot, 'cli'), g(hot, 'cat-cat'), 'wall time, incl. node start'),
+    row(hotName, g(hot, 'cat-cat'), g(hot, 'cat')),
+    row(hotName, g(hot, 'cat')),
+    row(hotName, g(hot, 'fs-stream'), g(hot, 'cat')),
+    row(smallName, g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8')),
+    row(smallName, g(small, 'lib-unix-8'), g(small, 'bare-unix-8')),
+    row(smallName, g(small, 'lib-tcp-1'), g(small, 'bare-tcp-8')),
+    row(smallName, g(small, 'lib-unix-1'), g(small, 'bare-unix-8')),
+    row(smallName, g(small, 'bare-tcp-8'), g(small, 'fs-8')),
+    row(smallName, g(small, 'bare-unix-8'), g(small, 'fs-8')),
+    row(smallName, g(small, 'fs-8'), g(small, 'fs-seq')),
+    row(smallName, g(small, 'fs-seq')),
+    row('time to first byte', g(ttfb, 'cli-ttfb'), g(ttfb, 'node-e0'), `+${(g(ttfb, 'cli-ttfb').median - g(ttfb, 'node-e0').median).toFixed(1)} ms`),
+    row('time to first byte', g(ttfb, 'node-e0')),
+    ...mem.rows,
+  ]
+  const ttfbDiff = g(ttfb, 'cli-ttfb').median - g(ttfb, 'node-e0').median
+  const targets: Target[] = [
+    ratioTarget('hot read, library tcp ≥ bare pair tcp', g(hot, 'lib-tcp'), g(hot, 'bare-tcp'), 1.0),
+    ratioTarget('hot read, library unix ≥ bare pair unix', g(hot, 'lib-unix'), g(hot, 'bare-unix'), 1.0),
+    ratioTarget('cli read f | cat ≥ 0.5 × cat f | cat', g(hot, 'cli'), g(hot, 'cat-cat'), 0.5),
+    ratioTarget('small files, library 8 in flight ≥ bare pair 8 conns (tcp)', g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8'), 1.0),
+    {
+      name: 'cli time to first byte ≤ node -e 0 + 30 ms',
+      measured: `${g(ttfb, 'cli-ttfb').median.toFixed(1)} ms vs ${g(ttfb, 'node-e0').median.toFixed(1)} ms (+${ttfbDiff.toFixed(1)} ms)`,
+      required: '≤ +30 ms',
+      pass: ttfbDiff <= 30,
+      margin: ttfbDiff <= 30 ? `${(30 - ttfbDiff).toFixed(1)} ms to spare` : `misses by ${(ttfbDiff - 30).toFixed(1)} ms`,
+    },
+    mem.target,
+  ]
+
+  const wall = elapsed()
+  const load1 = loadavg()
+  const header = [
+    `cacheserv-pipe bench${opts.quick ? ' --quick (QUICK MODE: smaller data, fewer repeats; not the full run)' : ''}`,
+    `data: ${fmtBytes(ds.big.size)} random file; ${ds.small.length.toLocaleString('en-US')} files of 100–120 KB (${fmtBytes(ds.smallBytes)}); all hot (page cache, server caches)`,
+    `small files: all ${ds.small.length.toLocaleString('en-US')} cached; each round reads ${plan.slice.toLocaleString('en-US')} of them (a new slice each round, the same for every contender; ${smallFilesRead.toLocaleString('en-US')} in all)`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${load1.map((l) => l.toFixed(2)).join(' ')} (shared: figures are medians of alternated repeats; compare ratios, not absolutes)`,
+    `GB/s = 10^9 bytes/s; spread = (max − min) / median of the repeats; servers run with node ${serverNodeFlags().join(' ') || '(no flags)'}`,
+    '',
+  ].join('\n')
+  const footer = [
+    '',
+    misses > 0 ? `WARNING: the product server missed its cache ${misses} times during the timed reads` : 'product server: 0 cache misses during the timed reads (every read was hot)',
+    'cpu: median CPU time per GB or per 1,000 files, of this process (the client side) + the server process; fs rows have no server',
+    `wall time ${wall.toFixed(1)} s (this process, without the build)`,
+  ].join('\n')
+  process.stdout.write(header + formatTables(rows, targets) + '\n' + footer + '\n')
+  if (opts.json) {
+    writeFileSync(
+      opts.json,
+      JSON.stringify(
+        {
+          quick: opts.quick,
+          date: new Date().toISOString(),
+          node: process.version,
+          cpus: cpus().length,
+          loadavg: { start: load0, end: load1 },
+          wallSeconds: wall,
+          data: { bigBytes: ds.big.size, smallFiles: ds.small.length, smallBytes: ds.smallBytes },
+          serverCacheMisses: misses,
+          rows,
+          targets,
+          samples: Object.fromEntries([...hot.values(), ...small.values(), ...ttfb.values()].map((m) => [m.key, m.samples])),
+        },
+        null,
+        2,
+      ) + '\n',
+    )
+    log(`wrote ${opts.json}`)
+  }
+}
+
+function rssCacheBytes(ds: Dataset): number {
+  return Math.ceil((ds.smallBytes + 256 * MiB) / (256 * MiB)) * 256 * MiB
+}
+
+/** RSS of the real bin (root: the small files) after warming all of them, then after serving a slice; stops the bin. */
+async function measureRss(ds: Dataset, plan: Plan, bin: { child: ChildProcess; url: string }): Promise<{ rows: Row[]; target: Target }> {
+  const section = 'server RSS (bin)'
+  const pid = bin.child.pid!
+  log(`${section}: cacheserv-pipe pid ${pid} on ${bin.url}, cache ${fmtBytes(rssCacheBytes(ds))}, RSS at start ${fmtBytes(rssOf(pid))}`)
+  const client = await connect(bin.url)
+  try {
+    const w = await withTimeout(client.warm(), plan.timeoutMs * 2, 'warm (bin)')
+    if (w.files !== ds.small.length || w.bytes !== ds.smallBytes) throw new BenchError(`bin warm cached ${w.files} files, ${w.bytes} bytes; expected ${ds.small.length}, ${ds.smallBytes}`)
+    const st = await client.stats()
+    const rss = rssOf(pid)
+    const bound = 1.05 * st.cacheBytes + 80 * MiB
+    log(`${section}: after warm: RSS ${fmtBytes(rss)} for ${fmtBytes(st.cacheBytes)} in ${st.entries} entries (bound ${fmtBytes(bound)})`)
+    // Then reads of a slice (8 in flight), to see what serving adds.
+    const served = ds.small.slice(0, plan.slice)
+    let i = 0
+    for await (const { data } of client.readMany(
+      served.map((f) => f.path.replace(/^small\//, '')),
+      { inFlight: 8 },
+    )) {
+      const want = served[i++]!
+      if (data.length !== want.size || xorPages(data) !== want.xor) throw new BenchError(`bin read ${want.path}: ${data.length} bytes, expected ${want.size}`)
+    }
+    const rssServed = rssOf(pid)
+    log(`${section}: after serving ${served.length} files: RSS ${fmtBytes(rssServed)}`)
+    const boundRow = { label: '1.05 × cached + 80 MiB', value: bound / MiB }
+    const rows: Row[] = [
+      { section, label: 'cached bytes', value: st.cacheBytes / MiB, unit: 'MiB', n: 1, spread: 0, note: `${st.entries.toLocaleString('en-US')} entries` },
+      { section, label: 'RSS after warm', value: rss / MiB, unit: 'MiB', n: 1, spread: 0, baseline: boundRow, ratio: rss / bound },
+      { section, label: `RSS after serving ${served.length.toLocaleString('en-US')} files`, value: rssServed / MiB, unit: 'MiB', n: 1, spread: 0, baseline: boundRow, ratio: rssServed / bound },
+    ]
+    const pass = rss <= bound
+    const target: Target = {
+      name: 'server RSS ≤ 1.05 × cached + 80 MiB',
+      measured: `${(rss / bound).toFixed(2)}× (${(rss / MiB).toFixed(0)} MiB for ${(st.cacheBytes / MiB).toFixed(0)} MiB in ${st.entries} entries)`,
+      required: `≤ 1.00× (${(bound / MiB).toFixed(0)} MiB)`,
+      pass,
+      margin: pass ? `${((bound - rss) / MiB).toFixed(0)} MiB to spare` : `misses by ${((rss - bound) / MiB).toFixed(0)} MiB`,
+    }
+    return { rows, target }
+  } finally {
+    await client.close()
+    await stop(bin.child)
+  }
+}
+
+main()
+  .catch((err: Error) => {
+    console.error(`bench: FAILED: ${err instanceof BenchError ? err.message : (err.stack ?? err.message)}`)
+    process.exitCode = 1
+  })
+  .finally(async () => {
+    markStopping()
+    const left = await stopAll()
+    if (left.length) log(`stopped ${left.join(', ')}`)
+    const t = elapsed()
+    removeTmp()
+    log(`removed the temp dir in ${(elapsed() - t).toFixed(1)} s`)
+    log(`done in ${elapsed().toFixed(1)} s${process.exitCode ? ' (with errors)' : ''}`)
+  })

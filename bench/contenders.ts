@@ -1,0 +1,263 @@
+/**
+ * The contenders of each section. Every one reads the same files, checks the
+ * byte count (and the page xor where the bytes reach Node), and returns its
+ * figure: GB/s (10^9 bytes per second), files/s, or ms.
+ */
+import { createReadStream, readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { connect } from '../lib/index.js'
+import { type BareAddress, bareBig, bareMany } from './bare.js'
+import type { Dataset, FileInfo } from './data.js'
+import type { Contender, Sample } from './measure.js'
+import { shell, type ShellResult } from './procs.js'
+import { type BareServer, CLIENT_BIN, type ProductServer } from './servers.js'
+import { BenchError, checkRead, consume, type CpuUse, cpuMeter, now, withTimeout, xorPages } from './util.js'
+
+export interface Setup {
+  ds: Dataset
+  product: ProductServer
+  bare: BareServer
+  /** Longest one measurement may take, ms. */
+  timeoutMs: number
+}
+
+/** Single-quote for sh. */
+function q(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`
+}
+
+/** Bytes per ms → GB/s. */
+const gbps = (bytes: number, ms: number) => bytes / ms / 1e6
+
+/** CPU ms divided by `per` units of work. */
+const cpuPer = (cpu: CpuUse, per: number): CpuUse => ({ client: cpu.client / per, server: cpu.server / per })
+
+function checkShell(what: string, r: ShellResult): void {
+  if (r.code !== 0 || r.stderr.trim() !== '') throw new BenchError(`${what}: exit ${r.code ?? r.signal}${r.stderr ? `: ${r.stderr.trim()}` : ''}`)
+}
+
+/** `{ CMD || report; } | cat > /dev/null`, so a failure of the first command is seen although sh has no pipefail. */
+function intoCat(cmd: string): string {
+  return `{ ${cmd} || echo "exit status $?: ${cmd.replace(/["$`\\]/g, '')}" >&2; } | cat > /dev/null`
+}
+
+// ─── 1. The big file, hot ────────────────────────────────────────────────────
+
+export function hotContenders(s: Setup): Contender[] {
+  const { big } = s.ds
+  const abs = join(s.ds.root, big.path)
+  const t = s.timeoutMs
+
+  const library = (key: string, label: string, url: string): Contender => ({
+    key,
+    label,
+    unit: 'GB/s',
+    run: async () => {
+      const client = await connect(url)
+      try {
+        const cpu = cpuMeter(s.product.child.pid)
+        const t0 = now()
+        const read = await withTimeout(consume(client.read(big.path)), t, label)
+        const ms = now() - t0
+        const used = cpu()
+        checkRead(label, read, big)
+        return { value: gbps(read.bytes, ms), cpu: cpuPer(used, read.bytes / 1e9) } satisfies Sample
+      } finally {
+        await client.close()
+      }
+    },
+  })
+  const bare = (key: string, label: string, addr: BareAddress): Contender => ({
+    key,
+    label,
+    unit: 'GB/s',
+    run: async () => {
+      const cpu = cpuMeter(s.bare.child.pid)
+      const { ms, read } = await withTimeout(bareBig(addr), t, label)
+      const used = cpu()
+      checkRead(label, read, big)
+      return { value: gbps(read.bytes, ms), cpu: cpuPer(used, read.bytes / 1e9) } satisfies Sample
+    },
+  })
+  const pipeline = (key: string, label: string, cmd: string, verify?: string): Contender => ({
+    key,
+    label,
+    unit: 'GB/s',
+    run: async () => {
+      const r = await shell(label, cmd, t)
+      checkShell(label, r)
+      return gbps(big.size, r.ms)
+    },
+    // The timed runs end in /dev/null; instead of a warm-up run, check the bytes once (cmp against the file).
+    ...(verify
+      ? {
+          warm: async () => {
+            const r = await shell(`${label} (check)`, verify, t)
+            checkShell(`${label} (check: cmp with the file)`, r)
+            return 'bytes checked'
+          },
+        }
+      : {}),
+  })
+  const cli = `${q(CLIENT_BIN)} --server ${q(s.product.tcp)} read ${q(big.path)}`
+  return [
+    library('lib-tcp', 'library tcp', s.product.tcp),
+    library('lib-unix', 'library unix', s.product.unix),
+    bare('bare-tcp', 'bare pair tcp', s.bare.tcp),
+    bare('bare-unix', 'bare pair unix', s.bare.unix),
+    pipeline('cat', 'cat f > /dev/null', `cat ${q(abs)} > /dev/null`),
+    pipeline('cat-cat', 'cat f | cat', intoCat(`cat ${q(abs)}`)),
+    pipeline('cli', 'cli read f | cat', intoCat(cli), `${cli} | cmp - ${q(abs)}`),
+    {
+      key: 'fs-stream',
+      label: 'fs.createReadStream',
+      unit: 'GB/s',
+      run: async () => {
+        const cpu = cpuMeter()
+        const t0 = now()
+        const read = await withTimeout(consume(createReadStream(abs)), t, 'fs.createReadStream')
+        const ms = now() - t0
+        const used = cpu()
+        checkRead('fs.createReadStream', read, big)
+        return { value: gbps(read.bytes, ms), cpu: cpuPer(used, read.bytes / 1e9) } satisfies Sample
+      },
+    },
+  ]
+}
+
+// ─── 2. Many small files ─────────────────────────────────────────────────────
+
+function checkFile(what: string, data: Buffer, want: FileInfo): void {
+  if (data.length !== want.size || xorPages(data) !== want.xor) {
+    throw new BenchError(`${what}: ${want.path}: got ${data.length} bytes (xor ${xorPages(data)}), expected ${want.size} (xor ${want.xor})`)
+  }
+}
+
+/** The files a round reads: a slice of the data set, the same for every contender of the round. */
+export interface Slice {
+  /** Index of files[0] in the data set (and the bare server's list). */
+  first: number
+  files: readonly FileInfo[]
+}
+
+export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
+  const t = s.timeoutMs
+
+  const library = (key: string, label: string, url: string, inFlight: number): Contender => ({
+    key,
+    label,
+    unit: 'files/s',
+    run: async () => {
+      const { files } = slice()
+      const n = files.length
+      const paths = files.map((f) => f.path)
+      const client = await connect(url)
+      try {
+        const cpu = cpuMeter(s.product.child.pid)
+        const t0 = now()
+        const got = await withTimeout(
+          (async () => {
+            let i = 0
+            for await (const { path, data } of client.readMany(paths, { inFlight })) {
+              const want = files[i++]!
+              if (path !== want.path) throw new BenchError(`${label}: got ${path} in place of ${want.path}`)
+              checkFile(label, data, want)
+            }
+            return i
+          })(),
+          t,
+          label,
+        )
+        const ms = now() - t0
+        const used = cpu()
+        if (got !== n) throw new BenchError(`${label}: got ${got} files, expected ${n}`)
+        return { value: (n / ms) * 1000, cpu: cpuPer(used, n / 1000) } satisfies Sample
+      } finally {
+        await client.close()
+      }
+    },
+  })
+  const bare = (key: string, label: string, addr: BareAddress, conns: number): Contender => ({
+    key,
+    label,
+    unit: 'files/s',
+    run: async () => {
+      const { first, files } = slice()
+      const cpu = cpuMeter(s.bare.child.pid)
+      const { ms, bytes } = await withTimeout(bareMany(addr, files, first, conns), t, label)
+      const used = cpu()
+      const want = files.reduce((sum, f) => sum + f.size, 0)
+      if (bytes !== want) throw new BenchError(`${label}: read ${bytes} bytes, expected ${want}`)
+      return { value: (files.length / ms) * 1000, cpu: cpuPer(used, files.length / 1000) } satisfies Sample
+    },
+  })
+  const fsLoop = (key: string, label: string, workers: number): Contender => ({
+    key,
+    label,
+    unit: 'files/s',
+    run: async () => {
+      const { files } = slice()
+      const n = files.length
+      const abs = files.map((f) => join(s.ds.root, f.path))
+      let next = 0
+      const cpu = cpuMeter()
+      const t0 = now()
+      await withTimeout(
+        Promise.all(
+          Array.from({ length: workers }, async () => {
+            while (next < n) {
+              const i = next++
+              checkFile(label, await readFile(abs[i]!), files[i]!)
+            }
+          }),
+        ),
+        t,
+        label,
+      )
+      const ms = now() - t0
+      return { value: (n / ms) * 1000, cpu: cpuPer(cpu(), n / 1000) } satisfies Sample
+    },
+  })
+  return [
+    library('lib-tcp-1', 'library tcp inFlight 1', s.product.tcp, 1),
+    library('lib-tcp-8', 'library tcp inFlight 8', s.product.tcp, 8),
+    library('lib-unix-1', 'library unix inFlight 1', s.product.unix, 1),
+    library('lib-unix-8', 'library unix inFlight 8', s.product.unix, 8),
+    bare('bare-tcp-8', 'bare pair tcp 8 conns', s.bare.tcp, 8),
+    bare('bare-unix-8', 'bare pair unix 8 conns', s.bare.unix, 8),
+    fsLoop('fs-seq', 'fs.readFile sequential', 1),
+    fsLoop('fs-8', 'fs.readFile 8 concurrent', 8),
+  ]
+}
+
+// ─── 3. Time to first byte ───────────────────────────────────────────────────
+
+export function ttfbContenders(s: Setup): Contender[] {
+  const small = s.ds.small[0]!
+  const first = readFileSync(join(s.ds.root, small.path)).subarray(0, 1)
+  const cmd = `${q(CLIENT_BIN)} --server ${q(s.product.tcp)} read ${q(small.path)} | head -c1`
+  return [
+    {
+      key: 'cli-ttfb',
+      label: 'cli read small | head -c1',
+      unit: 'ms',
+      run: async () => {
+        const r = await shell('cli read | head -c1', cmd, s.timeoutMs, true)
+        checkShell('cli read | head -c1', r)
+        if (!r.stdout.equals(first)) throw new BenchError(`cli read | head -c1: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${first.toString('hex')})`)
+        return r.ms
+      },
+    },
+    {
+      key: 'node-e0',
+      label: 'node -e 0',
+      unit: 'ms',
+      run: async () => {
+        const r = await shell('node -e 0', 'node -e 0', s.timeoutMs)
+        checkShell('node -e 0', r)
+        return r.ms
+      },
+    },
+  ]
+}

@@ -34,6 +34,9 @@ const debug = createDebug('cacheserv:client')
 /** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
 const SILENT_TIMEOUTS = 4
 
+/** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
+const UPLOADS_PER_CONNECTION = 8
+
 /** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
 const HELLO_ROOM = 512
 
@@ -149,6 +152,8 @@ export class Client {
   #lastByte = Date.now()
   #silentTimeouts = 0
   #watchdog: NodeJS.Timeout
+  #uploads = 0
+  #uploadTurns: (() => void)[] = []
 
   private constructor(socket: net.Socket, deframer: Deframer, hello: Hello, done: Promise<void>, progressTimeout: number) {
     this.#socket = socket
@@ -297,6 +302,18 @@ export class Client {
    * uploaded as checksummed pages and renamed into place atomically.
    */
   async write(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
+    // The server runs at most UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
+    while (this.#uploads >= UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
+    this.#uploads++
+    try {
+      return await this.#upload(path, data)
+    } finally {
+      this.#uploads--
+      this.#uploadTurns.shift()?.()
+    }
+  }
+
+  async #upload(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
     if (this.#closed) throw this.#closed
     const id = this.#allocId()
     const req = new ResultRequest<{ path: string; size: number }>(this.#control(id))
@@ -484,7 +501,8 @@ function parseHello(frame: Deframed): Hello {
   if ('lost' in frame || frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
     throw error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
   }
-  const hello = parseJsonPayload<Hello>(frame)
+  const hello = parseJsonPayload<Hello | null>(frame)
+  if (hello === null || typeof hello !== 'object') throw error('EPROTO', 'HELLO carries no JSON object')
   if (hello.protocol !== PROTOCOL_VERSION) {
     throw error('EPROTO', `server speaks protocol ${hello.protocol}, this client speaks ${PROTOCOL_VERSION}`)
   }

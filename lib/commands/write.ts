@@ -13,6 +13,7 @@ import { error } from '../errors.js'
 import { Jail } from '../fs/jail.js'
 import { identityOf } from '../fs/open-file.js'
 import { FrameType } from '../protocol/constants.js'
+import { describe } from '../protocol/request.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
@@ -37,7 +38,8 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
   try {
     const before = await stat(target, { bigint: true }).catch(() => null)
     if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
-    tmp = join(dir, `.${name}.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
+    // Short, so that a target name of the longest allowed length still leaves room for it.
+    tmp = join(dir, `.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
     fh = await open(tmp, 'wx', 0o644)
     const size = await receive(fh, input, length)
     await fh.sync()
@@ -75,7 +77,7 @@ async function receive(fh: FileHandle, input: AsyncIterable<import('../protocol/
         throw error('EBADREQ', 'END frame of an upload must carry JSON {"length": N}')
       }
       if (total !== written || (length !== undefined && length !== written)) {
-        throw error('EBADREQ', `upload ended after ${written} bytes, but ${String(total ?? length)} were announced`)
+        throw error('EBADREQ', `upload ended after ${written} bytes, but ${describe(total ?? length)} were announced`)
       }
       return written
     } else {

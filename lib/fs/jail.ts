@@ -54,6 +54,8 @@ export class Jail {
       const code = (err as NodeJS.ErrnoException).code
       if (code === 'ENOENT') throw error('ENOENT', `no such file or directory: ${String(path)}`)
       if (code === 'ENOTDIR') throw error('ENOTDIR', `not a directory on the way to: ${String(path)}`)
+      if (code === 'ELOOP') throw error('EACCES', `path refused: symlinks loop on the way to ${String(path)}`)
+      if (code === 'ENAMETOOLONG') throw error('EACCES', `path refused: it resolves to a name too long`)
       throw err
     }
     if (!this.contains(real)) throw error('EACCES', `path ${JSON.stringify(path)} refused: it resolves outside the root`)

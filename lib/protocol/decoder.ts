@@ -12,6 +12,7 @@
 import { digestSize, verifyDigest } from './checksum.js'
 import { HEADER_SIZE, MAGIC } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
+import { ByteQueue } from './byte-queue.js'
 import { decodeHeader, type Header } from './header.js'
 
 export interface DecoderHandlers {
@@ -36,8 +37,7 @@ const enum State {
 const MAGIC_BYTES = Buffer.from([MAGIC >> 8, MAGIC & 0xff])
 
 export class FrameDecoder {
-  #chunks: Buffer[] = []
-  #buffered = 0
+  #bytes = new ByteQueue()
   #state = State.Header
   #failed = false
   #skipped = 0
@@ -52,28 +52,27 @@ export class FrameDecoder {
 
   /** Bytes received but not yet handed on as part of a whole frame (a header already read counts). */
   get buffered(): number {
-    return this.#buffered + (this.#state === State.Body ? HEADER_SIZE : 0)
+    return this.#bytes.length + (this.#state === State.Body ? HEADER_SIZE : 0)
   }
 
   /** True when the stream stopped at a frame boundary (nothing half-received). */
   get atBoundary(): boolean {
-    return this.#state === State.Header && this.#buffered === 0
+    return this.#state === State.Header && this.#bytes.length === 0
   }
 
   write(chunk: Buffer): void {
     if (this.#failed || chunk.length === 0) return
-    this.#chunks.push(chunk)
-    this.#buffered += chunk.length
+    this.#bytes.push(chunk)
     while (!this.#failed) {
       switch (this.#state) {
         case State.Header: {
-          if (this.#buffered < HEADER_SIZE) return
-          const result = decodeHeader(this.#peek(HEADER_SIZE))
+          if (this.#bytes.length < HEADER_SIZE) return
+          const result = decodeHeader(this.#bytes.peek(HEADER_SIZE))
           if (!result.ok) {
             this.#lost(result.reason)
             break
           }
-          this.#drop(HEADER_SIZE)
+          this.#bytes.drop(HEADER_SIZE)
           this.#header = result.header
           this.#state = State.Body
           break
@@ -81,9 +80,9 @@ export class FrameDecoder {
         case State.Body: {
           const h = this.#header!
           const dsize = digestSize(h.checksum)
-          if (this.#buffered < dsize + h.length) return
-          const digest = this.#take(dsize)
-          const payload = this.#take(h.length)
+          if (this.#bytes.length < dsize + h.length) return
+          const digest = this.#bytes.take(dsize)
+          const payload = this.#bytes.take(h.length)
           this.#state = State.Header
           this.#header = null
           const intact = verifyDigest(h.checksum, payload, digest, 0)
@@ -105,14 +104,13 @@ export class FrameDecoder {
   reset(): void {
     if (this.#failed || !this.#resync) return
     this.#header = null
-    if (this.#buffered > 0 || this.#state !== State.Header) this.#state = State.Hunt
+    if (this.#bytes.length > 0 || this.#state !== State.Header) this.#state = State.Hunt
   }
 
   #lost(reason: string): void {
     if (!this.#resync) {
       this.#failed = true
-      this.#chunks = []
-      this.#buffered = 0
+      this.#bytes.clear()
       this.#handlers.onInvalid(reason)
       return
     }
@@ -120,16 +118,15 @@ export class FrameDecoder {
     this.#state = State.Hunt
     this.#header = null
     // The bytes at the current position are not a header: hunt from the next one.
-    if (this.#buffered > 0) {
-      this.#drop(1)
+    if (this.#bytes.length > 0) {
+      this.#bytes.drop(1)
       this.#skipped++
     }
   }
 
   /** Look for a valid header in what is buffered; true when found (state is then Body). */
   #hunt(): boolean {
-    const all = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks)
-    this.#chunks = all.length > 0 ? [all] : []
+    const all = this.#bytes.flatten()
     let from = 0
     while (true) {
       const at = all.indexOf(MAGIC_BYTES, from)
@@ -160,57 +157,6 @@ export class FrameDecoder {
   /** Drop n bytes from the front, counting them as skipped. */
   #discard(n: number): void {
     this.#skipped += n
-    this.#drop(n)
-  }
-
-  #drop(n: number): void {
-    let left = n
-    this.#buffered -= n
-    while (left > 0) {
-      const c = this.#chunks[0]
-      if (c.length <= left) {
-        this.#chunks.shift()
-        left -= c.length
-      } else {
-        this.#chunks[0] = c.subarray(left)
-        left = 0
-      }
-    }
-  }
-
-  /** The first n bytes, without consuming them. */
-  #peek(n: number): Buffer {
-    const first = this.#chunks[0]
-    if (first.length >= n) return first.subarray(0, n)
-    const out = Buffer.concat(this.#chunks, Math.min(this.#buffered, n))
-    return out.subarray(0, n)
-  }
-
-  /** Remove exactly n bytes from the front; zero-copy when one chunk holds them. */
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0)
-    this.#buffered -= n
-    const first = this.#chunks[0]
-    if (first.length >= n) {
-      if (first.length === n) this.#chunks.shift()
-      else this.#chunks[0] = first.subarray(n)
-      return first.subarray(0, n)
-    }
-    const out = Buffer.allocUnsafe(n)
-    let filled = 0
-    while (filled < n) {
-      const c = this.#chunks[0]
-      const want = n - filled
-      if (c.length <= want) {
-        c.copy(out, filled)
-        filled += c.length
-        this.#chunks.shift()
-      } else {
-        c.copy(out, filled, 0, want)
-        this.#chunks[0] = c.subarray(want)
-        filled += want
-      }
-    }
-    return out
+    this.#bytes.drop(n)
   }
 }

@@ -8,6 +8,7 @@
 import { verifyDigest, digestSize } from './checksum.js'
 import { HEADER_SIZE, MAGIC } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
+import { ByteQueue } from './byte-queue.js'
 import { decodeHeader, type Header } from './header.js'
 
 const NEWLINE = 0x0a
@@ -33,8 +34,7 @@ const enum State {
 }
 
 export class InboundDecoder {
-  #chunks: Buffer[] = []
-  #bytes = 0
+  #bytes = new ByteQueue()
   #state: State = State.Line
   #header: Header | null = null
   #maxRequest: number
@@ -47,40 +47,39 @@ export class InboundDecoder {
 
   write(chunk: Buffer): void {
     if (this.#state === State.Failed || chunk.length === 0) return
-    this.#chunks.push(chunk)
-    this.#bytes += chunk.length
+    this.#bytes.push(chunk)
     while (this.#step());
   }
 
   /** The input ended: a last line without a newline still counts. */
   end(): void {
-    if (this.#state === State.Line && this.#bytes > 0) this.#on.onLine(this.#take(this.#bytes))
+    if (this.#state === State.Line && this.#bytes.length > 0) this.#on.onLine(this.#bytes.take(this.#bytes.length))
   }
 
   /** One step of the parser; false when it needs more bytes (or has failed). */
   #step(): boolean {
     switch (this.#state) {
       case State.Line: {
-        if (this.#bytes === 0) return false
-        if (this.#chunks[0][0] === FRAME_START) {
+        if (this.#bytes.length === 0) return false
+        if (this.#bytes.first() === FRAME_START) {
           this.#state = State.Header
           return true
         }
-        const nl = this.#indexOfNewline()
+        const nl = this.#bytes.indexOf(NEWLINE)
         if (nl === -1) {
           // +1: a trailing \r may yet be followed by its \n.
-          if (this.#bytes > this.#maxRequest + 1) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
+          if (this.#bytes.length > this.#maxRequest + 1) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
           return false
         }
-        const line = this.#take(nl + 1).subarray(0, nl)
+        const line = this.#bytes.take(nl + 1).subarray(0, nl)
         const length = line.length - (line[line.length - 1] === CR ? 1 : 0)
         if (length > this.#maxRequest) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
         this.#on.onLine(line.subarray(0, length))
         return true
       }
       case State.Header: {
-        if (this.#bytes < HEADER_SIZE) return false
-        const result = decodeHeader(this.#take(HEADER_SIZE))
+        if (this.#bytes.length < HEADER_SIZE) return false
+        const result = decodeHeader(this.#bytes.take(HEADER_SIZE))
         if (!result.ok) return this.#fail('EPROTO', `invalid upload frame header (${result.reason}); closing`)
         if (result.header.length > MAX_UPLOAD_PAYLOAD) return this.#fail('ETOOBIG', `upload frames carry at most ${MAX_UPLOAD_PAYLOAD} bytes`)
         this.#header = result.header
@@ -90,9 +89,9 @@ export class InboundDecoder {
       case State.Body: {
         const h = this.#header!
         const dsize = digestSize(h.checksum)
-        if (this.#bytes < dsize + h.length) return false
-        const digest = this.#take(dsize)
-        const payload = this.#take(h.length)
+        if (this.#bytes.length < dsize + h.length) return false
+        const digest = this.#bytes.take(dsize)
+        const payload = this.#bytes.take(h.length)
         this.#state = State.Line
         this.#header = null
         this.#on.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, payload, intact: verifyDigest(h.checksum, payload, digest, 0) })
@@ -105,47 +104,8 @@ export class InboundDecoder {
 
   #fail(code: 'ETOOBIG' | 'EPROTO', message: string): false {
     this.#state = State.Failed
-    this.#chunks = []
-    this.#bytes = 0
+    this.#bytes.clear()
     this.#on.onFatal(code, message)
     return false
-  }
-
-  #indexOfNewline(): number {
-    let base = 0
-    for (const c of this.#chunks) {
-      const i = c.indexOf(NEWLINE)
-      if (i !== -1) return base + i
-      base += c.length
-    }
-    return -1
-  }
-
-  /** Remove exactly n bytes from the front; zero-copy when one chunk holds them. */
-  #take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0)
-    this.#bytes -= n
-    const first = this.#chunks[0]
-    if (first.length >= n) {
-      if (first.length === n) this.#chunks.shift()
-      else this.#chunks[0] = first.subarray(n)
-      return first.subarray(0, n)
-    }
-    const out = Buffer.allocUnsafe(n)
-    let filled = 0
-    while (filled < n) {
-      const c = this.#chunks[0]
-      const want = n - filled
-      if (c.length <= want) {
-        c.copy(out, filled)
-        filled += c.length
-        this.#chunks.shift()
-      } else {
-        c.copy(out, filled, 0, want)
-        this.#chunks[0] = c.subarray(want)
-        filled += want
-      }
-    }
-    return out
   }
 }

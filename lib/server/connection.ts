@@ -99,6 +99,9 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     pipeline(duplex, chain, duplex, (err) => {
       // A hang-up is teardown, not an error worth more than a debug line.
       debug('connection %d closed%s', id, err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '')
+      // Stop the jobs for certain: after the peer ended its side, tearing down the chain does not
+      // always reach the middle stages, and a job left running would hold its file open.
+      source.destroy()
       chain.destroy()
       duplex.destroy()
       resolve()

@@ -62,6 +62,8 @@ interface RequestRecord {
 
 /** Finished requests remembered per connection for late NACKs. */
 const MAX_RECORDS = 1024
+/** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
+const MAX_UPLOADS = 8
 
 export class CommandSource extends Duplex {
   #ctx: CommandContext
@@ -132,9 +134,11 @@ export class CommandSource extends Duplex {
     } else {
       const spec = commands.get(req.op)
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else this.#begin(req, spec)
+      else if (spec.input && this.#uploads() >= MAX_UPLOADS) {
+        this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
+      } else this.#begin(req, spec)
     }
-    if (this.#jobs.size >= this.#maxInFlight) this.#heldWrite = () => cb()
+    if (this.#running() >= this.#maxInFlight) this.#heldWrite = () => cb()
     else cb()
     this.#pump()
   }
@@ -263,7 +267,22 @@ export class CommandSource extends Duplex {
   }
 
   #releaseIfRoom(): void {
-    if (this.#jobs.size < this.#maxInFlight) this.#releaseWrite()
+    if (this.#running() < this.#maxInFlight) this.#releaseWrite()
+  }
+
+  /**
+   * Jobs that count against maxInFlight. Uploads do not: they need the very
+   * input that holding back would stop, so counting them could deadlock a
+   * connection full of writes. They have their own cap (MAX_UPLOADS).
+   */
+  #running(): number {
+    return this.#jobs.size - this.#uploads()
+  }
+
+  #uploads(): number {
+    let n = 0
+    for (const job of this.#jobs.values()) if (job.inbox) n++
+    return n
   }
 
   #releaseWrite(): void {

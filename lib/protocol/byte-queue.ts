@@ -1,0 +1,107 @@
+/**
+ * Received bytes not yet parsed, as a queue of chunks. Taking n bytes is
+ * zero-copy when one chunk holds them. The queue keeps a head index rather
+ * than shifting its array, so a peer that trickles a frame one byte per
+ * packet costs linear time, not quadratic.
+ */
+export class ByteQueue {
+  #chunks: Buffer[] = []
+  #head = 0
+  #length = 0
+
+  get length(): number {
+    return this.#length
+  }
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return
+    this.#chunks.push(chunk)
+    this.#length += chunk.length
+  }
+
+  clear(): void {
+    this.#chunks = []
+    this.#head = 0
+    this.#length = 0
+  }
+
+  /** The first byte (the queue must not be empty). */
+  first(): number {
+    return this.#chunks[this.#head][0]
+  }
+
+  /** Index of the first `byte`, counting from the front; -1 if absent. */
+  indexOf(byte: number): number {
+    let base = 0
+    for (let i = this.#head; i < this.#chunks.length; i++) {
+      const at = this.#chunks[i].indexOf(byte)
+      if (at !== -1) return base + at
+      base += this.#chunks[i].length
+    }
+    return -1
+  }
+
+  /** Everything as one Buffer, which becomes the queue's only chunk. */
+  flatten(): Buffer {
+    const live = this.#chunks.slice(this.#head)
+    const all = live.length === 1 ? live[0] : Buffer.concat(live, this.#length)
+    this.#chunks = all.length > 0 ? [all] : []
+    this.#head = 0
+    return all
+  }
+
+  /** The first n bytes, without consuming them. */
+  peek(n: number): Buffer {
+    const first = this.#chunks[this.#head]
+    if (first.length >= n) return first.subarray(0, n)
+    return this.#copy(n, false)
+  }
+
+  /** Remove and return exactly n bytes. */
+  take(n: number): Buffer {
+    if (n === 0) return Buffer.alloc(0)
+    const first = this.#chunks[this.#head]
+    if (first.length >= n) {
+      this.#consume(n)
+      return first.subarray(0, n)
+    }
+    return this.#copy(n, true)
+  }
+
+  /** Remove n bytes. */
+  drop(n: number): void {
+    this.#consume(n)
+  }
+
+  #copy(n: number, consume: boolean): Buffer {
+    const out = Buffer.allocUnsafe(n)
+    let filled = 0
+    for (let i = this.#head; filled < n; i++) {
+      const c = this.#chunks[i]
+      const want = Math.min(n - filled, c.length)
+      c.copy(out, filled, 0, want)
+      filled += want
+    }
+    if (consume) this.#consume(n)
+    return out
+  }
+
+  #consume(n: number): void {
+    this.#length -= n
+    while (n > 0) {
+      const c = this.#chunks[this.#head]
+      if (c.length <= n) {
+        n -= c.length
+        this.#head++
+      } else {
+        this.#chunks[this.#head] = c.subarray(n)
+        n = 0
+      }
+    }
+    // Let go of consumed chunks now and then, not on every byte.
+    if (this.#head > 64 && this.#head * 2 > this.#chunks.length) {
+      this.#chunks = this.#chunks.slice(this.#head)
+      this.#head = 0
+    }
+  }
+}

@@ -378,7 +378,8 @@ async function worker(w: World, r: Rng): Promise<void> {
     while (Date.now() < w.deadline) {
       const first = choose()
       if (first.name === 'disconnect') {
-        await bounded(disconnect().catch((err: unknown) => tally.error(err, 'reconnect', [])), 60_000, tally, 'disconnect and reconnect')
+        // A failed reconnect ends this worker (the error is counted by its caller).
+        await bounded(disconnect(), 60_000, tally, 'disconnect and reconnect')
         continue
       }
       // Mostly one request at a time, sometimes a few at once on this connection.
@@ -450,6 +451,8 @@ async function main(): Promise<number> {
     }, 5000)
 
     const world: World = { url: server.url, deadline: t0 + opts.seconds * 1000, data, tally }
+    // A dead server ends the soak at once: the workers would only collect ECLOSED/ECONNECT.
+    server.child.once('exit', () => (world.deadline = 0))
     const r = rng(opts.seed)
     const workers = Array.from({ length: opts.clients }, () =>
       worker(world, rng(r.seed())).catch((err: unknown) => {
@@ -484,18 +487,23 @@ async function main(): Promise<number> {
       }
     }
     const serverErrors = (server.stderr().match(/failed on a bug/g) ?? []).length
+    // Node's warning for a FileHandle nobody closed: a leaked file descriptor, held until a GC.
+    const leakedHandles = (server.stderr().match(/Closing file descriptor \d+ on garbage collection/g) ?? []).length
     const died = server.exit as ServerProc['exit']
 
     // Stop the server by its PID: SIGTERM, then SIGKILL if it lingers.
     let stopped = 'was already dead'
-    if (server.exit === null) {
+    const proc = server
+    const exitOf = () => proc.exit // read afresh: the exit handler sets it while we wait
+    if (exitOf() === null) {
       process.kill(pid, 'SIGTERM')
-      for (let i = 0; i < 100 && server.exit === null; i++) await sleep(100)
-      if (server.exit === null) {
+      for (let i = 0; i < 100 && exitOf() === null; i++) await sleep(100)
+      const exit = exitOf()
+      if (exit === null) {
         process.kill(pid, 'SIGKILL')
-        for (let i = 0; i < 50 && server.exit === null; i++) await sleep(100)
+        for (let i = 0; i < 50 && exitOf() === null; i++) await sleep(100)
         stopped = 'needed SIGKILL after 10 s'
-      } else stopped = `exited ${server.exit.code ?? server.exit.signal} on SIGTERM`
+      } else stopped = `exited ${exit.code ?? exit.signal} on SIGTERM`
     }
 
     const kib = rss.map((s) => s.kib)
@@ -503,12 +511,12 @@ async function main(): Promise<number> {
     const last = rss.filter((s) => s.t > elapsed - 10).map((s) => s.kib)
     const served = [...tally.served].filter(([k]) => k !== 'readMany files')
     const requests = served.reduce((n, [, v]) => n + v, 0)
-    const unexpected = [...tally.unexpected.values()].reduce((a, b) => a + b, 0) + serverErrors
+    const unexpected = [...tally.unexpected.values()].reduce((a, b) => a + b, 0) + serverErrors + leakedHandles
     console.log(`\nrequests served: ${requests} in ${elapsed.toFixed(1)} s (${(requests / elapsed).toFixed(0)}/s): ${show(new Map(served))}; readMany files ${tally.served.get('readMany files') ?? 0}`)
     console.log(`bytes verified: ${fmtBytes(tally.bytesVerified)} (${(tally.bytesVerified / MiB / elapsed).toFixed(0)} MiB/s), sha256 against the files written`)
     console.log(`wrong bytes: ${tally.wrongBytes}${tally.wrongReads.length ? `\n  ${tally.wrongReads.join('\n  ')}` : ''}`)
     console.log(`errors, expected: ${show(tally.expected)}`)
-    console.log(`errors, unexpected: ${show(tally.unexpected)}${serverErrors ? `; server logged ${serverErrors} request(s) failed on a bug` : ''}${tally.hung ? `; ${tally.hung} hung` : ''}${tally.samples.length ? `\n  ${tally.samples.join('\n  ')}` : ''}`)
+    console.log(`errors, unexpected: ${show(tally.unexpected)}${serverErrors ? `; server logged ${serverErrors} request(s) failed on a bug` : ''}${leakedHandles ? `; server leaked ${leakedHandles} file handles (closed later by its garbage collector)` : ''}${tally.hung ? `; ${tally.hung} hung` : ''}${tally.samples.length ? `\n  ${tally.samples.join('\n  ')}` : ''}`)
     console.log(`server RSS over time (${rss.length} samples, 1/s):`)
     console.log(`  ${rssLine('all', kib)}`)
     console.log(`  ${rssLine('first 10 s', first)}`)
@@ -516,9 +524,17 @@ async function main(): Promise<number> {
     console.log(`  last 10 s median − first 10 s median: ${((median(last) - median(first)) / 1024).toFixed(1)} MiB`)
     console.log(`  timeline (MiB, every 5 s): ${rss.filter((_, i) => i % 5 === 0).map((s) => (s.kib / 1024).toFixed(0)).join(' ')}`)
     console.log(`server: ${alive ? 'alive at the end' : `DIED during the soak (${died?.code ?? died?.signal})`}, ${stopped}; ${serverStats}`)
-    if (!alive || serverErrors) console.log(`server stderr (tail):\n${server.stderr().slice(-2000)}`)
-    const failed = tally.wrongBytes > 0 || unexpected > 0 || tally.hung > 0 || !alive
-    console.log(failed ? 'soak: FAILED' : 'soak: ok')
+    if (!alive || serverErrors || leakedHandles) console.log(`server stderr (tail):\n${server.stderr().slice(-1500)}`)
+    const reasons = [
+      tally.wrongBytes > 0 && `${tally.wrongBytes} wrong bytes`,
+      unexpected - serverErrors - leakedHandles > 0 && `${unexpected - serverErrors - leakedHandles} unexpected errors`,
+      serverErrors > 0 && `${serverErrors} requests failed on a server bug`,
+      leakedHandles > 0 && `${leakedHandles} leaked file handles`,
+      tally.hung > 0 && `${tally.hung} hung operations`,
+      !alive && 'the server died',
+    ].filter(Boolean)
+    console.log(reasons.length ? `soak: FAILED (${reasons.join(', ')})` : 'soak: ok')
+    const failed = reasons.length > 0
     return failed ? 1 : 0
   } finally {
     cleanup()

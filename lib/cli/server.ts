@@ -97,18 +97,6 @@ export async function main(argv: string[]): Promise<void> {
   }
   server.on('error', (err: Error) => console.error(`cacheserv-pipe: ${err.message}`))
   const size = (n: number) => filesize(n, { standard: 'iec' })
-  console.log(
-    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
-  )
-  if (o.warm !== undefined) {
-    // Serving starts at once; warming runs beside it.
-    const started = Date.now()
-    server.warm(o.warm).then(
-      (w) => console.error(`cacheserv-pipe: ${formatWarm(w, (Date.now() - started) / 1000)}`),
-      (err: Error & { code?: string }) => console.error(`cacheserv-pipe: warm ${o.warm}: ${err.code ? `${err.code}: ` : ''}${err.message}`),
-    )
-  }
-
   let stopping = false
   const stop = (signal: string) => {
     if (stopping) {
@@ -122,6 +110,19 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(EXIT_FAILURE)
     })
   }
+  // Installed before the 'listening' line: whoever reads it may signal at once.
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
+  console.log(
+    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
+  )
+  if (o.warm !== undefined) {
+    // Serving starts at once; warming runs beside it.
+    const started = Date.now()
+    server.warm(o.warm).then(
+      (w) => console.error(`cacheserv-pipe: ${formatWarm(w, (Date.now() - started) / 1000)}`),
+      (err: Error & { code?: string }) => console.error(`cacheserv-pipe: warm ${o.warm}: ${err.code ? `${err.code}: ` : ''}${err.message}`),
+    )
+  }
+
 }

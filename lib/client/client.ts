@@ -396,6 +396,8 @@ export class Client {
   async close(): Promise<void> {
     this.#closed ??= error('ECLOSED', 'client closed')
     this.#socket.destroy()
+    // A read whose consumer stopped holds the demux; failing it lets the pipeline finish.
+    this.#abortAll(this.#closed)
     await this.#done
   }
 

@@ -6,7 +6,7 @@
  * Refused with EROFS unless the server is writable.
  */
 import { randomBytes } from 'node:crypto'
-import { type FileHandle, open, rename, stat, unlink } from 'node:fs/promises'
+import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises'
 import { dirPath, openDirInside } from '../fs/safe-open.js'
 import { join } from 'node:path'
 import { error } from '../errors.js'
@@ -36,6 +36,10 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
   let closed = false
   let renamed = false
   try {
+    // A symlink target must stay inside the root too (jail.resolve refuses it otherwise).
+    if ((await lstat(target).catch(() => null))?.isSymbolicLink()) await ctx.jail.resolve(path).catch((err: { code?: string }) => {
+      if (err.code !== 'ENOENT') throw err // a dangling link inside the root is simply replaced
+    })
     const before = await stat(target, { bigint: true }).catch(() => null)
     if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
     // Short, so that a target name of the longest allowed length still leaves room for it.

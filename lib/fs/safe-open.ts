@@ -7,7 +7,7 @@
  * act on the directory that was checked, whatever happens to its name.
  */
 import { constants } from 'node:fs'
-import { type FileHandle, open, readlink } from 'node:fs/promises'
+import { type FileHandle, lstat, open, readlink } from 'node:fs/promises'
 import { error } from '../errors.js'
 import type { Jail } from './jail.js'
 
@@ -15,7 +15,12 @@ const hasProcFd = process.platform === 'linux'
 
 /** Open `real` (already resolved inside the root) with O_NOFOLLOW, and refuse it if it now lies outside. */
 export async function openInside(jail: Jail, real: string, flags: number, shown: string): Promise<FileHandle> {
-  const fh = await open(real, flags | constants.O_NOFOLLOW)
+  const fh = await open(real, flags | constants.O_NOFOLLOW).catch(async (err: NodeJS.ErrnoException) => {
+    // O_NOFOLLOW met a symlink where the checked path had none (ELOOP; ENOTDIR with O_DIRECTORY):
+    // it was swapped meanwhile.
+    const swapped = err.code === 'ELOOP' || (err.code === 'ENOTDIR' && (await lstat(real).catch(() => null))?.isSymbolicLink())
+    throw swapped ? error('EACCES', `${shown} refused: it changed into a symlink`) : err
+  })
   try {
     const where = await openedPath(fh)
     if (where !== null && !jail.contains(where.replace(/ \(deleted\)$/, ''))) {

@@ -66,8 +66,10 @@ export interface Connection {
   readonly producedBytes: number
   /** Resolves when the connection is fully torn down. */
   readonly closed: Promise<void>
-  /** Let the requests running now finish, refuse new ones (ESHUTDOWN), then close. */
+  /** Refuse new requests (ESHUTDOWN); the running ones go on. */
   drain(): void
+  /** Nothing running and nothing waiting to be sent: safe to close without cutting a response. */
+  readonly idle: boolean
   destroy(): void
 }
 
@@ -114,6 +116,9 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     },
     closed,
     drain: () => source.drain(),
+    get idle() {
+      return source.inFlight === 0 && source.readableLength === 0 && chain.readableLength === 0 && duplex.writableLength === 0
+    },
     destroy: () => duplex.destroy(),
   }
 }

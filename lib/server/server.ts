@@ -7,6 +7,7 @@
 import createDebug from 'debug'
 import { EventEmitter } from 'node:events'
 import { chmod, lstat, unlink } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
@@ -207,9 +208,9 @@ export class CacheServer extends EventEmitter {
     const all = () => Promise.all([...this.#connections].map((c) => c.closed))
     if (grace > 0) {
       for (const conn of this.#connections) conn.drain()
-      let timer: NodeJS.Timeout | undefined
-      await Promise.race([all(), new Promise<void>((resolve) => (timer = setTimeout(resolve, grace)))])
-      clearTimeout(timer)
+      // Wait until every connection has finished and sent what it was doing (or the grace is over).
+      const deadline = Date.now() + grace
+      while (Date.now() < deadline && [...this.#connections].some((c) => !c.idle)) await sleep(20)
     }
     for (const conn of this.#connections) conn.destroy()
     await Promise.all([stopped, all()])

@@ -94,7 +94,7 @@ export class CommandSource extends Duplex {
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
-  /** Finish the requests running now, answer new ones with ESHUTDOWN, then end the output. */
+  /** Answer new requests with ESHUTDOWN; those running go on (the server closes once they are done). */
   drain(): void {
     this.#draining = true
     this.#pump()
@@ -366,7 +366,7 @@ export class CommandSource extends Duplex {
   /** End the output once input has ended (or failed) and every response is out. */
   #maybeEnd(): void {
     if (this.destroyed || this.#replies.length > 0) return
-    if (this.#closing || ((this.#finalCb || this.#draining) && this.#jobs.size === 0)) {
+    if (this.#closing || (this.#finalCb && this.#jobs.size === 0)) {
       if (this.readableEnded) return
       debug('end of responses')
       this.push(null)

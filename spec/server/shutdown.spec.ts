@@ -1,0 +1,373 @@
+/**
+ * Shutting down: close({grace}) lets running requests finish and refuses new
+ * ones (ESHUTDOWN), then cuts off whatever is still running; the CLI does the
+ * same on SIGTERM, and exits at once on a second signal. Plus the CLI's
+ * refusal to listen beyond loopback without a token, and its token flags.
+ */
+import assert from 'node:assert/strict'
+import { once } from 'node:events'
+import { openSync, readSync, closeSync } from 'node:fs'
+import { Duplex } from 'node:stream'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test, type TestContext } from 'node:test'
+import { type Client, connect } from '../../lib/client/client.js'
+import { FrameType } from '../../lib/protocol/constants.js'
+import { FrameDecoder } from '../../lib/protocol/decoder.js'
+import type { ReceivedFrame } from '../../lib/protocol/frame.js'
+import type { ReadStream } from '../../lib/client/read-stream.js'
+import { run, runClient, SERVER_BIN, startServerProcess } from '../helpers/cli.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { startServer } from '../helpers/server.js'
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+/** Resolve true if `p` settles within `ms`, false otherwise (a bounded wait, not a timing assert). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function poll(pred: () => boolean, ms = 5000): Promise<boolean> {
+  const until = Date.now() + ms
+  while (!pred()) {
+    if (Date.now() > until) return false
+    await sleep(10)
+  }
+  return true
+}
+
+/** Consume a read stream to its end; resolves with the byte count. */
+async function drain(stream: ReadStream): Promise<number> {
+  let bytes = 0
+  for await (const chunk of stream) bytes += (chunk as Buffer).length
+  return bytes
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+    return 'ok'
+  } catch (err) {
+    return String((err as { code?: unknown }).code)
+  }
+}
+
+/**
+ * A peer on a slow link: each write the server makes is taken only when the
+ * next tick of `ackEvery` ms comes, so the server's pipeline stays backed up
+ * (as with a slow reader over TCP), but deterministically.
+ */
+function slowPeer(ackEvery: number) {
+  let held: (() => void) | null = null
+  const received: Buffer[] = []
+  const duplex = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      received.push(chunk)
+      held = cb
+    },
+  })
+  const timer = setInterval(() => {
+    const cb = held
+    held = null
+    cb?.()
+  }, ackEvery)
+  duplex.on('close', () => clearInterval(timer))
+  return {
+    duplex,
+    stop: () => clearInterval(timer),
+    frames(): ReceivedFrame[] {
+      const frames: ReceivedFrame[] = []
+      const decoder = new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: (r) => assert.fail(`bad frame: ${r}`) })
+      for (const c of received) decoder.write(c)
+      return frames
+    },
+  }
+}
+
+describe('close({grace}) in process', () => {
+  test('waits for a read in flight while its reader is paused, answers a new request with ESHUTDOWN, and resolves once it is sent', async (t) => {
+    const { server, url, root } = await startServer(t)
+    const size = 40 * MiB
+    const data = writeFile(root, 'big.bin', size)
+    const client = await connect(url)
+    t.after(() => client.close())
+    const stream = client.read('big.bin', { highWaterMark: 64 * KiB }) // not consumed yet: the client holds the socket
+    assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
+    let closed = false
+    const closing = server.close({ grace: 5000 }).then(() => void (closed = true))
+    const late = codeOf(client.stat('big.bin'))
+    await sleep(300)
+    assert.equal(closed, false, 'close waits for the running read while its reader is paused')
+    assert.ok(server.stats().bytesServed < size, 'the paused reader holds the read back')
+    // Resume: every byte that arrives is the file's, in order.
+    let got = 0
+    let firstBad = -1
+    let outcome = 'ok'
+    try {
+      for await (const chunk of stream) {
+        const c = chunk as Buffer
+        if (firstBad < 0 && !c.equals(data.subarray(got, got + c.length))) firstBad = got
+        got += c.length
+      }
+    } catch (err) {
+      outcome = String((err as { code?: unknown }).code)
+    }
+    assert.equal(firstBad, -1, "every byte delivered is the file's")
+    assert.equal(await late, 'ESHUTDOWN')
+    assert.ok(await within(closing, 5000), 'close resolved once the read was done')
+    assert.equal(server.stats().bytesServed, size, 'the server ran the read to its end instead of cutting it at close()')
+    // (That the client also gets the last pages and END is the test below.)
+    assert.ok(got >= size - 1 * MiB, `the client got ${got} of ${size} bytes (${outcome})`)
+    assert.equal(server.stats().connections, 0)
+    // The server no longer listens.
+    assert.equal(await codeOf(connect(url, { timeout: 2000 })), 'ECONNECT')
+  })
+
+  test(
+    'a read still running at close({grace}) reaches a slow peer complete, END included',
+    async (t) => {
+      const { server, root } = await startServer(t)
+      const size = 8 * MiB
+      const data = writeFile(root, 'big.bin', size)
+      const peer = slowPeer(2)
+      t.after(() => peer.stop())
+      const conn = server.handle(peer.duplex)
+      assert.ok(conn)
+      peer.duplex.push(JSON.stringify({ id: 1, op: 'read', path: 'big.bin' }) + '\n')
+      assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
+      assert.ok(await within(server.close({ grace: 10_000 }), 10_000), 'close resolved')
+      const frames = peer.frames()
+      const bytes = Buffer.concat(frames.filter((f) => f.id === 1 && f.type === FrameType.DATA).map((f) => f.payload))
+      assert.equal(server.stats().bytesServed, size, 'the server produced the whole read')
+      assert.equal(bytes.length, size, 'the peer received every byte')
+      assert.ok(bytes.equals(data))
+      assert.ok(frames.some((f) => f.id === 1 && f.type === FrameType.END), 'and the END frame')
+    },
+  )
+
+  test('close with a short grace cuts off a reader that never reads: the client sees ECLOSED', async (t) => {
+    const { server, url, root } = await startServer(t)
+    writeFile(root, 'big.bin', 40 * MiB)
+    const client = await connect(url)
+    t.after(() => client.close())
+    const stream = client.read('big.bin', { highWaterMark: 64 * KiB })
+    assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
+    assert.ok(await within(server.close({ grace: 200 }), 5000), 'close resolved in bounded time')
+    assert.equal(server.stats().connections, 0)
+    // Reading now drains what was on its way, then meets the end of a connection that was cut.
+    const outcome = drain(stream).then(
+      (bytes) => ({ bytes, code: 'ok' }),
+      (err: { code?: string }) => ({ bytes: -1, code: String(err.code) }),
+    )
+    assert.ok(await within(outcome, 10_000), 'the read ended')
+    const { bytes, code } = await outcome
+    assert.equal(code, 'ECLOSED', `the read ended with ${code} (${bytes} bytes)`)
+  })
+
+  test('close with a grace and no requests running resolves promptly and closes idle clients', async (t) => {
+    const { server, url } = await startServer(t)
+    const client = await connect(url)
+    t.after(() => client.close())
+    assert.deepEqual(await client.ls(), [])
+    assert.ok(await within(server.close({ grace: 20_000 }), 5000), 'an idle connection does not hold the grace period')
+    assert.equal(await codeOf(client.ls()), 'ECLOSED')
+  })
+})
+
+describe('the client once the server has closed', () => {
+  test(
+    'client.close() resolves even while a read holds frames its consumer has not taken',
+    async (t) => {
+      const { server, url, root } = await startServer(t)
+      writeFile(root, 'mid.bin', 2 * MiB)
+      const client = await connect(url)
+      const stream = client.read('mid.bin', { highWaterMark: 16 * KiB }) // never consumed
+      stream.on('error', () => {})
+      t.after(() => void stream.destroy()) // unblocks the client pipeline whatever happens here
+      assert.ok(await within(once(stream, 'info'), 5000), 'the read started')
+      await sleep(100) // let the rest of the response reach the client's buffers
+      await server.close()
+      assert.ok(await within(client.close(), 2000), 'client.close() resolved')
+    },
+  )
+})
+
+describe('the server CLI on signals', () => {
+  const BIG = 64 * MiB
+  let root: string
+  const cleanups: (() => unknown)[] = []
+  before(() => {
+    const scope = { after: (fn: () => unknown) => void cleanups.push(fn) }
+    root = tempDir(scope)
+    writeFile(root, 'small.txt', 'hello')
+    writeFile(root, 'big.bin', BIG)
+  })
+  after(async () => {
+    for (const fn of cleanups) await fn()
+  })
+
+  test('SIGTERM with no clients exits 0', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0'])
+    const c = await connect(server.url)
+    assert.equal((await c.readFile('small.txt')).toString(), 'hello')
+    await c.close()
+    const exit = server.stop('SIGTERM')
+    assert.ok(await within(exit, 10_000), 'exited')
+    assert.deepEqual(await exit, { code: 0, signal: null })
+  })
+
+  test('SIGINT with no clients exits 0 too', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0'])
+    // One round trip first: a signal right after the "listening" line is the test below.
+    const c = await connect(server.url)
+    assert.equal((await c.stat('small.txt')).size, 5)
+    await c.close()
+    const exit = server.stop('SIGINT')
+    assert.ok(await within(exit, 10_000), 'exited')
+    assert.deepEqual(await exit, { code: 0, signal: null })
+  })
+
+  test(
+    'SIGTERM sent as soon as the "listening" line appears still exits 0',
+    async (t) => {
+      const results: unknown[] = []
+      for (let i = 0; i < 6; i++) {
+        const server = await startServerProcess(t, ['--root', root, '--port', '0'])
+        results.push(await server.stop('SIGTERM'))
+      }
+      assert.deepEqual(results, results.map(() => ({ code: 0, signal: null })))
+    },
+  )
+
+  /** The slow read across a SIGTERM, run once by the first test below; the second judges its end. */
+  let slow: { got: number; outcome: string } | null = null
+
+  test('SIGTERM during a slow read keeps serving it with correct bytes, then exits 0', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--grace', '40'])
+    const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    const client: Client = await connect(server.url)
+    t.after(() => client.close())
+    const fd = openSync(join(root, 'big.bin'), 'r')
+    t.after(() => closeSync(fd))
+    let got = 0
+    let firstBad = -1
+    let outcome = 'ok'
+    let signalled = false
+    let aliveAtQuarter = false
+    try {
+      for await (const chunk of client.read('big.bin', { highWaterMark: 16 * KiB })) {
+        const c = chunk as Buffer
+        const expected = Buffer.alloc(c.length)
+        readSync(fd, expected, 0, c.length, got)
+        if (firstBad < 0 && !expected.equals(c)) firstBad = got
+        // 48 MiB still to come cannot all sit in buffers: a server alive here did not stop at the signal.
+        if (got < BIG / 4 && got + c.length >= BIG / 4) aliveAtQuarter = server.child.exitCode === null && server.child.signalCode === null
+        got += c.length
+        if (!signalled) {
+          signalled = true
+          server.child.kill('SIGTERM')
+        }
+        await sleep(3) // a slow consumer
+      }
+    } catch (err) {
+      outcome = String((err as { code?: unknown }).code)
+    }
+    slow = { got, outcome }
+    assert.ok(signalled)
+    assert.ok(await poll(() => /SIGTERM, closing/.test(server.stderr())), 'the server saw the signal')
+    assert.ok(aliveAtQuarter, 'the server was still serving a quarter into the read, after SIGTERM')
+    assert.equal(firstBad, -1, 'every byte delivered is the file\'s')
+    // That the very end (last pages and END) arrives too is the test below.
+    assert.ok(got >= BIG - 1 * MiB, `the client got ${got} of ${BIG} bytes (${outcome})`)
+    assert.ok(await within(exited, 15_000), 'the server exited once the read was done')
+    assert.deepEqual(await exited, [0, null])
+  })
+
+  test(
+    'the read across SIGTERM arrives complete at the slow reader',
+    () => {
+      assert.ok(slow, 'the read ran')
+      assert.deepEqual(slow, { got: BIG, outcome: 'ok' })
+    },
+  )
+
+  test('a second SIGTERM during the grace period exits at once with code 1', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--grace', '60'])
+    const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    const client = await connect(server.url)
+    // A read whose reader never reads holds the grace period open.
+    const stream = client.read('big.bin', { highWaterMark: 16 * KiB })
+    stream.on('error', () => {})
+    t.after(async () => {
+      stream.destroy() // lets the client's pipeline finish (see the client.close() todo test)
+      await client.close()
+    })
+    const started = await within(once(stream, 'info'), 5000)
+    assert.ok(started, 'the read started')
+    server.child.kill('SIGTERM')
+    assert.ok(await poll(() => /SIGTERM, closing/.test(server.stderr())), 'the first SIGTERM started the shutdown')
+    assert.equal(server.child.exitCode, null, 'still in its grace period')
+    server.child.kill('SIGTERM')
+    assert.ok(await within(exited, 5000), 'exited right after the second signal')
+    assert.deepEqual(await exited, [1, null])
+    assert.match(server.stderr(), /again/)
+  })
+})
+
+describe('the server CLI refuses to listen beyond loopback without a token', () => {
+  // The root does not exist: should the token check ever fail to stop it, the server still dies on the
+  // root before it could listen, so this test can never bind a non-loopback address.
+  const noRoot = (t: TestContext) => join(tempDir(t), 'no-such-root')
+
+  test('--host 0.0.0.0 without a token or --insecure-no-auth exits 2 naming CACHESERV_TOKEN', async (t) => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', noRoot(t), '--host', '0.0.0.0', '--port', '0'], {
+      env: { CACHESERV_TOKEN: undefined },
+      timeout: 10_000,
+    })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /CACHESERV_TOKEN/)
+    assert.doesNotMatch(r.stdout.toString(), /listening/)
+  })
+
+  test('an empty CACHESERV_TOKEN counts as no token', async (t) => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', noRoot(t), '--host', '0.0.0.0', '--port', '0'], {
+      env: { CACHESERV_TOKEN: '' },
+      timeout: 10_000,
+    })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /CACHESERV_TOKEN/)
+  })
+})
+
+describe('the client CLI with --token', () => {
+  test('against a server with --token: works with the token, exits 1 with EAUTH without it', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.txt', 'guarded')
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--token', 's3cret'])
+    const ok = await runClient(server.url, ['--token', 's3cret', 'read', 'a.txt'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(ok.stdout.toString(), 'guarded')
+    const viaEnv = await runClient(server.url, ['read', 'a.txt'], { env: { CACHESERV_TOKEN: 's3cret' } })
+    assert.equal(viaEnv.code, 0, viaEnv.stderr)
+    assert.equal(viaEnv.stdout.toString(), 'guarded')
+    const none = await runClient(server.url, ['read', 'a.txt'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(none.code, 1)
+    assert.match(none.stderr, /EAUTH:/)
+    assert.equal(none.stdout.length, 0)
+    const wrong = await runClient(server.url, ['--token', 'nope', 'ls'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /EAUTH:/)
+    // The server is unharmed by the refusals.
+    const again = await runClient(server.url, ['--token', 's3cret', 'stat', 'a.txt'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(JSON.parse(again.stdout.toString()).size, 7)
+  })
+})

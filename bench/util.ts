@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import type { Readable } from 'node:stream'
+export { prng } from '../lib/prng.js'
 
 export const KiB = 1024
 export const MiB = 1024 * KiB
@@ -102,17 +103,6 @@ export function fmtBytes(n: number): string {
   return `${n} B`
 }
 
-/** A small seeded PRNG (mulberry32), so the data set's shape is the same every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** CPU time (user + system) of another process so far, ms (from /proc; clock ticks of 10 ms). */
 function cpuOfPid(pid: number): number {

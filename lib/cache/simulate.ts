@@ -7,6 +7,9 @@
  */
 import { pathToFileURL } from 'node:url'
 import { createPolicy, POLICIES, type PolicyName } from './policy.js'
+import { prng as mulberry32 } from '../prng.js'
+
+export { mulberry32 }
 
 export interface Workload {
   name: string
@@ -25,17 +28,6 @@ export interface SimResult {
   warm: number
 }
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function shuffle<T>(items: T[], rnd: () => number): T[] {
   const a = [...items]

@@ -6,6 +6,9 @@
  */
 import createDebug from 'debug'
 import { Transform } from 'node:stream'
+import { prng } from '../prng.js'
+
+export { prng }
 
 const debug = createDebug('cacheserv:corrupt')
 
@@ -35,17 +38,6 @@ export interface CorruptStats {
 
 export type Corrupter = Transform & { stats: CorruptStats }
 
-/** mulberry32: a small, fast, seedable PRNG; returns floats in [0, 1). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 export function corrupt({ rate, seed = 1, mode = 'flip', maxRun = 64, skip = 0 }: CorruptOptions): Corrupter {
   if (!(rate >= 0 && rate <= 1)) throw new RangeError(`rate must be from 0 to 1, got ${rate}`)

@@ -1,17 +1,8 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { ByteLru } from '../../lib/cache/byte-lru.js'
+import { prng as mulberry32 } from '../../lib/prng.js'
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const buf = (n: number, fill = n) => Buffer.alloc(n, fill)
 

@@ -4,18 +4,8 @@ import { ChecksumId, FrameType, HEADER_SIZE } from '../../lib/protocol/constants
 import { FrameDecoder } from '../../lib/protocol/decoder.js'
 import { encodeFrame, jsonFrame, type Frame, type ReceivedFrame } from '../../lib/protocol/frame.js'
 import { encodeHeader } from '../../lib/protocol/header.js'
+import { prng as mulberry32 } from '../../lib/prng.js'
 
-/** Seeded PRNG (mulberry32): the same seed gives the same "random" run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 const randInt = (rnd: () => number, lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1))
 function randomBytes(rnd: () => number, n: number): Buffer {
   const b = Buffer.alloc(n)

@@ -11,6 +11,7 @@ import { type BareAddress, bareBig, bareMany } from './bare.js'
 import type { Dataset, FileInfo } from './data.js'
 import type { Contender, Sample } from './measure.js'
 import { shell, type ShellResult } from './procs.js'
+import { pythonBig, pythonMany } from './python.js'
 import { type BareServer, CLIENT_BIN, type ProductServer } from './servers.js'
 import { BenchError, checkRead, consume, type CpuUse, cpuMeter, now, withTimeout, xorPages } from './util.js'
 
@@ -109,6 +110,7 @@ export function hotContenders(s: Setup): Contender[] {
     pipeline('cat', 'cat f > /dev/null', `cat ${q(abs)} > /dev/null`),
     pipeline('cat-cat', 'cat f | cat', intoCat(`cat ${q(abs)}`)),
     pipeline('cli', 'cli read f | cat', intoCat(cli), `${cli} | cmp - ${q(abs)}`),
+    { key: 'py-tcp', label: 'python client tcp', unit: 'GB/s', run: () => pythonBig(s.product.tcp, big, t, 'python client tcp') },
     {
       key: 'fs-stream',
       label: 'fs.createReadStream',
@@ -224,6 +226,7 @@ export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
     library('lib-tcp-8', 'library tcp inFlight 8', s.product.tcp, 8),
     library('lib-unix-1', 'library unix inFlight 1', s.product.unix, 1),
     library('lib-unix-8', 'library unix inFlight 8', s.product.unix, 8),
+    { key: 'py-tcp-8', label: 'python client tcp inFlight 8', unit: 'files/s', run: () => pythonMany(s.product.tcp, slice().files, 8, t, 'python client tcp inFlight 8') },
     bare('bare-tcp-8', 'bare pair tcp 8 conns', s.bare.tcp, 8),
     bare('bare-unix-8', 'bare pair unix 8 conns', s.bare.unix, 8),
     fsLoop('fs-seq', 'fs.readFile sequential', 1),

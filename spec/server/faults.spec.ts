@@ -18,6 +18,7 @@ import { SERVER_BIN } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { poll, within } from '../helpers/wait.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -34,26 +35,6 @@ after(() => {
 })
 
 const fdCount = () => readdirSync('/proc/self/fd').length
-
-/** Resolve true if `p` settles within `ms`, false otherwise (a bounded wait, not a timing assert). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
-  try {
-    return await Promise.race([p.then(() => true, () => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function poll(pred: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > until) return false
-    await sleep(10)
-  }
-  return true
-}
 
 const isCode = (c: unknown): c is string => typeof c === 'string' && /^E[A-Z]+$/.test(c)
 

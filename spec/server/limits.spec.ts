@@ -9,7 +9,6 @@ import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
@@ -17,6 +16,7 @@ import type { ReceivedFrame } from '../../lib/protocol/frame.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { poll, within } from '../helpers/wait.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -24,27 +24,6 @@ const TERMINAL = new Set<number>([FrameType.END, FrameType.RESULT, FrameType.ERR
 
 function bytesOf(frames: ReceivedFrame[], id: number): Buffer {
   return Buffer.concat(frames.filter((f) => f.id === id && f.type === FrameType.DATA).map((f) => f.payload))
-}
-
-/** Resolve true if `p` settles within `ms`, false otherwise (a bounded wait, not a timing assert). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
-  try {
-    return await Promise.race([p.then(() => true, () => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** Poll `pred` every 10 ms for up to `ms`; returns its last value. */
-async function poll(pred: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > until) return false
-    await sleep(10)
-  }
-  return true
 }
 
 /** Run `fn` with CACHESERV_TOKEN set to `value` (or unset), restoring it afterwards. */

@@ -19,29 +19,10 @@ import type { ReadStream } from '../../lib/client/read-stream.js'
 import { run, runClient, SERVER_BIN, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
+import { poll, within } from '../helpers/wait.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-
-/** Resolve true if `p` settles within `ms`, false otherwise (a bounded wait, not a timing assert). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)))
-  try {
-    return await Promise.race([p.then(() => true, () => true), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function poll(pred: () => boolean, ms = 5000): Promise<boolean> {
-  const until = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > until) return false
-    await sleep(10)
-  }
-  return true
-}
 
 /** Consume a read stream to its end; resolves with the byte count. */
 async function drain(stream: ReadStream): Promise<number> {

@@ -14,6 +14,7 @@
  */
 import createDebug from 'debug'
 import { once } from 'node:events'
+import type { ServerStats } from '../server/server.js'
 import net from 'node:net'
 import { pipeline, Writable } from 'node:stream'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
@@ -66,23 +67,8 @@ export interface StatResult {
   cached: boolean
 }
 
-export interface ServerStatsResult {
-  hits: number
-  misses: number
-  hitBytes: number
-  missBytes: number
-  evictions: number
-  diskReads: number
-  cacheBytes: number
-  cacheLimit: number
-  entries: number
-  policy: string
-  connections: number
-  totalConnections: number
-  bytesServed: number
-  nacks: number
-  uptime: number
-}
+/** The server's counters, as the `stats` command returns them. */
+export type ServerStatsResult = ServerStats
 
 export interface WarmResult {
   files: number

@@ -10,19 +10,11 @@ import { existsSync, readFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { POLICIES } from '../../lib/cache/policy.js'
 import { CLIENT_BIN, type RunResult, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
-
-/** Cleanups for a whole describe block, run (last first) when the block ends. */
-function suiteScope(): { after: (fn: () => unknown) => void } {
-  const fns: Array<() => unknown> = []
-  after(async () => {
-    for (const fn of fns.reverse()) await fn()
-  })
-  return { after: (fn) => void fns.push(fn) }
-}
+import { suiteScope } from '../helpers/suite.js'
 
 /** Run the client with `input` piped to its stdin (killed after 20 s so no test can hang). */
 async function runClientWithStdin(url: string, args: string[], input: Buffer): Promise<RunResult> {

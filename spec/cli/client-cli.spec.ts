@@ -8,26 +8,10 @@ import { once } from 'node:events'
 import { mkdirSync, statSync, symlinkSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { after, before, describe, it } from 'node:test'
+import { before, describe, it } from 'node:test'
 import { CLIENT_BIN, run, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
-
-/** Cleanups for a whole describe block, run (last first) when the block ends. */
-function suiteScope(): { after: (fn: () => unknown) => void } {
-  const fns: Array<() => unknown> = []
-  after(async () => {
-    for (const fn of fns.reverse()) await fn()
-  })
-  return { after: (fn) => void fns.push(fn) }
-}
-
-/** Compare bytes without dumping megabytes into the failure message. */
-function assertSameBytes(actual: Buffer, expected: Buffer, what = 'output'): void {
-  if (actual.equals(expected)) return
-  let i = 0
-  while (i < actual.length && i < expected.length && actual[i] === expected[i]) i++
-  assert.fail(`${what}: ${actual.length} bytes, expected ${expected.length}; first difference at byte ${i}`)
-}
+import { suiteScope, assertSameBytes } from '../helpers/suite.js'
 
 /** A loopback TCP address on which nothing listens. */
 async function deadAddress(): Promise<string> {

@@ -89,7 +89,7 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     const { bytes, error } = await drain(client.read('f.bin'))
     assert.equal(error, null)
     assert.ok(bytes.equals(data))
-    assert.equal(client.counters().timeouts, 1)
+    assert.ok(client.counters().timeouts >= 1) // more than one on a busy machine is fine
   })
 
   test('asks again after the progress timeout when the last frame is cut short', async (t) => {
@@ -103,7 +103,7 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     const { bytes, error } = await drain(client.read('f.bin'))
     assert.equal(error, null)
     assert.ok(bytes.equals(data))
-    assert.equal(client.counters().timeouts, 1)
+    assert.ok(client.counters().timeouts >= 1) // more than one on a busy machine is fine
   })
 
   test('drops duplicated frames by sequence number without asking again', async (t) => {
@@ -158,17 +158,20 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
 
   test('gives up with ETIMEDOUT when the server falls silent for good', async (t) => {
     const { url, root } = await startServer(t)
-    writeFile(root, 'f.bin', 2 * MiB)
+    const data = writeFile(root, 'f.bin', 2 * MiB)
     let dataFrames = 0
     const proxy = await tamperProxy(t, url, (frame) => {
       if (frameType(frame) === FrameType.DATA) dataFrames++
       return dataFrames >= 2 ? Buffer.alloc(0) : frame
     })
-    const client = await connect(proxy, { progressTimeout: 50 })
+    const client = await connect(proxy, { progressTimeout: 100 })
     t.after(() => client.close())
     const { bytes, error } = await drain(client.read('f.bin'))
     assert.equal(error?.code, 'ETIMEDOUT')
-    assert.equal(bytes.length, PAGE)
+    // At most the one page let through (none, if a timeout on a busy machine came before it), and true bytes.
+    assert.ok(bytes.length <= PAGE)
+    assert.ok(bytes.equals(data.subarray(0, bytes.length)))
+    assert.ok(client.counters().timeouts >= 5)
   })
 })
 

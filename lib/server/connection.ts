@@ -62,8 +62,6 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions)
 
 export interface Connection {
   readonly id: number
-  /** DATA bytes this connection has taken from the cache or disk. */
-  readonly producedBytes: number
   /** Resolves when the connection is fully torn down. */
   readonly closed: Promise<void>
   /** Refuse new requests (ESHUTDOWN); the running ones go on. */
@@ -78,14 +76,7 @@ let nextId = 1
 /** Serve one duplex (a socket, or anything shaped like one) until either side ends. */
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
-  let produced = 0
-  const { chain, source } = createServerPipeline(ctx, {
-    ...opts,
-    onData: (n) => {
-      produced += n
-      opts.onData?.(n)
-    },
-  })
+  const { chain, source } = createServerPipeline(ctx, opts)
   debug('connection %d open', id)
   // Idle, or a reader frozen with a full socket buffer: nothing has moved for the whole timeout.
   if (opts.idleTimeout && duplex instanceof Socket) {
@@ -111,9 +102,6 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
   })
   return {
     id,
-    get producedBytes() {
-      return produced
-    },
     closed,
     drain: () => source.drain(),
     get idle() {

@@ -4,10 +4,11 @@
  * real files in temp dirs, loopback port 0 only.
  */
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
+import { connect } from '../../lib/client/client.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope, assertSameBytes } from '../helpers/suite.js'
 
@@ -168,6 +169,37 @@ describe('cacheserv-pipe accepts sizes in human units', () => {
     assertSameBytes(r.stdout, big)
     const { code } = await server.stop('SIGINT')
     assert.equal(code, 0, server.stderr())
+  })
+})
+
+describe('cacheserv-pipe passes its policy, socket and limit flags through', () => {
+  const scope = suiteScope()
+
+  it('--policy lru --socket-mode 660 --max-connections 1 --max-in-flight 2 --idle-timeout 30 --grace 1 --max-request 4KiB', async () => {
+    const root = tempDir(scope)
+    writeFile(root, 'a.txt', 'hello')
+    const socket = join(root, 's.sock')
+    const flags = ['--policy', 'lru', '--socket-mode', '660', '--max-connections', '1', '--max-in-flight', '2', '--idle-timeout', '30', '--grace', '1', '--max-request', '4KiB']
+    const server = await startServerProcess(scope, ['--root', root, '--socket', socket, ...flags])
+    assert.match(server.line, /lru/)
+    assert.equal(statSync(socket).mode & 0o777, 0o660)
+    const client = await connect(server.url)
+    try {
+      assert.equal((await client.stats()).policy, 'lru')
+      // The one allowed connection is taken: the next is turned away.
+      await assert.rejects(connect(server.url), { code: 'EBUSY' })
+      // A request line over 4 KiB closes the connection with ETOOBIG.
+      await assert.rejects(client.stat('x'.repeat(5000)), { code: 'ETOOBIG' })
+    } finally {
+      await client.close()
+    }
+    const { code } = await server.stop('SIGTERM')
+    assert.equal(code, 0, server.stderr())
+  })
+
+  it('refuses a --socket-mode that is not octal, with exit 2', async () => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', '.', '--socket-mode', 'rw', '--port', '0'])
+    assert.equal(r.code, 2, r.stderr)
   })
 })
 

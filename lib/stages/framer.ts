@@ -21,10 +21,17 @@ export function createFramer({ checksum = 'crc32' }: FramerOptions = {}): Transf
     this: Transform,
     frame: Frame,
     _enc: BufferEncoding,
-    cb: () => void,
+    cb: (err?: Error | null) => void,
   ) {
     if (debug.enabled) debug('frame type %d id %d seq %d len %d', frame.type, frame.id, frame.seq, frame.payload.length)
-    for (const buf of encodeFrame(frame, id)) this.push(buf)
+    let bufs: Buffer[]
+    try {
+      bufs = encodeFrame(frame, id)
+    } catch (err) {
+      // A frame that cannot be encoded (a field out of range) ends this connection, never the process.
+      return cb(err as Error)
+    }
+    for (const buf of bufs) this.push(buf)
     cb()
   }) as unknown as Transform
 }

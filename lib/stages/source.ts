@@ -18,7 +18,7 @@ import { Duplex } from 'node:stream'
 import type { CommandContext, CommandSpec, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
-import { DEFAULT_PAGE_SIZE } from '../protocol/constants.js'
+import { DEFAULT_PAGE_SIZE, MAX_ID } from '../protocol/constants.js'
 import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
 import type { Attempts, Item, Part, ResyncBody } from './items.js'
@@ -214,9 +214,10 @@ export class CommandSource extends Duplex {
    */
   #nack(req: Request): void {
     const { seq, offset, resync } = req.args
-    const valid = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0
-    if (!valid(seq) || !valid(offset) || !valid(resync)) {
-      return this.#reply(req.id, error('EBADREQ', 'nack needs non-negative integers "seq", "offset" and "resync"'))
+    const valid = (n: unknown, max: number): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max
+    // seq goes into a u32 header field: a larger one would only fail later, in the framer.
+    if (!valid(seq, MAX_ID) || !valid(offset, Number.MAX_SAFE_INTEGER) || !valid(resync, Number.MAX_SAFE_INTEGER)) {
+      return this.#reply(req.id, error('EBADREQ', 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'))
     }
     const record = this.#records.get(req.id)
     const running = this.#jobs.get(req.id)

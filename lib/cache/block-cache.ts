@@ -3,7 +3,7 @@
  * or a range of one costs only the blocks it touches. Concurrent misses on the
  * same block share one disk read (single-flight).
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { error } from '../errors.js'
 import type { OpenFile } from '../fs/open-file.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'

@@ -12,7 +12,7 @@
  * A request whose last frames were lost sees no gap: when the connection
  * goes quiet while requests wait, every one of them is asked again.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { once } from 'node:events'
 import type { ServerStats } from '../server/server.js'
 import net from 'node:net'

@@ -6,7 +6,7 @@
  * pumpify makes the chain one Duplex, so backpressure runs end to end and an
  * error or a hang-up anywhere tears every stage down (fds, timers, jobs).
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import pumpify from 'pumpify'
 import { Socket } from 'node:net'
 import { type Duplex, pipeline } from 'node:stream'

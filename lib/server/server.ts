@@ -4,7 +4,7 @@
  * net.Server or tested over an in-memory duplex pair; `listen` is the usual
  * TCP / unix socket front.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { EventEmitter } from 'node:events'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'

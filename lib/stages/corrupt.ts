@@ -4,7 +4,7 @@
  * around a socket to prove that receivers never hand on a damaged byte.
  * It never modifies its input buffers (they may be cached file blocks).
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { Transform } from 'node:stream'
 import { prng } from '../prng.js'
 

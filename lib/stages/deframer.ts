@@ -8,7 +8,7 @@
  * marker in the stream, in order, after which the deframer hunts for the next
  * valid header; the receiver decides what to ask for again.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { Transform } from 'node:stream'
 import { error } from '../errors.js'
 import { FrameDecoder } from '../protocol/decoder.js'

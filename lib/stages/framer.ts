@@ -2,7 +2,7 @@
  * Stage 4: frames → bytes. Writes each frame's header and payload digest
  * (crc32 by default, md5 selectable) in front of its payload.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { transform } from 'through2'
 import type { Transform } from 'node:stream'
 import { checksumId } from '../protocol/checksum.js'

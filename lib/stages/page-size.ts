@@ -10,7 +10,7 @@
  * that much more has gone out without a NACK. Without this, the page would
  * grow back during the very window in which its NACKs are still on the way.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { MIN_PAGE_SIZE } from '../protocol/constants.js'
 
 const debug = createDebug('cacheserv:nack')

@@ -7,7 +7,7 @@
  * NACKs). A resync part starts a resend: any partial page of the old attempt
  * is dropped and numbering restarts at the seq the receiver asked for.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
 import { DEFAULT_PAGE_SIZE, FrameType } from '../protocol/constants.js'

@@ -5,7 +5,7 @@
  * fails its check, is fatal, since we cannot know where the next request
  * starts without buffering without bound.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
 import { error } from '../errors.js'

@@ -13,7 +13,7 @@
  * end, behind a RESYNC. Frames of the old job still in the pipeline go out
  * first and the receiver discards them until that RESYNC.
  */
-import createDebug from 'debug'
+import createDebug from '../debug.js'
 import { Duplex } from 'node:stream'
 import type { CommandContext, CommandSpec, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'

@@ -92,6 +92,23 @@ export class BlockCache {
     return read
   }
 
+  /**
+   * Blocks `first`..`last` of this version of a file if every one is cached
+   * (each counted as a hit), else null and nothing is counted.
+   */
+  cachedBlocks(file: { key: string }, first: number, last: number): Buffer[] | null {
+    for (let i = first; i <= last; i++) if (!this.#lru.has(`${file.key}#${i}`)) return null
+    const blocks: Buffer[] = []
+    for (let i = first; i <= last; i++) {
+      const block = this.#lru.get(`${file.key}#${i}`)
+      if (!block) return null // cannot happen after has(); never serve a hole
+      this.#stats.hits++
+      this.#stats.hitBytes += block.length
+      blocks.push(block)
+    }
+    return blocks
+  }
+
   /** Drop the cached blocks of this version of a file; returns what was dropped. */
   evictFile(file: { key: string; size: number }): { blocks: number; bytes: number } {
     let blocks = 0

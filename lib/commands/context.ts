@@ -1,5 +1,6 @@
 import type { BlockCache } from '../cache/block-cache.js'
 import type { Jail } from '../fs/jail.js'
+import type { KnownFiles } from '../fs/known-files.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import type { Part } from '../stages/items.js'
 
@@ -7,6 +8,8 @@ import type { Part } from '../stages/items.js'
 export interface CommandContext {
   jail: Jail
   cache: BlockCache
+  /** Recently opened files and their identities: reads of unchanged ones skip the open. */
+  files: KnownFiles
   /** `write` is allowed. */
   writable: boolean
   /** The server's counters, for `stats`. */

@@ -68,6 +68,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
           progress.full = full = true
           return
         }
+        ctx.files.remember(f.rel, file)
         progress.files++
         progress.bytes += file.size
       } finally {

@@ -15,6 +15,7 @@ import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-
 import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
+import { KnownFiles } from '../fs/known-files.js'
 import { checksumId } from '../protocol/checksum.js'
 import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
@@ -100,7 +101,7 @@ export class CacheServer extends EventEmitter {
     this.pageSize = pageSize
     this.checksum = opts.checksum ?? 'crc32'
     this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE, policy: opts.policy })
-    this.#ctx = { jail, cache: this.cache, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    this.#ctx = { jail, cache: this.cache, files: new KnownFiles(jail.root), writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
   }
 

@@ -5,6 +5,7 @@
  */
 import createDebug from '../debug.js'
 import { error } from '../errors.js'
+import { markImmutable } from '../protocol/crc-memo.js'
 import type { OpenFile } from '../fs/open-file.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 
@@ -160,6 +161,8 @@ export class BlockCache {
       filled += bytesRead
     }
     debug('read block %s#%d (%d bytes)', file.key, index, length)
+    // Never written again: the framer may remember the crc32 of its pages.
+    markImmutable(buf)
     return buf
   }
 }

@@ -254,7 +254,8 @@ export class Client {
   async readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
     const chunks: Buffer[] = []
     for await (const chunk of this.read(path, opts)) chunks.push(chunk as Buffer)
-    return Buffer.concat(chunks)
+    // A file that arrived in one piece is handed on as it is, not copied.
+    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
   }
 
   /** Entries of a directory under the root, sorted by name. */

@@ -8,7 +8,7 @@
 import { Readable } from 'node:stream'
 import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
-import type { ReceivedFrame } from '../protocol/frame.js'
+import { payloadViews, type ReceivedFrame } from '../protocol/frame.js'
 import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
 import { errorFromFrame, type FrameHandler, giveUp, parseObject, type RequestControl, unreadableError } from './handlers.js'
 
@@ -70,7 +70,10 @@ export class ReadStream extends Readable implements FrameHandler {
       case FrameType.DATA: {
         if (!this.info) return this.#fail(error('EPROTO', `read ${this.id}: DATA before START`))
         if (this.#window.offset > this.info.length) return this.#fail(error('EPROTO', `read ${this.id}: more bytes than announced`))
-        if (this.push(frame.payload)) return true
+        // Pieces as they arrived (views of the received bytes): a page is never copied.
+        let more = true
+        for (const view of payloadViews(frame)) more = this.push(view)
+        if (more) return true
         this.#held = resume
         return false
       }

@@ -68,6 +68,20 @@ export class ByteQueue {
     return this.#copy(n, true)
   }
 
+  /** Remove n bytes and return them as views of the chunks that hold them (no copy). */
+  takeViews(n: number): Buffer[] {
+    const views: Buffer[] = []
+    let left = n
+    for (let i = this.#head; left > 0; i++) {
+      const c = this.#chunks[i]
+      const v = c.length <= left ? c : c.subarray(0, left)
+      views.push(v)
+      left -= v.length
+    }
+    this.#consume(n)
+    return views
+  }
+
   /** Remove n bytes. */
   drop(n: number): void {
     this.#consume(n)

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { crc32 } from 'node:zlib'
 import { ChecksumId, type ChecksumName, DIGEST_SIZE } from './constants.js'
+import { memoCrc32 } from './crc-memo.js'
 
 export function checksumId(name: ChecksumName): number {
   return ChecksumId[name]
@@ -18,9 +19,25 @@ export function digestSize(id: number): number {
 
 /** Write the digest of `payload` under algorithm `id` into `out` at `offset`. */
 export function writeDigest(id: number, payload: Uint8Array, out: Buffer, offset: number): void {
-  if (id === ChecksumId.crc32) out.writeUInt32BE(crc32(payload), offset)
+  if (id === ChecksumId.crc32) out.writeUInt32BE(memoCrc32(payload), offset)
   else if (id === ChecksumId.md5) createHash('md5').update(payload).digest().copy(out, offset)
   else if (id !== ChecksumId.none) throw new RangeError(`unknown checksum id ${id}`)
+}
+
+/** verifyDigest over a payload in pieces (their concatenation), without joining them. */
+export function verifyDigestOfViews(id: number, views: readonly Uint8Array[], digest: Buffer, offset: number): boolean {
+  if (views.length === 1) return verifyDigest(id, views[0], digest, offset)
+  if (id === ChecksumId.crc32) {
+    let sum = 0
+    for (const v of views) sum = crc32(v, sum)
+    return digest.readUInt32BE(offset) === sum
+  }
+  if (id === ChecksumId.md5) {
+    const hash = createHash('md5')
+    for (const v of views) hash.update(v)
+    return hash.digest().equals(digest.subarray(offset, offset + 16))
+  }
+  return id === ChecksumId.none
 }
 
 /** True when `digest[offset…]` is the digest of `payload` under algorithm `id`. */

@@ -9,7 +9,7 @@
  * caller decides what to distrust in between (the NACK path asks every
  * request in flight to be resent).
  */
-import { digestSize, verifyDigest } from './checksum.js'
+import { digestSize, verifyDigestOfViews } from './checksum.js'
 import { HEADER_SIZE, MAGIC } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
 import { ByteQueue } from './byte-queue.js'
@@ -35,6 +35,18 @@ const enum State {
 }
 
 const MAGIC_BYTES = Buffer.from([MAGIC >> 8, MAGIC & 0xff])
+const EMPTY = Buffer.alloc(0)
+
+/** A received frame; a payload in several pieces keeps them as `views` and is joined only if asked for. */
+function received(h: Header, views: Buffer[], intact: boolean): ReceivedFrame {
+  const frame = { type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, intact }
+  if (views.length === 1) return { ...frame, payload: views[0] }
+  let joined: Buffer | null = null
+  return Object.defineProperty({ ...frame, views }, 'payload', {
+    enumerable: true,
+    get: () => (joined ??= Buffer.concat(views)),
+  }) as unknown as ReceivedFrame
+}
 
 export class FrameDecoder {
   #bytes = new ByteQueue()
@@ -82,11 +94,12 @@ export class FrameDecoder {
           const dsize = digestSize(h.checksum)
           if (this.#bytes.length < dsize + h.length) return
           const digest = this.#bytes.take(dsize)
-          const payload = this.#bytes.take(h.length)
+          // The payload as views of the received chunks: a page is never copied on its way in.
+          const views = h.length === 0 ? [EMPTY] : this.#bytes.takeViews(h.length)
           this.#state = State.Header
           this.#header = null
-          const intact = verifyDigest(h.checksum, payload, digest, 0)
-          this.#handlers.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, payload, intact })
+          const intact = verifyDigestOfViews(h.checksum, views, digest, 0)
+          this.#handlers.onFrame(received(h, views, intact))
           break
         }
         case State.Hunt:

@@ -22,6 +22,25 @@ export interface ReceivedFrame extends Frame {
   checksum: number
   epoch: number
   intact: boolean
+  /**
+   * Set when the payload arrived in several pieces: those pieces, as views of
+   * the received bytes (no copy). `payload` then joins them on first use, so a
+   * reader that can take pieces (a byte stream) should take these.
+   */
+  views?: readonly Buffer[]
+}
+
+/** The payload of a received frame as pieces, without joining them. */
+export function payloadViews(frame: ReceivedFrame): readonly Buffer[] {
+  return frame.views ?? [frame.payload]
+}
+
+/** Payload bytes of a received frame, without joining its pieces. */
+export function payloadLength(frame: ReceivedFrame): number {
+  if (!frame.views) return frame.payload.length
+  let n = 0
+  for (const v of frame.views) n += v.length
+  return n
 }
 
 /** Payloads this small are copied behind their header so a frame is one write. */

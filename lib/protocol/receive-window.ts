@@ -7,7 +7,7 @@
  * the resend is NACKed at once, not left to a timeout.
  */
 import { FrameType } from './constants.js'
-import type { ReceivedFrame } from './frame.js'
+import { payloadLength, type ReceivedFrame } from './frame.js'
 
 /** What the receiver asks the sender: resend from `seq`, after `offset` verified DATA bytes. */
 export interface Nack {
@@ -75,7 +75,7 @@ export class ReceiveWindow {
     if (frame.seq > this.seq || !frame.intact) return this.lost()
     this.seq++
     this.#stalls = 0
-    if (frame.type === FrameType.DATA) this.offset += frame.payload.length
+    if (frame.type === FrameType.DATA) this.offset += payloadLength(frame)
     return 'deliver'
   }
 

@@ -1,3 +1,4 @@
+import { whole } from '../helpers/frames.js'
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { ChecksumId, FrameType, HEADER_SIZE, MAGIC } from '../../lib/protocol/constants.js'
@@ -32,7 +33,7 @@ function collect() {
   const invalid: string[] = []
   const resyncs: number[] = []
   const decoder = new FrameDecoder(
-    { onFrame: (f) => frames.push(f), onInvalid: (r) => invalid.push(r), onResync: (n) => resyncs.push(n) },
+    { onFrame: (f) => frames.push(whole(f)), onInvalid: (r) => invalid.push(r), onResync: (n) => resyncs.push(n) },
     { resync: true },
   )
   return { decoder, frames, invalid, resyncs }
@@ -182,7 +183,7 @@ async function deframe(bytes: Buffer, slice = 333): Promise<Deframed[]> {
   const out = d.toArray()
   for (let at = 0; at < bytes.length; at += slice) d.write(bytes.subarray(at, at + slice))
   d.end()
-  return (await out) as Deframed[]
+  return ((await out) as Deframed[]).map(whole)
 }
 
 describe('createDeframer({ resync: true })', () => {

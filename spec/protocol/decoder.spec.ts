@@ -1,8 +1,9 @@
+import { whole } from '../helpers/frames.js'
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { ChecksumId, FrameType, HEADER_SIZE } from '../../lib/protocol/constants.js'
 import { FrameDecoder } from '../../lib/protocol/decoder.js'
-import { encodeFrame, jsonFrame, type Frame, type ReceivedFrame } from '../../lib/protocol/frame.js'
+import { encodeFrame, jsonFrame, payloadLength, payloadViews, type Frame, type ReceivedFrame } from '../../lib/protocol/frame.js'
 import { encodeHeader } from '../../lib/protocol/header.js'
 import { prng as mulberry32 } from '../../lib/prng.js'
 
@@ -37,7 +38,7 @@ function sample(): Sent[] {
 function collect() {
   const frames: ReceivedFrame[] = []
   const invalid: string[] = []
-  const decoder = new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: (r) => invalid.push(r) })
+  const decoder = new FrameDecoder({ onFrame: (f) => frames.push(whole(f)), onInvalid: (r) => invalid.push(r) })
   return { decoder, frames, invalid }
 }
 
@@ -219,5 +220,46 @@ describe('FrameDecoder', () => {
       assert.ok(delivered + decoder.buffered <= input.length, `round ${round}: more bytes out than in`)
     }
     assert.ok(recovered > 0, 'some rounds found a header again')
+  })
+})
+
+describe('FrameDecoder payloads in pieces', () => {
+  const payload = Buffer.from(Array.from({ length: 3000 }, (_, i) => i % 251))
+  const bytes = (checksum: number) => Buffer.concat(encodeFrame({ type: FrameType.DATA, id: 5, seq: 0, payload }, checksum))
+  /** The frame's bytes in three chunks, cut inside the payload, each chunk its own copy. */
+  /** Frames exactly as the decoder hands them on (collect() joins pieces for comparisons). */
+  const raw = () => {
+    const frames: ReceivedFrame[] = []
+    return { decoder: new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: () => {} }), frames }
+  }
+  const chunks = (checksum: number) => {
+    const b = bytes(checksum)
+    const head = HEADER_SIZE + (checksum === ChecksumId.md5 ? 16 : checksum === ChecksumId.crc32 ? 4 : 0)
+    return [b.subarray(0, head + 1000), b.subarray(head + 1000, head + 2000), b.subarray(head + 2000)].map((c) => Buffer.from(c))
+  }
+
+  for (const [name, id] of [['crc32', ChecksumId.crc32], ['md5', ChecksumId.md5], ['none', ChecksumId.none]] as const) {
+    test(`are handed on as views of the received chunks, not copies, and verified (${name})`, () => {
+      const { decoder, frames } = raw()
+      const input = chunks(id)
+      for (const c of input) decoder.write(c)
+      assert.equal(frames.length, 1)
+      const f = frames[0]
+      assert.equal(f.intact, true)
+      assert.equal(f.views?.length, 3)
+      // Views share the memory of what was written in: the page was not copied.
+      assert.equal(f.views![1].buffer, input[1].buffer)
+      assert.equal(payloadLength(f), payload.length)
+      assert.deepEqual(Buffer.concat([...payloadViews(f)]), payload)
+      assert.deepEqual(f.payload, payload)
+    })
+  }
+
+  test('a flipped byte in a middle piece fails the digest', () => {
+    const { decoder, frames } = raw()
+    const input = chunks(ChecksumId.crc32)
+    input[1][500] ^= 0x10
+    for (const c of input) decoder.write(c)
+    assert.equal(frames[0].intact, false)
   })
 })

@@ -24,7 +24,7 @@ import { type ChecksumName, FrameType, MAX_ID, PROTOCOL_VERSION } from '../proto
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
-import { corrupt, type CorruptOptions, type CorruptStats } from '../stages/corrupt.js'
+import type { Corrupter, CorruptOptions, CorruptStats } from '../stages/corrupt.js'
 import { createDeframer, type Deframed, type Deframer } from '../stages/deframer.js'
 import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
 import { ReadStream } from './read-stream.js'
@@ -156,7 +156,9 @@ export class Client {
 
   /** Connect to a server, wait for its HELLO, and authenticate if it asks. */
   static async connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
-    const client = await Client.#open(address, opts)
+    // Fault injection is for diagnostics: its module loads only when asked for (start-up time).
+    const damage = opts.faults ? (await import('../stages/corrupt.js')).corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
+    const client = await Client.#open(address, opts, damage)
     if (!client.hello.auth) return client
     const token = opts.token ?? process.env.CACHESERV_TOKEN
     if (token === undefined) {
@@ -172,7 +174,7 @@ export class Client {
     return client
   }
 
-  static #open(address: string | Address, opts: ConnectOptions): Promise<Client> {
+  static #open(address: string | Address, opts: ConnectOptions, damage: Corrupter | null): Promise<Client> {
     const addr = typeof address === 'string' ? parseAddress(address) : address
     const timeout = opts.timeout ?? 10_000
     const progressTimeout = opts.progressTimeout ?? 5000
@@ -193,7 +195,6 @@ export class Client {
         if (!handshakeDone) fail(err instanceof CacheservError ? err : error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
       const deframer = createDeframer({ resync: true })
-      const damage = opts.faults ? corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
       const demux = new Writable({
         objectMode: true,
         highWaterMark: 1,

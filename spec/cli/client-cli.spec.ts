@@ -12,6 +12,7 @@ import { before, describe, it } from 'node:test'
 import { CLIENT_BIN, run, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope, assertSameBytes } from '../helpers/suite.js'
+import { VERSION } from '../../lib/version.js'
 
 /** A loopback TCP address on which nothing listens. */
 async function deadAddress(): Promise<string> {
@@ -391,6 +392,52 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
       const r = await runClient('not an address', ['ls'])
       assert.equal(r.code, 2, `stderr: ${r.stderr}`)
     })
+
+    it('global options without a command print usage to stderr', async () => {
+      const r = await runClient(url, [])
+      assert.equal(r.code, 2)
+      assert.match(r.stderr, /Usage: cacheserv-pipe-client/)
+      assert.equal(r.stdout.length, 0)
+    })
+
+    const messages: Array<[string, string[], string]> = [
+      ['an unknown command is named', ['frobnicate'], "error: unknown command 'frobnicate'\n"],
+      ['an unknown option is named', ['read', 'one.bin', '--frob'], "error: unknown option '--frob'\n"],
+      ['a command option before the command is unknown there', ['--offset', '1', 'read', 'one.bin'], "error: unknown option '--offset'\n"],
+      ['a missing argument is named', ['stat'], "error: missing required argument 'file'\n"],
+      ['an extra argument is counted', ['ls', 'a', 'b'], "error: too many arguments for 'ls'. Expected 1 argument but got 2.\n"],
+      ['a missing value', ['read', 'one.bin', '--length'], "error: option '--length <n>' argument missing\n"],
+      ['a value given to a flag', ['stats', '--json=yes'], "error: option '--json' does not take an argument\n"],
+      ['a bad value says why', ['read', 'one.bin', '--offset', 'abc'], `error: option '--offset <n>' argument 'abc' is invalid. not a size: "abc" (try 4096, 64KiB, 512MiB, 2G)\n`],
+    ]
+    for (const [what, args, message] of messages) {
+      it(`${what}, then a pointer to --help`, async () => {
+        const r = await runClient(url, args)
+        assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+        assert.equal(r.stderr, `${message}(add --help for usage)\n`)
+        assert.equal(r.stdout.length, 0)
+      })
+    }
+  })
+
+  describe('global options after the command', () => {
+    it('--server after the command and its arguments', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'read', 'range.bin', '--length', '3', '--server', url], { env: { CACHESERV_SERVER: await deadAddress() } })
+      assert.equal(r.code, 0, r.stderr)
+      assertSameBytes(r.stdout, range.subarray(0, 3))
+    })
+
+    it('--server=ADDR between the command and its argument', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'ls', `--server=${url}`, 'sub'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), 'a.txt\nb.txt\nempty-dir/\nnested/\n')
+    })
+
+    it('after --, an option-like word is an argument', async () => {
+      const r = await runClient(url, ['stat', '--', '--help'])
+      assert.equal(r.code, 1, r.stderr)
+      assert.match(r.stderr, /ENOENT:/)
+    })
   })
 
   describe('--inject-faults damages received bytes and the NACK path repairs them', () => {
@@ -426,5 +473,58 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
       assert.match(r.stdout.toString(), /--offset/)
       assert.match(r.stdout.toString(), /--length/)
     })
+
+    it('lists every command and every global option with its description', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, '-h'])
+      assert.equal(r.code, 0, r.stderr)
+      const text = r.stdout.toString()
+      for (const cmd of ['read', 'ls', 'stat', 'stats', 'warm', 'evict', 'tar', 'write', 'help']) assert.match(text, new RegExp(`^  ${cmd} `, 'm'), `help lists ${cmd}`)
+      const out = text.replace(/\s+/g, ' ') // descriptions are wrapped
+      assert.match(out, /--server <addr> server address: tcp:\/\/HOST:PORT/)
+      assert.match(out, /--token <token> token for a server that needs one/)
+      assert.match(out, /--inject-faults <rate\[:mode\[:seed\]\]> damage received bytes on purpose/)
+      assert.match(out, /-V, --version output the version number/)
+    })
+
+    it('ls --help shows its argument and exits 0', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'ls', '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      const out = r.stdout.toString()
+      assert.match(out, /^Usage: cacheserv-pipe-client ls \[options\] \[dir\]$/m)
+      assert.match(out, /dir +directory relative to the served root/)
+      assert.match(out, /-h, --help +display help for command/)
+      assert.match(out, /--server <addr>/, 'global options work after the command, so they are listed')
+    })
+
+    it('tar --help describes --list and exits 0', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'tar', '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout.toString(), /--list <file> +read the paths to archive from this/)
+    })
+
+    it('help COMMAND is COMMAND --help', async () => {
+      const a = await run(process.execPath, [CLIENT_BIN, 'help', 'stats'])
+      const b = await run(process.execPath, [CLIENT_BIN, 'stats', '--help'])
+      assert.equal(a.code, 0, a.stderr)
+      assert.match(a.stdout.toString(), /--json +print JSON instead/)
+      assert.deepEqual(a.stdout, b.stdout)
+    })
+
+    it('--help wins over mistakes on the same line', async () => {
+      const r = await run(process.execPath, [CLIENT_BIN, 'read', '--frob', '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout.toString(), /^Usage: cacheserv-pipe-client read /)
+    })
+  })
+
+  describe('--version', () => {
+    for (const flag of ['--version', '-V']) {
+      it(`${flag} prints the version and exits 0`, async () => {
+        const r = await run(process.execPath, [CLIENT_BIN, flag])
+        assert.equal(r.code, 0, r.stderr)
+        assert.equal(r.stdout.toString(), `${VERSION}\n`)
+        assert.equal(r.stderr, '')
+      })
+    }
   })
 })

@@ -7,24 +7,28 @@
  * commands need (tar, the stats and warm display, help) to those commands.
  */
 import { Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { DEFAULT_ADDRESS } from '../address.js'
 import { type Client, connect } from '../client/client.js'
 import { VERSION } from '../version.js'
 import { parseCommandLine, type Parsed, UsageError, type Values } from './args.js'
 import { CLIENT, type CommandName, type GlobalOptions, NAME } from './client-args.js'
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './values.js'
+import { stdoutForSyncWrites, writeAllSync } from './write-sync.js'
 
 /** A command's work on a connected client; required arguments are always there. */
 type Action = (client: Client, args: (string | undefined)[], o: Values) => Promise<void>
 
 const ACTIONS: Record<CommandName, Action> = {
   async read(client, [file], o) {
+    // Each verified piece goes from the receive buffer to stdout, never copied (see write-sync.ts).
+    const out = stdoutForSyncWrites()
     try {
-      await pipeline(client.read(file!, { offset: o.offset as number | undefined, length: o.length as number | undefined }), stdoutSink())
+      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined })
     } catch (err) {
       // The reader went away (`| head -c 10`): that is how pipes end, not an error.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err
+    } finally {
+      out.close()
     }
   },
 

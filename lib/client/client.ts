@@ -1,13 +1,16 @@
 /**
  * The client: one connection, many requests in flight. Requests go out as
- * JSON lines; frames come back through the deframer and are routed by id to
- * each request's handler. Backpressure: when a read's consumer is full, the
- * demux holds the socket (so all requests on this connection wait; use one
- * connection per independent consumer).
+ * JSON lines. Replies are read into one reused receive buffer, decoded and
+ * routed by id to each request's handler within the socket's read callback:
+ * no fresh memory per read, and a page is copied at most once, into memory
+ * its consumer keeps (none at all for readChunks). Backpressure: when a
+ * read's consumer is full, the client stops reading the socket (so all
+ * requests on this connection wait; use one connection per independent
+ * consumer).
  *
  * The reverse path: a handler that sees a corrupt frame, or a gap in its
  * sequence numbers, sends a NACK for its request. When the byte stream loses
- * sync (a bad header, garbage between frames) the deframer hunts for the
+ * sync (a bad header, garbage between frames) the decoder hunts for the
  * next frame, and each request that lost a frame finds out from the gap.
  * A request whose last frames were lost sees no gap: when the connection
  * goes quiet while requests wait, every one of them is asked again.
@@ -16,17 +19,17 @@ import createDebug from '../debug.js'
 import { once } from 'node:events'
 import type { ServerStats } from '../server/server.js'
 import net from 'node:net'
-import { pipeline, Writable } from 'node:stream'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
-import { CacheservError, error } from '../errors.js'
+import { error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
 import { type ChecksumName, FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
 import type { Corrupter, CorruptOptions, CorruptStats } from '../stages/corrupt.js'
-import { createDeframer, type Deframed, type Deframer } from '../stages/deframer.js'
+import { FrameDecoder } from '../protocol/decoder.js'
 import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
+import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
 
@@ -37,6 +40,11 @@ const SILENT_TIMEOUTS = 4
 
 /** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
 const UPLOADS_PER_CONNECTION = 8
+
+const EMPTY = Buffer.alloc(0)
+
+/** Bytes one socket read can bring; the buffer is reused for every read. */
+const RECEIVE_BUFFER = 1024 * 1024
 
 /** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
 const HELLO_ROOM = 512
@@ -126,7 +134,7 @@ export class Client {
   /** What the server announced when the connection opened. */
   readonly hello: Hello
   #socket: net.Socket
-  #deframer: Deframer
+  #decoder: FrameDecoder
   #handlers = new Map<number, FrameHandler>()
   #nextId = 1
   #closed: Error | null = null
@@ -141,15 +149,11 @@ export class Client {
   #uploads = 0
   #uploadTurns: (() => void)[] = []
 
-  private constructor(socket: net.Socket, deframer: Deframer, hello: Hello, done: Promise<void>, progressTimeout: number) {
+  private constructor(socket: net.Socket, decoder: FrameDecoder, hello: Hello, done: Promise<void>, progressTimeout: number) {
     this.#socket = socket
-    this.#deframer = deframer
+    this.#decoder = decoder
     this.hello = hello
     this.#done = done
-    socket.on('data', () => {
-      this.#lastByte = Date.now()
-      this.#silentTimeouts = 0
-    })
     this.#watchdog = setInterval(() => this.#checkProgress(progressTimeout), Math.max(10, progressTimeout / 4)).unref()
     void done.then(() => clearInterval(this.#watchdog))
   }
@@ -179,7 +183,6 @@ export class Client {
     const timeout = opts.timeout ?? 10_000
     const progressTimeout = opts.progressTimeout ?? 5000
     return new Promise<Client>((resolve, reject) => {
-      const socket = addr.kind === 'unix' ? net.connect({ path: addr.path }) : net.connect({ host: addr.host, port: addr.port, noDelay: true })
       let client: Client | null = null
       let handshakeDone = false
       const timer = setTimeout(() => fail(error('ECONNECT', `no answer from ${String(address)} within ${timeout} ms`)), timeout)
@@ -190,50 +193,67 @@ export class Client {
         socket.destroy()
         reject(err)
       }
-      socket.once('error', (err: NodeJS.ErrnoException) => {
-        // A CacheservError here is the deframer's verdict on the bytes (EPROTO), passed through by pipeline.
-        if (!handshakeDone) fail(err instanceof CacheservError ? err : error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
-      })
-      const deframer = createDeframer({ resync: true })
-      const demux = new Writable({
-        objectMode: true,
-        highWaterMark: 1,
-        write: (item: Deframed, _enc, cb) => {
-          if (!handshakeDone) {
+      const decoder = new FrameDecoder(
+        {
+          onFrame: (frame) => {
+            if (client) return client.#route(frame)
+            if (handshakeDone) return
             handshakeDone = true
             clearTimeout(timer)
             try {
-              const hello = parseHello(item)
-              client = new Client(socket, deframer, hello, done, progressTimeout)
+              client = new Client(socket, decoder, parseHello(frame), done, progressTimeout)
               client.#injected = damage?.stats ?? null
               resolve(client)
             } catch (err) {
               socket.destroy()
               reject(err)
             }
-            return cb()
-          }
-          if ('lost' in item) {
+          },
+          onInvalid: (reason) => {
             // Whose frame was damaged is unknown here; each victim finds out from a gap in its
             // sequence numbers, or, if nothing of it follows, from the progress timeout.
-            client!.#stats.lostSync++
-            debug('lost sync: %s', item.lost)
-            return cb()
-          }
-          client!.#route(item, cb)
+            if (!client) return fail(error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?'))
+            client.#stats.lostSync++
+            debug('lost sync: %s', reason)
+          },
         },
+        { resync: true },
+      )
+      // Received bytes land in one reused buffer (no fresh memory per read) and are decoded and
+      // routed at once; the decoder copies out only a partial frame, and every handler takes what
+      // it keeps from a frame before returning. Injected faults work on copies (the damage is a stream).
+      damage?.on('data', (chunk: Buffer) => decoder.write(chunk))
+      const received = Buffer.allocUnsafe(RECEIVE_BUFFER)
+      const onread = {
+        buffer: received,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          if (client) client.#heard()
+          const chunk = (buf as Buffer).subarray(0, n)
+          if (damage) damage.write(Buffer.from(chunk))
+          else {
+            decoder.write(chunk)
+            decoder.retain()
+          }
+          // false pauses reading while a consumer is full; #resume starts it again.
+          return !(client && client.#holding)
+        },
+      }
+      const socket =
+        addr.kind === 'unix' ? net.connect({ path: addr.path, onread } as net.NetConnectOpts) : net.connect({ host: addr.host, port: addr.port, noDelay: true, onread } as net.NetConnectOpts)
+      let failure: NodeJS.ErrnoException | null = null
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        failure ??= err
+        if (!handshakeDone) fail(error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
       const done = new Promise<void>((resolveDone) => {
-        const onDone = (err: Error | null) => {
-          const e =
-            err instanceof CacheservError ? err : error('ECLOSED', `connection closed${err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : ' by the server'}`)
+        socket.once('close', () => {
+          const e = error('ECLOSED', `connection closed${failure ? ` (${failure.code ?? failure.message})` : ' by the server'}`)
           debug('connection ended: %s', e.message)
+          damage?.destroy()
           fail(e)
           if (client) client.#abortAll(e)
           resolveDone()
-        }
-        if (damage) pipeline(socket, damage, deframer, demux, onDone)
-        else pipeline(socket, deframer, demux, onDone)
+        })
       })
     })
   }
@@ -246,17 +266,56 @@ export class Client {
       process.nextTick(() => stream.destroy(this.#closed!))
       return stream
     }
-    this.#handlers.set(id, stream)
+    this.#handlers.set(id, stream.handler)
     this.#send(id, 'read', { path, offset: opts.offset, length: opts.length })
     return stream
   }
 
-  /** Read a whole file (or range) into one Buffer. */
-  async readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
-    const chunks: Buffer[] = []
-    for await (const chunk of this.read(path, opts)) chunks.push(chunk as Buffer)
-    // A file that arrived in one piece is handed on as it is, not copied.
-    return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+  /** Read a whole file (or range) into one Buffer: allocated once START says the length, filled page by page. */
+  readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      let buf: Buffer = EMPTY
+      let at = 0
+      this.#readWith(path, opts, {
+        info: (info) => void (buf = Buffer.allocUnsafe(info.length)),
+        data: (views) => {
+          for (const v of views) at += v.copy(buf, at)
+          return true
+        },
+        end: () => resolve(buf),
+        fail: reject,
+      })
+    })
+  }
+
+  /**
+   * Read a file (or range), handing each verified piece to `onChunk`, in
+   * order, without copying it. A piece lies in the connection's reused
+   * receive buffer: it is valid only until `onChunk` returns, so write it out
+   * or copy what you keep. No piece is handed on before its page passed its
+   * checksum. Resolves with what START announced once every byte arrived; if
+   * `onChunk` throws, the read stops with that error.
+   */
+  readChunks(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'> = {}): Promise<ReadInfo> {
+    return new Promise((resolve, reject) => {
+      let info: ReadInfo | null = null
+      this.#readWith(path, opts, {
+        info: (i) => void (info = i),
+        data: (views) => {
+          for (const v of views) onChunk(v)
+          return true
+        },
+        end: () => resolve(info!),
+        fail: reject,
+      })
+    })
+  }
+
+  #readWith(path: string, opts: ReadOptions, sink: ReadSink): void {
+    if (this.#closed) return sink.fail(this.#closed)
+    const id = this.#allocId()
+    this.#handlers.set(id, new ReadReceiver(id, this.#control(id), sink))
+    this.#send(id, 'read', { path, offset: opts.offset, length: opts.length })
   }
 
   /** Entries of a directory under the root, sorted by name. */
@@ -384,7 +443,6 @@ export class Client {
   async close(): Promise<void> {
     this.#closed ??= error('ECLOSED', 'client closed')
     this.#socket.destroy()
-    // A read whose consumer stopped holds the demux; failing it lets the pipeline finish.
     this.#abortAll(this.#closed)
     await this.#done
   }
@@ -434,47 +492,53 @@ export class Client {
       return
     }
     // Whatever half-frame the deframer holds will never be completed.
-    this.#deframer.reset()
+    this.#decoder.reset()
     this.#lostAll(`nothing received for ${timeout} ms`)
   }
 
-  #route(frame: ReceivedFrame, cb: () => void): void {
+  #route(frame: ReceivedFrame): void {
     if (frame.id === 0) {
       if (!frame.intact) {
         // An unreadable connection-level error: if it was fatal the server closes and we see ECLOSED.
         debug('dropped a corrupt connection-level frame')
-        return cb()
+        return
       }
       const err = frame.type === FrameType.ERROR ? errorFromFrame(frame) : error('EPROTO', `unexpected connection frame type ${frame.type}`)
       // An unparseable line of ours is answered on id 0 and the connection goes on (PROTOCOL.md).
       if (err.code === 'EBADREQ') {
         debug('server could not read a request line: %s', err.message)
-        return cb()
+        return
       }
       // Any other connection-level error: the server is closing; nothing in flight will finish.
       this.#abortAll(err)
       this.#socket.destroy()
-      return cb()
+      return
     }
     const handler = this.#handlers.get(frame.id)
-    if (!handler) return cb() // a request we cancelled: its remaining frames are dropped
+    if (!handler) return // a request we cancelled: its remaining frames are dropped
     let took: boolean
     try {
-      took = handler.onFrame(frame, () => this.#resume(cb))
+      took = handler.onFrame(frame, () => this.#resume())
     } catch (err) {
-      // A handler must never throw into the socket's data event; whatever it was, this request is over.
+      // A handler must never throw into the socket's read callback; whatever it was, this request is over.
       this.#handlers.delete(frame.id)
       handler.onAbort(error('EPROTO', `request ${frame.id}: ${(err as Error).message}`))
-      return cb()
+      return
     }
-    if (took) cb()
-    else this.#holding = true
+    if (!took) this.#holding = true
   }
 
-  #resume(cb: () => void): void {
+  /** Bytes arrived: the connection is alive. */
+  #heard(): void {
+    this.#lastByte = Date.now()
+    this.#silentTimeouts = 0
+  }
+
+  #resume(): void {
+    if (!this.#holding) return
     this.#holding = false
     this.#lastByte = Date.now()
-    cb()
+    this.#socket.resume()
   }
 
   #abortAll(err: Error): void {
@@ -485,10 +549,10 @@ export class Client {
   }
 }
 
-function parseHello(frame: Deframed): Hello {
+function parseHello(frame: ReceivedFrame): Hello {
   // A server that turns us away (EBUSY, say) answers with an ERROR instead of HELLO.
-  if (!('lost' in frame) && frame.type === FrameType.ERROR && frame.id === 0 && frame.intact) throw errorFromFrame(frame)
-  if ('lost' in frame || frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
+  if (frame.type === FrameType.ERROR && frame.id === 0 && frame.intact) throw errorFromFrame(frame)
+  if (frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
     throw error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
   }
   const hello = parseJsonPayload<Hello | null>(frame)

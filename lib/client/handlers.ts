@@ -1,7 +1,8 @@
 /**
- * What the client's demultiplexer routes frames to: one handler per request
- * in flight. A handler returns false from onFrame when its consumer is full;
- * the demux then holds the socket until `resume` is called.
+ * What the client routes frames to: one handler per request in flight. A
+ * frame's payload lies in the client's reused receive buffer, valid only
+ * during onFrame. A handler returns false when its consumer is full; the
+ * client then stops reading the socket until `resume` is called.
  */
 import type { ReceivedFrame } from '../protocol/frame.js'
 import { MAX_STALLS, type Nack } from '../protocol/receive-window.js'

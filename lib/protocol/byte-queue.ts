@@ -82,6 +82,14 @@ export class ByteQueue {
     return views
   }
 
+  /** Copy everything into `into` (at least `length` bytes), which then holds the queue's only chunk. */
+  moveInto(into: Buffer): void {
+    let at = 0
+    for (let i = this.#head; i < this.#chunks.length; i++) at += this.#chunks[i].copy(into, at)
+    this.#chunks = at > 0 ? [into.subarray(0, at)] : []
+    this.#head = 0
+  }
+
   /** Remove n bytes. */
   drop(n: number): void {
     this.#consume(n)

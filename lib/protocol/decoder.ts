@@ -36,6 +36,8 @@ const enum State {
 
 const MAGIC_BYTES = Buffer.from([MAGIC >> 8, MAGIC & 0xff])
 const EMPTY = Buffer.alloc(0)
+/** Smallest carry buffer retain() allocates: most partial frames fit, so it is allocated once. */
+const MIN_CARRY = 512 * 1024
 
 /** A received frame; a payload in several pieces keeps them as `views` and is joined only if asked for. */
 function received(h: Header, views: Buffer[], intact: boolean): ReceivedFrame {
@@ -56,6 +58,9 @@ export class FrameDecoder {
   #header: Header | null = null
   #handlers: DecoderHandlers
   #resync: boolean
+  /** See retain(). */
+  #carries: [Buffer | null, Buffer | null] = [null, null]
+  #carry = 0
 
   constructor(handlers: DecoderHandlers, { resync = false }: DecoderOptions = {}) {
     this.#handlers = handlers
@@ -107,6 +112,23 @@ export class FrameDecoder {
           break
       }
     }
+  }
+
+  /**
+   * The caller is about to reuse the memory of the chunks it wrote (a reused
+   * receive buffer): copy what is still buffered, a partial frame, into the
+   * decoder's own memory. Frames already handed on are not copied: a caller
+   * that reuses its buffer must consume each frame within onFrame.
+   * Two carry buffers are used in turn, so a copy never overlaps its source
+   * (the bytes kept at the last call are among those copied now).
+   */
+  retain(): void {
+    const n = this.#bytes.length
+    if (n === 0) return
+    this.#carry ^= 1
+    let into = this.#carries[this.#carry]
+    if (!into || into.length < n) into = this.#carries[this.#carry] = Buffer.allocUnsafe(Math.max(n, MIN_CARRY))
+    this.#bytes.moveInto(into)
   }
 
   /**

@@ -263,3 +263,26 @@ describe('FrameDecoder payloads in pieces', () => {
     assert.equal(frames[0].intact, false)
   })
 })
+
+describe('FrameDecoder.retain', () => {
+  test('frames come out right when the writer reuses its buffer after every write', () => {
+    const sent = sample()
+    const stream = Buffer.concat(sent.map((s) => s.bytes))
+    for (const seed of [1, 2, 3]) {
+      const rnd = mulberry32(seed)
+      const recv = Buffer.alloc(4096)
+      const frames: ReceivedFrame[] = []
+      // As the contract says: what is kept from a frame is copied within onFrame.
+      const decoder = new FrameDecoder({ onFrame: (f) => frames.push({ ...whole(f), payload: Buffer.from(f.payload) }), onInvalid: () => assert.fail('lost sync') })
+      for (let at = 0; at < stream.length; ) {
+        const n = Math.min(randInt(rnd, 1, recv.length), stream.length - at)
+        stream.copy(recv, 0, at, at + n)
+        decoder.write(recv.subarray(0, n))
+        decoder.retain()
+        recv.fill(0xaa) // the next read lands here
+        at += n
+      }
+      assert.deepEqual(frames, expected(sent), `seed ${seed}`)
+    }
+  })
+})

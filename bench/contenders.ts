@@ -13,7 +13,7 @@ import type { Contender, Sample } from './measure.js'
 import { shell, type ShellResult } from './procs.js'
 import { pythonBig, pythonMany } from './python.js'
 import { type BareServer, CLIENT_BIN, type ProductServer } from './servers.js'
-import { BenchError, checkRead, consume, type CpuUse, cpuMeter, now, withTimeout, xorPages } from './util.js'
+import { BenchError, checkRead, consume, type CpuUse, cpuMeter, now, Toucher, withTimeout, xorPages } from './util.js'
 
 export interface Setup {
   ds: Dataset
@@ -69,6 +69,31 @@ export function hotContenders(s: Setup): Contender[] {
       }
     },
   })
+  // readChunks: each verified piece to a callback that touches it, as the bare client's 'data' handler does.
+  const chunks = (key: string, label: string, url: string): Contender => ({
+    key,
+    label,
+    unit: 'GB/s',
+    run: async () => {
+      const client = await connect(url)
+      try {
+        const cpu = cpuMeter(s.product.child.pid)
+        const t0 = now()
+        const read = new Toucher()
+        await withTimeout(
+          client.readChunks(big.path, (chunk) => read.touch(chunk)),
+          t,
+          label,
+        )
+        const ms = now() - t0
+        const used = cpu()
+        checkRead(label, read, big)
+        return { value: gbps(read.bytes, ms), cpu: cpuPer(used, read.bytes / 1e9) } satisfies Sample
+      } finally {
+        await client.close()
+      }
+    },
+  })
   const bare = (key: string, label: string, addr: BareAddress): Contender => ({
     key,
     label,
@@ -105,6 +130,8 @@ export function hotContenders(s: Setup): Contender[] {
   return [
     library('lib-tcp', 'library tcp', s.product.tcp),
     library('lib-unix', 'library unix', s.product.unix),
+    chunks('chunks-tcp', 'library tcp readChunks', s.product.tcp),
+    chunks('chunks-unix', 'library unix readChunks', s.product.unix),
     bare('bare-tcp', 'bare pair tcp', s.bare.tcp),
     bare('bare-unix', 'bare pair unix', s.bare.unix),
     pipeline('cat', 'cat f > /dev/null', `cat ${q(abs)} > /dev/null`),

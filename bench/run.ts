@@ -158,6 +158,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [
     row(hotName, g(hot, 'lib-tcp'), g(hot, 'bare-tcp')),
     row(hotName, g(hot, 'lib-unix'), g(hot, 'bare-unix')),
+    row(hotName, g(hot, 'chunks-tcp'), g(hot, 'bare-tcp'), 'each verified piece to a callback, no copy'),
+    row(hotName, g(hot, 'chunks-unix'), g(hot, 'bare-unix'), 'each verified piece to a callback, no copy'),
     row(hotName, g(hot, 'bare-tcp'), g(hot, 'cat-cat')),
     row(hotName, g(hot, 'bare-unix'), g(hot, 'cat-cat')),
     row(hotName, g(hot, 'cli'), g(hot, 'cat-cat'), 'wall time, incl. node start'),
@@ -182,6 +184,8 @@ async function main(): Promise<void> {
   const targets: Target[] = [
     ratioTarget('hot read, library tcp ≥ bare pair tcp', g(hot, 'lib-tcp'), g(hot, 'bare-tcp'), 1.0),
     ratioTarget('hot read, library unix ≥ bare pair unix', g(hot, 'lib-unix'), g(hot, 'bare-unix'), 1.0),
+    ratioTarget('hot read, library readChunks tcp ≥ bare pair tcp', g(hot, 'chunks-tcp'), g(hot, 'bare-tcp'), 1.0),
+    ratioTarget('hot read, library readChunks unix ≥ bare pair unix', g(hot, 'chunks-unix'), g(hot, 'bare-unix'), 1.0),
     ratioTarget('cli read f | cat ≥ 0.5 × cat f | cat', g(hot, 'cli'), g(hot, 'cat-cat'), 0.5),
     ratioTarget('small files, library 8 in flight ≥ bare pair 8 conns (tcp)', g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8'), 1.0),
     ratioTarget('hot read, python client ≥ 0.5 × library (tcp)', g(hot, 'py-tcp'), g(hot, 'lib-tcp'), 0.5),

@@ -57,8 +57,8 @@ export function createDeframer({ passCorrupt = false, resync = false }: Deframer
     },
     { resync },
   )
-  // node:stream, not through2, on the client's side: through2 brings its own readable-stream,
-  // ~90 ms of start-up that `cacheserv-pipe-client read small | head -c1` pays every time.
+  // node:stream, not through2, on the receiving side: through2 brings its own readable-stream,
+  // ~90 ms of start-up for a short-lived tool that reads frames.
   stream = new Transform({
     writableObjectMode: false,
     readableObjectMode: true,

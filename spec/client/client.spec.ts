@@ -7,6 +7,7 @@ import { FrameType } from '../../lib/protocol/constants.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { tamperProxy } from '../helpers/tamper-proxy.js'
+import { poll } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
 const PAGE = 256 * 1024
@@ -148,8 +149,11 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
       return dataFrames >= 4 ? Buffer.alloc(0) : frame // swallow everything from the 4th page on
     })
     const client = await connectTo(t, proxy)
-    const result = drain(client.read('f.bin'))
-    await sleep(200)
+    let received = 0
+    const counted = client.read('f.bin').on('data', (c: Buffer) => void (received += c.length))
+    const result = drain(counted)
+    // However busy the machine: wait for the three pages let through, then hang up.
+    assert.ok(await poll(() => received === 3 * PAGE), `received ${received} bytes`)
     await client.close()
     const { bytes, error } = await result
     assert.equal(error?.code, 'ECLOSED')

@@ -23,7 +23,11 @@ export class ReadStream extends Readable {
       info: (info) => this.emit('info', info),
       data: (views, resume) => {
         let more = true
-        for (const piece of copies(views)) more = this.push(piece)
+        for (const piece of copies(views)) {
+          more = this.push(piece)
+          // A 'data' listener may destroy the stream mid-page: then there is nothing to hold for.
+          if (this.destroyed) return true
+        }
         if (more) return true
         this.#held = resume
         return false

@@ -85,6 +85,14 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       duplex.destroy()
     })
   }
+  // A frame leaves the framer as a header and a payload; written one by one, each 28-byte header
+  // is a syscall and (with TCP_NODELAY) a packet of its own. Corking for the rest of the tick
+  // turns what the chain produces meanwhile into one writev.
+  chain.prependListener('data', () => {
+    if (duplex.writableCorked > 0) return
+    duplex.cork()
+    process.nextTick(() => duplex.uncork())
+  })
   // Once every response is out, the connection is done, even if the peer keeps
   // its side open (after a fatal request error, say).
   duplex.once('finish', () => duplex.destroy())

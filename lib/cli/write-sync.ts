@@ -18,6 +18,9 @@ const pause = new Int32Array(new SharedArrayBuffer(4))
 export function stdoutForSyncWrites(): { fd: number; close(): void } {
   try {
     if (fstatSync(1).isFIFO()) {
+      // A blocking open of a FIFO waits for a reader: probe without blocking first (ENXIO: none left,
+      // and writes to fd 1 fail with EPIPE as they should).
+      closeSync(openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK))
       const fd = openSync('/proc/self/fd/1', constants.O_WRONLY)
       return { fd, close: () => closeSync(fd) }
     }

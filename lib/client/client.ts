@@ -234,6 +234,8 @@ export class Client {
             decoder.write(chunk)
             decoder.retain()
           }
+          // A consumer may have blocked in here (readChunks writing to a slow pipe): that was not silence.
+          if (client) client.#heard()
           // false pauses reading while a consumer is full; #resume starts it again.
           return !(client && client.#holding)
         },
@@ -522,6 +524,7 @@ export class Client {
     } catch (err) {
       // A handler must never throw into the socket's read callback; whatever it was, this request is over.
       this.#handlers.delete(frame.id)
+      if (!this.#closed) this.#send(frame.id, 'cancel') // nobody will take the rest
       handler.onAbort(error('EPROTO', `request ${frame.id}: ${(err as Error).message}`))
       return
     }

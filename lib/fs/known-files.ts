@@ -53,7 +53,12 @@ export class KnownFiles {
     const name = normalize(path)
     const known = this.#known.get(name)
     if (!known) return null
-    const st = statSync(name === '' ? this.#root : this.#root + sep + name.split('/').join(sep), { bigint: true, throwIfNoEntry: false })
+    let st
+    try {
+      st = statSync(name === '' ? this.#root : this.#root + sep + name.split('/').join(sep), { bigint: true, throwIfNoEntry: false })
+    } catch {
+      st = undefined // ENOTDIR, ELOOP, EACCES...: the full path reports it in the jail's words
+    }
     if (st?.isFile() && identityOf(st) === known.key) return known
     this.#known.delete(name)
     return null

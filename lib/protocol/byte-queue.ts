@@ -90,6 +90,21 @@ export class ByteQueue {
     this.#head = 0
   }
 
+  /**
+   * Like moveInto, when the first chunk already begins `into` (moved there
+   * before) and everything fits: copies only the chunks after it. False, and
+   * nothing done, otherwise.
+   */
+  extendInto(into: Buffer): boolean {
+    const first = this.#chunks[this.#head]
+    if (!first || first.buffer !== into.buffer || first.byteOffset !== into.byteOffset || this.#length > into.length) return false
+    let at = first.length
+    for (let i = this.#head + 1; i < this.#chunks.length; i++) at += this.#chunks[i].copy(into, at)
+    this.#chunks = [into.subarray(0, at)]
+    this.#head = 0
+    return true
+  }
+
   /** Remove n bytes. */
   drop(n: number): void {
     this.#consume(n)

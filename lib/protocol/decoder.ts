@@ -119,15 +119,22 @@ export class FrameDecoder {
    * receive buffer): copy what is still buffered, a partial frame, into the
    * decoder's own memory. Frames already handed on are not copied: a caller
    * that reuses its buffer must consume each frame within onFrame.
-   * Two carry buffers are used in turn, so a copy never overlaps its source
-   * (the bytes kept at the last call are among those copied now).
+   * Two carry buffers are used in turn when a new frame starts, so a copy
+   * never overlaps its source (the bytes kept at the last call are among
+   * those copied now).
    */
   retain(): void {
     const n = this.#bytes.length
     if (n === 0) return
+    // A partial frame that grows across reads is extended in place: each byte is copied once.
+    const current = this.#carries[this.#carry]
+    if (current && this.#bytes.extendInto(current)) return
     this.#carry ^= 1
     let into = this.#carries[this.#carry]
-    if (!into || into.length < n) into = this.#carries[this.#carry] = Buffer.allocUnsafe(Math.max(n, MIN_CARRY))
+    // Grown for a big page (twice what is needed, so growing stays linear); back to small once pages are.
+    if (!into || into.length < n || (into.length > 4 * MIN_CARRY && n <= MIN_CARRY)) {
+      into = this.#carries[this.#carry] = Buffer.allocUnsafe(n <= MIN_CARRY ? MIN_CARRY : 2 * n)
+    }
     this.#bytes.moveInto(into)
   }
 

@@ -61,6 +61,15 @@ describe('reads of known files', () => {
     await assert.rejects(client.readFile('dir/f.bin'), { code: 'EACCES' })
   })
 
+  it('report a directory on the way turned into a file as the full path does (ENOTDIR, no server path)', async (t) => {
+    const { root, client } = await knownAndCached(t)
+    rmSync(join(root, 'dir'), { recursive: true })
+    writeFileSync(join(root, 'dir'), 'now a file')
+    const err = await client.readFile('dir/f.bin').then(() => null, (e: Error & { code?: string }) => e)
+    assert.equal(err?.code, 'ENOTDIR')
+    assert.ok(!err.message.includes(root), err.message)
+  })
+
   it('fail with ENOENT once the file is gone', async (t) => {
     const { root, client } = await knownAndCached(t)
     unlinkSync(join(root, 'dir/f.bin'))

@@ -285,4 +285,24 @@ describe('FrameDecoder.retain', () => {
       assert.deepEqual(frames, expected(sent), `seed ${seed}`)
     }
   })
+
+  test('a frame much larger than each write, then small ones, through a reused buffer', () => {
+    const rnd = mulberry32(11)
+    const sent = [3_000_000, 700, 1_200_000, 10].map((n, i) => {
+      const frame: Frame = { type: FrameType.DATA, id: 1, seq: i, payload: randomBytes(rnd, n) }
+      return { frame, checksum: ChecksumId.crc32, bytes: Buffer.concat(encodeFrame(frame, ChecksumId.crc32)) }
+    })
+    const stream = Buffer.concat(sent.map((x) => x.bytes))
+    const recv = Buffer.alloc(65_536)
+    const got: Buffer[] = []
+    const decoder = new FrameDecoder({ onFrame: (f) => got.push(f.intact ? Buffer.from(f.payload) : Buffer.alloc(0)), onInvalid: () => assert.fail('lost sync') })
+    for (let at = 0; at < stream.length; at += recv.length) {
+      const n = stream.copy(recv, 0, at, at + recv.length)
+      decoder.write(recv.subarray(0, n))
+      decoder.retain()
+      recv.fill(0x55)
+    }
+    assert.equal(got.length, sent.length)
+    got.forEach((g, i) => assert.ok(g.equals(sent[i].frame.payload), `frame ${i}`))
+  })
 })

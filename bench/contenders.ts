@@ -6,7 +6,7 @@
 import { createReadStream, readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { connect } from '../lib/index.js'
+import { type Client, connect } from '../lib/index.js'
 import { type BareAddress, bareBig, bareMany } from './bare.js'
 import type { Dataset, FileInfo } from './data.js'
 import type { Contender, Sample } from './measure.js'
@@ -50,27 +50,17 @@ export function hotContenders(s: Setup): Contender[] {
   const abs = join(s.ds.root, big.path)
   const t = s.timeoutMs
 
-  const library = (key: string, label: string, url: string): Contender => ({
-    key,
-    label,
-    unit: 'GB/s',
-    run: async () => {
-      const client = await connect(url)
-      try {
-        const cpu = cpuMeter(s.product.child.pid)
-        const t0 = now()
-        const read = await withTimeout(consume(client.read(big.path)), t, label)
-        const ms = now() - t0
-        const used = cpu()
-        checkRead(label, read, big)
-        return { value: gbps(read.bytes, ms), cpu: cpuPer(used, read.bytes / 1e9) } satisfies Sample
-      } finally {
-        await client.close()
-      }
-    },
-  })
+  /** How a library contender reads the big file: into a Toucher, which it returns. */
+  type Way = (client: Client) => Promise<Toucher>
+  // read(): a Readable consumed through 'data' events.
+  const stream: Way = (client) => consume(client.read(big.path))
   // readChunks: each verified piece to a callback that touches it, as the bare client's 'data' handler does.
-  const chunks = (key: string, label: string, url: string): Contender => ({
+  const chunks: Way = async (client) => {
+    const read = new Toucher()
+    await client.readChunks(big.path, (chunk) => read.touch(chunk))
+    return read
+  }
+  const library = (key: string, label: string, url: string, way: Way): Contender => ({
     key,
     label,
     unit: 'GB/s',
@@ -79,12 +69,7 @@ export function hotContenders(s: Setup): Contender[] {
       try {
         const cpu = cpuMeter(s.product.child.pid)
         const t0 = now()
-        const read = new Toucher()
-        await withTimeout(
-          client.readChunks(big.path, (chunk) => read.touch(chunk)),
-          t,
-          label,
-        )
+        const read = await withTimeout(way(client), t, label)
         const ms = now() - t0
         const used = cpu()
         checkRead(label, read, big)
@@ -128,10 +113,10 @@ export function hotContenders(s: Setup): Contender[] {
   })
   const cli = `${q(CLIENT_BIN)} --server ${q(s.product.tcp)} read ${q(big.path)}`
   return [
-    library('lib-tcp', 'library tcp', s.product.tcp),
-    library('lib-unix', 'library unix', s.product.unix),
-    chunks('chunks-tcp', 'library tcp readChunks', s.product.tcp),
-    chunks('chunks-unix', 'library unix readChunks', s.product.unix),
+    library('lib-tcp', 'library tcp', s.product.tcp, stream),
+    library('lib-unix', 'library unix', s.product.unix, stream),
+    library('chunks-tcp', 'library tcp readChunks', s.product.tcp, chunks),
+    library('chunks-unix', 'library unix readChunks', s.product.unix, chunks),
     bare('bare-tcp', 'bare pair tcp', s.bare.tcp),
     bare('bare-unix', 'bare pair unix', s.bare.unix),
     pipeline('cat', 'cat f > /dev/null', `cat ${q(abs)} > /dev/null`),

@@ -227,14 +227,14 @@ export class Client {
       const onread = {
         buffer: received,
         callback: (n: number, buf: Uint8Array): boolean => {
-          if (client) client.#heard()
           const chunk = (buf as Buffer).subarray(0, n)
           if (damage) damage.write(Buffer.from(chunk))
           else {
             decoder.write(chunk)
             decoder.retain()
           }
-          // A consumer may have blocked in here (readChunks writing to a slow pipe): that was not silence.
+          // Heard now, after the routing: a consumer may have blocked in it (readChunks writing to
+          // a slow pipe), and that was not the server falling silent.
           if (client) client.#heard()
           // false pauses reading while a consumer is full; #resume starts it again.
           return !(client && client.#holding)

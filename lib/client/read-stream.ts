@@ -70,7 +70,7 @@ export class ReadStream extends Readable {
  * and faulting that in cost more than the copy (a 256 KiB page per buffer:
  * ~1.3 s of CPU per GB here); smaller buffers are recycled from its heap.
  */
-export function copies(views: readonly Buffer[]): Buffer[] {
+function copies(views: readonly Buffer[]): Buffer[] {
   const out: Buffer[] = []
   for (const v of views) {
     for (let at = 0; at < v.length; at += COPY_SIZE) out.push(Buffer.from(v.subarray(at, at + COPY_SIZE)))

@@ -27,7 +27,10 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
   const known = ctx.files.current(path)
   if (known) {
     const parts = fromCache(known, path, offset, length, ctx, resume)
-    if (parts) return yield* parts
+    if (parts) {
+      ctx.files.hits++
+      return yield* parts
+    }
   }
   const file = await openFile(ctx.jail, await ctx.jail.resolve(path), Jail.shown(path))
   try {

@@ -43,10 +43,14 @@ export class Jail {
     return parts
   }
 
+  /** The segments of a checked client path under the root, unresolved (symlinks not followed). */
+  under(parts: readonly string[]): string {
+    return parts.length === 0 ? this.root : this.root + sep + parts.join(sep)
+  }
+
   /** Absolute real path of a client path, guaranteed inside the root. */
   async resolve(path: unknown): Promise<string> {
-    const parts = Jail.segments(path)
-    const joined = parts.length === 0 ? this.root : this.root + sep + parts.join(sep)
+    const joined = this.under(Jail.segments(path))
     let real: string
     try {
       real = await realpath(joined)

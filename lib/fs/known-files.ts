@@ -15,7 +15,6 @@
  * and the read takes the full path (realpath, O_NOFOLLOW, /proc check).
  */
 import { statSync } from 'node:fs'
-import { sep } from 'node:path'
 import QuickLRU from 'quick-lru'
 import { Jail } from './jail.js'
 import { identityOf } from './open-file.js'
@@ -31,31 +30,35 @@ export interface KnownFile {
 const MAX_KNOWN = 65_536
 
 export class KnownFiles {
-  #root: string
+  /** Reads served by the shortcut: the file was not opened. */
+  hits = 0
+  #jail: Jail
   #known: QuickLRU<string, KnownFile>
 
-  constructor(root: string, max = MAX_KNOWN) {
-    this.#root = root
+  constructor(jail: Jail, max = MAX_KNOWN) {
+    this.#jail = jail
     this.#known = new QuickLRU({ maxSize: max })
   }
 
   /** Remember that `path` (a client path) was opened and checked as `file`. */
   remember(path: string, file: KnownFile): void {
-    this.#known.set(normalize(path), { key: file.key, size: file.size, mtimeMs: file.mtimeMs })
+    this.#known.set(Jail.segments(path).join('/'), { key: file.key, size: file.size, mtimeMs: file.mtimeMs })
   }
 
   forget(path: string): void {
-    this.#known.delete(normalize(path))
+    this.#known.delete(Jail.segments(path).join('/'))
   }
 
   /** The remembered file at `path`, if a stat shows it unchanged now; else null (and it is forgotten). */
   current(path: string): KnownFile | null {
-    const name = normalize(path)
+    const parts = Jail.segments(path)
+    // One spelling per path: 'a//b/./c' is 'a/b/c'.
+    const name = parts.join('/')
     const known = this.#known.get(name)
     if (!known) return null
     let st
     try {
-      st = statSync(name === '' ? this.#root : this.#root + sep + name.split('/').join(sep), { bigint: true, throwIfNoEntry: false })
+      st = statSync(this.#jail.under(parts), { bigint: true, throwIfNoEntry: false })
     } catch {
       st = undefined // ENOTDIR, ELOOP, EACCES...: the full path reports it in the jail's words
     }
@@ -63,9 +66,4 @@ export class KnownFiles {
     this.#known.delete(name)
     return null
   }
-}
-
-/** One spelling per path ('a//b/./c' is 'a/b/c'); invalid paths never get here (Jail.segments throws). */
-function normalize(path: string): string {
-  return Jail.segments(path).join('/')
 }

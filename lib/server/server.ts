@@ -75,6 +75,8 @@ export const DEFAULT_GRACE = 10_000
 export class CacheServer extends EventEmitter {
   readonly root: string
   readonly cache: BlockCache
+  /** Recently checked files, whose cached reads skip the open. */
+  readonly files: KnownFiles
   readonly pageSize: number
   readonly checksum: ChecksumName
   #ctx: CommandContext
@@ -101,7 +103,8 @@ export class CacheServer extends EventEmitter {
     this.pageSize = pageSize
     this.checksum = opts.checksum ?? 'crc32'
     this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE, policy: opts.policy })
-    this.#ctx = { jail, cache: this.cache, files: new KnownFiles(jail.root), writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    this.files = new KnownFiles(jail)
+    this.#ctx = { jail, cache: this.cache, files: this.files, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
   }
 

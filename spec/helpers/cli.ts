@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import type { TestContext } from 'node:test'
 
 export const SERVER_BIN = fileURLToPath(new URL('../../bin/cacheserv-pipe.js', import.meta.url))
-export const CLIENT_BIN = fileURLToPath(new URL('../../bin/cacheserv-pipe-client.js', import.meta.url))
+export const CLIENT_BIN = fileURLToPath(new URL('../../bin/cacheserv-pipe-client.cjs', import.meta.url))
 
 export interface RunResult {
   code: number | null

@@ -1,8 +1,8 @@
 import type { Hash } from 'node:crypto'
 import { createRequire } from 'node:module'
-import { crc32 } from 'node:zlib'
 import { ChecksumId, type ChecksumName, DIGEST_SIZE } from './constants.js'
 import { memoCrc32 } from './crc-memo.js'
+import { crc32 } from './crc32.js'
 
 /** md5 is rare (crc32 is the default): node:crypto costs ~9 ms of client start-up, so it loads on first use. */
 function md5(): Hash {

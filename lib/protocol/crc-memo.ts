@@ -7,7 +7,7 @@
  * ArrayBuffer (a WeakMap: the memo goes when the block does); any other
  * payload is summed every time.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from './crc32.js'
 
 /** Views remembered per buffer at most: pages shrink after NACKs, and a damaged link must not grow this without bound. */
 const MAX_VIEWS = 64

@@ -38,13 +38,21 @@ const result = await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  // CommonJS has no import.meta; createRequire(import.meta.url) needs this file's URL.
+  // CommonJS has no import.meta. The client uses import.meta.url only for createRequire, for
+  // which the bundle's own URL resolves the same packages; a URL relative to a source file would
+  // not (it would point into dist/bin). The banner comes before esbuild's "use strict", so it
+  // says so itself: the bundle must run in strict mode, as the modules it came from do.
   define: { 'import.meta.url': '__bundleUrl' },
-  banner: { js: "const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: { js: "'use strict'; const __bundleUrl = require('node:url').pathToFileURL(__filename).href;" },
   sourcemap: 'linked',
   metafile: true,
   logLevel: 'warning',
   plugins: [lazyImportsStayFiles],
 })
+// A warning (an import.meta use other than the URL, say) means the bundle may not behave as the modules do.
+if (result.warnings.length > 0) {
+  console.error(`bundle-client: ${result.warnings.length} warning(s) above; refusing the bundle`)
+  process.exit(1)
+}
 // What went in: spec/cli/client-bundle.spec.ts checks it holds no server code and no package.
 await writeFile(`${outfile}.meta.json`, JSON.stringify(result.metafile, null, 1))

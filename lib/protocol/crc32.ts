@@ -5,7 +5,7 @@
  * it costs 3–6 ms, more than summing a small file, and the client CLI's
  * start-up is its budget: so a process starts on zlib and switches once it
  * has summed SWITCH_AFTER bytes, or when it asks (the server, at start).
- * Where the package is missing (another platform, --omit=optional) or gives
+ * Where the package cannot load (a platform it has no binary for) or gives
  * a wrong sum, zlib stays.
  */
 import { createRequire } from 'node:module'
@@ -64,8 +64,11 @@ export function useFastCrc32(pkg = FAST_PACKAGE): boolean {
 /** A quick proof that `fast` is the same CRC-32: the standard check value, a seed, and a long run. */
 function agrees(fast: Crc32): boolean {
   try {
-    const long = Buffer.alloc(4099, 0xa5)
-    return fast(Buffer.from('123456789')) === 0xcbf43926 && fast(long, 12345) === zlibCrc32(long, 12345)
+    const long = Buffer.alloc(4099)
+    for (let i = 0; i < long.length; i++) long[i] = (i * 131) >>> 3
+    // Views into a larger buffer, at an odd offset, as the client's receive buffer hands them over.
+    const view = new Uint8Array(long.buffer, long.byteOffset + 3, 4000)
+    return fast(Buffer.from('123456789')) === 0xcbf43926 && fast(long, 12345) === zlibCrc32(long, 12345) && fast(view, 7) === zlibCrc32(view, 7)
   } catch {
     return false
   }

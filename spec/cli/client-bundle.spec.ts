@@ -5,9 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { existsSync, readFileSync } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+import { createRequire } from 'node:module'
+import { dirname, join, resolve } from 'node:path'
 import { describe, it } from 'node:test'
-import { CLIENT_BIN } from '../helpers/cli.js'
+import { CLIENT_BIN, run } from '../helpers/cli.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { FAST_CRC32_INSTALLED } from '../helpers/optional.js'
+import { startServer } from '../helpers/server.js'
 
 interface Meta {
   inputs: Record<string, unknown>
@@ -42,5 +46,23 @@ describe('cacheserv-pipe-client bundle', () => {
     for (const i of imports.filter((x) => x.kind === 'require-call' || x.kind === 'import-statement')) {
       assert.match(i.path, /^node:/, `${i.path} would be loaded at start-up`)
     }
+  })
+
+  it('loads no file but itself for a small read: no package (debug, sizes, SIMD crc32), no other module of ours', async (t) => {
+    const { url, root } = await startServer(t)
+    const data = writeFile(root, 'small.bin', 110_000)
+    // Preloaded into the bin's process: on exit, every file that process loaded with require().
+    const hook = join(tempDir(t), 'loaded.cjs')
+    writeFile(dirname(hook), 'loaded.cjs', "process.on('exit', () => require('fs').writeSync(2, '\\nLOADED ' + JSON.stringify(Object.keys(require.cache)) + '\\n'))\n")
+    const r = await run(process.execPath, ['--require', hook, CLIENT_BIN, '--server', url, 'read', 'small.bin'], { env: { DEBUG: '' } })
+    assert.equal(r.code, 0, r.stderr)
+    assert.ok(r.stdout.equals(data), 'the read delivered the file')
+    const loaded = JSON.parse(/LOADED (.*)/.exec(r.stderr)![1]!) as string[]
+    assert.deepEqual(loaded.filter((f) => f !== hook), [CLIENT_BIN])
+  })
+
+  it('finds the SIMD crc32 package from where it is installed', { skip: !FAST_CRC32_INSTALLED && '@node-rs/crc32 has no binary here' }, () => {
+    // The bundle resolves packages from its own URL (createRequire): that must reach node_modules.
+    assert.doesNotThrow(() => createRequire(CLIENT_BIN).resolve('@node-rs/crc32'))
   })
 })

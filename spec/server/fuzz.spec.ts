@@ -30,6 +30,7 @@ import { encodeHeader } from '../../lib/protocol/header.js'
 import { createDeframer, type Deframed } from '../../lib/stages/deframer.js'
 import { startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { loopbackServer } from '../helpers/loopback.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : randomInt(2 ** 32)
@@ -1266,9 +1267,7 @@ describe('client fuzz against a fake server', () => {
 
 /** A fake server that answers the first request with the given frames (after a valid HELLO). */
 async function oneAnswerServer(t: Pick<TestContext, 'after'>, answer: (id: number) => Frame[]): Promise<string> {
-  const sockets = new Set<net.Socket>()
-  const server = net.createServer((socket) => {
-    sockets.add(socket)
+  return loopbackServer(t, (socket) => {
     socket.on('error', () => {})
     socket.write(frameBytes(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), 1))
     let answered = false
@@ -1279,15 +1278,6 @@ async function oneAnswerServer(t: Pick<TestContext, 'after'>, answer: (id: numbe
       for (const f of answer(id)) socket.write(frameBytes(f, 1))
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.after(
-    () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  )
-  return `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`
 }
 
 describe('inputs the fuzz found bugs with', () => {

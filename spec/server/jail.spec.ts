@@ -15,6 +15,7 @@ import { Jail } from '../../lib/fs/jail.js'
 import { openFile } from '../../lib/fs/open-file.js'
 import { openDirInside } from '../../lib/fs/safe-open.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { codeOf } from '../helpers/outcome.js'
 import { connectTo, type Running, startServer } from '../helpers/server.js'
 
 const KiB = 1024
@@ -60,16 +61,6 @@ function makeTree(base: string) {
   symlinkSync('in-file', join(root, 'in-chain'))
   symlinkSync('in-dir', join(root, 'in-dir-chain'))
   return { root, outside, secret, file, deep }
-}
-
-/** Run a command and return its error code, or 'ok' if it succeeded. */
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-    return 'ok'
-  } catch (err) {
-    return String((err as { code?: unknown }).code)
-  }
 }
 
 interface Case {

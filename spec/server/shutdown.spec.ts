@@ -18,6 +18,7 @@ import type { ReceivedFrame } from '../../lib/protocol/frame.js'
 import type { ReadStream } from '../../lib/client/read-stream.js'
 import { run, runClient, SERVER_BIN, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { codeOf } from '../helpers/outcome.js'
 import { startServer } from '../helpers/server.js'
 import { poll, within } from '../helpers/wait.js'
 
@@ -29,15 +30,6 @@ async function drain(stream: ReadStream): Promise<number> {
   let bytes = 0
   for await (const chunk of stream) bytes += (chunk as Buffer).length
   return bytes
-}
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-    return 'ok'
-  } catch (err) {
-    return String((err as { code?: unknown }).code)
-  }
 }
 
 /**

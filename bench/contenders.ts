@@ -263,26 +263,35 @@ async function timedInShell(name: string, cmd: string, timeoutMs: number): Promi
   return { ms: Number(m[1]) / 1e6, stdout: r.stdout }
 }
 
-export function ttfbContenders(s: Setup): Contender[] {
+/**
+ * The CLI against the loaded product server (every file cached, the target's
+ * figure), against `idle`: a product server holding only the file read (to
+ * tell the client's start-up from the server's answer), and `node -e 0`.
+ */
+export function ttfbContenders(s: Setup, idle: ProductServer): Contender[] {
   const small = s.ds.small[0]!
   const first = readFileSync(join(s.ds.root, small.path)).subarray(0, 1)
-  const cmd = `${q(CLIENT_BIN)} --server ${q(s.product.tcp)} read ${q(small.path)} | head -c1`
-  return [
-    {
-      key: 'cli-ttfb',
-      label: 'cli read small | head -c1',
+  const cli = (key: string, label: string, server: ProductServer): Contender => {
+    const cmd = `${q(CLIENT_BIN)} --server ${q(server.tcp)} read ${q(small.path)} | head -c1`
+    return {
+      key,
+      label,
       unit: 'ms',
       run: async () => {
-        const r = await timedInShell('cli read | head -c1', cmd, s.timeoutMs)
-        if (!r.stdout.equals(first)) throw new BenchError(`cli read | head -c1: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${first.toString('hex')})`)
+        const r = await timedInShell(label, cmd, s.timeoutMs)
+        if (!r.stdout.equals(first)) throw new BenchError(`${label}: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${first.toString('hex')})`)
         return r.ms
       },
-    },
+    }
+  }
+  return [
+    cli('cli-ttfb', 'cli read small | head -c1', s.product),
     {
       key: 'node-e0',
       label: 'node -e 0',
       unit: 'ms',
       run: async () => (await timedInShell('node -e 0', 'node -e 0', s.timeoutMs)).ms,
     },
+    cli('cli-ttfb-idle', 'same, server holding 1 file', idle),
   ]
 }

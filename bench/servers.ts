@@ -28,8 +28,8 @@ export interface ProductServer {
   unix: string
 }
 
-export async function startProduct(ds: Dataset, cacheBytes: number): Promise<ProductServer> {
-  const { child, line } = await startServer('product server', process.execPath, [...serverNodeFlags(), PRODUCT_SERVER, ds.root, String(cacheBytes), join(ds.dir, 'product.sock')], START_TIMEOUT)
+export async function startProduct(ds: Dataset, cacheBytes: number, name = 'product'): Promise<ProductServer> {
+  const { child, line } = await startServer(`${name} server`, process.execPath, [...serverNodeFlags(), PRODUCT_SERVER, ds.root, String(cacheBytes), join(ds.dir, `${name}.sock`)], START_TIMEOUT)
   const { tcp, unix } = JSON.parse(line) as { tcp: string; unix: string }
   return { child, tcp, unix }
 }

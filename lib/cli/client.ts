@@ -34,17 +34,17 @@ const ACTIONS: Record<CommandName, Action> = {
 
   async ls(client, [dir]) {
     const entries = await client.ls(dir!)
-    stdout().write(entries.map((e) => (e.type === 'dir' ? `${e.name}/` : e.name) + '\n').join(''))
+    await print(entries.map((e) => (e.type === 'dir' ? `${e.name}/` : e.name) + '\n').join(''))
   },
 
   async stat(client, [file]) {
-    stdout().write(JSON.stringify(await client.stat(file!), null, 2) + '\n')
+    await print(JSON.stringify(await client.stat(file!), null, 2) + '\n')
   },
 
   async stats(client, _, o) {
     const s = await client.stats()
     const { formatStats } = await import('./format.js')
-    stdout().write((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n')
+    await print((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n')
   },
 
   async warm(client, [path]) {
@@ -79,7 +79,12 @@ const ACTIONS: Record<CommandName, Action> = {
   },
 
   async write(client, [file]) {
-    await client.write(file!, process.stdin)
+    try {
+      await client.write(file!, process.stdin)
+    } finally {
+      // A failed write leaves stdin unread; open, it would keep the process alive.
+      process.stdin.destroy()
+    }
   },
 }
 
@@ -91,6 +96,16 @@ const ACTIONS: Record<CommandName, Action> = {
 function stdout(): NodeJS.WriteStream {
   if (process.stdout.listenerCount('error') === 0) process.stdout.on('error', () => {})
   return process.stdout
+}
+
+/**
+ * Write text to stdout and wait until it is out: a failure (`> /dev/full`)
+ * is an error (exit 1), a reader that went away (EPIPE) is not.
+ */
+function print(text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    stdout().write(text, (err) => (err && (err as NodeJS.ErrnoException).code !== 'EPIPE' ? reject(err) : resolve()))
+  })
 }
 
 /**
@@ -131,7 +146,7 @@ export async function main(argv: string[]): Promise<void> {
   const global = parsed.global as GlobalOptions
   let client: Client | null = null
   try {
-    client = await connect(global.server ?? process.env.CACHESERV_SERVER ?? DEFAULT_ADDRESS, { faults: global.injectFaults, token: global.token })
+    client = await connect(global.server ?? (process.env.CACHESERV_SERVER || DEFAULT_ADDRESS), { faults: global.injectFaults, token: global.token })
     await ACTIONS[parsed.command.name as CommandName](client, parsed.args, parsed.options)
   } catch (err) {
     const e = err as Error & { code?: string }

@@ -22,7 +22,7 @@ import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
-import { type ChecksumName, FrameType, MAX_ID, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
@@ -37,6 +37,9 @@ const debug = createDebug('cacheserv:client')
 
 /** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
 const SILENT_TIMEOUTS = 4
+
+/** Longest watchdog interval (setInterval takes at most 2^31 - 1 ms). */
+const MAX_TICK = 60_000
 
 /** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
 const UPLOADS_PER_CONNECTION = 8
@@ -144,6 +147,7 @@ export class Client {
   /** A handler's consumer is full: the socket is paused on purpose, silence is expected. */
   #holding = false
   #lastByte = Date.now()
+  #lastTick = Date.now()
   #silentTimeouts = 0
   #watchdog: NodeJS.Timeout
   #uploads = 0
@@ -154,7 +158,8 @@ export class Client {
     this.#decoder = decoder
     this.hello = hello
     this.#done = done
-    this.#watchdog = setInterval(() => this.#checkProgress(progressTimeout), Math.max(10, progressTimeout / 4)).unref()
+    const interval = Math.min(MAX_TICK, Math.max(10, progressTimeout / 4))
+    this.#watchdog = setInterval(() => this.#checkProgress(progressTimeout, interval), interval).unref()
     void done.then(() => clearInterval(this.#watchdog))
   }
 
@@ -375,25 +380,47 @@ export class Client {
     void settled.then(() => (finished = true))
     this.#send(id, 'write', Buffer.isBuffer(data) ? { path, length: data.length } : { path })
     const checksum = checksumId(this.hello.checksum as ChecksumName)
-    const page = this.hello.pageSize
+    // Pages as HELLO says, but no bigger than a server takes from a client (PROTOCOL.md, Uploads).
+    const page = Math.min(this.hello.pageSize, MAX_UPLOAD_PAYLOAD)
     let seq = 1
     let total = 0
     const sendFrame = async (type: FrameType, payload: Buffer) => {
-      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) {
-        if (!this.#socket.write(buf)) await Promise.race([once(this.#socket, 'drain'), settled, this.#done])
-      }
+      // A frame's header and payload go out together, then we wait: waiting between them would
+      // let another upload's frame (or a request line) in between, and the server would misread both.
+      let room = true
+      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) room = this.#socket.write(buf)
+      if (!room) await Promise.race([once(this.#socket, 'drain'), settled, this.#done])
     }
-    for await (const chunk of Buffer.isBuffer(data) ? [data] : data) {
-      const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)
-      for (let at = 0; at < buf.length && !finished && !this.#closed; at += page) {
-        const payload = buf.subarray(at, at + page)
-        total += payload.length
-        await sendFrame(FrameType.DATA, payload)
+    // Chunks are awaited against the request's end: once it has failed (EROFS, the connection
+    // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.
+    const chunks: AsyncIterator<Buffer | Uint8Array> = Buffer.isBuffer(data) ? [data][Symbol.iterator]() as unknown as AsyncIterator<Buffer> : data[Symbol.asyncIterator]()
+    const stopped = Promise.race([settled, this.#done]).then(() => null)
+    try {
+      while (!finished && !this.#closed) {
+        const next = await Promise.race([chunks.next(), stopped])
+        if (next === null) {
+          void Promise.resolve(chunks.return?.()).catch(() => {})
+          break
+        }
+        if (next.done) break
+        const buf = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value)
+        for (let at = 0; at < buf.length && !finished && !this.#closed; at += page) {
+          const payload = buf.subarray(at, at + page)
+          total += payload.length
+          await sendFrame(FrameType.DATA, payload)
+        }
       }
-      if (finished || this.#closed) break
+    } catch (err) {
+      // The bytes to upload failed: stop the upload on the server (its temporary file goes) and say why.
+      this.#handlers.delete(id)
+      if (!this.#closed) this.#send(id, 'cancel')
+      req.onAbort(err as Error)
+      throw err
     }
     if (!finished && !this.#closed) await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
-    return req.promise
+    const result = await req.promise
+    if (result?.size !== total) throw error('EPROTO', `the server stored ${String(result?.size)} bytes of ${path}; ${total} were sent`)
+    return result
   }
 
   /**
@@ -401,6 +428,7 @@ export class Client {
    * pipelined, and yield them in the order given.
    */
   async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
+    if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
     const refill = () => {
@@ -480,9 +508,14 @@ export class Client {
     for (const h of [...this.#handlers.values()]) h.onLost()
   }
 
-  #checkProgress(timeout: number): void {
-    if (this.#closed || this.#holding || this.#handlers.size === 0) {
-      this.#lastByte = Date.now()
+  #checkProgress(timeout: number, interval: number): void {
+    const now = Date.now()
+    // Ticking late means this process did not run (a long synchronous consumer, a stopped process):
+    // bytes may be waiting unread, so the quiet is ours, not the server's. Check again next tick.
+    const late = now - this.#lastTick > 2 * interval
+    this.#lastTick = now
+    if (late || this.#closed || this.#holding || this.#handlers.size === 0) {
+      this.#lastByte = now
       return
     }
     if (Date.now() - this.#lastByte < timeout) return
@@ -563,6 +596,7 @@ function parseHello(frame: ReceivedFrame): Hello {
   if (hello.protocol !== PROTOCOL_VERSION) {
     throw error('EPROTO', `server speaks protocol ${hello.protocol}, this client speaks ${PROTOCOL_VERSION}`)
   }
+  if (!Number.isSafeInteger(hello.pageSize) || hello.pageSize < 1) throw error('EPROTO', `HELLO announces no usable page size (${String(hello.pageSize)})`)
   return hello
 }
 

@@ -37,5 +37,8 @@ export const DEFAULT_PAGE_SIZE = 256 * 1024
 export const MIN_PAGE_SIZE = 1024
 export const MAX_PAGE_SIZE = MAX_PAYLOAD
 
+/** Largest payload of a frame a client sends (an upload's page); bounds a server's memory per connection. */
+export const MAX_UPLOAD_PAYLOAD = 4 * 1024 * 1024
+
 /** Longest request line the server accepts, newline excluded. */
 export const DEFAULT_MAX_REQUEST = 64 * 1024

@@ -6,7 +6,7 @@
  * that fails its check is fatal, since no later byte can be placed.
  */
 import { verifyDigest, digestSize } from './checksum.js'
-import { HEADER_SIZE, MAGIC } from './constants.js'
+import { HEADER_SIZE, MAGIC, MAX_UPLOAD_PAYLOAD } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
 import { ByteQueue } from './byte-queue.js'
 import { decodeHeader, type Header } from './header.js'
@@ -15,8 +15,6 @@ const NEWLINE = 0x0a
 const CR = 0x0d
 const FRAME_START = MAGIC >> 8
 
-/** Largest upload frame payload a server accepts (bounds memory per connection). */
-export const MAX_UPLOAD_PAYLOAD = 4 * 1024 * 1024
 
 export interface InboundHandlers {
   /** A request line (without its line ending), not yet parsed. */

@@ -278,6 +278,29 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
     }
   })
 
+  describe('local failures exit 1 too', () => {
+    for (const command of [['stat', 'one.bin'], ['ls', 'sub'], ['stats']]) {
+      it(`${command[0]} whose stdout cannot be written (> /dev/full) → ENOSPC`, async () => {
+        const cmd = [process.execPath, CLIENT_BIN, '--server', url, ...command].map((a) => `'${a}'`).join(' ')
+        const r = await run('sh', ['-c', `${cmd} > /dev/full`])
+        assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+        assert.match(r.stderr, /ENOSPC: /)
+      })
+    }
+
+    it('write to a read-only server exits 1 with EROFS at once, although stdin stays open', async () => {
+      const child = spawn(process.execPath, [CLIENT_BIN, '--server', url, 'write', 'w.bin'], { stdio: ['pipe', 'ignore', 'pipe'] })
+      let stderr = ''
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+      const [code] = (await once(child, 'close')) as [number | null]
+      clearTimeout(timer)
+      child.stdin.destroy()
+      assert.equal(code, 1, `stderr: ${stderr}`)
+      assert.match(stderr, /EROFS: /)
+    })
+  })
+
   describe('server addresses', () => {
     it('CACHESERV_SERVER is used when --server is absent', async () => {
       const r = await run(process.execPath, [CLIENT_BIN, 'read', 'range.bin'], { env: { CACHESERV_SERVER: url } })

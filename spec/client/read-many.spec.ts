@@ -66,6 +66,16 @@ describe('readMany', () => {
     )
   })
 
+  test('inFlight below 1 (or not an integer) rejects with EBADREQ rather than yielding nothing', async (t) => {
+    const { url } = await startServer(t)
+    const client = await connectTo(t, url)
+    for (const inFlight of [0, -1, 1.5, Number.NaN]) {
+      const { got, err } = await drain(client, ['a.bin'], inFlight)
+      assert.deepEqual(got, [])
+      assert.equal((err as NodeJS.ErrnoException | null)?.code, 'EBADREQ', `inFlight ${inFlight}`)
+    }
+  })
+
   test('an empty list yields nothing', async (t) => {
     const { url } = await startServer(t)
     const client = await connectTo(t, url)

@@ -95,6 +95,56 @@ describe('write lands byte-exact', () => {
   })
 })
 
+describe('uploads from the client library', () => {
+  test('8 concurrent uploads on one connection land byte-exact (no frame is split by another)', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const client = await connectTo(t, url)
+    // Several MiB each: the socket's buffer fills, so every upload waits for 'drain' over and over.
+    const files = Array.from({ length: 8 }, (_, i) => ({ path: `c${i}.bin`, data: randomBytes(3 * MiB + i * 1001) }))
+    const results = await Promise.all(files.map((f) => client.write(f.path, f.data)))
+    assert.deepEqual(
+      results,
+      files.map((f) => ({ path: f.path, size: f.data.length })),
+    )
+    for (const f of files) assert.ok(readFileSync(join(root, f.path)).equals(f.data), f.path)
+  })
+
+  test('a server with 8 MiB pages takes a 10 MiB upload (client frames stay within 4 MiB)', async (t) => {
+    const { url, root } = await startServer(t, { writable: true, pageSize: 8 * MiB })
+    const client = await connectTo(t, url)
+    assert.equal(client.hello.pageSize, 8 * MiB)
+    const data = randomBytes(10 * MiB + 3)
+    assert.deepEqual(await client.write('big.bin', data), { path: 'big.bin', size: data.length })
+    assert.ok(readFileSync(join(root, 'big.bin')).equals(data))
+  })
+
+  test('a source that throws fails the write with its error, cancels it on the server, and the connection goes on', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const client = await connectTo(t, url)
+    async function* failing() {
+      yield randomBytes(300 * 1024)
+      throw Object.assign(new Error('disk on fire'), { code: 'EIO' })
+    }
+    await assert.rejects(client.write('f.bin', failing()), /disk on fire/)
+    assert.deepEqual(await waitTmp(root, (names) => names.length === 0), [], 'the temporary file is removed')
+    assert.equal(client.pending, 0)
+    // Eight more failures would exhaust the server's upload slots if the server kept them.
+    for (let i = 0; i < 9; i++) await assert.rejects(client.write(`f${i}.bin`, failing()), /disk on fire/)
+    const data = randomBytes(1000)
+    assert.deepEqual(await client.write('ok.bin', data), { path: 'ok.bin', size: data.length })
+  })
+
+  test('a refused write does not wait for a source that produces nothing', { timeout: 10_000 }, async (t) => {
+    const { url } = await startServer(t) // not writable
+    const client = await connectTo(t, url)
+    async function* never(): AsyncGenerator<Buffer> {
+      await new Promise(() => {}) // a terminal on stdin, say
+      yield Buffer.alloc(0)
+    }
+    await assert.rejects(client.write('f.bin', never()), (err: NodeJS.ErrnoException) => err.code === 'EROFS')
+  })
+})
+
 describe('write refuses', () => {
   test('EROFS from a server not started writable, leaving the target unchanged', async (t) => {
     const { url, root } = await startServer(t)

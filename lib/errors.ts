@@ -10,7 +10,7 @@ export const ErrorCodes = {
   EISDIR: 'the path is a directory where a file was expected',
   EACCES: 'the path is outside the served root, or permission was denied',
   ERANGE: 'the requested offset lies beyond the end of the file',
-  EIO: 'the disk failed to deliver the bytes',
+  EIO: 'the disk failed to deliver or to store the bytes (also a full disk or quota on write)',
   EMFILE: 'the server ran out of file descriptors',
   ECHANGED: 'the file changed on disk while it was being read',
   ECANCELED: 'the request was cancelled by the client',
@@ -57,6 +57,9 @@ export function toCacheservError(err: unknown): CacheservError {
   const code = (err as { code?: unknown } | null)?.code
   const message = err instanceof Error ? err.message : String(err)
   if (code === 'EPERM') return error('EACCES', message, err)
+  // The disk's failures that are not bugs: a full disk or quota, a file too big, a stale NFS handle.
+  if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' || code === 'ESTALE') return error('EIO', message, err)
+  if (code === 'ENFILE') return error('EMFILE', message, err)
   if (isErrorCode(code)) return error(code, message, err)
   return error('EINTERNAL', message, err)
 }

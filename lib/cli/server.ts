@@ -59,6 +59,11 @@ export async function main(argv: string[]): Promise<void> {
     warm?: string
     policy: PolicyName
   }>()
+  if (o.token === '') {
+    // `--token "$TOKEN"` with TOKEN unset: an empty secret would let anyone in.
+    console.error('cacheserv-pipe: --token is empty; give a secret, or leave the option out')
+    process.exit(EXIT_USAGE)
+  }
   const token = o.token ?? (process.env.CACHESERV_TOKEN || undefined)
   if (!o.socket && !LOOPBACK.has(o.host) && token === undefined && !o.insecureNoAuth) {
     console.error(

@@ -39,7 +39,7 @@ export interface ServerOptions {
   blockSize?: number
   /** Longest request line in bytes. Default 64 KiB. */
   maxRequest?: number
-  /** Requests one connection may have running at once. Default 64. */
+  /** Requests one connection may have running at once. Default 32. */
   maxInFlight?: number
   /** Smallest page size NACKs shrink a request's pages to. Default 1 KiB. */
   minPageSize?: number

@@ -62,6 +62,8 @@ interface RequestRecord {
 
 /** Finished requests remembered per connection for late NACKs. */
 const MAX_RECORDS = 1024
+/** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
+const MAX_QUEUED_REPLIES = 64
 /** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
 const MAX_UPLOADS = 8
 
@@ -114,8 +116,7 @@ export class CommandSource extends Duplex {
     }
     if (this.#draining && !('frame' in req) && !('error' in req) && req.op !== 'cancel' && req.op !== 'nack') {
       this.#reply(req.id, error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back'))
-      cb()
-      return this.#pump()
+      return this.#next(cb)
     }
     if ('frame' in req) {
       // An uploaded frame: hand it to its request, which releases our input when it takes it.
@@ -138,7 +139,12 @@ export class CommandSource extends Duplex {
         this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
       } else this.#begin(req, spec)
     }
-    if (this.#running() >= this.#maxInFlight) this.#heldWrite = () => cb()
+    this.#next(cb)
+  }
+
+  /** Ask for the next input now, or once there is room for it (see #full). */
+  #next(cb: (err?: Error | null) => void): void {
+    if (this.#full()) this.#heldWrite = () => cb()
     else cb()
     this.#pump()
   }
@@ -174,6 +180,8 @@ export class CommandSource extends Duplex {
   }
 
   #begin(req: Request, spec: CommandSpec): void {
+    // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
+    this.#opts.attempts?.delete(req.id)
     this.#remember(req.id, { spec, args: req.args, pages: this.#pageSize(), sent: 0 })
     const inbox = spec.input ? new Inbox() : null
     this.#start(req.id, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
@@ -268,7 +276,17 @@ export class CommandSource extends Duplex {
   }
 
   #releaseIfRoom(): void {
-    if (this.#running() < this.#maxInFlight) this.#releaseWrite()
+    if (!this.#full()) this.#releaseWrite()
+  }
+
+  /**
+   * Take no more input for now: maxInFlight jobs run, or replies that need no
+   * job (errors for bad lines, say) wait for the socket. Without the second
+   * bound, a peer that sends bad lines and never reads would grow this queue
+   * without end (each 2-byte line earns a reply of ~150 bytes).
+   */
+  #full(): boolean {
+    return this.#running() >= this.#maxInFlight || this.#replies.length >= MAX_QUEUED_REPLIES
   }
 
   /**
@@ -301,6 +319,7 @@ export class CommandSource extends Duplex {
         const reply = this.#replies.shift()
         if (reply) {
           this.#wantMore = this.push(reply)
+          this.#releaseIfRoom()
           continue
         }
         const job = this.#nextReady()

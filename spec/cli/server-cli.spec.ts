@@ -249,6 +249,13 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     assert.doesNotMatch(r.stdout.toString(), /listening on/)
   })
 
+  it('an empty --token ("$TOKEN" unset) exits 2 rather than accepting an empty secret', async () => {
+    const r = await runServer(['--root', root, '--host', '0.0.0.0', '--port', '0', '--token', ''])
+    assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, /--token is empty/)
+    assert.doesNotMatch(r.stdout.toString(), /listening on/)
+  })
+
   it('--root /nonexistent exits 1 with a message naming the root', async () => {
     const missing = join(root, 'nonexistent')
     const r = await runServer(['--root', missing, '--port', '0'])

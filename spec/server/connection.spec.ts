@@ -105,6 +105,20 @@ describe('bad input leaves the server serving', () => {
     assert.equal(bytesOf(peer.frames, 2).toString(), 'abc')
   })
 
+  test('an id used again after a NACK resent it is served as a new request (its frames are not taken for stale ones)', async (t) => {
+    const { url, root } = await startServer(t, { pageSize: 1024 })
+    const data = writeFile(root, 'a.bin', 3000)
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'read', path: 'a.bin' })
+    await peer.done(1)
+    // Ask for everything after the first page again, as a receiver that lost page 2 would.
+    peer.send({ id: 1, op: 'nack', seq: 2, offset: 1024, resync: 1 })
+    await peer.until((fs) => fs.filter((f) => f.id === 1 && f.type === FrameType.END).length === 2)
+    peer.send({ id: 1, op: 'stat', path: 'a.bin' })
+    const result = await peer.until((fs) => fs.some((f) => f.id === 1 && f.type === FrameType.RESULT), 5000)
+    assert.equal(json(result.find((f) => f.id === 1 && f.type === FrameType.RESULT)!).size, data.length)
+  })
+
   test('closes a connection whose request line is over the limit, after saying ETOOBIG', async (t) => {
     const { server, url } = await startServer(t, { maxRequest: 1024 })
     const peer = await rawPeer(t, url)

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { statSync } from 'node:fs'
+import net from 'node:net'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
@@ -199,6 +200,25 @@ describe('maxRequest', () => {
     assert.ok((await other.readFile('a.bin')).equals(data))
     const fresh = await connectTo(t, url)
     assert.equal((await fresh.stat('a.bin')).size, data.length)
+  })
+
+  test('a peer that sends bad lines and never reads is held back: the server stops reading it', async (t) => {
+    const { server, url } = await startServer(t)
+    const port = Number(/:(\d+)$/.exec(url)![1])
+    // No 'data' listener: this peer reads nothing, so every reply the server owes it waits.
+    const socket = net.connect({ host: '127.0.0.1', port })
+    t.after(() => void socket.destroy())
+    socket.on('error', () => {})
+    await once(socket, 'connect')
+    const lines = Buffer.from('x\n'.repeat(512 * KiB)) // 1 MiB, 512k lines, each worth an EBADREQ
+    let written = 0
+    while (written < 48 * MiB) {
+      written += lines.length
+      if (!socket.write(lines) && !(await within(once(socket, 'drain'), 2000))) break
+    }
+    // Kernel buffers take some MiB either way; a server taking every line would have read all 48.
+    assert.ok(written < 48 * MiB, `the server went on reading (${written / MiB} MiB taken)`)
+    assert.equal(server.stats().connections, 1, 'the connection is held, not dropped')
   })
 
   test('a line just under the limit is served, one just over is ETOOBIG', async (t) => {

@@ -46,4 +46,10 @@ export interface CommandSpec {
   run: Command
   /** The client sends frames for this request (an upload). */
   input?: boolean
+  /**
+   * The command may run silent for long before its one RESULT (a huge
+   * directory, a slow disk): the connection then sends empty PROGRESS frames
+   * meanwhile, so the client does not take the silence for a lost answer.
+   */
+  heartbeat?: boolean
 }

@@ -9,11 +9,12 @@ import { warm } from './warm.js'
 import { write } from './write.js'
 
 export const commands = new Map<string, CommandSpec>([
+  // read streams its pages; warm reports its own progress; the others answer with one RESULT.
   ['read', { run: read }],
-  ['ls', { run: ls }],
-  ['stat', { run: stat }],
-  ['stats', { run: stats }],
+  ['ls', { run: ls, heartbeat: true }],
+  ['stat', { run: stat, heartbeat: true }],
+  ['stats', { run: stats, heartbeat: true }],
   ['warm', { run: warm }],
-  ['evict', { run: evict }],
-  ['write', { run: write, input: true }],
+  ['evict', { run: evict, heartbeat: true }],
+  ['write', { run: write, input: true, heartbeat: true }],
 ])

@@ -27,6 +27,7 @@ export interface PipelineOptions {
   maxInFlight?: number
   minPageSize?: number
   retries?: number
+  heartbeat?: number
   hello: unknown
   onData?: (bytes: number) => void
   onNack?: () => void
@@ -48,6 +49,7 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions)
     pageSize: opts.pageSize,
     minPageSize: opts.minPageSize,
     retries: opts.retries,
+    heartbeat: opts.heartbeat,
     attempts,
     token: opts.token,
   })

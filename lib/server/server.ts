@@ -45,6 +45,8 @@ export interface ServerOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a read fails with ECORRUPT. Default 8. */
   retries?: number
+  /** Ms a slow command (ls, stat, evict, write…) may be silent before it sends an empty PROGRESS. Default 1000. */
+  heartbeat?: number
   /** Allow `write`. Default false: the server is read-only. */
   writable?: boolean
   /** Cache eviction policy: 'tinylfu' (default, scan-resistant) or 'lru'. */
@@ -136,6 +138,7 @@ export class CacheServer extends EventEmitter {
       maxInFlight: this.#opts.maxInFlight,
       minPageSize: this.#opts.minPageSize,
       retries: this.#opts.retries,
+      heartbeat: this.#opts.heartbeat,
       onNack: () => void this.#nacks++,
       hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined },
       onData: (n) => void (this.#bytesServed += n),

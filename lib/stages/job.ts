@@ -9,6 +9,9 @@ import type { Inbox } from './inbox.js'
 
 export type Outcome = { part: Part } | { done: true } | { error: unknown }
 
+/** A PROGRESS part with nothing to report: "still working" (see Job's heartbeat). */
+const HEARTBEAT: Part = { kind: 'progress', body: {} }
+
 export class Job {
   readonly id: number
   /** 0, or the resync number of the NACK that started this job. */
@@ -16,15 +19,27 @@ export class Job {
   /** Uploaded frames, for commands that take them. */
   readonly inbox: Inbox | null
   #gen: AsyncGenerator<Part, void, void>
-  #pulling = false
+  /** The generator's next outcome, while it is being made (it outlives heartbeats). */
+  #next: Promise<Outcome> | null = null
+  /** A pull is under way: the connection wants this job's next part. */
+  #waiting = false
   #outcome: Outcome | null = null
+  #heartbeat: number
+  #beat: NodeJS.Timeout | null = null
   #onSettled: () => void
 
-  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; onSettled: () => void }) {
+  /**
+   * With `heartbeat` (ms), a pull that takes longer yields an empty PROGRESS
+   * part meanwhile, and another after each further `heartbeat` ms: a command
+   * that is silent for long (ls of a huge directory, a write's fsync) must
+   * not look to the client like a lost answer (its progress timeout).
+   */
+  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; heartbeat?: number; onSettled: () => void }) {
     this.id = id
     this.#gen = gen
     this.attempt = opts.attempt ?? 0
     this.inbox = opts.inbox ?? null
+    this.#heartbeat = opts.heartbeat ?? 0
     this.#onSettled = opts.onSettled
   }
 
@@ -35,12 +50,17 @@ export class Job {
 
   /** Start producing the next part, unless one is on its way or waiting. */
   pull(): void {
-    if (this.#pulling || this.#outcome) return
-    this.#pulling = true
-    this.#gen.next().then(
-      (r) => this.#settle(r.done ? { done: true } : { part: r.value }),
-      (error: unknown) => this.#settle({ error }),
-    )
+    if (this.#waiting || this.#outcome) return
+    this.#waiting = true
+    const next = (this.#next ??= this.#gen.next().then(
+      (r): Outcome => (r.done ? { done: true } : { part: r.value }),
+      (error: unknown): Outcome => ({ error }),
+    ))
+    void next.then((outcome) => {
+      // Stale when a heartbeat settled this pull and a later one took the outcome already.
+      if (this.#next === next && this.#waiting) this.#settle(outcome)
+    })
+    if (this.#heartbeat > 0) this.#beat = setTimeout(() => this.#waiting && this.#settle({ part: HEARTBEAT }), this.#heartbeat)
   }
 
   /** Take the waiting outcome. */
@@ -52,12 +72,18 @@ export class Job {
 
   /** Stop for good: ends the uploaded-frame stream and runs the command's cleanup (closes fds). */
   stop(): void {
+    if (this.#beat) clearTimeout(this.#beat)
+    this.#waiting = false
     this.inbox?.close()
     this.#gen.return().catch(() => {})
   }
 
   #settle(outcome: Outcome): void {
-    this.#pulling = false
+    if (this.#beat) clearTimeout(this.#beat)
+    this.#beat = null
+    this.#waiting = false
+    // A heartbeat leaves the generator's next outcome in the making, for the next pull.
+    if (!('part' in outcome && outcome.part === HEARTBEAT)) this.#next = null
     this.#outcome = outcome
     this.#onSettled()
   }

@@ -48,6 +48,8 @@ export interface SourceOptions {
   attempts?: Attempts
   /** When set, the first request must be `auth` with this token, or the connection is closed (EAUTH). */
   token?: string
+  /** Ms of silence after which a command marked `heartbeat` sends an empty PROGRESS. Default 1000. */
+  heartbeat?: number
 }
 
 /** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
@@ -62,6 +64,11 @@ interface RequestRecord {
 
 /** Finished requests remembered per connection for late NACKs. */
 const MAX_RECORDS = 1024
+/**
+ * A command marked `heartbeat` that has sent nothing for this long says it is
+ * still at work: well within the progress timeouts of our clients (5 s).
+ */
+const HEARTBEAT_MS = 1000
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
 /** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
@@ -184,12 +191,13 @@ export class CommandSource extends Duplex {
     this.#opts.attempts?.delete(req.id)
     this.#remember(req.id, { spec, args: req.args, pages: this.#pageSize(), sent: 0 })
     const inbox = spec.input ? new Inbox() : null
-    this.#start(req.id, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
+    this.#start(req.id, spec, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
   }
 
-  #start(id: number, gen: AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
+  #start(id: number, spec: CommandSpec, gen: AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
     debug('start %d (attempt %d)', id, attempt)
-    const job = new Job(id, gen, { attempt, inbox, onSettled: () => this.#pump() })
+    const heartbeat = spec.heartbeat ? (this.#opts.heartbeat ?? HEARTBEAT_MS) : 0
+    const job = new Job(id, gen, { attempt, inbox, heartbeat, onSettled: () => this.#pump() })
     this.#jobs.set(id, job)
     this.#ready.push(job)
   }
@@ -245,7 +253,7 @@ export class CommandSource extends Duplex {
     }
     const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
     debug('nack %d: resend from seq %d, byte %d, pages of %d', req.id, seq, offset, body.pageSize)
-    this.#start(req.id, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body), resync)
+    this.#start(req.id, record.spec, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body), resync)
   }
 
   /** Stop a job; its generator's cleanup runs and an ECANCELED error ends it on the wire. */

@@ -13,6 +13,7 @@ import { FrameType } from '../../lib/protocol/constants.js'
 import { encodeFrame } from '../../lib/protocol/frame.js'
 import { json, type RawPeer, rawPeer } from '../helpers/raw.js'
 import { writeFile } from '../helpers/fixtures.js'
+import { connect } from '../../lib/client/client.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const MiB = 1024 * 1024
@@ -132,6 +133,22 @@ describe('uploads from the client library', () => {
     for (let i = 0; i < 9; i++) await assert.rejects(client.write(`f${i}.bin`, failing()), /disk on fire/)
     const data = randomBytes(1000)
     assert.deepEqual(await client.write('ok.bin', data), { path: 'ok.bin', size: data.length })
+  })
+
+  test('an upload slower than the client\'s progress timeout goes through: the server says it is still at work', { timeout: 20_000 }, async (t) => {
+    const { url, root } = await startServer(t, { writable: true, heartbeat: 50 })
+    const client = await connect(url, { progressTimeout: 400 })
+    t.after(() => client.close())
+    const chunks = Array.from({ length: 8 }, () => randomBytes(10_000))
+    async function* slow() {
+      for (const c of chunks) {
+        await sleep(200) // 1.6 s in all, four times the progress timeout
+        yield c
+      }
+    }
+    assert.deepEqual(await client.write('slow.bin', slow()), { path: 'slow.bin', size: 80_000 })
+    assert.ok(readFileSync(join(root, 'slow.bin')).equals(Buffer.concat(chunks)))
+    assert.equal(client.counters().nacks, 0, 'no NACK was sent')
   })
 
   test('a refused write does not wait for a source that produces nothing', { timeout: 10_000 }, async (t) => {

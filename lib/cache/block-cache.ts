@@ -5,8 +5,8 @@
  */
 import createDebug from '../debug.js'
 import { error } from '../errors.js'
+import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
-import type { OpenFile } from '../fs/open-file.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
@@ -160,6 +160,9 @@ export class BlockCache {
       if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
       filled += bytesRead
     }
+    // Cached under this version's key, the bytes must be this version's. A write changes the mtime
+    // before it copies its bytes, so a read that saw new bytes sees the new identity here.
+    if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     debug('read block %s#%d (%d bytes)', file.key, index, length)
     // Never written again: the framer may remember the crc32 of its pages.
     markImmutable(buf)

@@ -1,6 +1,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { truncateSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { closeSync, openSync, truncateSync, utimesSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { BlockCache } from '../../lib/cache/block-cache.js'
@@ -111,6 +112,18 @@ describe('BlockCache', () => {
     await assert.rejects(cache.block(file, 1), { code: 'ECHANGED' }, 'a block cut short by the truncation')
     await assert.rejects(cache.block(file, 3), { code: 'ECHANGED' }, 'the failure is not cached as a block')
     assert.equal(cache.stats().cacheBytes, 0)
-    assert.equal((await cache.block(file, 0)).length, BLOCK, 'blocks before the new end still read')
+    await assert.rejects(cache.block(file, 0), { code: 'ECHANGED' }, 'blocks before the new end: another version now')
+    assert.equal(cache.stats().cacheBytes, 0)
+  })
+
+  test('a file rewritten in place (same size) after open: its new bytes are never cached under the old version', async (t) => {
+    const { file, path } = await fixture(t, 2 * BLOCK)
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    const fd = openSync(path, 'r+')
+    writeSync(fd, randomBytes(BLOCK), 0, BLOCK, 0)
+    closeSync(fd)
+    utimesSync(path, new Date(), new Date(Date.now() + 5000)) // a distinct mtime, whatever the clock's grain
+    await assert.rejects(cache.block(file, 0), { code: 'ECHANGED' })
+    assert.equal(cache.cachedBytes(file), 0, 'a reader still holding the old version cannot get these bytes as a hit')
   })
 })

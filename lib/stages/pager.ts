@@ -10,7 +10,7 @@
 import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
-import { DEFAULT_PAGE_SIZE, FrameType } from '../protocol/constants.js'
+import { DEFAULT_PAGE_SIZE, FrameType, MAX_PAYLOAD } from '../protocol/constants.js'
 import { type Frame, jsonFrame } from '../protocol/frame.js'
 import { type Attempts, type Item, isTerminal } from './items.js'
 
@@ -116,7 +116,14 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
     }
     // An error answering a NACK carries that NACK's epoch, so the receiver, which waits for it, reads it.
     const epoch = item.kind === 'error' && item.attempt !== undefined ? item.attempt & 0xff : st.epoch
-    this.push(jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body, epoch))
+    let frame = jsonFrame(JSON_TYPES[item.kind as keyof typeof JSON_TYPES], item.id, st.seq++, item.body, epoch)
+    if (frame.payload.length > MAX_PAYLOAD) {
+      // More than a frame can carry (ls of a directory of ~300k entries): this request fails, not the connection.
+      const message = `the ${item.kind} of request ${item.id} is ${frame.payload.length} bytes; a frame carries at most ${MAX_PAYLOAD}`
+      frame = jsonFrame(FrameType.ERROR, item.id, frame.seq, { code: 'ETOOBIG', message }, epoch)
+      requests.delete(item.id)
+    }
+    this.push(frame)
     cb()
   }) as unknown as Transform
 }

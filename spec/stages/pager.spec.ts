@@ -112,6 +112,14 @@ describe('createPager', () => {
     assert.deepEqual(json(frames[1]), { n: 2 })
   })
 
+  test('a RESULT larger than a frame can carry becomes ETOOBIG for that request; the next request is served', async () => {
+    const entries = Array.from({ length: 120_000 }, (_, i) => ({ name: `${String(i).padStart(120, 'n')}`, type: 'file', size: i }))
+    const frames = await page([{ id: 4, kind: 'result', body: { entries } }, { id: 5, kind: 'result', body: { ok: 1 } }], 4)
+    assert.deepEqual(frames.map((f) => [f.type, f.id, f.seq]), [[FrameType.ERROR, 4, 0], [FrameType.RESULT, 5, 0]])
+    assert.equal(json(frames[0]).code, 'ETOOBIG')
+    assert.match(json(frames[0]).message, /a frame carries at most 16777216/)
+  })
+
   test('sends id-0 HELLO and ERROR frames with seq 0, outside any request', async () => {
     const frames = await page([
       { id: 0, kind: 'hello', body: { protocol: 1 } },

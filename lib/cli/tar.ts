@@ -9,6 +9,7 @@ import tar from 'tar-stream'
 import type { Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Client } from '../client/client.js'
+import type { ReadInfo } from '../client/read-stream.js'
 import type { RemoteFile } from '../client/tree.js'
 import { error } from '../errors.js'
 
@@ -47,13 +48,18 @@ export async function writeTar(client: Client, files: RemoteFile[], out: Writabl
       if (data) {
         const buf = await data
         aheadBytes -= file.size
-        if (buf.length !== file.size) throw error('ECHANGED', `${file.path} changed size while the archive was written; run it again`)
+        if (buf.length !== file.size) throw changedSize(file.path)
         await new Promise<void>((resolve, reject) => {
           // The callback hears of errors; without a listener the entry would also throw them.
           pack.entry(header, buf, (err) => (err ? reject(err) : resolve())).on('error', () => {})
         })
       } else {
-        await pipeline(client.read(file.path), pack.entry(header))
+        // The header already says file.size: another size now (START tells) must fail before a byte goes in.
+        const stream = client.read(file.path)
+        stream.once('info', (info: ReadInfo) => {
+          if (info.size !== file.size) stream.destroy(changedSize(file.path))
+        })
+        await pipeline(stream, pack.entry(header))
       }
       refill()
     }
@@ -63,4 +69,8 @@ export async function writeTar(client: Client, files: RemoteFile[], out: Writabl
     pack.destroy(err as Error)
     throw outErr ?? err
   }
+}
+
+function changedSize(path: string): Error {
+  return error('ECHANGED', `${path} changed size while the archive was written; run it again`)
 }

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { writeFileSync } from 'node:fs'
+import { Writable } from 'node:stream'
+import { connect } from '../../lib/client/client.js'
+import { writeTar } from '../../lib/cli/tar.js'
 import { join } from 'node:path'
 import { CLIENT_BIN, run } from '../helpers/cli.js'
 import { writeFile } from '../helpers/fixtures.js'
@@ -41,6 +44,25 @@ describe('cacheserv-pipe-client tar', () => {
     const r = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar --list "${list}" | python3 -c "$0"`, READER], { timeout: 30_000 })
     assert.equal(r.code, 0, r.stderr)
     assert.deepEqual(r.stdout.toString().trim().split('\n'), [`d/b.bin 7000 ${await sha(b)}`, `a.bin 5000 ${await sha(a)}`])
+  })
+
+  test('a big file whose size changed since it was listed fails with ECHANGED before any of its bytes are archived', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'big.bin', 18 * 1024 * 1024) // over the size fetched whole (16 MiB)
+    const client = await connect(url)
+    t.after(() => client.close())
+    const out: Buffer[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk)
+        cb()
+      },
+    })
+    // As if ls had said 1 MiB less: the file grew since.
+    const listed = [{ path: 'big.bin', size: 17 * 1024 * 1024 }]
+    await assert.rejects(writeTar(client, listed, sink), (err: NodeJS.ErrnoException) => err.code === 'ECHANGED')
+    const archived = Buffer.concat(out).length
+    assert.ok(archived <= 512, `only the header may have gone out, not ${archived} bytes`)
   })
 
   test('fails with exit 1 and the code when a listed path is missing', async (t) => {

@@ -69,6 +69,8 @@ const MAX_RECORDS = 1024
  * still at work: well within the progress timeouts of our clients (5 s).
  */
 const HEARTBEAT_MS = 1000
+/** Requests parked behind maxInFlight beyond which the connection's input is not read. */
+const MAX_PARKED = 32
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
 /** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
@@ -83,6 +85,12 @@ export class CommandSource extends Duplex {
   /** Running jobs, in round-robin order. */
   #ready: Job[] = []
   #jobs = new Map<number, Job>()
+  /**
+   * Requests that arrived while maxInFlight jobs ran: they start in order as
+   * jobs end. Parking them (rather than holding the input) keeps `cancel` and
+   * `nack` lines flowing behind them, up to MAX_PARKED.
+   */
+  #parked: { req: Request; spec: CommandSpec }[] = []
   #records = new Map<number, RequestRecord>()
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
@@ -106,12 +114,13 @@ export class CommandSource extends Duplex {
   /** Answer new requests with ESHUTDOWN; those running go on (the server closes once they are done). */
   drain(): void {
     this.#draining = true
+    for (const { req } of this.#parked.splice(0)) this.#reply(req.id, shuttingDown())
     this.#pump()
   }
 
-  /** Requests running now. */
+  /** Requests running now, or parked to run. */
   get inFlight(): number {
-    return this.#jobs.size
+    return this.#jobs.size + this.#parked.length
   }
 
   override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
@@ -122,7 +131,7 @@ export class CommandSource extends Duplex {
       return this.#pump()
     }
     if (this.#draining && !('frame' in req) && !('error' in req) && req.op !== 'cancel' && req.op !== 'nack') {
-      this.#reply(req.id, error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back'))
+      this.#reply(req.id, shuttingDown())
       return this.#next(cb)
     }
     if ('frame' in req) {
@@ -137,14 +146,15 @@ export class CommandSource extends Duplex {
       this.#cancel(req.id)
     } else if (req.op === 'nack') {
       this.#nack(req)
-    } else if (this.#jobs.has(req.id)) {
+    } else if (this.#jobs.has(req.id) || this.#parked.some((p) => p.req.id === req.id)) {
       this.#reply(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
       const spec = commands.get(req.op)
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
       else if (spec.input && this.#uploads() >= MAX_UPLOADS) {
         this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
-      } else this.#begin(req, spec)
+      } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ req, spec })
+      else this.#begin(req, spec)
     }
     this.#next(cb)
   }
@@ -169,6 +179,7 @@ export class CommandSource extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#parked = []
     for (const job of [...this.#jobs.values()]) this.#drop(job)
     this.#releaseWrite()
     cb(err)
@@ -258,6 +269,12 @@ export class CommandSource extends Duplex {
 
   /** Stop a job; its generator's cleanup runs and an ECANCELED error ends it on the wire. */
   #cancel(id: number): void {
+    const at = this.#parked.findIndex((p) => p.req.id === id)
+    if (at !== -1) {
+      this.#parked.splice(at, 1)
+      this.#reply(id, error('ECANCELED', `request ${id} cancelled by the client`))
+      return this.#releaseIfRoom()
+    }
     const job = this.#jobs.get(id)
     if (!job) return // already finished: nothing to do
     debug('cancel %d', id)
@@ -267,6 +284,7 @@ export class CommandSource extends Duplex {
   /** A fatal input error: send what is queued, drop every job, then end. */
   #close(): void {
     this.#closing = true
+    this.#parked = []
     for (const job of [...this.#jobs.values()]) this.#drop(job)
   }
 
@@ -283,18 +301,23 @@ export class CommandSource extends Duplex {
     this.#releaseIfRoom()
   }
 
+  /** Start parked requests while jobs may run, then take more input if there is room. */
   #releaseIfRoom(): void {
+    while (this.#parked.length > 0 && this.#running() < this.#maxInFlight) {
+      const { req, spec } = this.#parked.shift()!
+      this.#begin(req, spec)
+    }
     if (!this.#full()) this.#releaseWrite()
   }
 
   /**
-   * Take no more input for now: maxInFlight jobs run, or replies that need no
-   * job (errors for bad lines, say) wait for the socket. Without the second
-   * bound, a peer that sends bad lines and never reads would grow this queue
-   * without end (each 2-byte line earns a reply of ~150 bytes).
+   * Take no more input for now: MAX_PARKED requests wait for a job slot, or
+   * replies that need no job (errors for bad lines, say) wait for the socket.
+   * Without the second bound, a peer that sends bad lines and never reads
+   * would grow that queue without end (a 2-byte line earns a ~150-byte reply).
    */
   #full(): boolean {
-    return this.#running() >= this.#maxInFlight || this.#replies.length >= MAX_QUEUED_REPLIES
+    return this.#parked.length >= MAX_PARKED || this.#replies.length >= MAX_QUEUED_REPLIES
   }
 
   /**
@@ -394,7 +417,7 @@ export class CommandSource extends Duplex {
   /** End the output once input has ended (or failed) and every response is out. */
   #maybeEnd(): void {
     if (this.destroyed || this.#replies.length > 0) return
-    if (this.#closing || (this.#finalCb && this.#jobs.size === 0)) {
+    if (this.#closing || (this.#finalCb && this.#jobs.size === 0 && this.#parked.length === 0)) {
       if (this.readableEnded) return
       debug('end of responses')
       this.push(null)
@@ -409,4 +432,8 @@ export class CommandSource extends Duplex {
 async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody): AsyncGenerator<Part, void, void> {
   yield { kind: 'resync', body }
   yield* record.spec.run(record.args, ctx, { resume })
+}
+
+function shuttingDown(): CacheservError {
+  return error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back')
 }

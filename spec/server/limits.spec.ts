@@ -10,6 +10,7 @@ import { once } from 'node:events'
 import { statSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
@@ -253,6 +254,33 @@ describe('maxInFlight', () => {
     }
     // No connection-level error was needed to get there.
     assert.deepEqual(peer.frames.filter((f) => f.id === 0 && f.type === FrameType.ERROR), [])
+  })
+})
+
+describe('maxInFlight leaves cancel and nack flowing', () => {
+  test('with 2 reads running and more waiting, a cancel for a running read and one for a waiting read take effect at once', async (t) => {
+    const { url, root } = await startServer(t, { maxInFlight: 2 })
+    const big = writeFile(root, 'big.bin', 32 * MiB)
+    const peer = await rawPeer(t, url)
+    // Not reading: the running reads fill the socket and stay running, holding both slots.
+    peer.socket.pause()
+    const reads = [1, 2, 3, 4, 5, 6].map((id) => JSON.stringify({ id, op: 'read', path: 'big.bin', length: id <= 2 ? undefined : 1000 }) + '\n')
+    peer.socket.write(reads.join(''))
+    peer.socket.write(JSON.stringify({ id: 1, op: 'cancel' }) + '\n' + JSON.stringify({ id: 4, op: 'cancel' }) + '\n')
+    await sleep(300)
+    peer.socket.resume()
+    await peer.until((fs) => [1, 2, 3, 4, 5, 6].every((id) => fs.some((f) => f.id === id && TERMINAL.has(f.type))), 30_000)
+    const end = (id: number) => peer.frames.find((f) => f.id === id && TERMINAL.has(f.type))!
+    assert.equal(end(1).type, FrameType.ERROR, 'the running read 1 was cancelled, not finished')
+    assert.equal(json(end(1)).code, 'ECANCELED')
+    assert.equal(end(4).type, FrameType.ERROR)
+    assert.equal(json(end(4)).code, 'ECANCELED')
+    assert.deepEqual(peer.frames.filter((f) => f.id === 4).map((f) => f.type), [FrameType.ERROR], 'the waiting read 4 never started')
+    assert.ok(bytesOf(peer.frames, 2).equals(big), 'read 2 complete')
+    for (const id of [3, 5, 6]) {
+      assert.equal(end(id).type, FrameType.END, `read ${id}`)
+      assert.ok(bytesOf(peer.frames, id).equals(big.subarray(0, 1000)), `read ${id} byte-exact`)
+    }
   })
 })
 

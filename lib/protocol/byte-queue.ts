@@ -9,6 +9,11 @@ export class ByteQueue {
   #head = 0
   #length = 0
 
+  /** Chunks held: a line trickled in byte by byte is as many chunks as bytes. */
+  get chunks(): number {
+    return this.#chunks.length - this.#head
+  }
+
   get length(): number {
     return this.#length
   }

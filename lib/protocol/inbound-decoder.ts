@@ -12,6 +12,8 @@ import { ByteQueue } from './byte-queue.js'
 import { decodeHeader, type Header } from './header.js'
 
 const NEWLINE = 0x0a
+/** Pieces of a partial request line kept apart before they are joined (see #step). */
+const MAX_LINE_CHUNKS = 64
 const CR = 0x0d
 const FRAME_START = MAGIC >> 8
 
@@ -67,6 +69,8 @@ export class InboundDecoder {
         if (nl === -1) {
           // +1: a trailing \r may yet be followed by its \n.
           if (this.#bytes.length > this.#maxRequest + 1) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
+          // A line trickled in tiny pieces: join them, or each arrival would rescan every piece so far.
+          if (this.#bytes.chunks > MAX_LINE_CHUNKS) this.#bytes.flatten()
           return false
         }
         const line = this.#bytes.take(nl + 1).subarray(0, nl)

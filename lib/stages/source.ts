@@ -200,7 +200,7 @@ export class CommandSource extends Duplex {
   #begin(req: Request, spec: CommandSpec): void {
     // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
     this.#opts.attempts?.delete(req.id)
-    this.#remember(req.id, { spec, args: req.args, pages: this.#pageSize(), sent: 0 })
+    this.#remember(req.id, { spec, args: resendArgs(req.args), pages: this.#pageSize(), sent: 0 })
     const inbox = spec.input ? new Inbox() : null
     this.#start(req.id, spec, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
   }
@@ -437,3 +437,17 @@ async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resum
 function shuttingDown(): CacheservError {
   return error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back')
 }
+
+/**
+ * What a resend needs of a request's arguments. Records outlive requests
+ * (1024 a connection), so unknown fields, which a peer can make 64 KiB
+ * each, are not kept.
+ */
+function resendArgs(args: Record<string, unknown>): Record<string, unknown> {
+  const kept: Record<string, unknown> = {}
+  for (const k of RESEND_FIELDS) if (k in args) kept[k] = args[k]
+  return kept
+}
+
+/** Every argument any command reads (see lib/commands). */
+const RESEND_FIELDS = ['path', 'offset', 'length'] as const

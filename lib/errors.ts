@@ -56,7 +56,8 @@ export function toCacheservError(err: unknown): CacheservError {
   if (err instanceof CacheservError) return err
   const code = (err as { code?: unknown } | null)?.code
   const message = err instanceof Error ? err.message : String(err)
-  if (code === 'EPERM') return error('EACCES', message, err)
+  // ENXIO: opening a unix socket (or a device without its driver): not a file we can serve.
+  if (code === 'EPERM' || code === 'ENXIO') return error('EACCES', message, err)
   // The disk's failures that are not bugs: a full disk or quota, a file too big, a stale NFS handle.
   if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' || code === 'ESTALE') return error('EIO', message, err)
   if (code === 'ENFILE') return error('EMFILE', message, err)

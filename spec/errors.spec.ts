@@ -13,6 +13,7 @@ describe('toCacheservError', () => {
     ['ENOENT', 'ENOENT'],
     ['EISDIR', 'EISDIR'],
     ['EPERM', 'EACCES'],
+    ['ENXIO', 'EACCES'],
     ['ENOSPC', 'EIO'],
     ['EDQUOT', 'EIO'],
     ['EFBIG', 'EIO'],

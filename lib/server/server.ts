@@ -22,6 +22,8 @@ import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { type Connection, serveConnection } from './connection.js'
 import { VERSION } from '../version.js'
+import { error } from '../errors.js'
+import type { Part } from '../stages/items.js'
 import { warm, type WarmProgress } from '../commands/warm.js'
 
 const debug = createDebug('cacheserv:server')
@@ -85,6 +87,8 @@ export class CacheServer extends EventEmitter {
   #ctx: CommandContext
   #opts: ServerOptions
   #connections = new Set<Connection>()
+  /** Warms started by warm(), running. */
+  #warms = new Set<AsyncGenerator<Part, void, void>>()
   #net: net.Server | null = null
   #unixPath: string | null = null
   #started = Date.now()
@@ -161,11 +165,18 @@ export class CacheServer extends EventEmitter {
 
   /** Load a file or a tree into the cache (as the `warm` command does); `onProgress` sees how far it got. */
   async warm(path = '', onProgress?: (p: WarmProgress) => void): Promise<WarmProgress> {
-    for await (const part of warm({ path }, this.#ctx)) {
-      if (part.kind === 'progress') onProgress?.(part.body as WarmProgress)
-      if (part.kind === 'result') return part.body as WarmProgress
+    const run = warm({ path }, this.#ctx)
+    this.#warms.add(run)
+    try {
+      for await (const part of run) {
+        if (part.kind === 'progress') onProgress?.(part.body as WarmProgress)
+        if (part.kind === 'result') return part.body as WarmProgress
+      }
+    } finally {
+      this.#warms.delete(run)
     }
-    throw new Error('warm ended without a result')
+    // Only close() ends a warm early (see there).
+    throw error('ESHUTDOWN', 'the server closed before warm finished')
   }
 
   /** Listen on an address (see parseAddress); resolves with the URL actually bound. */
@@ -223,7 +234,8 @@ export class CacheServer extends EventEmitter {
       while (Date.now() < deadline && [...this.#connections].some((c) => !c.idle)) await sleep(20)
     }
     for (const conn of this.#connections) conn.destroy()
-    await Promise.all([stopped, all()])
+    // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
+    await Promise.all([stopped, all(), ...[...this.#warms].map((run) => run.return())])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
   }

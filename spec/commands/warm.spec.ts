@@ -187,6 +187,23 @@ describe('server.warm() (as --warm uses it)', () => {
     assert.equal(viaLibrary.server.stats().cacheBytes, viaCommand.server.stats().cacheBytes)
   })
 
+  test('close() stops a warm still running: it fails with ESHUTDOWN and reads nothing more', async (t) => {
+    const { server, root } = await startServer(t, { cacheSize: 512 * MiB })
+    for (let i = 0; i < 300; i++) writeFile(root, `many/${i}.bin`, 256 * 1024)
+    const warming = server.warm('')
+    await new Promise((resolve) => setTimeout(resolve, 30)) // under way
+    await server.close()
+    const reads = server.stats().diskReads
+    // A fast machine may have finished already; otherwise the warm ends with ESHUTDOWN.
+    const outcome = await warming.then(
+      (r) => (r.files === 300 ? 'finished' : `partial result ${JSON.stringify(r)}`),
+      (err: NodeJS.ErrnoException) => err.code,
+    )
+    assert.ok(outcome === 'finished' || outcome === 'ESHUTDOWN', String(outcome))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(server.stats().diskReads, reads, 'no disk read after close() resolved')
+  })
+
   test('fails with the same codes for a missing path and one leaving the root', async (t) => {
     const { server, root } = await startServer(t)
     makeTree(root)

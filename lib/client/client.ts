@@ -18,6 +18,7 @@
 import createDebug from '../debug.js'
 import { once } from 'node:events'
 import type { ServerStats } from '../server/server.js'
+import { constants as bufferConstants } from 'node:buffer'
 import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { error } from '../errors.js'
@@ -37,6 +38,9 @@ const debug = createDebug('cacheserv:client')
 
 /** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
 const SILENT_TIMEOUTS = 4
+
+/** Largest Buffer this Node can allocate (readFile's limit). */
+const MAX_LENGTH = bufferConstants.MAX_LENGTH
 
 /** Longest watchdog interval (setInterval takes at most 2^31 - 1 ms). */
 const MAX_TICK = 60_000
@@ -284,7 +288,10 @@ export class Client {
       let buf: Buffer = EMPTY
       let at = 0
       this.#readWith(path, opts, {
-        info: (info) => void (buf = Buffer.allocUnsafe(info.length)),
+        info: (info) => {
+          if (info.length > MAX_LENGTH) throw error('ETOOBIG', `${path}: ${info.length} bytes is more than one Buffer holds (${MAX_LENGTH}); use read() or readChunks()`)
+          buf = Buffer.allocUnsafe(info.length)
+        },
         data: (views) => {
           for (const v of views) at += v.copy(buf, at)
           return true
@@ -389,7 +396,8 @@ export class Client {
       // let another upload's frame (or a request line) in between, and the server would misread both.
       let room = true
       for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) room = this.#socket.write(buf)
-      if (!room) await Promise.race([once(this.#socket, 'drain'), settled, this.#done])
+      // A socket error surfaces as the request's ECLOSED (through #done), not as a raw ECONNRESET here.
+      if (!room) await Promise.race([once(this.#socket, 'drain').catch(() => {}), settled, this.#done])
     }
     // Chunks are awaited against the request's end: once it has failed (EROFS, the connection
     // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.

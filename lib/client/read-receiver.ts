@@ -82,7 +82,12 @@ export class ReadReceiver implements FrameHandler {
         } catch (err) {
           return this.#fail(err as Error)
         }
-        this.#sink.info(this.info)
+        try {
+          this.#sink.info(this.info)
+        } catch (err) {
+          // The consumer cannot take this read (readFile of more than a Buffer holds): it ends with that error.
+          return this.#fail(err as Error)
+        }
         return true
       case FrameType.DATA: {
         if (!this.info) return this.#fail(error('EPROTO', `read ${this.id}: DATA before START`))

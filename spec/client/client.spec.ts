@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
+import { closeSync, ftruncateSync, openSync } from 'node:fs'
 import net from 'node:net'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
@@ -176,6 +178,20 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     assert.ok(bytes.length <= PAGE)
     assert.ok(bytes.equals(data.subarray(0, bytes.length)))
     assert.ok(client.counters().timeouts >= 5)
+  })
+})
+
+describe('readFile of more than a Buffer holds', () => {
+  test('a 5 GiB (sparse) file rejects with ETOOBIG at START, and the connection goes on', async (t) => {
+    const { url, root } = await startServer(t)
+    const fd = openSync(join(root, 'huge.bin'), 'w')
+    ftruncateSync(fd, 5 * 1024 ** 3)
+    closeSync(fd)
+    writeFile(root, 'small.txt', 'ok')
+    const client = await connectTo(t, url)
+    await assert.rejects(client.readFile('huge.bin'), (err: NodeJS.ErrnoException) => err.code === 'ETOOBIG' && /use read\(\) or readChunks\(\)/.test(err.message))
+    assert.equal((await client.readFile('small.txt')).toString(), 'ok')
+    assert.equal(client.pending, 0)
   })
 })
 

@@ -161,7 +161,8 @@ export class BlockCache {
       filled += bytesRead
     }
     // Cached under this version's key, the bytes must be this version's. A write changes the mtime
-    // before it copies its bytes, so a read that saw new bytes sees the new identity here.
+    // before it copies its bytes, so a read that saw new bytes sees the new identity here (as far
+    // as the mtime's clock tells writes apart: the same tick and the same size go unseen).
     if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     debug('read block %s#%d (%d bytes)', file.key, index, length)
     // Never written again: the framer may remember the crc32 of its pages.

@@ -155,6 +155,8 @@ export class Client {
   #silentTimeouts = 0
   #watchdog: NodeJS.Timeout
   #uploads = 0
+  /** Uploads sending their bytes now. */
+  #sending = 0
   #uploadTurns: (() => void)[] = []
 
   private constructor(socket: net.Socket, decoder: FrameDecoder, hello: Hello, done: Promise<void>, progressTimeout: number) {
@@ -378,7 +380,9 @@ export class Client {
     if (this.#closed) throw this.#closed
     const id = this.#allocId()
     const req = new ResultRequest<{ path: string; size: number }>(this.#control(id))
-    this.#handlers.set(id, req)
+    // Never NACKed for silence: the server cannot resend an upload (the bytes are ours), so a NACK
+    // would only make it fail. A lost RESULT shows as the connection's silence (ETIMEDOUT).
+    this.#handlers.set(id, { onFrame: (frame) => req.onFrame(frame), onLost: () => {}, onAbort: (err) => req.onAbort(err) })
     const settled = req.promise.then(
       () => true,
       () => true,
@@ -403,6 +407,8 @@ export class Client {
     // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.
     const chunks: AsyncIterator<Buffer | Uint8Array> = Buffer.isBuffer(data) ? [data][Symbol.iterator]() as unknown as AsyncIterator<Buffer> : data[Symbol.asyncIterator]()
     const stopped = Promise.race([settled, this.#done]).then(() => null)
+    // While we send, the server has nothing to say: its silence is not a loss (see #checkProgress).
+    this.#sending++
     try {
       while (!finished && !this.#closed) {
         const next = await Promise.race([chunks.next(), stopped])
@@ -424,6 +430,8 @@ export class Client {
       if (!this.#closed) this.#send(id, 'cancel')
       req.onAbort(err as Error)
       throw err
+    } finally {
+      this.#sending--
     }
     if (!finished && !this.#closed) await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
     const result = await req.promise
@@ -522,7 +530,7 @@ export class Client {
     // bytes may be waiting unread, so the quiet is ours, not the server's. Check again next tick.
     const late = now - this.#lastTick > 2 * interval
     this.#lastTick = now
-    if (late || this.#closed || this.#holding || this.#handlers.size === 0) {
+    if (late || this.#closed || this.#holding || this.#sending > 0 || this.#handlers.size === 0) {
       this.#lastByte = now
       return
     }

@@ -10,11 +10,13 @@ import { write } from './write.js'
 
 export const commands = new Map<string, CommandSpec>([
   // read streams its pages; warm reports its own progress; the others answer with one RESULT.
+  // write sends no heartbeat: a damaged one would be NACKed, and an upload cannot be resent (the
+  // client does not take the server's silence for a loss while it sends; see Client.#upload).
   ['read', { run: read }],
   ['ls', { run: ls, heartbeat: true }],
   ['stat', { run: stat, heartbeat: true }],
   ['stats', { run: stats, heartbeat: true }],
   ['warm', { run: warm }],
   ['evict', { run: evict, heartbeat: true }],
-  ['write', { run: write, input: true, heartbeat: true }],
+  ['write', { run: write, input: true }],
 ])

@@ -60,7 +60,14 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
         }
         budget -= missing
         const blocks = Math.ceil(file.size / ctx.cache.blockSize)
-        for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i)
+        try {
+          for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i)
+        } catch (err) {
+          // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
+          if ((err as { code?: string }).code !== 'ECHANGED') throw err
+          budget += missing
+          continue
+        }
         loaded.push({ key: file.key, size: file.size })
         // A scan-resistant policy may decline to keep a block (its admission window is part of
         // the budget): then the cache is as full as warming can make it.

@@ -35,13 +35,16 @@ export class ByteQueue {
     return this.#chunks[this.#head][0]
   }
 
-  /** Index of the first `byte`, counting from the front; -1 if absent. */
-  indexOf(byte: number): number {
+  /** Index of the first `byte` at or after `from`, counting from the front; -1 if absent. */
+  indexOf(byte: number, from = 0): number {
     let base = 0
     for (let i = this.#head; i < this.#chunks.length; i++) {
-      const at = this.#chunks[i].indexOf(byte)
-      if (at !== -1) return base + at
-      base += this.#chunks[i].length
+      const chunk = this.#chunks[i]
+      if (base + chunk.length > from) {
+        const at = chunk.indexOf(byte, Math.max(0, from - base))
+        if (at !== -1) return base + at
+      }
+      base += chunk.length
     }
     return -1
   }

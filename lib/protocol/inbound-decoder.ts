@@ -37,6 +37,8 @@ export class InboundDecoder {
   #bytes = new ByteQueue()
   #state: State = State.Line
   #header: Header | null = null
+  /** Bytes of a partial request line already searched for its newline. */
+  #searched = 0
   #maxRequest: number
   #on: InboundHandlers
 
@@ -65,14 +67,17 @@ export class InboundDecoder {
           this.#state = State.Header
           return true
         }
-        const nl = this.#bytes.indexOf(NEWLINE)
+        const nl = this.#bytes.indexOf(NEWLINE, this.#searched)
         if (nl === -1) {
+          // Each byte is searched once, however finely the line arrives.
+          this.#searched = this.#bytes.length
           // +1: a trailing \r may yet be followed by its \n.
           if (this.#bytes.length > this.#maxRequest + 1) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
           // A line trickled in tiny pieces: join them, or each arrival would rescan every piece so far.
           if (this.#bytes.chunks > MAX_LINE_CHUNKS) this.#bytes.flatten()
           return false
         }
+        this.#searched = 0
         const line = this.#bytes.take(nl + 1).subarray(0, nl)
         const length = line.length - (line[line.length - 1] === CR ? 1 : 0)
         if (length > this.#maxRequest) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)

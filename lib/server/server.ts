@@ -47,7 +47,7 @@ export interface ServerOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a read fails with ECORRUPT. Default 8. */
   retries?: number
-  /** Ms a slow command (ls, stat, evict, write…) may be silent before it sends an empty PROGRESS. Default 1000. */
+  /** Ms a slow command (ls, stat, stats, evict) may be silent before it sends an empty PROGRESS. Default 1000. */
   heartbeat?: number
   /** Allow `write`. Default false: the server is read-only. */
   writable?: boolean

@@ -90,7 +90,7 @@ export class CommandSource extends Duplex {
    * jobs end. Parking them (rather than holding the input) keeps `cancel` and
    * `nack` lines flowing behind them, up to MAX_PARKED.
    */
-  #parked: { req: Request; spec: CommandSpec }[] = []
+  #parked: { req: Request; spec: CommandSpec; resync?: number }[] = []
   #records = new Map<number, RequestRecord>()
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
@@ -197,10 +197,17 @@ export class CommandSource extends Duplex {
     this.#close()
   }
 
-  #begin(req: Request, spec: CommandSpec): void {
+  /** Start a request; `resync`: it was NACKed while parked, so it starts as that resend (RESYNC first). */
+  #begin(req: Request, spec: CommandSpec, resync?: number): void {
     // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
     this.#opts.attempts?.delete(req.id)
-    this.#remember(req.id, { spec, args: resendArgs(req.args), pages: this.#pageSize(), sent: 0 })
+    const record: RequestRecord = { spec, args: resendArgs(req.args), pages: this.#pageSize(), sent: 0 }
+    this.#remember(req.id, record)
+    if (resync !== undefined) {
+      this.#opts.attempts?.set(req.id, resync)
+      const body: ResyncBody = { resync, seq: 0, offset: 0, pageSize: record.pages.size }
+      return this.#start(req.id, spec, resend(record, this.#ctx, { seq: 0, offset: 0 }, body), resync)
+    }
     const inbox = spec.input ? new Inbox() : null
     this.#start(req.id, spec, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
   }
@@ -245,6 +252,13 @@ export class CommandSource extends Duplex {
     // seq goes into a u32 header field: a larger one would only fail later, in the framer.
     if (!valid(seq, MAX_ID) || !valid(offset, Number.MAX_SAFE_INTEGER) || !valid(resync, Number.MAX_SAFE_INTEGER)) {
       return this.#reply(req.id, error('EBADREQ', 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'))
+    }
+    const waiting = this.#parked.find((p) => p.req.id === req.id)
+    if (waiting) {
+      // Not started, so nothing was lost: it starts in its turn behind a RESYNC with this epoch,
+      // which the receiver, having NACKed (after a silence, say), waits for.
+      waiting.resync = resync
+      return
     }
     const record = this.#records.get(req.id)
     const running = this.#jobs.get(req.id)
@@ -304,8 +318,8 @@ export class CommandSource extends Duplex {
   /** Start parked requests while jobs may run, then take more input if there is room. */
   #releaseIfRoom(): void {
     while (this.#parked.length > 0 && this.#running() < this.#maxInFlight) {
-      const { req, spec } = this.#parked.shift()!
-      this.#begin(req, spec)
+      const { req, spec, resync } = this.#parked.shift()!
+      this.#begin(req, spec, resync)
     }
     if (!this.#full()) this.#releaseWrite()
   }

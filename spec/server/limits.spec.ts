@@ -284,6 +284,27 @@ describe('maxInFlight leaves cancel and nack flowing', () => {
   })
 })
 
+describe('a NACK for a request still waiting for its turn', () => {
+  test('it starts in its turn behind a RESYNC with that epoch, and serves its bytes', async (t) => {
+    const { url, root } = await startServer(t, { maxInFlight: 1 })
+    writeFile(root, 'big.bin', 16 * MiB)
+    const small = writeFile(root, 'small.bin', 5000)
+    const peer = await rawPeer(t, url)
+    peer.socket.pause() // read 1 holds the only slot
+    peer.socket.write(JSON.stringify({ id: 1, op: 'read', path: 'big.bin' }) + '\n' + JSON.stringify({ id: 2, op: 'read', path: 'small.bin' }) + '\n')
+    // What a client's progress timeout sends for every waiting request.
+    peer.socket.write(JSON.stringify({ id: 2, op: 'nack', seq: 0, offset: 0, resync: 1 }) + '\n')
+    await sleep(200)
+    peer.socket.resume()
+    await peer.done(2)
+    const frames2 = peer.frames.filter((f) => f.id === 2)
+    assert.deepEqual(frames2.map((f) => f.type), [FrameType.RESYNC, FrameType.START, FrameType.DATA, FrameType.END])
+    assert.deepEqual(frames2.map((f) => f.epoch), [1, 1, 1, 1])
+    assert.ok(bytesOf(peer.frames, 2).equals(small))
+    assert.equal((await peer.done(1)).type, FrameType.END)
+  })
+})
+
 describe('half-close', () => {
   test('a client that sends 5 requests and ends its side gets all 5 answers, then the server closes', async (t) => {
     const { server, url, root } = await startServer(t)

@@ -12,7 +12,7 @@ import { Job, type Outcome } from '../../lib/stages/job.js'
 /** What the jobs below call when they settle: resolves the pull that drain() waits on. */
 let settled: () => void = () => {}
 
-/** Pull every outcome to the end, the way the source does: pull, wait for settle, take. */
+/** Pull every outcome to the end (a result, an error, done), the way the source does: pull, wait for settle, take. */
 async function drain(job: Job): Promise<Outcome[]> {
   const outcomes: Outcome[] = []
   for (;;) {
@@ -63,17 +63,7 @@ describe('Job', () => {
       await sleep(130)
       throw new Error('disk gone')
     }
-    const job = new Job(2, failing(), { heartbeat: 50, onSettled: () => settled() })
-    const outcomes: Outcome[] = []
-    for (;;) {
-      await new Promise<void>((resolve) => {
-        settled = resolve
-        job.pull()
-      })
-      const o = job.take()!
-      outcomes.push(o)
-      if ('error' in o) break
-    }
+    const outcomes = await drain(new Job(2, failing(), { heartbeat: 50, onSettled: () => settled() }))
     assert.ok(outcomes.length >= 2, 'heartbeats came first')
     assert.match(String((outcomes.at(-1) as { error: Error }).error), /disk gone/)
   })

@@ -3,6 +3,8 @@
  * checked through the server's own counters (cacheBytes, diskReads).
  */
 import assert from 'node:assert/strict'
+import { appendFileSync, closeSync, openSync } from 'node:fs'
+import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import type { WarmResult } from '../../lib/client/client.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
@@ -151,6 +153,28 @@ describe('warm loads files into the cache', () => {
       assert.equal(server.stats().cacheBytes, 3 * MiB)
     })
   }
+})
+
+describe('warm and files that change under it', () => {
+  test('a file written to while it is warmed is skipped; the others are loaded and the warm succeeds', { timeout: 30_000 }, async (t) => {
+    const root = tempDir(t)
+    const files = makeTree(root)
+    // Big, so its blocks take a while to read; appended to all along, as a log is.
+    writeFile(root, 'tree/growing.log', 48 * MiB)
+    const { url, server } = await startServer(t, { root, cacheSize: 256 * MiB })
+    const log = openSync(join(root, 'tree/growing.log'), 'a')
+    const appender = setInterval(() => appendFileSync(log, 'one more line\n'), 2)
+    t.after(() => {
+      clearInterval(appender)
+      closeSync(log)
+    })
+    const client = await connectTo(t, url)
+    const result = await client.warm('tree')
+    clearInterval(appender)
+    assert.equal(result.files, files.size, 'every file but the growing one')
+    for (const path of files.keys()) assert.equal((await client.stat(path)).cached, true, path)
+    assert.equal(server.stats().cacheBytes >= total(files), true)
+  })
 })
 
 describe('warm refuses bad paths', () => {

@@ -32,6 +32,11 @@ export interface CommandIO {
   resume?: Resume
   /** Frames the client uploads for this request (commands with `input`). */
   input?: AsyncIterable<ReceivedFrame>
+  /**
+   * Stop at the next chance, failing with the signal's reason. Returning the
+   * generator does that only at its next part; a long walk may yield none.
+   */
+  signal?: AbortSignal
 }
 
 /**

@@ -10,7 +10,7 @@ import { openFile } from '../fs/open-file.js'
 import { walk, type WalkedFile } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
 import { optionalString } from './args.js'
-import type { CommandContext } from './context.js'
+import type { CommandContext, CommandIO } from './context.js'
 
 /** Files loaded at once: enough to keep a disk busy, few enough to stay fair to reads. */
 const CONCURRENCY = 4
@@ -24,13 +24,13 @@ export interface WarmProgress {
   full: boolean
 }
 
-export async function* warm(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
+export async function* warm(args: Record<string, unknown>, ctx: CommandContext, { signal }: CommandIO = {}): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const files: WalkedFile[] = []
   const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false }
   // Listing a big tree takes a while: say so as it goes (silence would look like a lost frame).
   let lastReport = Date.now()
-  for await (const f of walk(ctx.jail, path)) {
+  for await (const f of walk(ctx.jail, path, signal)) {
     files.push(f)
     progress.totalFiles++
     progress.totalBytes += f.size
@@ -48,7 +48,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
   const loaded: { key: string; size: number }[] = []
   let budget = ctx.cache.free
   const worker = async () => {
-    while (!stopped && !full && next < files.length) {
+    while (!stopped && !full && !signal?.aborted && next < files.length) {
       const f = files[next++]
       const file = await openFile(ctx.jail, f.real, f.rel).catch(() => null)
       if (!file) continue // vanished or changed type since the walk
@@ -89,6 +89,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext):
   try {
     while (!done) {
       await Promise.race([finished, sleep(PROGRESS_EVERY_MS)])
+      signal?.throwIfAborted()
       if (!done) yield { kind: 'progress', body: { ...progress } }
     }
     await finished // rethrows a worker's error

@@ -19,7 +19,8 @@ export interface WalkedFile {
 /** Files stat'ed at once: the size of each is needed up front, one syscall each. */
 const STAT_BATCH = 64
 
-export async function* walk(jail: Jail, path: string): AsyncGenerator<WalkedFile, void, void> {
+/** `signal`: stop (with its reason) before the next directory is read. */
+export async function* walk(jail: Jail, path: string, signal?: AbortSignal): AsyncGenerator<WalkedFile, void, void> {
   const seen = new Set<string>()
   const start = Jail.segments(path).join('/')
   const real = await jail.resolve(start) // missing or outside: the caller hears of it
@@ -27,6 +28,7 @@ export async function* walk(jail: Jail, path: string): AsyncGenerator<WalkedFile
   const visit = async function* (rel: string, dir: string): AsyncGenerator<WalkedFile, void, void> {
     if (seen.has(dir)) return
     seen.add(dir)
+    signal?.throwIfAborted()
     const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     const pending: Promise<WalkedFile | null>[] = []
     const flush = async function* () {

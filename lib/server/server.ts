@@ -88,7 +88,7 @@ export class CacheServer extends EventEmitter {
   #opts: ServerOptions
   #connections = new Set<Connection>()
   /** Warms started by warm(), running. */
-  #warms = new Set<AsyncGenerator<Part, void, void>>()
+  #warms = new Set<{ run: AsyncGenerator<Part, void, void>; stop: AbortController }>()
   #net: net.Server | null = null
   #unixPath: string | null = null
   #started = Date.now()
@@ -165,18 +165,20 @@ export class CacheServer extends EventEmitter {
 
   /** Load a file or a tree into the cache (as the `warm` command does); `onProgress` sees how far it got. */
   async warm(path = '', onProgress?: (p: WarmProgress) => void): Promise<WarmProgress> {
-    const run = warm({ path }, this.#ctx)
-    this.#warms.add(run)
+    const stop = new AbortController()
+    const run = warm({ path }, this.#ctx, { signal: stop.signal })
+    const entry = { run, stop }
+    this.#warms.add(entry)
     try {
       for await (const part of run) {
         if (part.kind === 'progress') onProgress?.(part.body as WarmProgress)
         if (part.kind === 'result') return part.body as WarmProgress
       }
     } finally {
-      this.#warms.delete(run)
+      this.#warms.delete(entry)
     }
     // Only close() ends a warm early (see there).
-    throw error('ESHUTDOWN', 'the server closed before warm finished')
+    throw closedWhileWarming()
   }
 
   /** Listen on an address (see parseAddress); resolves with the URL actually bound. */
@@ -235,7 +237,9 @@ export class CacheServer extends EventEmitter {
     }
     for (const conn of this.#connections) conn.destroy()
     // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
-    await Promise.all([stopped, all(), ...[...this.#warms].map((run) => run.return())])
+    const warms = [...this.#warms]
+    for (const { stop } of warms) stop.abort(closedWhileWarming())
+    await Promise.all([stopped, all(), ...warms.map(({ run }) => run.return())])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
   }
@@ -273,4 +277,8 @@ async function removeStaleSocket(path: string): Promise<void> {
 
 export async function createServer(opts: ServerOptions): Promise<CacheServer> {
   return CacheServer.create(opts)
+}
+
+function closedWhileWarming(): Error {
+  return error('ESHUTDOWN', 'the server closed before warm finished')
 }

@@ -3,7 +3,7 @@
  * checked through the server's own counters (cacheBytes, diskReads).
  */
 import assert from 'node:assert/strict'
-import { appendFileSync, closeSync, openSync } from 'node:fs'
+import { appendFileSync, closeSync, mkdirSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import type { WarmResult } from '../../lib/client/client.js'
@@ -226,6 +226,16 @@ describe('server.warm() (as --warm uses it)', () => {
     assert.ok(outcome === 'finished' || outcome === 'ESHUTDOWN', String(outcome))
     await new Promise((resolve) => setTimeout(resolve, 300))
     assert.equal(server.stats().diskReads, reads, 'no disk read after close() resolved')
+  })
+
+  test('close() during a long walk of the tree stops it there: the warm fails with ESHUTDOWN', { timeout: 60_000 }, async (t) => {
+    const { server, root } = await startServer(t)
+    // 20,000 empty directories: the walk reads each one and finds no file, so it has no part to stop at.
+    for (let i = 0; i < 200; i++) for (let j = 0; j < 100; j++) mkdirSync(join(root, `d${String(i).padStart(3, '0')}`, `e${j}`), { recursive: true })
+    const warming = server.warm('')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    await server.close()
+    await assert.rejects(warming, { code: 'ESHUTDOWN' })
   })
 
   test('fails with the same codes for a missing path and one leaving the root', async (t) => {

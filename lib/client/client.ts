@@ -405,7 +405,8 @@ export class Client {
     }
     // Chunks are awaited against the request's end: once it has failed (EROFS, the connection
     // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.
-    const chunks: AsyncIterator<Buffer | Uint8Array> = Buffer.isBuffer(data) ? [data][Symbol.iterator]() as unknown as AsyncIterator<Buffer> : data[Symbol.asyncIterator]()
+    const source = Buffer.isBuffer(data) ? (async function* () { yield data })() : data
+    const chunks = source[Symbol.asyncIterator]()
     const stopped = Promise.race([settled, this.#done]).then(() => null)
     // While we send, the server has nothing to say: its silence is not a loss (see #checkProgress).
     this.#sending++
@@ -413,7 +414,7 @@ export class Client {
       while (!finished && !this.#closed) {
         const next = await Promise.race([chunks.next(), stopped])
         if (next === null) {
-          void Promise.resolve(chunks.return?.()).catch(() => {})
+          chunks.return?.().catch(() => {})
           break
         }
         if (next.done) break
@@ -534,8 +535,8 @@ export class Client {
       this.#lastByte = now
       return
     }
-    if (Date.now() - this.#lastByte < timeout) return
-    this.#lastByte = Date.now()
+    if (now - this.#lastByte < timeout) return
+    this.#lastByte = now
     this.#stats.timeouts++
     if (++this.#silentTimeouts > SILENT_TIMEOUTS) {
       this.#abortAll(error('ETIMEDOUT', `no byte from the server in ${(SILENT_TIMEOUTS + 1) * timeout} ms, despite asking again ${SILENT_TIMEOUTS} times`))

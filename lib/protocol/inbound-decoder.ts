@@ -12,11 +12,10 @@ import { ByteQueue } from './byte-queue.js'
 import { decodeHeader, type Header } from './header.js'
 
 const NEWLINE = 0x0a
-/** Pieces of a partial request line kept apart before they are joined (see #step). */
-const MAX_LINE_CHUNKS = 64
 const CR = 0x0d
 const FRAME_START = MAGIC >> 8
-
+/** Pieces of a partial request line kept apart before they are joined (see #step). */
+const MAX_LINE_CHUNKS = 64
 
 export interface InboundHandlers {
   /** A request line (without its line ending), not yet parsed. */
@@ -73,7 +72,7 @@ export class InboundDecoder {
           this.#searched = this.#bytes.length
           // +1: a trailing \r may yet be followed by its \n.
           if (this.#bytes.length > this.#maxRequest + 1) return this.#fail('ETOOBIG', `request line exceeds ${this.#maxRequest} bytes; requests are one JSON object per line`)
-          // A line trickled in tiny pieces: join them, or each arrival would rescan every piece so far.
+          // A line trickled in tiny pieces: join them, or each arrival would step over every piece so far.
           if (this.#bytes.chunks > MAX_LINE_CHUNKS) this.#bytes.flatten()
           return false
         }

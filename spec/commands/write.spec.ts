@@ -97,11 +97,11 @@ describe('write lands byte-exact', () => {
 })
 
 describe('uploads from the client library', () => {
-  test('8 concurrent uploads on one connection land byte-exact (no frame is split by another)', async (t) => {
+  test('10 concurrent uploads on one connection (8 run, 2 wait their turn) land byte-exact, no frame split by another', async (t) => {
     const { url, root } = await startServer(t, { writable: true })
     const client = await connectTo(t, url)
     // Several MiB each: the socket's buffer fills, so every upload waits for 'drain' over and over.
-    const files = Array.from({ length: 8 }, (_, i) => ({ path: `c${i}.bin`, data: randomBytes(3 * MiB + i * 1001) }))
+    const files = Array.from({ length: 10 }, (_, i) => ({ path: `c${i}.bin`, data: randomBytes(3 * MiB + i * 1001) }))
     const results = await Promise.all(files.map((f) => client.write(f.path, f.data)))
     assert.deepEqual(
       results,
@@ -142,7 +142,7 @@ describe('uploads from the client library', () => {
     const chunks = Array.from({ length: 8 }, () => randomBytes(10_000))
     async function* slow() {
       for (const c of chunks) {
-        await sleep(200) // 1.6 s in all, four times the progress timeout
+        await sleep(400) // 3.2 s in all: past the 5 silent timeouts (2 s) that would end in ETIMEDOUT
         yield c
       }
     }

@@ -1,3 +1,5 @@
+const EMPTY = Buffer.alloc(0)
+
 /**
  * Received bytes not yet parsed, as a queue of chunks. Taking n bytes is
  * zero-copy when one chunk holds them. The queue keeps a head index rather
@@ -137,7 +139,8 @@ export class ByteQueue {
       const c = this.#chunks[this.#head]
       if (c.length <= n) {
         n -= c.length
-        this.#head++
+        // Let go of the chunk at once: it may be a whole read buffer of its own.
+        this.#chunks[this.#head++] = EMPTY
       } else {
         this.#chunks[this.#head] = c.subarray(n)
         n = 0

@@ -9,7 +9,7 @@
 import createDebug from '../debug.js'
 import pumpify from 'pumpify'
 import { Socket } from 'node:net'
-import { type Duplex, pipeline } from 'node:stream'
+import type { Duplex } from 'node:stream'
 import type { CommandContext } from '../commands/context.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import { createFramer } from '../stages/framer.js'
@@ -75,6 +75,25 @@ export interface Connection {
 
 let nextId = 1
 
+/** Longest a connection whose responses are all out waits for the peer to close its side. */
+const LINGER_MS = 2000
+
+/**
+ * Every response is out (our FIN is sent): close once the peer closes its
+ * side. Until then, read and drop whatever it still sends, so that the close
+ * is never made with unread input (a RST); after LINGER_MS, close anyway.
+ */
+function linger(duplex: Duplex): void {
+  if (duplex.readableEnded || duplex.destroyed) return void duplex.destroy()
+  const timer = setTimeout(() => duplex.destroy(), LINGER_MS)
+  timer.unref()
+  duplex.once('close', () => clearTimeout(timer))
+  duplex.once('end', () => duplex.destroy())
+  duplex.unpipe()
+  duplex.on('data', () => {})
+  duplex.resume()
+}
+
 /** Serve one duplex (a socket, or anything shaped like one) until either side ends. */
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
@@ -95,11 +114,11 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     duplex.cork()
     process.nextTick(() => duplex.uncork())
   })
-  // Once every response is out, the connection is done, even if the peer keeps
-  // its side open (after a fatal request error, say).
-  duplex.once('finish', () => duplex.destroy())
   const closed = new Promise<void>((resolve) => {
-    pipeline(duplex, chain, duplex, (err) => {
+    let over = false
+    const teardown = (err?: Error) => {
+      if (over) return
+      over = true
       // A hang-up is teardown, not an error worth more than a debug line.
       debug('connection %d closed%s', id, err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '')
       // Stop the jobs for certain: after the peer ended its side, tearing down the chain does not
@@ -108,7 +127,23 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       chain.destroy()
       duplex.destroy()
       resolve()
+    }
+    // Wired by hand, not with stream.pipeline: that destroys the socket as soon as the chain
+    // closes, and the chain closes when its responses end, which a fatal request error does
+    // while the peer may still be sending. Closing a socket with unread input sends RST instead
+    // of FIN, and a RST can destroy the last responses on their way (the peer's stack drops what
+    // its application had not read yet). So the socket is only ended here, and closed by linger.
+    duplex.pipe(chain)
+    chain.pipe(duplex)
+    duplex.on('error', teardown)
+    chain.on('error', teardown)
+    duplex.once('close', () => teardown())
+    // Normally the chain ends its output after the peer ended its side; a fatal request error
+    // ends it early, and then the chain may close without the 'end' that pipe() acts on.
+    chain.once('close', () => {
+      if (!duplex.writableEnded) duplex.end()
     })
+    duplex.once('finish', () => linger(duplex))
   })
   return {
     id,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import net from 'node:net'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
@@ -12,6 +13,7 @@ import { duplexPair } from '../helpers/duplex-pair.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { poll, within } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
 
@@ -131,6 +133,36 @@ describe('bad input leaves the server serving', () => {
     const client = await connectTo(t, url)
     assert.deepEqual(await client.ls(), [])
     assert.equal(server.stats().connections, 1)
+  })
+
+  test('after a fatal error it closes with FIN, not RST, although the peer was still sending', async (t) => {
+    const { url } = await startServer(t, { maxRequest: 1024 })
+    const peer = await rawPeer(t, url)
+    let ended = false
+    let failure: string | null = null
+    peer.socket.once('end', () => (ended = true))
+    peer.socket.on('error', (err: NodeJS.ErrnoException) => (failure = err.code ?? err.message))
+    // The line goes over the limit at once; much of what follows is still unread when the responses end.
+    peer.socket.write('{"id":1,"op":"stat","path":"' + 'x'.repeat(4000))
+    for (let i = 0; i < 32; i++) peer.socket.write(Buffer.alloc(256 * 1024, 'x'.charCodeAt(0)))
+    assert.ok(await within(peer.closed, 5000), 'the connection closed')
+    assert.equal(failure, null, 'the server reset the connection')
+    assert.ok(ended, 'the server ended its side with FIN')
+    assert.deepEqual(peer.frames.filter((f) => f.type === FrameType.ERROR).map((f) => [f.id, json(f).code]), [[0, 'ETOOBIG']])
+  })
+
+  test('a peer that never closes its side after a fatal error is let go of after a short linger', async (t) => {
+    const { server, url } = await startServer(t, { maxRequest: 1024 })
+    const port = Number(/:(\d+)$/.exec(url)![1])
+    // Half-open allowed: this peer does not answer the server's FIN with its own.
+    const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+    t.after(() => void socket.destroy())
+    socket.on('error', () => {})
+    socket.resume()
+    await once(socket, 'connect')
+    socket.write('{"id":1,"op":"stat","path":"' + 'x'.repeat(4000))
+    await once(socket, 'end')
+    assert.ok(await poll(() => server.stats().connections === 0, 5000), 'the server still holds the connection')
   })
 
   test('rejects a second request with an id already in flight', async (t) => {

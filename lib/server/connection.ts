@@ -9,10 +9,11 @@
 import createDebug from '../debug.js'
 import pumpify from 'pumpify'
 import { Socket } from 'node:net'
-import type { Duplex } from 'node:stream'
+import { type Duplex, finished } from 'node:stream'
 import type { CommandContext } from '../commands/context.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import { createFramer } from '../stages/framer.js'
+import { closeGently } from './close-gently.js'
 import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
 import { createRequestParser } from '../stages/request-parser.js'
@@ -75,25 +76,6 @@ export interface Connection {
 
 let nextId = 1
 
-/** Longest a connection whose responses are all out waits for the peer to close its side. */
-const LINGER_MS = 2000
-
-/**
- * Every response is out (our FIN is sent): close once the peer closes its
- * side. Until then, read and drop whatever it still sends, so that the close
- * is never made with unread input (a RST); after LINGER_MS, close anyway.
- */
-function linger(duplex: Duplex): void {
-  if (duplex.readableEnded || duplex.destroyed) return void duplex.destroy()
-  const timer = setTimeout(() => duplex.destroy(), LINGER_MS)
-  timer.unref()
-  duplex.once('close', () => clearTimeout(timer))
-  duplex.once('end', () => duplex.destroy())
-  duplex.unpipe()
-  duplex.on('data', () => {})
-  duplex.resume()
-}
-
 /** Serve one duplex (a socket, or anything shaped like one) until either side ends. */
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
@@ -130,20 +112,25 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     }
     // Wired by hand, not with stream.pipeline: that destroys the socket as soon as the chain
     // closes, and the chain closes when its responses end, which a fatal request error does
-    // while the peer may still be sending. Closing a socket with unread input sends RST instead
-    // of FIN, and a RST can destroy the last responses on their way (the peer's stack drops what
-    // its application had not read yet). So the socket is only ended here, and closed by linger.
+    // while the peer may still be sending; the socket would close with input unread (a RST,
+    // see close-gently.ts). Here the socket is ended, and destroyed by closeGently.
     duplex.pipe(chain)
     chain.pipe(duplex)
     duplex.on('error', teardown)
     chain.on('error', teardown)
-    duplex.once('close', () => teardown())
-    // Normally the chain ends its output after the peer ended its side; a fatal request error
-    // ends it early, and then the chain may close without the 'end' that pipe() acts on.
-    chain.once('close', () => {
+    // Also reports a duplex that was already closed when handed over.
+    finished(duplex, (err) => teardown(err ?? undefined))
+    // Normally the chain's output ends after the peer ended its side (pipe() then ends ours); a
+    // fatal request error ends it early, and the chain may then close without an 'end'.
+    let outputOver = false
+    const onOutputOver = () => {
+      if (outputOver) return
+      outputOver = true
       if (!duplex.writableEnded) duplex.end()
-    })
-    duplex.once('finish', () => linger(duplex))
+      closeGently(duplex)
+    }
+    chain.once('end', onOutputOver)
+    chain.once('close', onOutputOver)
   })
   return {
     id,

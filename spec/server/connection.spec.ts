@@ -258,6 +258,16 @@ describe('mounting', () => {
     assert.equal(bytesOf(frames, 7).toString(), 'hello')
   })
 
+  test('handle() of a duplex already closed is over at once: it holds no connection slot', async (t) => {
+    const { server } = await startServer(t)
+    const [near] = duplexPair()
+    near.destroy()
+    await once(near, 'close')
+    const conn = server.handle(near)!
+    assert.ok(await within(conn.closed, 2000), 'the connection never ended')
+    assert.ok(await poll(() => server.stats().connections === 0, 2000))
+  })
+
   test('listens on a unix socket, replaces a stale socket file, refuses a live one', async (t) => {
     const { root } = await startServer(t)
     writeFile(root, 'u.bin', 300_000)

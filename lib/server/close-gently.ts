@@ -3,8 +3,8 @@
  *
  * Closing a socket that has unread input makes the kernel send RST instead
  * of FIN, and a RST can destroy the last responses on their way: the peer's
- * stack drops what its application had not read yet. A server that stops
- * reading a peer (after a fatal request error, or when refusing it) must
+ * stack drops what its application had not read yet. A server that is done
+ * with a peer still sending (after a fatal request error, say) must
  * therefore keep reading, and dropping, until the peer closes its side.
  */
 import type { Duplex } from 'node:stream'

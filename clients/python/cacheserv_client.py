@@ -813,7 +813,9 @@ class Client(object):
                 self._finish(req, CacheservError('ECORRUPT', 'the server ended request %d with an error that arrived damaged' % rid))
             return
         if ftype == ERROR:
-            self._finish(req, _error_from(payload))
+            # An ERROR sent before our NACK arrived: the server will still answer the NACK with a
+            # resend, which cancelling stops.
+            self._finish(req, _error_from(payload), cancel=req.awaiting)
             return
         try:
             if req.is_read:

@@ -476,6 +476,21 @@ class TestReceiver(FakeCase):
         self.assertTrue(s.wait_for(lambda: s.ops('cancel')), 'the request is cancelled on the server')
         self.assertEqual(s.ops('cancel')[0]['id'], 1)
 
+    def test_an_error_that_overtakes_the_nack_fails_the_read_and_cancels_the_resend(self):
+        # The server answers the NACK even though it ended the request first: a resend for nobody.
+        def handler(s, conn, req):
+            if req['op'] == 'read':
+                rid = req['id']
+                conn.sendall(start_frame(rid, 20) + frame(3, rid, 2, b'0123456789')  # seq 1 lost: a gap
+                             + frame(6, rid, 3, {'code': 'EIO', 'message': 'disk went away'}))
+        s = self.fake(handler)
+        c = self.client(s.url)
+        with self.assertRaises(CacheservError) as cm:
+            c.read('f')
+        self.assertEqual(cm.exception.code, 'EIO')
+        self.assertTrue(s.wait_for(lambda: s.ops('cancel')), 'the resend is cancelled on the server')
+        self.assertEqual([(r['op'], r['id']) for r in s.requests], [('read', 1), ('nack', 1), ('cancel', 1)])
+
     def test_a_damaged_error_of_the_current_epoch_is_ecorrupt(self):
         def handler(s, conn, req):
             if req['op'] == 'read':

@@ -73,7 +73,9 @@ export class ReadReceiver implements FrameHandler {
     if (verdict !== 'deliver') return true
     switch (frame.type) {
       case FrameType.ERROR:
-        this.#finished = true
+        // An ERROR sent before our NACK arrived: the server will still answer the NACK with a
+        // resend, so the request is not over there, and releasing it cancels that resend.
+        this.#finished = !this.#window.awaiting
         return this.#fail(errorFromFrame(frame))
       case FrameType.START:
         if (this.info) return this.#fail(error('EPROTO', `read ${this.id}: second START frame`))

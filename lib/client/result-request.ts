@@ -42,7 +42,9 @@ export class ResultRequest<T> implements FrameHandler {
       return true
     }
     this.#done = true
-    this.#control.release(false)
+    // Only an ERROR is delivered while a NACK waits for its answer: the server will still
+    // answer the NACK (run the request again), so cancel that.
+    this.#control.release(this.#window.awaiting)
     if (frame.type === FrameType.RESULT) {
       try {
         this.#resolve(parseJsonPayload<T>(frame))

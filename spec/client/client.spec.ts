@@ -5,10 +5,12 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
-import { FrameType } from '../../lib/protocol/constants.js'
+import { ChecksumId, FrameType } from '../../lib/protocol/constants.js'
+import { encodeFrame, type Frame, jsonFrame } from '../../lib/protocol/frame.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { tamperProxy } from '../helpers/tamper-proxy.js'
+import { loopbackServer } from '../helpers/loopback.js'
 import { poll } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
@@ -178,6 +180,61 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
     assert.ok(bytes.length <= PAGE)
     assert.ok(bytes.equals(data.subarray(0, bytes.length)))
     assert.ok(client.counters().timeouts >= 5)
+  })
+})
+
+/**
+ * A fake server that answers the first request with `answer(id)` and records
+ * every request line the client sends.
+ */
+async function scriptedServer(t: Parameters<typeof loopbackServer>[0], answer: (id: number) => Frame[]): Promise<{ url: string; lines: Record<string, unknown>[] }> {
+  const lines: Record<string, unknown>[] = []
+  const send = (socket: net.Socket, f: Frame) => socket.write(Buffer.concat(encodeFrame(f, ChecksumId.crc32)))
+  const url = await loopbackServer(t, (socket) => {
+    socket.on('error', () => {})
+    send(socket, jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }))
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      const parts = text.split('\n')
+      text = parts.pop()!
+      for (const line of parts) {
+        const req = JSON.parse(line) as Record<string, unknown>
+        lines.push(req)
+        if (lines.length === 1) for (const f of answer(req.id as number)) send(socket, f)
+      }
+    })
+  })
+  return { url, lines }
+}
+
+describe('an ERROR that overtakes a NACK', () => {
+  // The server answers a NACK even after it ended the request; without a cancel that resend (a whole file) would be sent for nothing.
+  const error = (id: number, seq: number) => jsonFrame(FrameType.ERROR, id, seq, { code: 'EIO', message: 'disk went away' })
+
+  test('a read that NACKed a gap and then gets the old ERROR fails with it and cancels the resend', async (t) => {
+    const { url, lines } = await scriptedServer(t, (id) => [
+      jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }),
+      { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }, // seq 1 is missing: a gap
+      error(id, 3),
+    ])
+    const client = await connect(url)
+    t.after(() => client.close())
+    await assert.rejects(client.readFile('x'), { code: 'EIO' })
+    assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
+    assert.deepEqual(lines.map((l) => [l.op, l.id]), [['read', 1], ['nack', 1], ['cancel', 1]])
+  })
+
+  test('so does a request answered by a RESULT (stat)', async (t) => {
+    const { url, lines } = await scriptedServer(t, (id) => [
+      jsonFrame(FrameType.PROGRESS, id, 1, {}), // seq 0 is missing: a gap
+      error(id, 2),
+    ])
+    const client = await connect(url)
+    t.after(() => client.close())
+    await assert.rejects(client.stat('x'), { code: 'EIO' })
+    assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
+    assert.deepEqual(lines.map((l) => [l.op, l.id]), [['stat', 1], ['nack', 1], ['cancel', 1]])
   })
 })
 

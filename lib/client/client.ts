@@ -379,10 +379,12 @@ export class Client {
   async #upload(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
     if (this.#closed) throw this.#closed
     const id = this.#allocId()
-    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id))
-    // Never NACKed for silence: the server cannot resend an upload (the bytes are ours), so a NACK
-    // would only make it fail. A lost RESULT shows as the connection's silence (ETIMEDOUT).
-    this.#handlers.set(id, { onFrame: (frame) => req.onFrame(frame), onLost: () => {}, onAbort: (err) => req.onAbort(err) })
+    let total = 0
+    // Never NACKed: the server cannot resend an upload (the bytes are ours), so a NACK would only
+    // make it fail. A lost RESULT shows as the connection's silence (ETIMEDOUT); a damaged one
+    // still says the file is stored, as big as what was sent.
+    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id), { once: { known: () => ({ path, size: total }) } })
+    this.#handlers.set(id, req)
     const settled = req.promise.then(
       () => true,
       () => true,
@@ -394,7 +396,6 @@ export class Client {
     // Pages as HELLO says, but no bigger than a server takes from a client (PROTOCOL.md, Uploads).
     const page = Math.min(this.hello.pageSize, MAX_UPLOAD_PAYLOAD)
     let seq = 1
-    let total = 0
     const sendFrame = async (type: FrameType, payload: Buffer) => {
       // A frame's header and payload go out together, then we wait: waiting between them would
       // let another upload's frame (or a request line) in between, and the server would misread both.
@@ -470,7 +471,7 @@ export class Client {
   request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     const id = this.#allocId()
-    const req = new ResultRequest<T>(this.#control(id), onProgress)
+    const req = new ResultRequest<T>(this.#control(id), { onProgress })
     this.#handlers.set(id, req)
     this.#send(id, op, args)
     return req.promise

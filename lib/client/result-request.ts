@@ -8,6 +8,19 @@ import type { ReceivedFrame } from '../protocol/frame.js'
 import { type Nack, ReceiveWindow } from '../protocol/receive-window.js'
 import { errorFromFrame, type FrameHandler, giveUp, parseJsonPayload, type RequestControl, unreadableError } from './handlers.js'
 
+export interface ResultOptions<T> {
+  /** PROGRESS frames before the RESULT. */
+  onProgress?: (progress: unknown) => void
+  /**
+   * For a request the server cannot run again (an upload: the bytes are the
+   * client's): never NACKed, and silence is not answered. A RESULT whose
+   * payload arrived damaged is taken as `known()`: its header, which has a
+   * CRC of its own, says the request succeeded, and the caller knows what
+   * the payload would say. A damaged ERROR still fails it (ECORRUPT).
+   */
+  once?: { known: () => T }
+}
+
 export class ResultRequest<T> implements FrameHandler {
   readonly promise: Promise<T>
   #resolve!: (value: T) => void
@@ -17,10 +30,12 @@ export class ResultRequest<T> implements FrameHandler {
   #done = false
 
   #onProgress?: (progress: unknown) => void
+  #once?: { known: () => T }
 
-  constructor(control: RequestControl, onProgress?: (progress: unknown) => void) {
+  constructor(control: RequestControl, { onProgress, once }: ResultOptions<T> = {}) {
     this.#control = control
     this.#onProgress = onProgress
+    this.#once = once
     this.promise = new Promise<T>((resolve, reject) => {
       this.#resolve = resolve
       this.#reject = reject
@@ -29,6 +44,12 @@ export class ResultRequest<T> implements FrameHandler {
 
   onFrame(frame: ReceivedFrame): boolean {
     if (this.#done) return true
+    if (this.#once && frame.type === FrameType.RESULT && !frame.intact) {
+      this.#done = true
+      this.#control.release(false)
+      this.#resolve(this.#once.known())
+      return true
+    }
     const verdict = this.#window.accept(frame)
     if (typeof verdict === 'object') this.#nack(verdict)
     else if (verdict === 'unreadable-error') this.#failUnreadable(frame)
@@ -57,7 +78,7 @@ export class ResultRequest<T> implements FrameHandler {
   }
 
   onLost(): void {
-    if (!this.#done) this.#nack(this.#window.lost())
+    if (!this.#done && !this.#once) this.#nack(this.#window.lost())
   }
 
   #failUnreadable(frame: ReceivedFrame): void {
@@ -67,6 +88,7 @@ export class ResultRequest<T> implements FrameHandler {
   }
 
   #nack(nack: Nack): void {
+    if (this.#once) return
     if (!this.#window.exhausted) return this.#control.nack(nack)
     this.#done = true
     this.#control.release(true)

@@ -238,6 +238,35 @@ describe('an ERROR that overtakes a NACK', () => {
   })
 })
 
+describe('an upload whose RESULT arrives damaged', () => {
+  test('is stored: the header says RESULT, and the client knows the size it sent (a NACK would only fail it)', async (t) => {
+    const seen: string[] = []
+    const url = await loopbackServer(t, (socket) => {
+      socket.on('error', () => {})
+      socket.write(Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), ChecksumId.crc32)))
+      let answered = false
+      socket.on('data', (chunk: Buffer) => {
+        seen.push(chunk.toString('latin1'))
+        if (answered) return
+        answered = true
+        const { id } = JSON.parse(chunk.toString('latin1').split('\n')[0]!) as { id: number }
+        // After the upload's frames are in (they follow the line at once on loopback), a RESULT with one payload byte flipped.
+        setTimeout(() => {
+          const [head, payload = Buffer.alloc(0)] = encodeFrame(jsonFrame(FrameType.RESULT, id, 0, { path: 'out.bin', size: 5 }), ChecksumId.crc32)
+          const bytes = Buffer.concat([head!, payload])
+          const at = bytes.length - 2
+          bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at)
+          socket.write(bytes)
+        }, 200)
+      })
+    })
+    const client = await connect(url, { progressTimeout: 100 })
+    t.after(() => client.close())
+    assert.deepEqual(await client.write('out.bin', Buffer.from('hello')), { path: 'out.bin', size: 5 })
+    assert.ok(!seen.join('').includes('"op":"nack"'), 'the client NACKed the upload')
+  })
+})
+
 describe('readFile of more than a Buffer holds', () => {
   test('a 5 GiB (sparse) file rejects with ETOOBIG at START, and the connection goes on', async (t) => {
     const { url, root } = await startServer(t)

@@ -44,13 +44,8 @@ export class ResultRequest<T> implements FrameHandler {
 
   onFrame(frame: ReceivedFrame): boolean {
     if (this.#done) return true
-    if (this.#once && frame.type === FrameType.RESULT && !frame.intact) {
-      this.#done = true
-      this.#control.release(false)
-      this.#resolve(this.#once.known())
-      return true
-    }
-    const verdict = this.#window.accept(frame)
+    // Nothing is ever asked again, so no resend window: each frame is taken as it comes.
+    const verdict = this.#once ? this.#takeOnce(frame) : this.#window.accept(frame)
     if (typeof verdict === 'object') this.#nack(verdict)
     else if (verdict === 'unreadable-error') this.#failUnreadable(frame)
     if (verdict !== 'deliver') return true
@@ -77,6 +72,18 @@ export class ResultRequest<T> implements FrameHandler {
     return true
   }
 
+  /** The verdict on a frame of a `once` request (see ResultOptions). */
+  #takeOnce(frame: ReceivedFrame): 'deliver' | 'drop' | 'unreadable-error' {
+    if (frame.intact) return 'deliver'
+    if (frame.type === FrameType.ERROR) return 'unreadable-error'
+    if (frame.type === FrameType.RESULT) {
+      this.#done = true
+      this.#control.release(false)
+      this.#resolve(this.#once!.known())
+    }
+    return 'drop'
+  }
+
   onLost(): void {
     if (!this.#done && !this.#once) this.#nack(this.#window.lost())
   }
@@ -88,7 +95,6 @@ export class ResultRequest<T> implements FrameHandler {
   }
 
   #nack(nack: Nack): void {
-    if (this.#once) return
     if (!this.#window.exhausted) return this.#control.nack(nack)
     this.#done = true
     this.#control.release(true)

@@ -513,6 +513,9 @@ class TestReceiver(FakeCase):
         with self.assertRaises(CacheservError) as cm:
             c.read('f')
         self.assertEqual((cm.exception.code, cm.exception.message), ('ECORRUPT', 'gave up'))
+        # It answers the NACK: nothing is left to cancel.
+        time.sleep(0.1)
+        self.assertEqual(s.ops('cancel'), [])
 
     def test_a_short_read_is_an_error(self):
         def handler(s, conn, req):

@@ -380,10 +380,12 @@ export class Client {
     if (this.#closed) throw this.#closed
     const id = this.#allocId()
     let total = 0
+    let ended = false
     // Never NACKed: the server cannot resend an upload (the bytes are ours), so a NACK would only
-    // make it fail. A lost RESULT shows as the connection's silence (ETIMEDOUT); a damaged one
-    // still says the file is stored, as big as what was sent.
-    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id), { once: { known: () => ({ path, size: total }) } })
+    // make it fail. A lost RESULT shows as silence (ETIMEDOUT once the connection is quiet); a
+    // damaged one still says the file is stored, as big as what was sent (once all was sent).
+    const known = () => (ended ? { path, size: total } : null)
+    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id), { once: { known } })
     this.#handlers.set(id, req)
     const settled = req.promise.then(
       () => true,
@@ -435,7 +437,10 @@ export class Client {
     } finally {
       this.#sending--
     }
-    if (!finished && !this.#closed) await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
+    if (!finished && !this.#closed) {
+      ended = true
+      await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
+    }
     const result = await req.promise
     if (result?.size !== total) throw error('EPROTO', `the server stored ${String(result?.size)} bytes of ${path}; ${total} were sent`)
     return result

@@ -16,9 +16,10 @@ export interface ResultOptions<T> {
    * client's): never NACKed, and silence is not answered. A RESULT whose
    * payload arrived damaged is taken as `known()`: its header, which has a
    * CRC of its own, says the request succeeded, and the caller knows what
-   * the payload would say. A damaged ERROR still fails it (ECORRUPT).
+   * the payload would say (null: it cannot know yet, and the request fails
+   * with ECORRUPT). A damaged ERROR fails it with ECORRUPT too.
    */
-  once?: { known: () => T }
+  once?: { known: () => T | null }
 }
 
 export class ResultRequest<T> implements FrameHandler {
@@ -30,7 +31,7 @@ export class ResultRequest<T> implements FrameHandler {
   #done = false
 
   #onProgress?: (progress: unknown) => void
-  #once?: { known: () => T }
+  #once?: { known: () => T | null }
 
   constructor(control: RequestControl, { onProgress, once }: ResultOptions<T> = {}) {
     this.#control = control
@@ -77,9 +78,11 @@ export class ResultRequest<T> implements FrameHandler {
     if (frame.intact) return 'deliver'
     if (frame.type === FrameType.ERROR) return 'unreadable-error'
     if (frame.type === FrameType.RESULT) {
+      const known = this.#once!.known()
       this.#done = true
       this.#control.release(false)
-      this.#resolve(this.#once!.known())
+      if (known !== null) this.#resolve(known)
+      else this.#reject(error('ECORRUPT', `request ${frame.id}: a RESULT whose payload arrived damaged, before the request was sent whole`))
     }
     return 'drop'
   }

@@ -114,7 +114,8 @@ export class CommandSource extends Duplex {
   /** Answer new requests with ESHUTDOWN; those running go on (the server closes once they are done). */
   drain(): void {
     this.#draining = true
-    for (const { req } of this.#parked.splice(0)) this.#reply(req.id, shuttingDown())
+    // One NACKed while it waited gets its ERROR in the NACK's epoch: the receiver waits for that.
+    for (const { req, resync } of this.#parked.splice(0)) this.#reply(req.id, shuttingDown(), resync)
     this.#pump()
   }
 
@@ -285,8 +286,8 @@ export class CommandSource extends Duplex {
   #cancel(id: number): void {
     const at = this.#parked.findIndex((p) => p.req.id === id)
     if (at !== -1) {
-      this.#parked.splice(at, 1)
-      this.#reply(id, error('ECANCELED', `request ${id} cancelled by the client`))
+      const [{ resync }] = this.#parked.splice(at, 1)
+      this.#reply(id, error('ECANCELED', `request ${id} cancelled by the client`), resync)
       return this.#releaseIfRoom()
     }
     const job = this.#jobs.get(id)

@@ -184,10 +184,13 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
 })
 
 /**
- * A fake server that answers the first request with `answer(id)` and records
- * every request line the client sends.
+ * A fake server that answers each request line with the frames `answer`
+ * gives for it, and records every line the client sends.
  */
-async function scriptedServer(t: Parameters<typeof loopbackServer>[0], answer: (id: number) => Frame[]): Promise<{ url: string; lines: Record<string, unknown>[] }> {
+async function scriptedServer(
+  t: Parameters<typeof loopbackServer>[0],
+  answer: (req: { id: number; op: string; resync?: number }) => Frame[],
+): Promise<{ url: string; lines: Record<string, unknown>[] }> {
   const lines: Record<string, unknown>[] = []
   const send = (socket: net.Socket, f: Frame) => socket.write(Buffer.concat(encodeFrame(f, ChecksumId.crc32)))
   const url = await loopbackServer(t, (socket) => {
@@ -201,7 +204,7 @@ async function scriptedServer(t: Parameters<typeof loopbackServer>[0], answer: (
       for (const line of parts) {
         const req = JSON.parse(line) as Record<string, unknown>
         lines.push(req)
-        if (lines.length === 1) for (const f of answer(req.id as number)) send(socket, f)
+        for (const f of answer(req as { id: number; op: string })) send(socket, f)
       }
     })
   })
@@ -213,11 +216,15 @@ describe('an ERROR that overtakes a NACK', () => {
   const error = (id: number, seq: number) => jsonFrame(FrameType.ERROR, id, seq, { code: 'EIO', message: 'disk went away' })
 
   test('a read that NACKed a gap and then gets the old ERROR fails with it and cancels the resend', async (t) => {
-    const { url, lines } = await scriptedServer(t, (id) => [
-      jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }),
-      { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }, // seq 1 is missing: a gap
-      error(id, 3),
-    ])
+    const { url, lines } = await scriptedServer(t, ({ id, op }) =>
+      op !== 'read'
+        ? []
+        : [
+            jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }),
+            { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }, // seq 1 is missing: a gap
+            error(id, 3),
+          ],
+    )
     const client = await connect(url)
     t.after(() => client.close())
     await assert.rejects(client.readFile('x'), { code: 'EIO' })
@@ -226,22 +233,42 @@ describe('an ERROR that overtakes a NACK', () => {
   })
 
   test('so does a request answered by a RESULT (stat)', async (t) => {
-    const { url, lines } = await scriptedServer(t, (id) => [
-      jsonFrame(FrameType.PROGRESS, id, 1, {}), // seq 0 is missing: a gap
-      error(id, 2),
-    ])
+    const { url, lines } = await scriptedServer(t, ({ id, op }) =>
+      op !== 'stat'
+        ? []
+        : [
+            jsonFrame(FrameType.PROGRESS, id, 1, {}), // seq 0 is missing: a gap
+            error(id, 2),
+          ],
+    )
     const client = await connect(url)
     t.after(() => client.close())
     await assert.rejects(client.stat('x'), { code: 'EIO' })
     assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
     assert.deepEqual(lines.map((l) => [l.op, l.id]), [['stat', 1], ['nack', 1], ['cancel', 1]])
   })
+
+  test('an ERROR that answers the NACK (its epoch) ends the request without a cancel', async (t) => {
+    const { url, lines } = await scriptedServer(t, ({ id, op, resync }) => {
+      if (op === 'read') {
+        return [jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }), { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }]
+      }
+      // The sender gives up on the resend: its ERROR carries the NACK's epoch.
+      return op === 'nack' ? [jsonFrame(FrameType.ERROR, id, 0, { code: 'ECORRUPT', message: 'gave up' }, resync! & 0xff)] : []
+    })
+    const client = await connect(url)
+    t.after(() => client.close())
+    await assert.rejects(client.readFile('x'), { code: 'ECORRUPT', message: 'gave up' })
+    // A cancel would follow the rejection at once; give it time to arrive.
+    await sleep(200)
+    assert.deepEqual(lines.map((l) => [l.op, l.id]), [['read', 1], ['nack', 1]])
+  })
 })
 
 describe('an upload whose RESULT arrives damaged', () => {
-  test('is stored: the header says RESULT, and the client knows the size it sent (a NACK would only fail it)', async (t) => {
-    const seen: string[] = []
-    const url = await loopbackServer(t, (socket) => {
+  /** A fake server answering the first request line, after `delay` ms, with a RESULT whose payload has one byte flipped. */
+  async function damagedResultServer(t: Parameters<typeof loopbackServer>[0], delay: number, seen: string[]): Promise<string> {
+    return loopbackServer(t, (socket) => {
       socket.on('error', () => {})
       socket.write(Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), ChecksumId.crc32)))
       let answered = false
@@ -250,20 +277,38 @@ describe('an upload whose RESULT arrives damaged', () => {
         if (answered) return
         answered = true
         const { id } = JSON.parse(chunk.toString('latin1').split('\n')[0]!) as { id: number }
-        // After the upload's frames are in (they follow the line at once on loopback), a RESULT with one payload byte flipped.
         setTimeout(() => {
-          const [head, payload = Buffer.alloc(0)] = encodeFrame(jsonFrame(FrameType.RESULT, id, 0, { path: 'out.bin', size: 5 }), ChecksumId.crc32)
-          const bytes = Buffer.concat([head!, payload])
+          const bytes = Buffer.concat(encodeFrame(jsonFrame(FrameType.RESULT, id, 0, { path: 'out.bin', size: 5 }), ChecksumId.crc32))
           const at = bytes.length - 2
           bytes.writeUInt8(bytes.readUInt8(at) ^ 0xff, at)
           socket.write(bytes)
-        }, 200)
+        }, delay)
       })
     })
+  }
+
+  test('before the upload was sent whole, it fails with ECORRUPT (what it stored is unknown)', async (t) => {
+    const url = await damagedResultServer(t, 0, [])
+    const client = await connect(url)
+    t.after(() => client.close())
+    async function* slow() {
+      yield Buffer.from('hel')
+      await sleep(500)
+      yield Buffer.from('lo')
+    }
+    await assert.rejects(client.write('out.bin', slow()), { code: 'ECORRUPT' })
+  })
+
+  test('is stored: the header says RESULT, and the client knows the size it sent (a NACK would only fail it)', async (t) => {
+    const seen: string[] = []
+    // After the upload's frames are in (they follow the line at once on loopback).
+    const url = await damagedResultServer(t, 200, seen)
     const client = await connect(url, { progressTimeout: 100 })
     t.after(() => client.close())
     assert.deepEqual(await client.write('out.bin', Buffer.from('hello')), { path: 'out.bin', size: 5 })
-    assert.ok(!seen.join('').includes('"op":"nack"'), 'the client NACKed the upload')
+    assert.equal(client.counters().nacks, 0, 'the client NACKed the upload')
+    await sleep(100)
+    assert.ok(!seen.join('').includes('"op":"nack"'), 'a NACK reached the server')
   })
 })
 

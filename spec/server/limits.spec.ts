@@ -303,6 +303,25 @@ describe('a NACK for a request still waiting for its turn', () => {
     assert.ok(bytesOf(peer.frames, 2).equals(small))
     assert.equal((await peer.done(1)).type, FrameType.END)
   })
+
+  test('cancelled or refused at shutdown before its turn, its ERROR carries that epoch: it answers the NACK', async (t) => {
+    const { server, url, root } = await startServer(t, { maxInFlight: 1 })
+    writeFile(root, 'big.bin', 16 * MiB)
+    writeFile(root, 'small.bin', 5000)
+    const peer = await rawPeer(t, url)
+    peer.socket.pause() // read 1 holds the only slot
+    const line = (o: object) => JSON.stringify(o) + '\n'
+    peer.socket.write(line({ id: 1, op: 'read', path: 'big.bin' }) + line({ id: 2, op: 'read', path: 'small.bin' }) + line({ id: 3, op: 'read', path: 'small.bin' }))
+    peer.socket.write(line({ id: 2, op: 'nack', seq: 0, offset: 0, resync: 1 }) + line({ id: 3, op: 'nack', seq: 0, offset: 0, resync: 2 }))
+    peer.socket.write(line({ id: 2, op: 'cancel' }))
+    await sleep(200)
+    const closing = server.close({ grace: 10_000 })
+    peer.socket.resume()
+    const [two, three] = [await peer.done(2), await peer.done(3)]
+    assert.deepEqual([two.type, json(two).code, two.epoch], [FrameType.ERROR, 'ECANCELED', 1])
+    assert.deepEqual([three.type, json(three).code, three.epoch], [FrameType.ERROR, 'ESHUTDOWN', 2])
+    await closing
+  })
 })
 
 describe('half-close', () => {

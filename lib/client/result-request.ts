@@ -62,7 +62,12 @@ export class ResultRequest<T> implements FrameHandler {
     // Only an ERROR is delivered while a NACK waits for its answer: the server will still
     // answer the NACK (run the request again), so cancel that.
     this.#control.release(this.#window.awaiting)
-    if (frame.type === FrameType.RESULT) {
+    if (frame.type === FrameType.RESULT && !frame.intact) {
+      // Only a `once` request delivers it (see ResultOptions).
+      const known = this.#once!.known()
+      if (known !== null) this.#resolve(known)
+      else this.#reject(error('ECORRUPT', `request ${frame.id}: a RESULT whose payload arrived damaged, before the request was sent whole`))
+    } else if (frame.type === FrameType.RESULT) {
       try {
         this.#resolve(parseJsonPayload<T>(frame))
       } catch (err) {
@@ -73,18 +78,10 @@ export class ResultRequest<T> implements FrameHandler {
     return true
   }
 
-  /** The verdict on a frame of a `once` request (see ResultOptions). */
+  /** The verdict on a frame of a `once` request: a damaged RESULT is delivered too (see ResultOptions). */
   #takeOnce(frame: ReceivedFrame): 'deliver' | 'drop' | 'unreadable-error' {
-    if (frame.intact) return 'deliver'
-    if (frame.type === FrameType.ERROR) return 'unreadable-error'
-    if (frame.type === FrameType.RESULT) {
-      const known = this.#once!.known()
-      this.#done = true
-      this.#control.release(false)
-      if (known !== null) this.#resolve(known)
-      else this.#reject(error('ECORRUPT', `request ${frame.id}: a RESULT whose payload arrived damaged, before the request was sent whole`))
-    }
-    return 'drop'
+    if (frame.intact || frame.type === FrameType.RESULT) return 'deliver'
+    return frame.type === FrameType.ERROR ? 'unreadable-error' : 'drop'
   }
 
   onLost(): void {

@@ -4,7 +4,7 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
-import { connect } from '../../lib/client/client.js'
+import { type Client, connect } from '../../lib/client/client.js'
 import { ChecksumId, FrameType } from '../../lib/protocol/constants.js'
 import { encodeFrame, type Frame, jsonFrame } from '../../lib/protocol/frame.js'
 import { writeFile } from '../helpers/fixtures.js'
@@ -187,6 +187,11 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
  * A fake server that answers each request line with the frames `answer`
  * gives for it, and records every line the client sends.
  */
+/** What a fake server opens with: a HELLO with small pages. */
+function helloBytes(): Buffer {
+  return Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), ChecksumId.crc32))
+}
+
 async function scriptedServer(
   t: Parameters<typeof loopbackServer>[0],
   answer: (req: { id: number; op: string; resync?: number }) => Frame[],
@@ -195,7 +200,7 @@ async function scriptedServer(
   const send = (socket: net.Socket, f: Frame) => socket.write(Buffer.concat(encodeFrame(f, ChecksumId.crc32)))
   const url = await loopbackServer(t, (socket) => {
     socket.on('error', () => {})
-    send(socket, jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }))
+    socket.write(helloBytes())
     let text = ''
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString()
@@ -215,38 +220,34 @@ describe('an ERROR that overtakes a NACK', () => {
   // The server answers a NACK even after it ended the request; without a cancel that resend (a whole file) would be sent for nothing.
   const error = (id: number, seq: number) => jsonFrame(FrameType.ERROR, id, seq, { code: 'EIO', message: 'disk went away' })
 
-  test('a read that NACKed a gap and then gets the old ERROR fails with it and cancels the resend', async (t) => {
-    const { url, lines } = await scriptedServer(t, ({ id, op }) =>
-      op !== 'read'
-        ? []
-        : [
-            jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }),
-            { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }, // seq 1 is missing: a gap
-            error(id, 3),
-          ],
-    )
-    const client = await connect(url)
-    t.after(() => client.close())
-    await assert.rejects(client.readFile('x'), { code: 'EIO' })
-    assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
-    assert.deepEqual(lines.map((l) => [l.op, l.id]), [['read', 1], ['nack', 1], ['cancel', 1]])
-  })
-
-  test('so does a request answered by a RESULT (stat)', async (t) => {
-    const { url, lines } = await scriptedServer(t, ({ id, op }) =>
-      op !== 'stat'
-        ? []
-        : [
-            jsonFrame(FrameType.PROGRESS, id, 1, {}), // seq 0 is missing: a gap
-            error(id, 2),
-          ],
-    )
-    const client = await connect(url)
-    t.after(() => client.close())
-    await assert.rejects(client.stat('x'), { code: 'EIO' })
-    assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
-    assert.deepEqual(lines.map((l) => [l.op, l.id]), [['stat', 1], ['nack', 1], ['cancel', 1]])
-  })
+  const cases = [
+    {
+      name: 'a read that NACKed a gap and then gets the old ERROR fails with it and cancels the resend',
+      op: 'read',
+      answer: (id: number): Frame[] => [
+        jsonFrame(FrameType.START, id, 0, { size: 2048, offset: 0, length: 2048, mtimeMs: 0 }),
+        { type: FrameType.DATA, id, seq: 2, payload: Buffer.alloc(1024) }, // seq 1 is missing: a gap
+        error(id, 3),
+      ],
+      call: (client: Client) => client.readFile('x'),
+    },
+    {
+      name: 'so does a request answered by a RESULT (stat)',
+      op: 'stat',
+      answer: (id: number): Frame[] => [jsonFrame(FrameType.PROGRESS, id, 1, {}), error(id, 2)], // seq 0 is missing: a gap
+      call: (client: Client) => client.stat('x'),
+    },
+  ]
+  for (const { name, op, answer, call } of cases) {
+    test(name, async (t) => {
+      const { url, lines } = await scriptedServer(t, (req) => (req.op === op ? answer(req.id) : []))
+      const client = await connect(url)
+      t.after(() => client.close())
+      await assert.rejects(call(client), { code: 'EIO' })
+      assert.ok(await poll(() => lines.some((l) => l.op === 'cancel'), 2000), `no cancel; the client sent ${JSON.stringify(lines)}`)
+      assert.deepEqual(lines.map((l) => [l.op, l.id]), [[op, 1], ['nack', 1], ['cancel', 1]])
+    })
+  }
 
   test('an ERROR that answers the NACK (its epoch) ends the request without a cancel', async (t) => {
     const { url, lines } = await scriptedServer(t, ({ id, op, resync }) => {
@@ -270,7 +271,7 @@ describe('an upload whose RESULT arrives damaged', () => {
   async function damagedResultServer(t: Parameters<typeof loopbackServer>[0], delay: number, seen: string[]): Promise<string> {
     return loopbackServer(t, (socket) => {
       socket.on('error', () => {})
-      socket.write(Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), ChecksumId.crc32)))
+      socket.write(helloBytes())
       let answered = false
       socket.on('data', (chunk: Buffer) => {
         seen.push(chunk.toString('latin1'))

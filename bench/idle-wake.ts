@@ -9,13 +9,16 @@
  *   node dist/bench/idle-wake.js [--gib 2] [--probes 30] [--gaps 20,300]
  *
  * Prints, per held size and idle gap, the median and 90th percentile of
- * connect → first byte. Each server is a child of this process, ended by it.
+ * connect → first byte: holding nothing, holding GBs, and holding GBs with
+ * the malloc settings of the server bin's shebang (huge pages for malloc's
+ * memory). Each server is a child of this process, ended by it.
  */
 import { spawn } from 'node:child_process'
 import { randomFill } from 'node:crypto'
 import { once } from 'node:events'
 import net from 'node:net'
 import { parseArgs } from 'node:util'
+import { serverEnv } from './servers.js'
 
 const BLOCK = 110_000
 
@@ -65,8 +68,16 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { gib: { type: 'string', default: '2' }, probes: { type: 'string', default: '30' }, gaps: { type: 'string', default: '20,300' } } })
   const probes = Math.min(200, Number(values.probes))
   const gaps = values.gaps.split(',').map(Number)
-  for (const bytes of [0, Number(values.gib) * 2 ** 30]) {
-    const child = spawn(process.execPath, [process.argv[1]!, '--serve', String(bytes)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const gib = Number(values.gib) * 2 ** 30
+  const tunables = serverEnv()
+  const shown = Object.entries(tunables).map(([k, v]) => `${k}=${v}`).join(' ')
+  const runs = [
+    { bytes: 0, env: {}, label: '' },
+    { bytes: gib, env: {}, label: '' },
+    { bytes: gib, env: tunables, label: ` with the bin's ${shown}` },
+  ]
+  for (const { bytes, env, label } of runs) {
+    const child = spawn(process.execPath, [process.argv[1]!, '--serve', String(bytes)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } })
     const killer = setTimeout(() => child.kill('SIGKILL'), 120_000) // bounded, whatever happens
     try {
       const [line] = (await once(child.stdout!, 'data')) as [Buffer]
@@ -77,7 +88,7 @@ async function main(): Promise<void> {
           await new Promise((r) => setTimeout(r, gap))
           ms.push(await probe(port))
         }
-        console.log(`holding ${(bytes / 2 ** 30).toFixed(1)} GiB (${blocks} buffers), idle ${gap} ms: connect → first byte median ${pct(ms, 0.5).toFixed(2)} ms, p90 ${pct(ms, 0.9).toFixed(2)} ms`)
+        console.log(`holding ${(bytes / 2 ** 30).toFixed(1)} GiB (${blocks} buffers)${label}, idle ${gap} ms: connect → first byte median ${pct(ms, 0.5).toFixed(2)} ms, p90 ${pct(ms, 0.9).toFixed(2)} ms`)
       }
     } finally {
       clearTimeout(killer)

@@ -120,10 +120,10 @@ export async function shell(name: string, cmd: string, timeoutMs: number, captur
  * Start a long-running helper and wait for its first stdout line (its
  * "ready" line); fails if it exits first or takes longer than `timeoutMs`.
  */
-export async function startServer(name: string, cmd: string, args: string[], timeoutMs: number): Promise<{ child: ChildProcess; line: string; stderr: () => string }> {
+export async function startServer(name: string, cmd: string, args: string[], timeoutMs: number, env: Record<string, string> = {}): Promise<{ child: ChildProcess; line: string; stderr: () => string }> {
   // stdin is a pipe: our own helpers exit when it closes, so they never outlive the benchmark.
   const t0 = now()
-  const child = start(name, cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = start(name, cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: benchEnv(env) })
   let err = ''
   child.stderr!.on('data', (c: Buffer) => {
     err += c.toString()

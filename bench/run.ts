@@ -14,7 +14,7 @@ import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders 
 import { type Dataset, makeDataset } from './data.js'
 import { alternate, type Measured } from './measure.js'
 import { killAllNow, markStopping, stop, stopAll } from './procs.js'
-import { rssOf, serverNodeFlags, startBare, startBin, startProduct } from './servers.js'
+import { rssOf, serverEnv, serverNodeFlags, startBare, startBin, startProduct } from './servers.js'
 import { formatTables, ratioTarget, row, type Row, type Target } from './table.js'
 import { BenchError, elapsed, fmtBytes, GiB, log, MiB, withTimeout, xorPages } from './util.js'
 
@@ -65,6 +65,12 @@ const WARM_FILES = 200
 
 let tmp: string | null = null
 
+/** How the servers are run, as the bin's shebang runs the real one: its environment and node flags. */
+function serverLaunch(): string {
+  const env = Object.entries(serverEnv()).map(([k, v]) => `${k}=${v}`)
+  return [...env, 'node', ...serverNodeFlags()].join(' ')
+}
+
 function removeTmp(): void {
   if (tmp) rmSync(tmp, { recursive: true, force: true })
   tmp = null
@@ -99,7 +105,7 @@ async function main(): Promise<void> {
   const total = ds.big.size + ds.smallBytes
   const cacheBytes = Math.ceil((total + 256 * MiB) / MiB) * MiB
 
-  log(`servers: starting the product server (node ${serverNodeFlags().join(' ')}, cache ${fmtBytes(cacheBytes)}), the bare server and the bin (for RSS)`)
+  log(`servers: starting the product server (${serverLaunch()}, cache ${fmtBytes(cacheBytes)}), the bare server and the bin (for RSS)`)
   const [product, bare, bin] = await Promise.all([startProduct(ds, cacheBytes), startBare(ds), startBin(join(ds.root, 'small'), rssCacheBytes(ds))])
   if (bare.bytes !== total) throw new BenchError(`bare server holds ${bare.bytes} bytes, expected ${total}`)
   log(`servers: product on ${product.tcp} and ${product.unix}; bare on tcp port ${bare.tcp.kind === 'tcp' ? bare.tcp.port : '?'} and a unix socket, holding ${fmtBytes(bare.bytes)}`)
@@ -215,7 +221,7 @@ async function main(): Promise<void> {
     `data: ${fmtBytes(ds.big.size)} random file; ${ds.small.length.toLocaleString('en-US')} files of 100–120 KB (${fmtBytes(ds.smallBytes)}); all hot (page cache, server caches)`,
     `small files: all ${ds.small.length.toLocaleString('en-US')} cached; each round reads ${plan.slice.toLocaleString('en-US')} of them (a new slice each round, the same for every contender; ${smallFilesRead.toLocaleString('en-US')} in all)`,
     `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${load1.map((l) => l.toFixed(2)).join(' ')} (shared: figures are medians of alternated repeats; compare ratios, not absolutes)`,
-    `GB/s = 10^9 bytes/s; spread = (max − min) / median of the repeats; servers run with node ${serverNodeFlags().join(' ') || '(no flags)'}`,
+    `GB/s = 10^9 bytes/s; spread = (max − min) / median of the repeats; servers run as the bin's shebang does: ${serverLaunch()}`,
     '',
   ].join('\n')
   const footer = [

@@ -15,11 +15,23 @@ const BARE_SERVER = fileURLToPath(new URL('./bare-server.js', import.meta.url))
 
 const START_TIMEOUT = 60_000
 
-/** The node flags in the server bin's shebang (`#!/usr/bin/env -S node FLAGS`), applied to our server processes too. */
-export function serverNodeFlags(): string[] {
+/** The server bin's shebang, `#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS]`, split into its parts. */
+function shebang(): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(SERVER_BIN, 'utf8').split('\n', 1)[0] ?? ''
-  const m = /^#!.*?\bnode\b(.*)$/.exec(first)
-  return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : []
+  const m = /^#!\S*env -S (.*?)\bnode\b(.*)$/.exec(first)
+  if (!m) return { env: {}, flags: [] }
+  const env = Object.fromEntries(m[1]!.trim().split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) }
+}
+
+/** The node flags in the server bin's shebang, applied to our server processes too. */
+export function serverNodeFlags(): string[] {
+  return shebang().flags
+}
+
+/** The environment the server bin's shebang sets (malloc settings), applied to our server processes too. */
+export function serverEnv(): Record<string, string> {
+  return shebang().env
 }
 
 export interface ProductServer {
@@ -29,7 +41,7 @@ export interface ProductServer {
 }
 
 export async function startProduct(ds: Dataset, cacheBytes: number, name = 'product'): Promise<ProductServer> {
-  const { child, line } = await startServer(`${name} server`, process.execPath, [...serverNodeFlags(), PRODUCT_SERVER, ds.root, String(cacheBytes), join(ds.dir, `${name}.sock`)], START_TIMEOUT)
+  const { child, line } = await startServer(`${name} server`, process.execPath, [...serverNodeFlags(), PRODUCT_SERVER, ds.root, String(cacheBytes), join(ds.dir, `${name}.sock`)], START_TIMEOUT, serverEnv())
   const { tcp, unix } = JSON.parse(line) as { tcp: string; unix: string }
   return { child, tcp, unix }
 }
@@ -42,7 +54,7 @@ export interface BareServer {
 }
 
 export async function startBare(ds: Dataset): Promise<BareServer> {
-  const { child, line } = await startServer('bare server', process.execPath, [...serverNodeFlags(), BARE_SERVER, ds.manifestPath, join(ds.dir, 'bare.sock')], START_TIMEOUT)
+  const { child, line } = await startServer('bare server', process.execPath, [...serverNodeFlags(), BARE_SERVER, ds.manifestPath, join(ds.dir, 'bare.sock')], START_TIMEOUT, serverEnv())
   const { port, unix, bytes } = JSON.parse(line) as { port: number; unix: string; bytes: number }
   return { child, tcp: { kind: 'tcp', port }, unix: { kind: 'unix', path: unix }, bytes }
 }

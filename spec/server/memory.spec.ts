@@ -16,6 +16,15 @@ function rssOf(pid: number): number {
   return Number(kb[1]) * 1024
 }
 
+/** Whether this kernel gives huge pages to memory that asks for them (madvise), or to all. */
+function transparentHugePages(): boolean {
+  try {
+    return !/\[never\]/.test(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))
+  } catch {
+    return false
+  }
+}
+
 describe('memory', () => {
   test('server RSS stays within the cache limit plus a bounded overhead with 20,000 cached entries', async (t) => {
     const root = tempDir(t)
@@ -38,5 +47,17 @@ describe('memory', () => {
     const bound = 1.05 * stats.cacheBytes + OVERHEAD
     assert.ok(rss <= bound, `RSS ${(rss / MiB).toFixed(1)} MiB exceeds ${(bound / MiB).toFixed(1)} MiB for ${(stats.cacheBytes / MiB).toFixed(1)} MiB cached`)
     t.diagnostic(`RSS ${(rss / MiB).toFixed(1)} MiB for ${(stats.cacheBytes / MiB).toFixed(1)} MiB in ${stats.entries} entries`)
+
+    // The shebang's malloc settings reached the server (env -S), and its blocks sit in huge pages where the kernel has them.
+    const env = readFileSync(`/proc/${server.child.pid}/environ`, 'utf8').split('\0')
+    assert.ok(env.includes('MALLOC_ARENA_MAX=2'), 'MALLOC_ARENA_MAX=2 in the server environment')
+    const tunables = env.find((e) => e.startsWith('GLIBC_TUNABLES='))
+    assert.match(tunables ?? '', /glibc\.malloc\.hugetlb=1/)
+    if (transparentHugePages()) {
+      const huge = /AnonHugePages:\s+(\d+) kB/.exec(readFileSync(`/proc/${server.child.pid}/smaps_rollup`, 'utf8'))
+      const hugeBytes = Number(huge?.[1] ?? 0) * 1024
+      t.diagnostic(`${(hugeBytes / MiB).toFixed(0)} MiB in huge pages`)
+      assert.ok(hugeBytes > 0, 'some of the cache in huge pages')
+    }
   })
 })

@@ -248,31 +248,41 @@ export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
 
 // ─── 3. Time to first byte ───────────────────────────────────────────────────
 
-const ELAPSED = /^elapsed-ns (\d+)\n/m
+/** What timedInShell's bash prints on stderr: clock readings ($EPOCHREALTIME, seconds with microseconds). */
+const CLOCK = /^(start|first-byte|end) (\d+)\.(\d{6})\n/gm
 
 /**
- * Run `cmd` in sh, timed by that sh (as from a user's shell), not from here:
- * this process holds GBs by now, and forking it cost each start-up ~40 ms
- * more and widened the gap between a two-process pipeline and `node -e 0`.
+ * Run `cmd` in bash, timed by that shell (as from a user's shell), not from
+ * here: this process holds GBs by now, and forking it cost each start-up
+ * ~40 ms more and widened the gap between a two-process pipeline and
+ * `node -e 0`. bash reads its clock without starting a process
+ * ($EPOCHREALTIME). `ms` runs until `cmd` ended; `firstByteMs` until `cmd`
+ * printed `first-byte $EPOCHREALTIME` on stderr, if it did.
  */
-async function timedInShell(name: string, cmd: string, timeoutMs: number): Promise<{ ms: number; stdout: Buffer }> {
-  const r = await shell(name, `t0=$(date +%s%N); ${cmd}; t1=$(date +%s%N); echo "elapsed-ns $((t1 - t0))" >&2`, timeoutMs, true)
-  const m = ELAPSED.exec(r.stderr)
-  checkShell(name, { ...r, stderr: r.stderr.replace(ELAPSED, '') })
-  if (!m) throw new BenchError(`${name}: no time reported`)
-  return { ms: Number(m[1]) / 1e6, stdout: r.stdout }
+async function timedInShell(name: string, cmd: string, timeoutMs: number): Promise<{ ms: number; firstByteMs?: number; stdout: Buffer }> {
+  const r = await shell(name, `LC_ALL=C; echo "start $EPOCHREALTIME" >&2; ${cmd}; echo "end $EPOCHREALTIME" >&2`, timeoutMs, true, 'bash')
+  const clock = new Map([...r.stderr.matchAll(CLOCK)].map((m) => [m[1]!, Number(m[2]) * 1000 + Number(m[3]) / 1000]))
+  checkShell(name, { ...r, stderr: r.stderr.replace(CLOCK, '') })
+  const start = clock.get('start')
+  const end = clock.get('end')
+  const first = clock.get('first-byte')
+  if (start === undefined || end === undefined) throw new BenchError(`${name}: no time reported`)
+  return { ms: end - start, ...(first === undefined ? {} : { firstByteMs: first - start }), stdout: r.stdout }
 }
 
 /**
  * The CLI against the loaded product server (every file cached, the target's
  * figure), against `idle`: a product server holding only the file read (to
  * tell the client's start-up from the server's answer), and `node -e 0`.
+ * For the CLI, the first byte counts when head has it (the time to first
+ * byte), and the run's end is kept too: the client exits after that.
  */
 export function ttfbContenders(s: Setup, idle: ProductServer): Contender[] {
   const small = s.ds.small[0]!
   const first = readFileSync(join(s.ds.root, small.path)).subarray(0, 1)
   const cli = (key: string, label: string, server: ProductServer): Contender => {
-    const cmd = `${q(CLIENT_BIN)} --server ${q(server.tcp)} read ${q(small.path)} | head -c1`
+    // bash reads the clock as soon as head has its byte (and exits); the pipeline ends when the client has exited too.
+    const cmd = `${q(CLIENT_BIN)} --server ${q(server.tcp)} read ${q(small.path)} | { head -c1; echo "first-byte $EPOCHREALTIME" >&2; }`
     return {
       key,
       label,
@@ -280,7 +290,8 @@ export function ttfbContenders(s: Setup, idle: ProductServer): Contender[] {
       run: async () => {
         const r = await timedInShell(label, cmd, s.timeoutMs)
         if (!r.stdout.equals(first)) throw new BenchError(`${label}: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${first.toString('hex')})`)
-        return r.ms
+        if (r.firstByteMs === undefined) throw new BenchError(`${label}: no first-byte time reported`)
+        return { value: r.firstByteMs, also: { end: r.ms } } satisfies Sample
       },
     }
   }
@@ -293,5 +304,16 @@ export function ttfbContenders(s: Setup, idle: ProductServer): Contender[] {
       run: async () => (await timedInShell('node -e 0', 'node -e 0', s.timeoutMs)).ms,
     },
     cli('cli-ttfb-idle', 'same, server holding 1 file', idle),
+    {
+      // The same pipeline with a Node that only writes a byte: what the pipeline and Node's start cost without any client.
+      key: 'node-byte',
+      label: 'node writes 1 byte | head -c1',
+      unit: 'ms',
+      run: async () => {
+        const r = await timedInShell('node writes 1 byte', `node -e 'require("fs").writeSync(1, "x")' | { head -c1; echo "first-byte $EPOCHREALTIME" >&2; }`, s.timeoutMs)
+        if (r.stdout.toString() !== 'x' || r.firstByteMs === undefined) throw new BenchError(`node writes 1 byte: got ${JSON.stringify(r.stdout.toString())}`)
+        return { value: r.firstByteMs, also: { end: r.ms } } satisfies Sample
+      },
+    },
   ]
 }

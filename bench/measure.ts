@@ -8,6 +8,8 @@ import { BenchError, type CpuUse, elapsed, log, median, spread } from './util.js
 export interface Sample {
   value: number
   cpu?: CpuUse
+  /** More figures of the same run (in `unit`), by name: each is kept as a contender of its own, keyed `KEY/NAME`. */
+  also?: Record<string, number>
 }
 
 export interface Contender {
@@ -45,6 +47,8 @@ export interface RoundsOptions {
 export async function alternate(section: string, contenders: Contender[], opts: RoundsOptions, fmt: (v: number) => string = (v) => v.toFixed(2)): Promise<Map<string, Measured>> {
   const samples = new Map<string, number[]>(contenders.map((c) => [c.key, []]))
   const cpus = new Map<string, CpuUse[]>(contenders.map((c) => [c.key, []]))
+  /** The contenders' `also` figures, as contenders of their own. */
+  const extra: Contender[] = []
   opts.onRound?.(-1)
   for (const c of contenders) {
     const w = await (c.warm ? c.warm() : c.run())
@@ -64,6 +68,15 @@ export async function alternate(section: string, contenders: Contender[], opts: 
       const got = await c.run()
       const v = typeof got === 'number' ? got : got.value
       if (typeof got === 'object' && got.cpu) cpus.get(c.key)!.push(got.cpu)
+      for (const [name, x] of Object.entries((typeof got === 'object' && got.also) || {})) {
+        const key = `${c.key}/${name}`
+        if (!samples.has(key)) {
+          samples.set(key, [])
+          cpus.set(key, [])
+          extra.push({ ...c, key, label: `${c.label} (${name})` })
+        }
+        samples.get(key)!.push(x)
+      }
       if (!Number.isFinite(v) || v <= 0) throw new BenchError(`${section}: ${c.label}: no valid figure (${v})`)
       samples.get(c.key)!.push(v)
       figures.push(`${c.label} ${fmt(v)}`)
@@ -72,7 +85,7 @@ export async function alternate(section: string, contenders: Contender[], opts: 
     log(`${section} round ${r + 1}/${opts.rounds} (${lastRound.toFixed(1)} s): ${figures.join(', ')}`)
   }
   const out = new Map<string, Measured>()
-  for (const c of contenders) {
+  for (const c of [...contenders, ...extra]) {
     const xs = samples.get(c.key)!
     const cs = cpus.get(c.key)!
     const cpu = cs.length ? { client: median(cs.map((x) => x.client)), server: median(cs.map((x) => x.server)) } : undefined

@@ -90,9 +90,9 @@ export interface ShellResult {
  * Run `sh -c cmd` and time it from spawn to exit. stdout is captured only if
  * asked (a pipeline that ends in `> /dev/null` writes nothing here anyway).
  */
-export async function shell(name: string, cmd: string, timeoutMs: number, captureStdout = false): Promise<ShellResult> {
+export async function shell(name: string, cmd: string, timeoutMs: number, captureStdout = false, program: 'sh' | 'bash' = 'sh'): Promise<ShellResult> {
   const t0 = now()
-  const child = start(name, 'sh', ['-c', cmd], { group: true, stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'] })
+  const child = start(name, program, ['-c', cmd], { group: true, stdio: ['ignore', captureStdout ? 'pipe' : 'ignore', 'pipe'] })
   const out: Buffer[] = []
   let err = ''
   child.stdout?.on('data', (c: Buffer) => out.push(c))

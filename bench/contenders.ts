@@ -113,8 +113,8 @@ export function hotContenders(s: Setup): Contender[] {
   })
   const cli = `${q(CLIENT_BIN)} --server ${q(s.product.tcp)} read ${q(big.path)}`
   return [
-    library('lib-tcp', 'library tcp', s.product.tcp, stream),
-    library('lib-unix', 'library unix', s.product.unix, stream),
+    library('lib-tcp', 'library tcp read() stream', s.product.tcp, stream),
+    library('lib-unix', 'library unix read() stream', s.product.unix, stream),
     library('chunks-tcp', 'library tcp readChunks', s.product.tcp, chunks),
     library('chunks-unix', 'library unix readChunks', s.product.unix, chunks),
     bare('bare-tcp', 'bare pair tcp', s.bare.tcp),

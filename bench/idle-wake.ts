@@ -76,8 +76,10 @@ async function main(): Promise<void> {
     { bytes: gib, env: {}, label: '' },
     { bytes: gib, env: tunables, label: ` with the bin's ${shown}` },
   ]
+  // The baselines run without any malloc settings of the caller's.
+  const { GLIBC_TUNABLES: _t, MALLOC_ARENA_MAX: _a, ...plain } = process.env
   for (const { bytes, env, label } of runs) {
-    const child = spawn(process.execPath, [process.argv[1]!, '--serve', String(bytes)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } })
+    const child = spawn(process.execPath, [process.argv[1]!, '--serve', String(bytes)], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...plain, ...env } })
     const killer = setTimeout(() => child.kill('SIGKILL'), 120_000) // bounded, whatever happens
     try {
       const [line] = (await once(child.stdout!, 'data')) as [Buffer]

@@ -70,6 +70,7 @@ export async function alternate(section: string, contenders: Contender[], opts: 
       if (typeof got === 'object' && got.cpu) cpus.get(c.key)!.push(got.cpu)
       for (const [name, x] of Object.entries((typeof got === 'object' && got.also) || {})) {
         const key = `${c.key}/${name}`
+        if (!Number.isFinite(x) || x <= 0) throw new BenchError(`${section}: ${c.label}: no valid ${name} figure (${x})`)
         if (!samples.has(key)) {
           samples.set(key, [])
           cpus.set(key, [])
@@ -83,6 +84,11 @@ export async function alternate(section: string, contenders: Contender[], opts: 
     }
     lastRound = elapsed() - t
     log(`${section} round ${r + 1}/${opts.rounds} (${lastRound.toFixed(1)} s): ${figures.join(', ')}`)
+  }
+  // An `also` figure must come with every sample of its contender, or its median would not match the contender's.
+  for (const e of extra) {
+    const parent = e.key.slice(0, e.key.lastIndexOf('/'))
+    if (samples.get(e.key)!.length !== samples.get(parent)!.length) throw new BenchError(`${section}: ${e.label}: ${samples.get(e.key)!.length} samples, but ${samples.get(parent)!.length} of the figure it goes with`)
   }
   const out = new Map<string, Measured>()
   for (const c of [...contenders, ...extra]) {

@@ -171,7 +171,10 @@ async function main(): Promise<void> {
   /** Ms a time-to-first-byte contender took beyond `node -e 0`. */
   const overNode = (k: string) => g(ttfb, k).median - g(ttfb, 'node-e0').median
   /** overNode, signed: "+26.7 ms", "−0.1 ms". */
-  const over = (k: string) => `${overNode(k) < 0 ? '−' : '+'}${Math.abs(overNode(k)).toFixed(1)} ms`
+  const over = (k: string) => {
+    const d = Number(overNode(k).toFixed(1))
+    return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(1)} ms`
+  }
   const rows: Row[] = [
     row(hotName, g(hot, 'lib-tcp'), g(hot, 'bare-tcp')),
     row(hotName, g(hot, 'lib-unix'), g(hot, 'bare-unix')),
@@ -202,7 +205,10 @@ async function main(): Promise<void> {
     row('time to first byte', g(ttfb, 'node-e0')),
     ...mem.rows,
   ]
-  const ttfbDiff = overNode('cli-ttfb')
+  // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
+  // pipeline, timed at the same point as the CLI (head has the byte). The target holds against the quicker of the two.
+  const nodeStart = Math.min(g(ttfb, 'node-e0').median, g(ttfb, 'node-byte').median)
+  const ttfbDiff = g(ttfb, 'cli-ttfb').median - nodeStart
   const targets: Target[] = [
     ratioTarget('hot read, library read() stream tcp ≥ bare pair tcp', g(hot, 'lib-tcp'), g(hot, 'bare-tcp'), 1.0),
     ratioTarget('hot read, library read() stream unix ≥ bare pair unix', g(hot, 'lib-unix'), g(hot, 'bare-unix'), 1.0),
@@ -213,8 +219,8 @@ async function main(): Promise<void> {
     ratioTarget('hot read, python client ≥ 0.5 × library read() (tcp)', g(hot, 'py-tcp'), g(hot, 'lib-tcp'), 0.5),
     ratioTarget('small files, python client 8 in flight ≥ 0.5 × library (tcp)', g(small, 'py-tcp-8'), g(small, 'lib-tcp-8'), 0.5),
     {
-      name: 'cli time to first byte ≤ node -e 0 + 30 ms',
-      measured: `${g(ttfb, 'cli-ttfb').median.toFixed(1)} ms vs ${g(ttfb, 'node-e0').median.toFixed(1)} ms (${over('cli-ttfb')}; exited ${over('cli-ttfb/end')})`,
+      name: 'cli time to first byte ≤ node start-up + 30 ms',
+      measured: `${g(ttfb, 'cli-ttfb').median.toFixed(1)} ms vs ${nodeStart.toFixed(1)} ms (+${ttfbDiff.toFixed(1)} ms; node -e 0 ${g(ttfb, 'node-e0').median.toFixed(1)}, node writing a byte ${g(ttfb, 'node-byte').median.toFixed(1)}; exited ${over('cli-ttfb/end')} over node -e 0)`,
       required: '≤ +30 ms',
       pass: ttfbDiff <= 30,
       margin: ttfbDiff <= 30 ? `${(30 - ttfbDiff).toFixed(1)} ms to spare` : `misses by ${(ttfbDiff - 30).toFixed(1)} ms`,

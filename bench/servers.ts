@@ -18,8 +18,8 @@ const START_TIMEOUT = 60_000
 /** The server bin's shebang, `#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS]`, split into its parts. */
 function shebang(): { env: Record<string, string>; flags: string[] } {
   const first = readFileSync(SERVER_BIN, 'utf8').split('\n', 1)[0] ?? ''
-  const m = /^#!\S*env -S (.*?)\bnode\b(.*)$/.exec(first)
-  if (!m) return { env: {}, flags: [] }
+  const m = /^#!\S*env -S ((?:\S+=\S* +)*)node((?: +-\S+)*)$/.exec(first)
+  if (!m) throw new BenchError(`cannot read the server bin's shebang (env -S [NAME=VALUE ...] node [FLAGS]): ${first}`)
   const env = Object.fromEntries(m[1]!.trim().split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
   return { env, flags: m[2]!.trim().split(/\s+/).filter(Boolean) }
 }

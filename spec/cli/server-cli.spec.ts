@@ -4,7 +4,7 @@
  * real files in temp dirs, loopback port 0 only.
  */
 import assert from 'node:assert/strict'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
@@ -200,6 +200,14 @@ describe('cacheserv-pipe passes its policy, socket and limit flags through', () 
   it('refuses a --socket-mode that is not octal, with exit 2', async () => {
     const r = await run(process.execPath, [SERVER_BIN, '--root', '.', '--socket-mode', 'rw', '--port', '0'])
     assert.equal(r.code, 2, r.stderr)
+  })
+})
+
+describe('the cacheserv-pipe bin', () => {
+  it('keeps its shebang within the 127 bytes that kernels before 5.1 read', () => {
+    // A longer line is cut there, and node gets a broken flag (the server does not start).
+    const line = readFileSync(SERVER_BIN, 'utf8').split('\n', 1)[0]!
+    assert.ok(Buffer.byteLength(line) <= 127, `shebang is ${Buffer.byteLength(line)} bytes: ${line}`)
   })
 })
 

@@ -20,6 +20,7 @@ import { checksumId } from '../protocol/checksum.js'
 import { useFastCrc32 } from '../protocol/crc32.js'
 import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { closeGently } from './close-gently.js'
 import { type Connection, serveConnection } from './connection.js'
 import { VERSION } from '../version.js'
 import { error } from '../errors.js'
@@ -76,6 +77,8 @@ export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
+/** How long a refused connection (EBUSY) waits for the peer to close first. */
+const BUSY_LINGER_MS = 1000
 
 export class CacheServer extends EventEmitter {
   readonly root: string
@@ -126,11 +129,12 @@ export class CacheServer extends EventEmitter {
   handle(duplex: Duplex): Connection | null {
     this.#totalConnections++
     if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
-      // Refused before HELLO: the client's connect fails with this error.
+      // Refused before HELLO: the client's connect fails with this error. Whatever the peer sent
+      // first is drained, so that the close is a FIN that cannot cut the error off (close-gently.ts).
       const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
       duplex.on('error', () => {})
       duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
-      setTimeout(() => duplex.destroy(), 1000).unref()
+      closeGently(duplex, { lingerMs: BUSY_LINGER_MS })
       return null
     }
     const conn = serveConnection(duplex, this.#ctx, {

@@ -136,6 +136,24 @@ describe('maxConnections', () => {
   })
 })
 
+describe('maxConnections, a refused peer that wrote first', () => {
+  test('still reads its EBUSY, closed with FIN: its input is drained, not left to turn the close into a RST', async (t) => {
+    const { url } = await startServer(t, { maxConnections: 1 })
+    await connectTo(t, url)
+    const peer = await rawPeer(t, url)
+    let failure: string | null = null
+    peer.socket.on('error', (err: NodeJS.ErrnoException) => (failure = err.code ?? err.message))
+    // A client that sends before it reads (ours wait for HELLO; others may not), then is slow to read.
+    peer.socket.pause()
+    for (let i = 0; i < 16; i++) peer.socket.write(Buffer.alloc(256 * KiB, '\n'))
+    await sleep(1500)
+    peer.socket.resume()
+    assert.ok(await within(peer.closed, 5000), 'the connection closed')
+    assert.equal(failure, null, 'the server reset the connection')
+    assert.deepEqual(peer.frames.map((f) => [f.type, f.id, json(f).code]), [[FrameType.ERROR, 0, 'EBUSY']])
+  })
+})
+
 describe('idleTimeout', () => {
   test('an idle connection is closed by the server', async (t) => {
     const { server, url } = await startServer(t, { idleTimeout: 300 })

@@ -26,7 +26,12 @@ export interface Target {
   pass: boolean
   /** How far over (+) or under (−) the requirement, in words. */
   margin: string
+  /** The largest spread of the figures compared: at NOISY or more, the verdict is marked as shaky. */
+  spread: number
 }
+
+/** Spread ((max − min) / median) at which a target's verdict is marked: the machine was busy meanwhile. */
+export const NOISY = 0.5
 
 /** A row from a measured figure, compared with another measured figure of the same run. */
 export function row(section: string, m: Measured, base?: Measured, note?: string): Row {
@@ -59,6 +64,7 @@ export function ratioTarget(name: string, m: Measured, base: Measured, atLeast: 
     required: `≥ ${atLeast.toFixed(1)}×`,
     pass,
     margin: pass ? `+${((ratio / atLeast - 1) * 100).toFixed(0)}%` : `misses by ${((1 - ratio / atLeast) * 100).toFixed(0)}%`,
+    spread: Math.max(m.spread, base.spread),
   }
 }
 
@@ -111,10 +117,13 @@ export function formatTables(rows: Row[], targets: Target[]): string {
   const lines = pad(cells, new Set([1, 3, 4, 6, 7, 8]))
   out.push(lines[0]!, '-'.repeat(Math.max(...lines.map((l) => [...l].length))), ...lines.slice(1))
   out.push('')
-  const tcells = [['target', 'measured', 'required', 'verdict', 'margin'], ...targets.map((t) => [t.name, t.measured, t.required, t.pass ? 'PASS' : 'MISS', t.margin])]
+  const mark = (t: Target) => (t.spread >= NOISY ? '*' : '')
+  const tcells = [['target', 'measured', 'required', 'verdict', 'margin'], ...targets.map((t) => [t.name, t.measured, t.required, (t.pass ? 'PASS' : 'MISS') + mark(t), t.margin])]
   const tlines = pad(tcells, new Set())
   out.push(tlines[0]!, '-'.repeat(Math.max(...tlines.map((l) => [...l].length))), ...tlines.slice(1))
   const passed = targets.filter((t) => t.pass).length
   out.push('', `${passed} of ${targets.length} targets met`)
+  const shaky = targets.filter((t) => t.spread >= NOISY).length
+  if (shaky) out.push(`* ${shaky} verdict${shaky === 1 ? '' : 's'} on figures that spread by ${NOISY * 100}% or more over their repeats: the machine was busy meanwhile; rerun before trusting ${shaky === 1 ? 'it' : 'them'}`)
   return out.join('\n')
 }

@@ -65,6 +65,12 @@ const WARM_FILES = 200
 
 let tmp: string | null = null
 
+/** "+26.7 ms", "−0.4 ms": the sign of the figure as shown, so never "−0.0". */
+function signedMs(ms: number): string {
+  const d = Number(ms.toFixed(1))
+  return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(1)} ms`
+}
+
 /** How the servers are run, as the bin's shebang runs the real one: its environment and node flags. */
 function serverLaunch(): string {
   const env = Object.entries(serverEnv()).map(([k, v]) => `${k}=${v}`)
@@ -171,10 +177,7 @@ async function main(): Promise<void> {
   /** Ms a time-to-first-byte contender took beyond `node -e 0`. */
   const overNode = (k: string) => g(ttfb, k).median - g(ttfb, 'node-e0').median
   /** overNode, signed: "+26.7 ms", "−0.1 ms". */
-  const over = (k: string) => {
-    const d = Number(overNode(k).toFixed(1))
-    return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(1)} ms`
-  }
+  const over = (k: string) => signedMs(overNode(k))
   const rows: Row[] = [
     row(hotName, g(hot, 'lib-tcp'), g(hot, 'bare-tcp')),
     row(hotName, g(hot, 'lib-unix'), g(hot, 'bare-unix')),
@@ -220,7 +223,7 @@ async function main(): Promise<void> {
     ratioTarget('small files, python client 8 in flight ≥ 0.5 × library (tcp)', g(small, 'py-tcp-8'), g(small, 'lib-tcp-8'), 0.5),
     {
       name: 'cli time to first byte ≤ node start-up + 30 ms',
-      measured: `${g(ttfb, 'cli-ttfb').median.toFixed(1)} ms vs ${nodeStart.toFixed(1)} ms (${ttfbDiff < 0 ? '−' : '+'}${Math.abs(ttfbDiff).toFixed(1)} ms; node -e 0 ${g(ttfb, 'node-e0').median.toFixed(1)}, node writing a byte ${g(ttfb, 'node-byte').median.toFixed(1)}; exited ${over('cli-ttfb/end')} over node -e 0)`,
+      measured: `${g(ttfb, 'cli-ttfb').median.toFixed(1)} ms vs ${nodeStart.toFixed(1)} ms (${signedMs(ttfbDiff)}; node -e 0 ${g(ttfb, 'node-e0').median.toFixed(1)}, node writing a byte ${g(ttfb, 'node-byte').median.toFixed(1)}; exited ${over('cli-ttfb/end')} over node -e 0)`,
       required: '≤ +30 ms',
       pass: ttfbDiff <= 30,
       margin: ttfbDiff <= 30 ? `${(30 - ttfbDiff).toFixed(1)} ms to spare` : `misses by ${(ttfbDiff - 30).toFixed(1)} ms`,

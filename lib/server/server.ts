@@ -77,8 +77,10 @@ export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
-/** How long a refused connection (EBUSY) waits for the peer to close first. */
+/** How long a refused connection (EBUSY) waits for its error to get out, and then for the peer to close first. */
 const BUSY_LINGER_MS = 1000
+/** Input a refused connection reads and drops before it cuts the peer off. */
+const BUSY_INPUT_MAX = 64 * 1024
 
 export class CacheServer extends EventEmitter {
   readonly root: string
@@ -90,6 +92,8 @@ export class CacheServer extends EventEmitter {
   #ctx: CommandContext
   #opts: ServerOptions
   #connections = new Set<Connection>()
+  /** Connections refused with EBUSY, until their close: close() cuts them off. */
+  #refused = new Set<Duplex>()
   /** Warms started by warm(), running. */
   #warms = new Set<{ run: AsyncGenerator<Part, void, void>; stop: AbortController }>()
   #net: net.Server | null = null
@@ -130,11 +134,18 @@ export class CacheServer extends EventEmitter {
     this.#totalConnections++
     if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
       // Refused before HELLO: the client's connect fails with this error. Whatever the peer sent
-      // first is drained, so that the close is a FIN that cannot cut the error off (close-gently.ts).
+      // first is drained, so that the close is a FIN that cannot cut the error off (close-gently.ts);
+      // but these connections are not counted, so a peer gets 1 s and 64 KiB of input at most.
       const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
       duplex.on('error', () => {})
+      this.#refused.add(duplex)
+      duplex.once('close', () => this.#refused.delete(duplex))
+      let drained = 0
+      duplex.on('data', (chunk: Buffer) => {
+        if ((drained += chunk.length) > BUSY_INPUT_MAX) duplex.destroy()
+      })
       duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
-      closeGently(duplex, { lingerMs: BUSY_LINGER_MS })
+      closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS })
       return null
     }
     const conn = serveConnection(duplex, this.#ctx, {
@@ -240,6 +251,7 @@ export class CacheServer extends EventEmitter {
       while (Date.now() < deadline && [...this.#connections].some((c) => !c.idle)) await sleep(20)
     }
     for (const conn of this.#connections) conn.destroy()
+    for (const refused of this.#refused) refused.destroy()
     // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
     const warms = [...this.#warms]
     for (const { stop } of warms) stop.abort(closedWhileWarming())

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
+import { FrameDecoder } from '../../lib/protocol/decoder.js'
 import type { ReceivedFrame } from '../../lib/protocol/frame.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
@@ -137,20 +138,56 @@ describe('maxConnections', () => {
 })
 
 describe('maxConnections, a refused peer that wrote first', () => {
-  test('still reads its EBUSY, closed with FIN: its input is drained, not left to turn the close into a RST', async (t) => {
+  test('still reads its EBUSY and a clean close (no reset) when it reads late', async (t) => {
     const { url } = await startServer(t, { maxConnections: 1 })
     await connectTo(t, url)
-    const peer = await rawPeer(t, url)
+    const port = Number(/:(\d+)$/.exec(url)![1])
+    // A client that sends before it reads anything (ours wait for HELLO; others may not), then is slow to read.
+    const socket = net.connect({ host: '127.0.0.1', port })
+    t.after(() => void socket.destroy())
     let failure: string | null = null
-    peer.socket.on('error', (err: NodeJS.ErrnoException) => (failure = err.code ?? err.message))
-    // A client that sends before it reads (ours wait for HELLO; others may not), then is slow to read.
-    peer.socket.pause()
-    for (let i = 0; i < 16; i++) peer.socket.write(Buffer.alloc(256 * KiB, '\n'))
+    socket.on('error', (err: NodeJS.ErrnoException) => (failure = err.code ?? err.message))
+    socket.pause()
+    socket.write(Buffer.alloc(48 * KiB, '\n'))
     await sleep(1500)
-    peer.socket.resume()
-    assert.ok(await within(peer.closed, 5000), 'the connection closed')
+    const got: Buffer[] = []
+    socket.on('data', (c: Buffer) => got.push(c))
+    socket.resume()
+    assert.ok(await within(once(socket, 'close'), 5000), 'the connection closed')
     assert.equal(failure, null, 'the server reset the connection')
-    assert.deepEqual(peer.frames.map((f) => [f.type, f.id, json(f).code]), [[FrameType.ERROR, 0, 'EBUSY']])
+    const frames: ReceivedFrame[] = []
+    const decoder = new FrameDecoder({ onFrame: (f) => void frames.push(f), onInvalid: (why) => assert.fail(`bad frame: ${why}`) })
+    decoder.write(Buffer.concat(got))
+    assert.deepEqual(frames.map((f) => [f.type, f.id, json(f).code]), [[FrameType.ERROR, 0, 'EBUSY']])
+  })
+
+  test('is cut off once it has sent more than a little, and server.close() does not wait for it', async (t) => {
+    const { server, url } = await startServer(t, { maxConnections: 1 })
+    await connectTo(t, url)
+    const port = Number(/:(\d+)$/.exec(url)![1])
+    const socket = net.connect({ host: '127.0.0.1', port })
+    t.after(() => void socket.destroy())
+    socket.on('error', () => {})
+    socket.resume()
+    await once(socket, 'connect')
+    const flood = Buffer.alloc(256 * KiB, 'x'.charCodeAt(0))
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    const drained = () => new Promise<void>((resolve) => {
+      socket.once('drain', resolve)
+      socket.once('close', resolve)
+    })
+    // 16 MiB at most, far more than a refused peer may send.
+    for (let i = 0; i < 64 && !socket.destroyed; i++) if (!socket.write(flood)) await Promise.race([drained(), sleep(200)])
+    assert.ok(await within(closed, 3000), 'the flooding peer was cut off')
+    // A second refused peer that keeps its side open: close() ends it at once, not after its linger.
+    const idle = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true })
+    t.after(() => void idle.destroy())
+    idle.on('error', () => {})
+    idle.resume()
+    await once(idle, 'end')
+    const t0 = Date.now()
+    await server.close()
+    assert.ok(Date.now() - t0 < 900, `close() took ${Date.now() - t0} ms`)
   })
 })
 

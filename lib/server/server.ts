@@ -129,23 +129,30 @@ export class CacheServer extends EventEmitter {
     return new CacheServer(await Jail.open(opts.root), opts)
   }
 
+  /**
+   * Refuse a connection beyond the limit, before HELLO: the client's connect fails with EBUSY.
+   * Whatever the peer sent first is drained, so that the close is a FIN that cannot cut the error
+   * off (close-gently.ts); but such connections are not counted, so a peer gets 1 s and 64 KiB of
+   * input at most, and close() ends them at once.
+   */
+  #refuse(duplex: Duplex): void {
+    const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
+    duplex.on('error', () => {})
+    this.#refused.add(duplex)
+    duplex.once('close', () => this.#refused.delete(duplex))
+    let drained = 0
+    duplex.on('data', (chunk: Buffer) => {
+      if ((drained += chunk.length) > BUSY_INPUT_MAX) duplex.destroy()
+    })
+    duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
+    closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS })
+  }
+
   /** Serve one connection over any duplex byte stream. */
   handle(duplex: Duplex): Connection | null {
     this.#totalConnections++
     if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
-      // Refused before HELLO: the client's connect fails with this error. Whatever the peer sent
-      // first is drained, so that the close is a FIN that cannot cut the error off (close-gently.ts);
-      // but these connections are not counted, so a peer gets 1 s and 64 KiB of input at most.
-      const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
-      duplex.on('error', () => {})
-      this.#refused.add(duplex)
-      duplex.once('close', () => this.#refused.delete(duplex))
-      let drained = 0
-      duplex.on('data', (chunk: Buffer) => {
-        if ((drained += chunk.length) > BUSY_INPUT_MAX) duplex.destroy()
-      })
-      duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
-      closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS })
+      this.#refuse(duplex)
       return null
     }
     const conn = serveConnection(duplex, this.#ctx, {

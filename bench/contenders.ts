@@ -280,40 +280,29 @@ async function timedInShell(name: string, cmd: string, timeoutMs: number): Promi
 export function ttfbContenders(s: Setup, idle: ProductServer): Contender[] {
   const small = s.ds.small[0]!
   const first = readFileSync(join(s.ds.root, small.path)).subarray(0, 1)
-  const cli = (key: string, label: string, server: ProductServer): Contender => {
-    // bash reads the clock as soon as head has its byte (and exits); the pipeline ends when the client has exited too.
-    const cmd = `${q(CLIENT_BIN)} --server ${q(server.tcp)} read ${q(small.path)} | { head -c1; echo "first-byte $EPOCHREALTIME" >&2; }`
-    return {
-      key,
-      label,
-      unit: 'ms',
-      run: async () => {
-        const r = await timedInShell(label, cmd, s.timeoutMs)
-        if (!r.stdout.equals(first)) throw new BenchError(`${label}: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${first.toString('hex')})`)
-        if (r.firstByteMs === undefined) throw new BenchError(`${label}: no first-byte time reported`)
-        return { value: r.firstByteMs, also: { end: r.ms } } satisfies Sample
-      },
-    }
-  }
+  /** `cmd | head -c1`: bash reads the clock as soon as head has its byte (and exits); the pipeline ends when `cmd` has exited too. */
+  const intoHead = (key: string, label: string, cmd: string, want: Buffer): Contender => ({
+    key,
+    label,
+    unit: 'ms',
+    run: async () => {
+      const r = await timedInShell(label, `${cmd} | { head -c1; echo "first-byte $EPOCHREALTIME" >&2; }`, s.timeoutMs)
+      if (!r.stdout.equals(want)) throw new BenchError(`${label}: got ${r.stdout.length} bytes (${r.stdout.toString('hex')}), expected 1 (${want.toString('hex')})`)
+      if (r.firstByteMs === undefined) throw new BenchError(`${label}: no first-byte time reported`)
+      return { value: r.firstByteMs, also: { end: r.ms } } satisfies Sample
+    },
+  })
+  const cli = (server: ProductServer) => `${q(CLIENT_BIN)} --server ${q(server.tcp)} read ${q(small.path)}`
   return [
-    cli('cli-ttfb', 'cli read small | head -c1', s.product),
+    intoHead('cli-ttfb', 'cli read small | head -c1', cli(s.product), first),
     {
       key: 'node-e0',
       label: 'node -e 0',
       unit: 'ms',
       run: async () => (await timedInShell('node -e 0', 'node -e 0', s.timeoutMs)).ms,
     },
-    cli('cli-ttfb-idle', 'same, server holding 1 file', idle),
-    {
-      // The same pipeline with a Node that only writes a byte: what the pipeline and Node's start cost without any client.
-      key: 'node-byte',
-      label: 'node writes 1 byte | head -c1',
-      unit: 'ms',
-      run: async () => {
-        const r = await timedInShell('node writes 1 byte', `node -e 'require("fs").writeSync(1, "x")' | { head -c1; echo "first-byte $EPOCHREALTIME" >&2; }`, s.timeoutMs)
-        if (r.stdout.toString() !== 'x' || r.firstByteMs === undefined) throw new BenchError(`node writes 1 byte: got ${JSON.stringify(r.stdout.toString())}`)
-        return { value: r.firstByteMs, also: { end: r.ms } } satisfies Sample
-      },
-    },
+    intoHead('cli-ttfb-idle', 'same, server holding 1 file', cli(idle), first),
+    // The same pipeline with a Node that only writes a byte: what the pipeline and Node's start cost without any client.
+    intoHead('node-byte', 'node writes 1 byte | head -c1', `node -e 'require("fs").writeSync(1, "x")'`, Buffer.from('x')),
   ]
 }

@@ -16,16 +16,20 @@ export const FLUSH_MS = 10_000
 
 /**
  * Destroy `duplex` once both sides are over: its writable side must be
- * ended (or ending) by the caller. Meanwhile its input is read and dropped.
+ * ended (or ending) by the caller. Meanwhile its input is read and dropped,
+ * up to `maxInput` bytes: a peer that sends more is cut off at once.
  */
-export function closeGently(duplex: Duplex, { lingerMs = LINGER_MS, flushMs = FLUSH_MS } = {}): void {
+export function closeGently(duplex: Duplex, { lingerMs = LINGER_MS, flushMs = FLUSH_MS, maxInput = Infinity } = {}): void {
   if (duplex.destroyed) return
   const destroy = () => duplex.destroy()
   const over = () => duplex.readableEnded && duplex.writableFinished
   if (!duplex.readableEnded) {
     // Nobody needs the input any more; reading it on also keeps a peer that writes before it reads from blocking.
     duplex.unpipe()
-    duplex.on('data', () => {})
+    let dropped = 0
+    duplex.on('data', (chunk: Buffer) => {
+      if ((dropped += chunk.length) > maxInput) destroy()
+    })
     duplex.resume()
   }
   let timer: NodeJS.Timeout | undefined

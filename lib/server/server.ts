@@ -140,12 +140,8 @@ export class CacheServer extends EventEmitter {
     duplex.on('error', () => {})
     this.#refused.add(duplex)
     duplex.once('close', () => this.#refused.delete(duplex))
-    let drained = 0
-    duplex.on('data', (chunk: Buffer) => {
-      if ((drained += chunk.length) > BUSY_INPUT_MAX) duplex.destroy()
-    })
     duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
-    closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS })
+    closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS, maxInput: BUSY_INPUT_MAX })
   }
 
   /** Serve one connection over any duplex byte stream. */

@@ -23,6 +23,17 @@ test('drops what the peer still sends, and closes once the peer ends its side', 
   assert.equal(near.readableLength, 0, 'input was kept, not dropped')
 })
 
+test('a peer that sends more than maxInput is cut off at once', async () => {
+  const [near, far] = duplexPair()
+  near.end('bye')
+  closeGently(near, { lingerMs: 60_000, flushMs: 60_000, maxInput: 1024 })
+  far.write(Buffer.alloc(512))
+  await new Promise((r) => setImmediate(r))
+  assert.equal(near.destroyed, false, 'cut off under the limit')
+  far.write(Buffer.alloc(1024))
+  assert.ok(await within(once(near, 'close'), 2000), 'still open past the limit')
+})
+
 test('a peer that never ends its side is let go of after the linger', async () => {
   const [near] = duplexPair()
   near.end('bye')

@@ -5,6 +5,7 @@ import { DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } 
 import { CacheServer, DEFAULT_CACHE_SIZE, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS } from '../server/server.js'
 import { VERSION } from '../version.js'
 import { DEFAULT_POLICY } from '../cache/block-cache.js'
+import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
 import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, octalOption, portOption, secondsOption, sizeOption, usageExits } from './options.js'
@@ -32,6 +33,7 @@ function program(): Command {
     .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
     .option('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', sizeOption, DEFAULT_MAX_REQUEST)
     .option('--idle-timeout <seconds>', 'close a connection on which nothing moved for this long (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
+    .option('--settle <seconds>', 'a file changed more recently than this may still be being written: its reads wait until it has been left alone this long, and only then is it cached', secondsOption, DEFAULT_SETTLE_MS / 1000)
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, let running requests finish for up to this long; a second signal exits at once', secondsOption, DEFAULT_GRACE / 1000)
     .addHelpText('after', '\nExample:\n  cacheserv-pipe --root data --cache-size 8G\n  DEBUG=cacheserv:* cacheserv-pipe --root data   # trace every stage')
 }
@@ -54,6 +56,7 @@ export async function main(argv: string[]): Promise<void> {
     maxInFlight: number
     maxRequest: number
     idleTimeout: number
+    settle: number
     grace: number
     writable?: boolean
     warm?: string
@@ -92,6 +95,7 @@ export async function main(argv: string[]): Promise<void> {
       maxInFlight: o.maxInFlight,
       maxRequest: o.maxRequest,
       idleTimeout: o.idleTimeout * 1000,
+      settle: o.settle * 1000,
     })
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
   } catch (err) {

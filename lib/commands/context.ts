@@ -1,6 +1,8 @@
 import type { BlockCache } from '../cache/block-cache.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
+import type { Settle } from '../fs/settle.js'
+import type { ChecksumName } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import type { Part } from '../stages/items.js'
 
@@ -10,6 +12,10 @@ export interface CommandContext {
   cache: BlockCache
   /** Recently opened files and their identities: reads of unchanged ones skip the open. */
   files: KnownFiles
+  /** When a file's version may be trusted: reads of one still being written wait (see settle.ts). */
+  settle: Settle
+  /** The payload checksum of the server's frames (HELLO): uploads must carry it too. */
+  checksum: ChecksumName
   /** `write` is allowed. */
   writable: boolean
   /** The server's counters, for `stats`. */

@@ -32,7 +32,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
       return yield* parts
     }
   }
-  const file = await openFile(ctx.jail, await ctx.jail.resolve(path), Jail.shown(path))
+  const file = await openFile(ctx.jail, await ctx.jail.resolve(path), Jail.shown(path), ctx.settle)
   try {
     const end = span(file, path, offset, length, resume)
     if (!resume || resume.seq === 0) yield start(file, offset, end)

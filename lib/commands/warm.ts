@@ -50,7 +50,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   const worker = async () => {
     while (!stopped && !full && !signal?.aborted && next < files.length) {
       const f = files[next++]
-      const file = await openFile(ctx.jail, f.real, f.rel).catch(() => null)
+      const file = await openFile(ctx.jail, f.real, f.rel, ctx.settle).catch(() => null)
       if (!file) continue // vanished or changed type since the walk
       try {
         const missing = file.size - ctx.cache.cachedBytes(file)

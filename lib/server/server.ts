@@ -16,6 +16,7 @@ import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
+import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { checksumId } from '../protocol/checksum.js'
 import { useFastCrc32 } from '../protocol/crc32.js'
 import { encodeFrame, jsonFrame } from '../protocol/frame.js'
@@ -60,6 +61,12 @@ export interface ServerOptions {
   maxConnections?: number
   /** Close a connection on which no byte moved for this many ms (idle, or a frozen reader). Default 600000; 0 never. */
   idleTimeout?: number
+  /**
+   * Ms a file must be left unchanged (by its ctime) before its bytes are
+   * trusted: a read of a file written to more recently waits until then, and
+   * only settled versions are cached. Default 1000.
+   */
+  settle?: number
   /** Permissions of a unix socket file. Default 0o600: only this user may connect. */
   socketMode?: number
 }
@@ -120,7 +127,7 @@ export class CacheServer extends EventEmitter {
     if (this.checksum === 'crc32') useFastCrc32()
     this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE, policy: opts.policy })
     this.files = new KnownFiles(jail)
-    this.#ctx = { jail, cache: this.cache, files: this.files, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
   }
 

@@ -15,7 +15,9 @@ export async function startServer(
   opts: Partial<ServerOptions> & { listen?: string } = {},
 ): Promise<Running> {
   const root = opts.root ?? tempDir(t)
-  const server = await CacheServer.create({ ...opts, root })
+  // Specs write their files just before they read them: they do not wait for the files to
+  // settle (settle.ts) unless they are about that, and say so with their own `settle`.
+  const server = await CacheServer.create({ settle: 0, ...opts, root })
   const url = await server.listen(opts.listen ?? 'tcp://127.0.0.1:0')
   t.after(() => server.close())
   return { server, url, root }

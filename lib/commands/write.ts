@@ -12,13 +12,14 @@ import { join } from 'node:path'
 import { error } from '../errors.js'
 import { Jail } from '../fs/jail.js'
 import { identityOf } from '../fs/open-file.js'
-import { FrameType } from '../protocol/constants.js'
+import { type ChecksumName, ChecksumId, FrameType } from '../protocol/constants.js'
 import { describe } from '../protocol/request.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
+import type { ReceivedFrame } from '../protocol/frame.js'
 
-export async function* write(args: Record<string, unknown>, ctx: CommandContext, { input }: CommandIO): AsyncGenerator<Part, void, void> {
+export async function* write(args: Record<string, unknown>, ctx: CommandContext, { input, signal }: CommandIO): AsyncGenerator<Part, void, void> {
   if (!ctx.writable) throw error('EROFS', 'this server is read-only; start it with --writable to allow write')
   const path = requiredString(args, 'path')
   const length = optionalCount(args, 'length')
@@ -45,10 +46,13 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
     // Short, so that a target name of the longest allowed length still leaves room for it.
     tmp = join(dir, `.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
     fh = await open(tmp, 'wx', 0o644)
-    const size = await receive(fh, input, length)
+    const size = await receive(fh, input, length, ctx.checksum, signal)
     await fh.sync()
     await fh.close()
     closed = true
+    // The last moment a cancel can take effect: past the rename the file is in place, and the
+    // answer must say so (RESULT), whatever the client asked meanwhile.
+    signal?.throwIfAborted()
     await rename(tmp, target)
     renamed = true
     if (before?.isFile()) ctx.cache.evictFile({ key: identityOf(before), size: Number(before.size) })
@@ -61,11 +65,19 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
 }
 
 /** Copy uploaded frames into the file; returns the byte count once END confirms it. */
-async function receive(fh: FileHandle, input: AsyncIterable<import('../protocol/frame.js').ReceivedFrame> | undefined, length: number | undefined): Promise<number> {
+async function receive(
+  fh: FileHandle,
+  input: AsyncIterable<ReceivedFrame> | undefined,
+  length: number | undefined,
+  checksum: ChecksumName,
+  signal?: AbortSignal,
+): Promise<number> {
   if (!input) throw error('EINTERNAL', 'write needs uploaded frames')
   let written = 0
   let seq = 1
   for await (const frame of input) {
+    // A frame without the server's checksum would be taken unchecked.
+    if (frame.checksum !== ChecksumId[checksum]) throw error('ECHECKSUM', `uploaded frame ${frame.seq} carries checksum id ${frame.checksum}; uploads must use ${checksum}, as in HELLO`)
     if (!frame.intact) throw error('ECHECKSUM', `uploaded frame ${frame.seq} failed its checksum; send the write again`)
     if (frame.seq !== seq++) throw error('EBADREQ', `uploaded frames out of order: expected ${seq - 1}, got ${frame.seq}`)
     if (frame.type === FrameType.DATA) {
@@ -88,5 +100,6 @@ async function receive(fh: FileHandle, input: AsyncIterable<import('../protocol/
       throw error('EBADREQ', `unexpected frame type ${frame.type} in an upload`)
     }
   }
+  signal?.throwIfAborted() // cancelled: the input was closed for that reason
   throw error('ECLOSED', 'the upload ended before its END frame; nothing was written')
 }

@@ -27,6 +27,7 @@ export class Job {
   #heartbeat: number
   #beat: NodeJS.Timeout | null = null
   #onSettled: () => void
+  #abort: AbortController
 
   /**
    * With `heartbeat` (ms), a pull that takes longer yields an empty PROGRESS
@@ -34,13 +35,14 @@ export class Job {
    * that is silent for long (ls of a huge directory, a write's fsync) must
    * not look to the client like a lost answer (its progress timeout).
    */
-  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; heartbeat?: number; onSettled: () => void }) {
+  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; heartbeat?: number; abort?: AbortController; onSettled: () => void }) {
     this.id = id
     this.#gen = gen
     this.attempt = opts.attempt ?? 0
     this.inbox = opts.inbox ?? null
     this.#heartbeat = opts.heartbeat ?? 0
     this.#onSettled = opts.onSettled
+    this.#abort = opts.abort ?? new AbortController()
   }
 
   /** A part (or the end, or an error) is waiting to be taken. */
@@ -70,10 +72,25 @@ export class Job {
     return outcome
   }
 
+  /** Aborted when the job is cancelled or stopped: a command checks it where a step cannot be undone. */
+  get signal(): AbortSignal {
+    return this.#abort.signal
+  }
+
+  /**
+   * Ask the command to stop, with `reason`, but let it answer: an upload past
+   * the point of no return (its rename) still sends its RESULT. Its input ends.
+   */
+  cancel(reason: Error): void {
+    this.#abort.abort(reason)
+    this.inbox?.close()
+  }
+
   /** Stop for good: ends the uploaded-frame stream and runs the command's cleanup (closes fds). */
   stop(): void {
     if (this.#beat) clearTimeout(this.#beat)
     this.#waiting = false
+    if (!this.#abort.signal.aborted) this.#abort.abort(new Error('request stopped'))
     this.inbox?.close()
     this.#gen.return().catch(() => {})
   }

@@ -62,6 +62,19 @@ interface RequestRecord {
   sent: number
 }
 
+/**
+ * A request waiting for a job slot: a new one (`req`), possibly NACKed while
+ * it waited (`resync`: it then starts as that resend), or a resend of one
+ * that had finished (`resume`), which counts against the limits like any.
+ */
+interface Parked {
+  id: number
+  spec: CommandSpec
+  req?: Request
+  resync?: number
+  resume?: { seq: number; offset: number; resync: number }
+}
+
 /** Finished requests remembered per connection for late NACKs. */
 const MAX_RECORDS = 1024
 /**
@@ -90,7 +103,7 @@ export class CommandSource extends Duplex {
    * jobs end. Parking them (rather than holding the input) keeps `cancel` and
    * `nack` lines flowing behind them, up to MAX_PARKED.
    */
-  #parked: { req: Request; spec: CommandSpec; resync?: number }[] = []
+  #parked: Parked[] = []
   #records = new Map<number, RequestRecord>()
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
@@ -115,7 +128,7 @@ export class CommandSource extends Duplex {
   drain(): void {
     this.#draining = true
     // One NACKed while it waited gets its ERROR in the NACK's epoch: the receiver waits for that.
-    for (const { req, resync } of this.#parked.splice(0)) this.#reply(req.id, shuttingDown(), resync)
+    for (const p of this.#parked.splice(0)) this.#reply(p.id, shuttingDown(), p.resync ?? p.resume?.resync)
     this.#pump()
   }
 
@@ -141,20 +154,20 @@ export class CommandSource extends Duplex {
       return inbox ? inbox.push(req.frame, () => cb()) : cb() // no such upload (failed, cancelled): drop
     }
     if ('error' in req) {
-      this.#reply(req.id, req.error)
+      this.#refuse(req.id, req.error)
       if (req.fatal) this.#close()
     } else if (req.op === 'cancel') {
       this.#cancel(req.id)
     } else if (req.op === 'nack') {
       this.#nack(req)
-    } else if (this.#jobs.has(req.id) || this.#parked.some((p) => p.req.id === req.id)) {
-      this.#reply(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
+    } else if (this.#open(req.id)) {
+      this.#refuse(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
       const spec = commands.get(req.op)
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
       else if (spec.input && this.#uploads() >= MAX_UPLOADS) {
         this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
-      } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ req, spec })
+      } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, req, spec })
       else this.#begin(req, spec)
     }
     this.#next(cb)
@@ -207,18 +220,34 @@ export class CommandSource extends Duplex {
     if (resync !== undefined) {
       this.#opts.attempts?.set(req.id, resync)
       const body: ResyncBody = { resync, seq: 0, offset: 0, pageSize: record.pages.size }
-      return this.#start(req.id, spec, resend(record, this.#ctx, { seq: 0, offset: 0 }, body), resync)
+      return this.#start(req.id, spec, (signal) => resend(record, this.#ctx, { seq: 0, offset: 0 }, body, signal), resync)
     }
     const inbox = spec.input ? new Inbox() : null
-    this.#start(req.id, spec, spec.run(req.args, this.#ctx, { input: inbox ?? undefined }), 0, inbox)
+    this.#start(req.id, spec, (signal) => spec.run(req.args, this.#ctx, { input: inbox ?? undefined, signal }), 0, inbox)
   }
 
-  #start(id: number, spec: CommandSpec, gen: AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
+  #start(id: number, spec: CommandSpec, run: (signal: AbortSignal) => AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
     debug('start %d (attempt %d)', id, attempt)
     const heartbeat = spec.heartbeat ? (this.#opts.heartbeat ?? HEARTBEAT_MS) : 0
-    const job = new Job(id, gen, { attempt, inbox, heartbeat, onSettled: () => this.#pump() })
+    const abort = new AbortController()
+    const job = new Job(id, run(abort.signal), { attempt, inbox, heartbeat, abort, onSettled: () => this.#pump() })
     this.#jobs.set(id, job)
     this.#ready.push(job)
+  }
+
+  /** Request `id` is running or waiting to run. */
+  #open(id: number): boolean {
+    return this.#jobs.has(id) || this.#parked.some((p) => p.id === id)
+  }
+
+  /**
+   * Refuse a line that names request `id`. When `id` is open, the error goes
+   * out on id 0: on the request's own id it would end that request for the
+   * receiver and restart its frame numbering, though the request runs on.
+   */
+  #refuse(id: number, err: CacheservError): void {
+    if (id !== 0 && this.#open(id)) this.#reply(0, error(err.code, `request ${id}: ${err.message}`))
+    else this.#reply(id, err)
   }
 
   /** An ERROR that needs no command; `attempt` marks it as the answer to that NACK (its epoch on the wire). */
@@ -252,21 +281,24 @@ export class CommandSource extends Duplex {
     const valid = (n: unknown, max: number): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max
     // seq goes into a u32 header field: a larger one would only fail later, in the framer.
     if (!valid(seq, MAX_ID) || !valid(offset, Number.MAX_SAFE_INTEGER) || !valid(resync, Number.MAX_SAFE_INTEGER)) {
-      return this.#reply(req.id, error('EBADREQ', 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'))
+      return this.#refuse(req.id, error('EBADREQ', 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'))
     }
-    const waiting = this.#parked.find((p) => p.req.id === req.id)
-    if (waiting) {
+    const at = this.#parked.findIndex((p) => p.id === req.id)
+    if (at !== -1 && this.#parked[at].req) {
       // Not started, so nothing was lost: it starts in its turn behind a RESYNC with this epoch,
       // which the receiver, having NACKed (after a silence, say), waits for.
-      waiting.resync = resync
+      this.#parked[at].resync = resync
       return
     }
+    // A resend still waiting for a slot: this NACK replaces it.
+    if (at !== -1) this.#parked.splice(at, 1)
     const record = this.#records.get(req.id)
     const running = this.#jobs.get(req.id)
     if (running) this.#drop(running)
     if (!record || record.spec.input) {
       // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.
-      return this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`), resync)
+      this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`), resync)
+      return this.#releaseIfRoom()
     }
     this.#opts.onNack?.()
     // From here on, whatever this request had queued is stale.
@@ -277,23 +309,47 @@ export class CommandSource extends Duplex {
       this.#reply(req.id, error('ECORRUPT', `request ${req.id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`), resync)
       return this.#releaseIfRoom()
     }
-    const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
-    debug('nack %d: resend from seq %d, byte %d, pages of %d', req.id, seq, offset, body.pageSize)
-    this.#start(req.id, record.spec, resend(record, this.#ctx, { seq, offset, identity: record.identity }, body), resync)
+    const resume = { seq, offset, resync }
+    // A resend is a request like any other: it runs within maxInFlight. One that replaces its
+    // running job takes that job's slot; one of a finished request waits for a slot.
+    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, spec: record.spec, resume })
+    else this.#resend(req.id, record, resume)
   }
 
-  /** Stop a job; its generator's cleanup runs and an ECANCELED error ends it on the wire. */
+  /** Start a resend: RESYNC, then the request's response again from where the receiver stands. */
+  #resend(id: number, record: RequestRecord, { seq, offset, resync }: { seq: number; offset: number; resync: number }): void {
+    const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
+    debug('nack %d: resend from seq %d, byte %d, pages of %d', id, seq, offset, body.pageSize)
+    this.#start(id, record.spec, (signal) => resend(record, this.#ctx, { seq, offset, identity: record.identity }, body, signal), resync)
+  }
+
+  /**
+   * Stop a job; its generator's cleanup runs and an ECANCELED error ends it
+   * on the wire. A cancelled request is forgotten: a NACK for it later is
+   * answered ECORRUPT, not resent. An upload is asked to stop instead, and
+   * answers for itself: ECANCELED, or its RESULT when the file was already
+   * being put in place (that cannot be undone, and the answer must say so).
+   */
   #cancel(id: number): void {
-    const at = this.#parked.findIndex((p) => p.req.id === id)
+    const cancelled = error('ECANCELED', `request ${id} cancelled by the client`)
+    const at = this.#parked.findIndex((p) => p.id === id)
     if (at !== -1) {
-      const [{ resync }] = this.#parked.splice(at, 1)
-      this.#reply(id, error('ECANCELED', `request ${id} cancelled by the client`), resync)
+      const [p] = this.#parked.splice(at, 1)
+      this.#forget(id)
+      this.#reply(id, cancelled, p.resync ?? p.resume?.resync)
       return this.#releaseIfRoom()
     }
     const job = this.#jobs.get(id)
     if (!job) return // already finished: nothing to do
     debug('cancel %d', id)
-    this.#finish(job, error('ECANCELED', `request ${id} cancelled by the client`))
+    this.#forget(id)
+    if (job.inbox) return job.cancel(cancelled)
+    this.#finish(job, cancelled)
+  }
+
+  #forget(id: number): void {
+    this.#records.delete(id)
+    this.#opts.attempts?.delete(id)
   }
 
   /** A fatal input error: send what is queued, drop every job, then end. */
@@ -319,8 +375,11 @@ export class CommandSource extends Duplex {
   /** Start parked requests while jobs may run, then take more input if there is room. */
   #releaseIfRoom(): void {
     while (this.#parked.length > 0 && this.#running() < this.#maxInFlight) {
-      const { req, spec, resync } = this.#parked.shift()!
-      this.#begin(req, spec, resync)
+      const p = this.#parked.shift()!
+      const record = this.#records.get(p.id)
+      if (p.req) this.#begin(p.req, p.spec, p.resync)
+      else if (p.resume && record) this.#resend(p.id, record, p.resume)
+      else if (p.resume) this.#reply(p.id, error('ECORRUPT', `cannot resend request ${p.id}: this connection no longer knows it`), p.resume.resync)
     }
     if (!this.#full()) this.#releaseWrite()
   }
@@ -444,9 +503,9 @@ export class CommandSource extends Duplex {
 }
 
 /** A resend: RESYNC first, then the command again from where the receiver stands. */
-async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody): AsyncGenerator<Part, void, void> {
+async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody, signal: AbortSignal): AsyncGenerator<Part, void, void> {
   yield { kind: 'resync', body }
-  yield* record.spec.run(record.args, ctx, { resume })
+  yield* record.spec.run(record.args, ctx, { resume, signal })
 }
 
 function shuttingDown(): CacheservError {

@@ -286,3 +286,46 @@ describe('uploads on the wire', () => {
     assert.ok(readFileSync(join(root, 'g.bin')).equals(old))
   })
 })
+
+describe('the answer to a write says what happened to the file', () => {
+  test('a cancel right after END gets ECANCELED with the target untouched, or the RESULT with the file in place', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    let current = writeFile(root, 'f.bin', 'old contents')
+    const peer = await rawPeer(t, url)
+    let cancelled = 0
+    for (let id = 1; id <= 20; id++) {
+      const data = randomBytes(256 * 1024 + id)
+      peer.send({ id, op: 'write', path: 'f.bin', length: data.length })
+      const seq = sendData(peer, id, data, 64 * 1024)
+      peer.socket.write(endFrame(id, seq, data.length))
+      peer.send({ id, op: 'cancel' })
+      const answer = await peer.done(id)
+      const onDisk = readFileSync(join(root, 'f.bin'))
+      if (answer.type === FrameType.ERROR) {
+        assert.equal(json(answer).code, 'ECANCELED')
+        cancelled++
+        assert.ok(onDisk.equals(current), `write ${id} answered ECANCELED, but the file was replaced`)
+      } else {
+        assert.equal(answer.type, FrameType.RESULT)
+        assert.ok(onDisk.equals(data), `write ${id} answered RESULT, but the file is not its bytes`)
+        current = data
+      }
+    }
+    assert.deepEqual(await waitTmp(root, (n) => n.length === 0), [])
+    t.diagnostic(`${cancelled} of 20 cancelled in time`)
+  })
+
+  test('frames without the server\'s checksum are refused with ECHECKSUM and nothing is written', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const peer = await rawPeer(t, url)
+    const data = Buffer.from('unchecked bytes')
+    peer.send({ id: 1, op: 'write', path: 'g.bin', length: data.length })
+    peer.socket.write(Buffer.concat(encodeFrame({ type: FrameType.DATA, id: 1, seq: 1, payload: data }, checksumId('none'))))
+    peer.socket.write(Buffer.concat(encodeFrame({ type: FrameType.END, id: 1, seq: 2, payload: Buffer.from(JSON.stringify({ length: data.length })) }, checksumId('none'))))
+    const answer = await peer.done(1)
+    assert.equal(answer.type, FrameType.ERROR)
+    assert.equal(json(answer).code, 'ECHECKSUM')
+    assert.deepEqual(readdirSync(root).filter((n) => !n.startsWith('.')), [])
+    assert.deepEqual(await waitTmp(root, (n) => n.length === 0), [])
+  })
+})

@@ -165,18 +165,34 @@ describe('bad input leaves the server serving', () => {
     assert.ok(await poll(() => server.stats().connections === 0, 5000), 'the server still holds the connection')
   })
 
-  test('rejects a second request with an id already in flight', async (t) => {
-    const { url, root } = await startServer(t)
-    writeFile(root, 'big.bin', 8 * MiB)
+  test('refuses a second request with an id already in flight on id 0, and the running read goes on whole', async (t) => {
+    const { url, root } = await startServer(t, { pageSize: 64 * 1024 })
+    // Not a whole number of pages: a lost partial page would show in the byte count.
+    const data = writeFile(root, 'big.bin', 5 * MiB + 12_345)
     const peer = await rawPeer(t, url)
     peer.socket.pause() // hold the first read in flight
     peer.send({ id: 1, op: 'read', path: 'big.bin' })
+    await sleep(50)
     peer.send({ id: 1, op: 'stat', path: 'big.bin' })
+    peer.send('{"id":1,"op":17}') // a malformed line naming the running id
+    peer.send({ id: 1, op: 'nack', seq: -1, offset: 0, resync: 1 }) // a malformed NACK for it
     await sleep(50)
     peer.socket.resume()
-    await peer.until((fs) => fs.some((f) => f.id === 1 && f.type === FrameType.ERROR))
-    const err = peer.frames.find((f) => f.id === 1 && f.type === FrameType.ERROR)!
-    assert.equal(json(err).code, 'EBADREQ')
+    const end = await peer.done(1)
+    assert.equal(end.type, FrameType.END)
+    const mine = peer.frames.filter((f) => f.id === 1)
+    assert.deepEqual(mine.map((f) => f.seq), mine.map((_, i) => i), 'the read numbers its frames from 0 without a restart')
+    assert.ok(bytesOf(peer.frames, 1).equals(data))
+    assert.equal(json(end).length, data.length)
+    const refusals = peer.frames.filter((f) => f.id === 0 && f.type === FrameType.ERROR).map((f) => json(f))
+    assert.equal(refusals.length, 3)
+    for (const r of refusals) {
+      assert.equal(r.code, 'EBADREQ')
+      assert.match(r.message, /^request 1: /)
+    }
+    // The connection goes on.
+    peer.send({ id: 2, op: 'stat', path: 'big.bin' })
+    assert.equal((await peer.done(2)).type, FrameType.RESULT)
   })
 
   test('frees everything when a client hangs up mid-transfer', async (t) => {

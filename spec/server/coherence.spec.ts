@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { appendFileSync, renameSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { appendFileSync, renameSync, statSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -45,9 +46,10 @@ describe('coherence with the disk', () => {
       // rsync -t, tar x, touch -d: same size, same mtime, other bytes. Only the ctime tells.
       'rewritten at the same size with its mtime set back',
       (p) => {
-        const { atime, mtime } = statSync(p)
+        // touch -r copies the timestamps to the nanosecond, as rsync -t and tar x do.
+        execFileSync('touch', ['-r', p, `${p}.times`])
         writeFileSync(p, randomBytes(statSync(p).size))
-        utimesSync(p, atime, mtime)
+        execFileSync('touch', ['-r', `${p}.times`, p])
       },
     ],
     [

@@ -85,27 +85,23 @@ function fromCache(file: KnownFile, path: string, offset: number, length: number
   return parts
 }
 
-/** Bytes offset..end of the file as DATA parts, reading one block ahead so the disk works while the socket sends. */
+/**
+ * Bytes offset..end of the file as DATA parts, one block at a time. No block
+ * is read ahead of the connection's demand: the connection pulls the next
+ * part as soon as it has handed this one on, so the disk works while the
+ * pages of this block go out, and a client that stops reading holds one
+ * block per read, not two.
+ */
 async function* blocks(file: OpenFile, offset: number, end: number, ctx: CommandContext, path: string, tally: { fromDisk: number }): AsyncGenerator<Part, void, void> {
   if (offset > end) throw error('EBADREQ', `cannot resume ${path} at byte ${offset}: the read ends at byte ${end}`)
   const bs = ctx.cache.blockSize
-  let index = Math.floor(offset / bs)
   const last = Math.ceil(end / bs) - 1
-  let next: Promise<Buffer> | null = index <= last ? ctx.cache.block(file, index, tally) : null
-  try {
-    while (next) {
-      const block = await next
-      const base = index * bs
-      index++
-      next = index <= last ? ctx.cache.block(file, index, tally) : null
-      next?.catch(() => {}) // awaited on the next turn; an early return must not leave it unhandled
-      const from = Math.max(offset - base, 0)
-      const to = Math.min(end - base, block.length)
-      if (to > from) yield { kind: 'data', chunk: block.subarray(from, to) }
-    }
-  } finally {
-    // Never close the fd under a read still using it.
-    await next?.catch(() => {})
+  for (let index = Math.floor(offset / bs); index <= last; index++) {
+    const block = await ctx.cache.block(file, index, tally)
+    const base = index * bs
+    const from = Math.max(offset - base, 0)
+    const to = Math.min(end - base, block.length)
+    if (to > from) yield { kind: 'data', chunk: block.subarray(from, to) }
   }
 }
 

@@ -16,6 +16,8 @@ export class Job {
   readonly id: number
   /** 0, or the resync number of the NACK that started this job. */
   readonly attempt: number
+  /** Its parts may be whole blocks (a read): the connection bounds how many such jobs run ahead. */
+  readonly bulky: boolean
   /** Uploaded frames, for commands that take them. */
   readonly inbox: Inbox | null
   #gen: AsyncGenerator<Part, void, void>
@@ -35,7 +37,7 @@ export class Job {
    * that is silent for long (ls of a huge directory, a write's fsync) must
    * not look to the client like a lost answer (its progress timeout).
    */
-  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; heartbeat?: number; abort?: AbortController; onSettled: () => void }) {
+  constructor(id: number, gen: AsyncGenerator<Part, void, void>, opts: { attempt?: number; inbox?: Inbox | null; heartbeat?: number; bulky?: boolean; abort?: AbortController; onSettled: () => void }) {
     this.id = id
     this.#gen = gen
     this.attempt = opts.attempt ?? 0
@@ -43,11 +45,17 @@ export class Job {
     this.#heartbeat = opts.heartbeat ?? 0
     this.#onSettled = opts.onSettled
     this.#abort = opts.abort ?? new AbortController()
+    this.bulky = opts.bulky ?? true
   }
 
   /** A part (or the end, or an error) is waiting to be taken. */
   get ready(): boolean {
     return this.#outcome !== null
+  }
+
+  /** A part is being made or waits to be taken: the job may hold a block for it. */
+  get busy(): boolean {
+    return this.#waiting || this.#outcome !== null
   }
 
   /** Start producing the next part, unless one is on its way or waiting. */

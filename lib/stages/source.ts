@@ -86,6 +86,8 @@ const HEARTBEAT_MS = 1000
 const MAX_PARKED = 32
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
+/** Jobs that may produce a block (reads, warms) making or holding a part at once, per connection. */
+const MAX_AHEAD = 4
 /** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
 const MAX_UPLOADS = 8
 
@@ -230,7 +232,7 @@ export class CommandSource extends Duplex {
     debug('start %d (attempt %d)', id, attempt)
     const heartbeat = spec.heartbeat ? (this.#opts.heartbeat ?? HEARTBEAT_MS) : 0
     const abort = new AbortController()
-    const job = new Job(id, run(abort.signal), { attempt, inbox, heartbeat, abort, onSettled: () => this.#pump() })
+    const job = new Job(id, run(abort.signal), { attempt, inbox, heartbeat, bulky: !inbox && !spec.heartbeat, abort, onSettled: () => this.#pump() })
     this.#jobs.set(id, job)
     this.#ready.push(job)
   }
@@ -438,15 +440,27 @@ export class CommandSource extends Duplex {
     this.#maybeEnd()
   }
 
-  /** The first job, in round-robin order, with a part ready; starts the others on theirs. */
+  /**
+   * The first job, in round-robin order, with a part ready; starts others on
+   * theirs, up to MAX_AHEAD at once. A part may be a whole block, so a
+   * connection holds a few blocks ahead of its socket, not one per request
+   * in flight. Uploads (waiting on input) and commands that answer with one
+   * small RESULT do not count.
+   */
   #nextReady(): Job | null {
+    let ahead = 0
+    for (const job of this.#ready) if (job.busy && job.bulky) ahead++
     for (let i = 0; i < this.#ready.length; i++) {
       const job = this.#ready[i]
       if (job.ready) {
         this.#ready.splice(i, 1)
         return job
       }
-      job.pull()
+      if (job.busy || !job.bulky) job.pull()
+      else if (ahead < MAX_AHEAD) {
+        job.pull()
+        ahead++
+      }
     }
     return null
   }

@@ -167,8 +167,9 @@ describe('bad input leaves the server serving', () => {
 
   test('refuses a second request with an id already in flight on id 0, and the running read goes on whole', async (t) => {
     const { url, root } = await startServer(t, { pageSize: 64 * 1024 })
-    // Not a whole number of pages: a lost partial page would show in the byte count.
-    const data = writeFile(root, 'big.bin', 5 * MiB + 12_345)
+    // Larger than the socket buffers hold, so it is still running; not a whole number of pages,
+    // so a lost partial page would show in the byte count.
+    const data = writeFile(root, 'big.bin', 40 * MiB + 12_345)
     const peer = await rawPeer(t, url)
     peer.socket.pause() // hold the first read in flight
     peer.send({ id: 1, op: 'read', path: 'big.bin' })

@@ -23,7 +23,7 @@ export const ErrorCodes = {
   EPROTO: 'the byte stream broke the protocol and cannot be trusted',
   ECLOSED: 'the connection closed before the request completed',
   ECONNECT: 'could not connect to the server',
-  ETIMEDOUT: 'the server stopped answering while requests were waiting',
+  ETIMEDOUT: 'a deadline passed: the server stopped answering while requests were waiting, or (from the server) the client was too slow sending a request or taking answers',
   EINTERNAL: 'the server hit a bug; the request failed but the server keeps serving',
 } as const
 

@@ -2,7 +2,16 @@
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
 import { DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
-import { CacheServer, DEFAULT_CACHE_SIZE, DEFAULT_GRACE, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS } from '../server/server.js'
+import {
+  CacheServer,
+  DEFAULT_AUTH_BACKOFF,
+  DEFAULT_AUTH_TIMEOUT,
+  DEFAULT_CACHE_SIZE,
+  DEFAULT_GRACE,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_REQUEST_TIMEOUT,
+} from '../server/server.js'
 import { VERSION } from '../version.js'
 import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
@@ -32,7 +41,10 @@ function program(): Command {
     .option('--max-connections <n>', 'connections served at once; more get EBUSY', countOption, DEFAULT_MAX_CONNECTIONS)
     .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
     .option('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', sizeOption, DEFAULT_MAX_REQUEST)
-    .option('--idle-timeout <seconds>', 'close a connection on which nothing moved for this long (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
+    .option('--idle-timeout <seconds>', 'close a connection that for this long neither sent a complete request nor read any answer (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
+    .option('--request-timeout <seconds>', 'close a connection whose request line is not whole this long after its first byte, or that sends no request this long after connecting (ETIMEDOUT); 0 never', secondsOption, DEFAULT_REQUEST_TIMEOUT / 1000)
+    .option('--auth-timeout <seconds>', 'with a token: close a connection not authenticated this long after connecting (EAUTH); 0 never', secondsOption, DEFAULT_AUTH_TIMEOUT / 1000)
+    .option('--auth-backoff <seconds>', 'with a token: answer a wrong token only after this long, doubling with each further failure from the same address (up to 32 times); 0 no throttling', secondsOption, DEFAULT_AUTH_BACKOFF / 1000)
     .option('--settle <seconds>', 'a file changed more recently than this may still be being written: its reads wait until it has been left alone this long, and only then is it cached', secondsOption, DEFAULT_SETTLE_MS / 1000)
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, let running requests finish for up to this long; a second signal exits at once', secondsOption, DEFAULT_GRACE / 1000)
     .addHelpText('after', '\nExample:\n  cacheserv-pipe --root data --cache-size 8G\n  DEBUG=cacheserv:* cacheserv-pipe --root data   # trace every stage')
@@ -57,6 +69,9 @@ export async function main(argv: string[]): Promise<void> {
     maxRequest: number
     idleTimeout: number
     settle: number
+    requestTimeout: number
+    authTimeout: number
+    authBackoff: number
     grace: number
     writable?: boolean
     warm?: string
@@ -96,6 +111,9 @@ export async function main(argv: string[]): Promise<void> {
       maxRequest: o.maxRequest,
       idleTimeout: o.idleTimeout * 1000,
       settle: o.settle * 1000,
+      requestTimeout: o.requestTimeout * 1000,
+      authTimeout: o.authTimeout * 1000,
+      authBackoff: o.authBackoff * 1000,
     })
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
   } catch (err) {

@@ -52,6 +52,12 @@ export class InboundDecoder {
     while (this.#step());
   }
 
+  /** What the bytes held so far start: part of a request line, part of an upload frame, or nothing. */
+  get pending(): 'line' | 'frame' | null {
+    if (this.#state === State.Header || this.#state === State.Body) return 'frame'
+    return this.#state === State.Line && this.#bytes.length > 0 ? 'line' : null
+  }
+
   /** The input ended: a last line without a newline still counts. */
   end(): void {
     if (this.#state === State.Line && this.#bytes.length > 0) this.#on.onLine(this.#bytes.take(this.#bytes.length))

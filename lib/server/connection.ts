@@ -1,23 +1,25 @@
 /**
  * One connection's pipeline, joined in one place:
  *
- *   bytes ─► request parser ─► source (cache ∪ disk) ─► pager ─► framer ─► bytes
+ *   bytes ─► request parser ─► (auth gate) ─► source (cache ∪ disk) ─► pager ─► framer ─► bytes
  *
  * pumpify makes the chain one Duplex, so backpressure runs end to end and an
  * error or a hang-up anywhere tears every stage down (fds, timers, jobs).
  */
 import createDebug from '../debug.js'
 import pumpify from 'pumpify'
-import { Socket } from 'node:net'
 import { type Duplex, finished } from 'node:stream'
 import type { CommandContext } from '../commands/context.js'
+import { error } from '../errors.js'
 import type { ChecksumName } from '../protocol/constants.js'
+import { AuthGate } from '../stages/auth-gate.js'
 import { createFramer } from '../stages/framer.js'
-import { closeGently } from './close-gently.js'
+import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
 import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
-import { createRequestParser } from '../stages/request-parser.js'
+import { createRequestParser, type RequestParser } from '../stages/request-parser.js'
 import { CommandSource } from '../stages/source.js'
+import { watchdog } from './watchdog.js'
 
 const debug = createDebug('cacheserv:connection')
 
@@ -34,12 +36,29 @@ export interface PipelineOptions {
   onNack?: () => void
   /** The first request must be `auth` with this token. */
   token?: string
-  /** Close a connection on which no byte moved either way for this many ms (0: never). */
+  /**
+   * When the verdict on an auth judged `ok` may be answered, in ms from now, given the
+   * connection's auth deadline (a Date.now() time); null: not before it. Default: at once.
+   */
+  authSchedule?: (ok: boolean, deadline: number) => number | null
+  /** Ms from HELLO within which a connection must authenticate (with `token`); 0: no limit. */
+  authTimeout?: number
+  /** Ms within which a request line must arrive once begun, and the first request after HELLO (0: no limit). */
+  requestTimeout?: number
+  /** Close a connection that for this many ms neither sent a complete request nor took any output (0: never). */
   idleTimeout?: number
 }
 
-/** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its source. */
-export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions): { chain: Duplex; source: CommandSource } {
+export interface ServerPipeline {
+  chain: Duplex
+  parser: RequestParser
+  source: CommandSource
+  /** Present on a server with a token. */
+  gate: AuthGate | null
+}
+
+/** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its stages that matter outside. */
+export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
   // Shared by source and pager: the source publishes each resent request's attempt, the pager drops stale parts.
   const attempts: Attempts = new Map()
   const source = new CommandSource(ctx, {
@@ -54,13 +73,18 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions)
     attempts,
     token: opts.token,
   })
+  const parser = createRequestParser({ maxRequest: opts.maxRequest })
+  const token = opts.token
+  const gate = token === undefined ? null : new AuthGate({ token, schedule: (ok) => (opts.authSchedule ? opts.authSchedule(ok, authDeadline) : 0) })
+  // Stopped after the pager's transform, not from inside it (that may run within the source's own push).
+  const onOverflow = (id: number, attempt: number) => process.nextTick(() => source.abandon(id, attempt))
   const chain = new pumpify(
-    createRequestParser({ maxRequest: opts.maxRequest }),
+    ...(gate ? [parser, gate] : [parser]),
     source,
-    createPager({ pageSize: opts.pageSize, attempts }),
+    createPager({ pageSize: opts.pageSize, attempts, onOverflow }),
     createFramer({ checksum: opts.checksum }),
   ) as unknown as Duplex
-  return { chain, source }
+  return { chain, parser, source, gate }
 }
 
 export interface Connection {
@@ -79,19 +103,35 @@ let nextId = 1
 /** Serve one duplex (a socket, or anything shaped like one) until either side ends. */
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
-  const { chain, source } = createServerPipeline(ctx, opts)
+  const authTimeout = opts.token !== undefined ? (opts.authTimeout ?? 0) : 0
+  const { chain, parser, source, gate } = createServerPipeline(ctx, opts, authTimeout > 0 ? Date.now() + authTimeout : Infinity)
   debug('connection %d open', id)
-  // Idle, or a reader frozen with a full socket buffer: nothing has moved for the whole timeout.
-  if (opts.idleTimeout && duplex instanceof Socket) {
-    duplex.setTimeout(opts.idleTimeout, () => {
-      debug('connection %d idle for %d ms: closing', id, opts.idleTimeout)
-      duplex.destroy()
-    })
-  }
+  let written = 0
+  let backstop: NodeJS.Timeout | undefined
+  const stopWatching = watchdog(
+    {
+      duplex,
+      parser,
+      taken: () => written - duplex.writableLength,
+      authenticated: gate ? () => gate.authenticated : undefined,
+      expire(code, message, stuck) {
+        debug('connection %d: %s', id, message)
+        // A peer that does not read would never get the ERROR: nothing to wait for.
+        if (stuck) return void duplex.destroy()
+        // The ERROR goes out after what is queued; closeGently then takes over (see below), but
+        // a peer that reads nothing more may keep the output from ending: bounded here.
+        source.fail(error(code, message))
+        backstop = setTimeout(() => duplex.destroy(), FLUSH_MS + LINGER_MS)
+        backstop.unref()
+      },
+    },
+    { requestTimeout: opts.requestTimeout ?? 0, authTimeout, idleTimeout: opts.idleTimeout ?? 0 },
+  )
   // A frame leaves the framer as a header and a payload; written one by one, each 28-byte header
   // is a syscall and (with TCP_NODELAY) a packet of its own. Corking for the rest of the tick
   // turns what the chain produces meanwhile into one writev.
-  chain.prependListener('data', () => {
+  chain.prependListener('data', (chunk: Buffer) => {
+    written += chunk.length
     if (duplex.writableCorked > 0) return
     duplex.cork()
     process.nextTick(() => duplex.uncork())
@@ -101,6 +141,8 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     const teardown = (err?: Error) => {
       if (over) return
       over = true
+      stopWatching()
+      clearTimeout(backstop)
       // A hang-up is teardown, not an error worth more than a debug line.
       debug('connection %d closed%s', id, err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '')
       // Stop the jobs for certain: after the peer ended its side, tearing down the chain does not
@@ -126,6 +168,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     const onOutputOver = () => {
       if (outputOver) return
       outputOver = true
+      stopWatching()
       if (!duplex.writableEnded) duplex.end()
       closeGently(duplex)
     }

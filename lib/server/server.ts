@@ -21,6 +21,7 @@ import { checksumId } from '../protocol/checksum.js'
 import { useFastCrc32 } from '../protocol/crc32.js'
 import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { AuthThrottle } from './auth-throttle.js'
 import { closeGently } from './close-gently.js'
 import { type Connection, serveConnection } from './connection.js'
 import { VERSION } from '../version.js'
@@ -59,7 +60,7 @@ export interface ServerOptions {
   token?: string
   /** Connections served at once; more get EBUSY. Default 256. */
   maxConnections?: number
-  /** Close a connection on which no byte moved for this many ms (idle, or a frozen reader). Default 600000; 0 never. */
+  /** Close a connection that for this many ms neither sent a complete request nor took any output (idle, or a reader frozen). Default 600000; 0 never. */
   idleTimeout?: number
   /**
    * Ms a file must be left unchanged (by its ctime) before its bytes are
@@ -67,6 +68,12 @@ export interface ServerOptions {
    * only settled versions are cached. Default 1000.
    */
   settle?: number
+  /** Ms within which a request line must arrive whole once its first byte has, and the first request after HELLO. Default 10000; 0 no limit. */
+  requestTimeout?: number
+  /** With `token`: ms from HELLO within which a connection must authenticate (EAUTH otherwise). Default 5000; 0 no limit. */
+  authTimeout?: number
+  /** With `token`: ms before a wrong token is answered; doubles with each further failure from the same address. Default 1000; 0 no throttling. */
+  authBackoff?: number
   /** Permissions of a unix socket file. Default 0o600: only this user may connect. */
   socketMode?: number
 }
@@ -84,6 +91,9 @@ export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
+export const DEFAULT_REQUEST_TIMEOUT = 10_000
+export const DEFAULT_AUTH_TIMEOUT = 5_000
+export const DEFAULT_AUTH_BACKOFF = 1_000
 /** How long a refused connection (EBUSY) waits for its error to get out, and then for the peer to close first. */
 const BUSY_LINGER_MS = 1000
 /** Input a refused connection reads and drops before it cuts the peer off. */
@@ -109,6 +119,7 @@ export class CacheServer extends EventEmitter {
   #totalConnections = 0
   #bytesServed = 0
   #nacks = 0
+  #throttle: AuthThrottle
 
   private constructor(jail: Jail, opts: ServerOptions) {
     super()
@@ -129,6 +140,7 @@ export class CacheServer extends EventEmitter {
     this.files = new KnownFiles(jail)
     this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
+    this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
   }
 
   /** Create a server for `root` (which must be an existing directory). */
@@ -158,8 +170,13 @@ export class CacheServer extends EventEmitter {
       this.#refuse(duplex)
       return null
     }
+    // Failed tokens are throttled per client address; connections without one (unix sockets, other duplexes) share one.
+    const peer = (duplex as Partial<net.Socket>).remoteAddress ?? 'local'
     const conn = serveConnection(duplex, this.#ctx, {
       token: this.#opts.token,
+      authTimeout: this.#opts.authTimeout ?? DEFAULT_AUTH_TIMEOUT,
+      authSchedule: (ok, deadline) => this.#throttle.schedule(peer, ok, deadline),
+      requestTimeout: this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT,
       idleTimeout: this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
       pageSize: this.pageSize,
       checksum: this.checksum,

@@ -10,7 +10,7 @@
 import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
 import type { Transform } from 'node:stream'
-import { DEFAULT_PAGE_SIZE, FrameType, MAX_PAYLOAD } from '../protocol/constants.js'
+import { DEFAULT_PAGE_SIZE, FrameType, MAX_ID, MAX_PAYLOAD } from '../protocol/constants.js'
 import { type Frame, jsonFrame } from '../protocol/frame.js'
 import { type Attempts, type Item, isTerminal } from './items.js'
 
@@ -21,7 +21,12 @@ export interface PagerOptions {
   pageSize?: number
   /** Current attempt per request (see CommandSource): parts of a replaced attempt are dropped here, unsent. */
   attempts?: Attempts
+  /** A request ran out of seq numbers and has had its ERROR: its job (this attempt) should stop. */
+  onOverflow?: (id: number, attempt: number) => void
 }
+
+/** Marks a request's attempt as over in `attempts` (no real attempt has it): its remaining parts are stale. */
+const OVERFLOWED = -1
 
 interface RequestState {
   seq: number
@@ -41,7 +46,7 @@ const JSON_TYPES = {
   progress: FrameType.PROGRESS,
 } as const
 
-export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, attempts }: PagerOptions = {}): Transform {
+export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, attempts = new Map(), onOverflow }: PagerOptions = {}): Transform {
   const requests = new Map<number, RequestState>()
 
   const stateOf = (id: number): RequestState => {
@@ -69,7 +74,32 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
       return cb()
     }
     const st = stateOf(item.id)
-    const page = (payload: Buffer) => this.push({ type: FrameType.DATA, id: item.id, seq: st.seq++, epoch: st.epoch, payload } satisfies Frame)
+    let overflowed = false
+    /**
+     * A seq is a u32 and the last one is kept for a terminal frame: a frame that would take it
+     * ends the request with an ERROR instead, and the connection goes on. (A NACK may ask for a
+     * resend from seq 2^32 - 1; a first attempt would need over 2^32 frames.) The rest of the
+     * attempt is stale from here; a new request or a new NACK under this id starts afresh.
+     */
+    const overflows = (): boolean => {
+      if (!overflowed && st.seq < MAX_ID) return false
+      if (overflowed) return true
+      overflowed = true
+      const attempt = 'attempt' in item ? (item.attempt ?? 0) : 0
+      const message = attempt === 0
+        ? `request ${item.id} needs more than 2^32 frames`
+        : `cannot resend request ${item.id} from frame ${st.seq}: its frames would be numbered past 2^32 - 1`
+      this.push(jsonFrame(FrameType.ERROR, item.id, st.seq, { code: attempt === 0 ? 'ETOOBIG' : 'ECORRUPT', message }, st.epoch))
+      requests.delete(item.id)
+      attempts.set(item.id, OVERFLOWED)
+      debug('request %d ran out of seq numbers', item.id)
+      onOverflow?.(item.id, attempt)
+      return true
+    }
+    const page = (payload: Buffer) => {
+      if (overflows()) return
+      this.push({ type: FrameType.DATA, id: item.id, seq: st.seq++, epoch: st.epoch, payload } satisfies Frame)
+    }
 
     if (item.kind === 'data') {
       const pageSize = item.pageSize ?? defaultPageSize
@@ -110,6 +140,7 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
     // The last page: no copy when it is one piece (a small file is always one).
     if (item.kind === 'end' && st.carryBytes > 0) page(st.carry.length === 1 ? st.carry[0] : Buffer.concat(st.carry))
     if (item.kind === 'hello') throw new TypeError('HELLO belongs to id 0')
+    if (overflowed || (!isTerminal(item.kind) && overflows())) return cb()
     if (isTerminal(item.kind)) {
       requests.delete(item.id)
       debug('request %d done after %d frames (%s)', item.id, st.seq + 1, item.kind)

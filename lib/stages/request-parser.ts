@@ -24,12 +24,34 @@ export interface RequestParserOptions {
 /** What the parser hands on: a request (or an error to answer), or an uploaded frame. */
 export type Inbound = ParsedRequest | { id: number; frame: ReceivedFrame }
 
-export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: RequestParserOptions = {}): Transform {
+/**
+ * How the client's input is coming along, for the connection's deadlines
+ * (see lib/server/watchdog.ts). Times are Date.now() values.
+ */
+export interface InputProgress {
+  /** Complete requests and upload frames so far; blank lines do not count. */
+  units: number
+  /** What the unparsed bytes start: part of a request line, part of an upload frame, or nothing. */
+  pending: 'line' | 'frame' | null
+  /** When the first byte of the pending line or frame arrived. */
+  pendingSince: number
+  /** When the last chunk of input arrived. */
+  lastInput: number
+}
+
+export type RequestParser = Transform & { readonly progress: InputProgress }
+
+export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: RequestParserOptions = {}): RequestParser {
   let stream: Transform
+  const progress: InputProgress = { units: 0, pending: null, pendingSince: 0, lastInput: 0 }
+  /** Lines (blank ones too) and frames ended by the chunk being parsed: what is pending after it is new. */
+  let ended = 0
   const decoder = new InboundDecoder(maxRequest, {
     onLine(line) {
+      ended++
       const text = line.toString('utf8').trim()
       if (text === '') return
+      progress.units++
       let parsed: ParsedRequest
       try {
         parsed = parseRequestLine(text)
@@ -41,6 +63,8 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
       stream.push(parsed)
     },
     onFrame(frame) {
+      ended++
+      progress.units++
       stream.push({ id: frame.id, frame } satisfies Inbound)
     },
     onFatal(code, message) {
@@ -51,7 +75,12 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
   stream = objectTransform(
     { writableObjectMode: false, readableObjectMode: true, readableHighWaterMark: 4 },
     function (chunk: Buffer, _enc: BufferEncoding, cb: () => void) {
+      const now = Date.now()
+      const before = { pending: decoder.pending, ended }
       decoder.write(chunk)
+      progress.lastInput = now
+      progress.pending = decoder.pending
+      if (progress.pending !== before.pending || ended !== before.ended) progress.pendingSince = now
       cb()
     },
     function (cb: () => void) {
@@ -59,5 +88,5 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
       cb()
     },
   ) as unknown as Transform
-  return stream
+  return Object.defineProperty(stream, 'progress', { value: progress, enumerable: true }) as RequestParser
 }

@@ -134,6 +134,26 @@ export class CommandSource extends Duplex {
     this.#pump()
   }
 
+  /**
+   * End the connection from outside the input (a deadline passed): `err` goes out on id 0 after
+   * what is already queued, every job stops, and the output ends.
+   */
+  fail(err: CacheservError): void {
+    if (this.#closing || this.destroyed) return
+    this.#reply(0, err)
+    this.#close()
+    this.#pump()
+  }
+
+  /** Stop attempt `attempt` of request `id` without an answer: a later stage has already ended it on the wire. */
+  abandon(id: number, attempt: number): void {
+    const job = this.#jobs.get(id)
+    if (!job || job.attempt !== attempt) return
+    this.#drop(job)
+    this.#releaseIfRoom()
+    this.#pump()
+  }
+
   /** Requests running now, or parked to run. */
   get inFlight(): number {
     return this.#jobs.size + this.#parked.length

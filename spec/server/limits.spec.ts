@@ -49,7 +49,8 @@ describe('token', () => {
   })
 
   test('a client with a wrong token is refused with EAUTH, also an empty or a longer one', async (t) => {
-    const { url } = await startServer(t, { token: 's3cret' })
+    // Each failure doubles the wait for the next answer (see deadlines.spec.ts): keep it short here.
+    const { url } = await startServer(t, { token: 's3cret', authBackoff: 1 })
     await withTokenEnv(undefined, async () => {
       for (const token of ['wrong', '', 's3cre', 's3cret ', 's3cret\n', 'S3CRET']) {
         await assert.rejects(connect(url, { token }), { code: 'EAUTH' }, JSON.stringify(token))

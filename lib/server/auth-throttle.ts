@@ -1,0 +1,54 @@
+/**
+ * Throttling of token guesses, per client address. Every wrong token from an
+ * address is answered (EAUTH) only after a delay that doubles with each
+ * further failure from it; and while an address is in its delay, every
+ * verdict on its connections, right tokens too, waits for the delay's end.
+ * So guesses in parallel are answered one after another, and a client that
+ * gives up on a slow answer to open another connection gains nothing.
+ */
+import QuickLRU from 'quick-lru'
+
+/** The delay stops doubling at this many times the first one. */
+export const MAX_BACKOFF_FACTOR = 32
+/** An address is forgotten once its delay has been over for this long. */
+export const FORGET_MS = 10 * 60_000
+/** Addresses remembered; the least recently failing ones beyond are forgotten. */
+const MAX_PEERS = 4096
+
+interface Peer {
+  failures: number
+  /** Until when verdicts on this address's connections wait. */
+  until: number
+}
+
+export class AuthThrottle {
+  readonly backoff: number
+  #peers = new QuickLRU<string, Peer>({ maxSize: MAX_PEERS })
+
+  /** `backoff`: ms before the first wrong token from an address is answered; 0 turns throttling off. */
+  constructor(backoff: number) {
+    this.backoff = backoff
+  }
+
+  /**
+   * An auth attempt from `peer` was judged `ok`: ms from now before the verdict may be
+   * answered, or null when that would be past `deadline` (the connection's auth deadline,
+   * a Date.now() time, which then answers it). An attempt left to its deadline is not
+   * counted as a failure.
+   */
+  schedule(peer: string, ok: boolean, deadline: number, now = Date.now()): number | null {
+    if (this.backoff <= 0) return 0
+    let st = this.#peers.get(peer)
+    if (st && now > st.until + FORGET_MS) {
+      this.#peers.delete(peer)
+      st = undefined
+    }
+    const start = Math.max(now, st?.until ?? now)
+    if (start >= deadline) return null
+    if (ok) return start - now
+    const failures = (st?.failures ?? 0) + 1
+    const until = start + this.backoff * Math.min(2 ** (failures - 1), MAX_BACKOFF_FACTOR)
+    this.#peers.set(peer, { failures, until })
+    return until - now
+  }
+}

@@ -4,11 +4,10 @@
  * on disk never hits blocks cached from its old contents.
  */
 import { constants } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
-import type { Jail } from './jail.js'
-import { openInside } from './safe-open.js'
+import { type FileHandle, open } from 'node:fs/promises'
 import type { BigIntStats } from 'node:fs'
 import { error } from '../errors.js'
+import { type Found, Jail } from './jail.js'
 
 export interface OpenFile {
   fh: FileHandle
@@ -18,24 +17,46 @@ export interface OpenFile {
   mtimeMs: number
 }
 
-// O_NONBLOCK: opening a FIFO must not hang a thread; it is refused below anyway.
-const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK
-
 export function identityOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`
 }
 
-/** Open `real` (an absolute path inside the root) for reading; `shown` names it in errors. */
-export async function openFile(jail: Jail, real: string, shown: string): Promise<OpenFile> {
-  const fh = await openInside(jail, real, FLAGS, shown)
+/** Open the regular file a client path names, for reading. */
+export async function openFile(jail: Jail, path: unknown): Promise<OpenFile> {
+  return openFound(await jail.lookup(path), Jail.shown(String(path)))
+}
+
+/** Open the regular file at real names under the root (from a walk), for reading; `shown` names it in errors. */
+export async function openFileAt(jail: Jail, names: readonly string[], shown: string): Promise<OpenFile> {
+  return openFound(await jail.lookupParts(names, shown), shown)
+}
+
+/**
+ * Open what was found, for reading, only if it is a regular file: it is held
+ * without being opened (O_PATH), so a FIFO or a device is refused untouched.
+ * Opening its /proc/self/fd path opens that very inode, whatever its name
+ * names now. The identity is the one fstat gave for that inode.
+ */
+async function openFound(found: Found, shown: string): Promise<OpenFile> {
   try {
-    const st = await fh.stat({ bigint: true })
+    const st = found.st
     if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)
     if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
-    return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }
-  } catch (err) {
-    await fh.close()
-    throw err
+    // Without /proc, `path` is a real path: O_NOFOLLOW and O_NONBLOCK, then check the type again.
+    const fh = await open(found.path, constants.O_RDONLY | (found.held ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK)).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EACCES' || err.code === 'EPERM' ? error('EACCES', `permission denied: ${shown}`, err) : err
+    })
+    if (found.held) return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }
+    try {
+      const now = await fh.stat({ bigint: true })
+      if (!now.isFile()) throw error('EACCES', `${shown} is not a regular file`)
+      return { fh, key: identityOf(now), size: Number(now.size), mtimeMs: Number(now.mtimeMs) }
+    } catch (err) {
+      await fh.close()
+      throw err
+    }
+  } finally {
+    found.close()
   }
 }
 

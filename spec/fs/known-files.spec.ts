@@ -102,7 +102,7 @@ describe('KnownFiles', () => {
     const jail = await Jail.open(root)
     const files = new KnownFiles(jail)
     assert.equal(files.current('a.bin'), null)
-    const file = await openFile(jail, await jail.resolve('a.bin'), 'a.bin')
+    const file = await openFile(jail, 'a.bin')
     await file.fh.close()
     files.remember('a.bin', file)
     assert.equal(files.current('./a.bin')?.key, file.key)
@@ -117,7 +117,7 @@ describe('KnownFiles', () => {
     writeFile(root, 'd/x', 1)
     const jail = await Jail.open(root)
     const files = new KnownFiles(jail)
-    const file = await openFile(jail, await jail.resolve('d/x'), 'd/x')
+    const file = await openFile(jail, 'd/x')
     await file.fh.close()
     files.remember('d', file) // a wrong record: the stat of a directory must not match it
     assert.equal(files.current('d'), null)

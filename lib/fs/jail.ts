@@ -10,8 +10,9 @@
  * O_NOFOLLOW)). Descriptors are O_PATH: opening one has no effect on what it
  * names (a FIFO or a device is not opened). A symlink met on the way is read
  * and its target walked the same way: a relative target from the directory
- * it sits in ('..' goes back up the directories walked, never above the
- * root), an absolute one only when it lies under the root's real path. So
+ * it sits in ('..' goes back up the directories walked; above the root, only
+ * names leading straight back into it are accepted), an absolute one only
+ * when it lies under the root's real path. So
  * swapping any name on the way for a symlink, at any moment, can only lead to
  * another place inside the root, or to a refusal.
  *
@@ -255,6 +256,15 @@ export class Jail {
     const dirs: { fd: number; name: string }[] = []
     const here = () => (dirs.length === 0 ? this.#fd : dirs[dirs.length - 1].fd)
     let hops = 0
+    /**
+     * Where the walk is when above the root (an absolute target, or '..' from
+     * the root): only spelled out, never looked up, and refused unless the
+     * names that follow lead straight back down to the root.
+     */
+    let out: string[] | null = null
+    const leave = (at: string[]) => {
+      out = at.length === this.#rootParts.length ? null : at
+    }
     /** `at` is a symlink: walk its target instead. */
     const follow = async (at: string, name: string, last: boolean) => {
       if (++hops > MAX_HOPS) throw error('EACCES', `path refused: symlinks loop on the way to ${shown}`)
@@ -266,12 +276,10 @@ export class Jail {
         if ((err as NodeJS.ErrnoException).code === 'EINVAL') return void todo.push(name)
         throw err
       }
-      let names = target.split('/').filter((p) => p !== '' && p !== '.')
+      const names = target.split('/').filter((p) => p !== '' && p !== '.')
       if (target.startsWith('/')) {
-        const n = this.#rootParts.length
-        if (names.length < n || names.slice(0, n).some((p, i) => p !== this.#rootParts[i])) throw outside(shown)
-        names = names.slice(n)
         for (const d of dirs.splice(0)) release(d.fd)
+        leave([])
       }
       // A target ending in '/' must name a directory, as a path of the client's would.
       if (last && /(^|\/)\.?$/.test(target)) dirOnly = true
@@ -280,9 +288,17 @@ export class Jail {
     try {
       while (todo.length > 0) {
         const name = todo.pop()!
+        if (out !== null) {
+          const above: string[] = out
+          if (name === '..') above.pop()
+          else above.push(name)
+          if (above.length > this.#rootParts.length || above.some((p, i) => p !== this.#rootParts[i])) throw outside(shown)
+          leave(above)
+          continue
+        }
         if (name === '..') {
-          if (dirs.length === 0) throw outside(shown)
-          release(dirs.pop()!.fd)
+          if (dirs.length === 0) leave(this.#rootParts.slice(0, -1))
+          else release(dirs.pop()!.fd)
           continue
         }
         const last = todo.length === 0
@@ -321,6 +337,7 @@ export class Jail {
         }
         return this.#found(fd, true, [...dirs.map((d) => d.name), name], st)
       }
+      if (out !== null) throw outside(shown)
       // The walk ended on a directory already held: the root, or one reached through '..'.
       const top = dirs.pop()
       const fd = top?.fd ?? this.#fd

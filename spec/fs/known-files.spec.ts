@@ -71,6 +71,14 @@ describe('reads of known files', () => {
     assert.ok(!err.message.includes(root), err.message)
   })
 
+  it('refuse a trailing "/" or "/." after the known file (ENOTDIR), as the full path does', async (t) => {
+    const { server, client } = await knownAndCached(t)
+    for (const p of ['dir/f.bin/', 'dir/f.bin/.', 'dir//f.bin//']) {
+      await assert.rejects(client.readFile(p), { code: 'ENOTDIR' }, p)
+    }
+    assert.equal(server.files.hits, 1, 'no read took the shortcut')
+  })
+
   it('fail with ENOENT once the file is gone', async (t) => {
     const { root, client } = await knownAndCached(t)
     unlinkSync(join(root, 'dir/f.bin'))

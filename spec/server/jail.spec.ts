@@ -199,6 +199,46 @@ describe('symlinks that stay inside the root work', () => {
   })
 })
 
+describe('paths naming a directory', () => {
+  test('a trailing "/" or "/." after a file is ENOTDIR for every command', async (t) => {
+    const tree = makeTree(realpathSync(tempDir(t)))
+    const { url } = await startServer(t, { root: tree.root, writable: true })
+    const client = await connectTo(t, url)
+    for (const p of ['file.txt/', 'sub/deep.txt/.', 'in-file/', 'in-dir/deep.txt/']) {
+      assert.equal(await codeOf(client.readFile(p)), 'ENOTDIR', `read ${p}`)
+      assert.equal(await codeOf(client.stat(p)), 'ENOTDIR', `stat ${p}`)
+      assert.equal(await codeOf(client.ls(p)), 'ENOTDIR', `ls ${p}`)
+      assert.equal(await codeOf(client.warm(p)), 'ENOTDIR', `warm ${p}`)
+      assert.equal(await codeOf(client.evict(p)), 'ENOTDIR', `evict ${p}`)
+      assert.equal(await codeOf(client.write(p, Buffer.from('x'))), 'ENOTDIR', `write ${p}`)
+    }
+    assert.ok(readFileSync(join(tree.root, 'file.txt')).equals(tree.file), 'file.txt is unchanged')
+    assert.equal((await client.stat('sub/')).type, 'dir')
+    assert.deepEqual((await client.ls('in-dir/.')).map((e) => e.name), ['deep.txt'])
+  })
+})
+
+describe('descriptors', () => {
+  test('every command, answered or refused, leaves no descriptor open in the server', async (t) => {
+    const tree = makeTree(realpathSync(tempDir(t)))
+    const { url } = await startServer(t, { root: tree.root, writable: true })
+    const client = await connectTo(t, url)
+    const paths = ['', 'file.txt', 'sub', 'sub/deep.txt', 'in-dir/deep.txt', 'in-chain', 'out-file', 'out-dir/secret.txt', 'chain-dir-a', 'nope', 'sub/nope/x', 'file.txt/x', 'file.txt/']
+    const round = async () => {
+      for (const p of paths) {
+        await Promise.all([client.readFile(p), client.stat(p), client.ls(p), client.warm(p), client.evict(p)].map((r) => r.catch(() => {})))
+      }
+      await client.write('sub/new.txt', Buffer.from('new')).catch(() => {})
+      await client.write('out-dir/new.txt', Buffer.from('new')).catch(() => {})
+    }
+    await round() // the first round may open what stays open (the cache's own state, lazy modules)
+    const before = fdCount()
+    await round()
+    await round()
+    assert.equal(fdCount(), before)
+  })
+})
+
 describe('a directory swapped for a symlink after the path was checked', () => {
   /** root/d/f.bin and root/d/sub inside; outside/f.bin and outside/sub as the decoys. */
   function swapTree(t: Parameters<typeof tempDir>[0]) {

@@ -2,8 +2,6 @@
  * evict {path?}: drop the cached blocks of a file, or of every file under a
  * directory; without a path, everything. RESULT {files, blocks, bytes}.
  */
-import { stat } from 'node:fs/promises'
-import { identityOf } from '../fs/open-file.js'
 import { walk } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
 import { optionalString } from './args.js'
@@ -20,9 +18,8 @@ export async function* evict(args: Record<string, unknown>, ctx: CommandContext)
   let blocks = 0
   let bytes = 0
   for await (const f of walk(ctx.jail, path)) {
-    const st = await stat(f.real, { bigint: true }).catch(() => null)
-    if (!st) continue // gone since the walk saw it
-    const dropped = ctx.cache.evictFile({ key: identityOf(st), size: Number(st.size) })
+    // The identity the walk saw through the held directory: no second look by name.
+    const dropped = ctx.cache.evictFile({ key: f.key, size: f.size })
     files++
     blocks += dropped.blocks
     bytes += dropped.bytes

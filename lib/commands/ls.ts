@@ -3,10 +3,8 @@
  * "file", "dir", "other". A symlink is listed as what it points to, and not
  * at all when it points outside the root.
  */
-import { readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
-import { dirPath, openDirInside } from '../fs/safe-open.js'
-import { Jail } from '../fs/jail.js'
+import { lstat, readdir } from 'node:fs/promises'
+import { type Found, Jail } from '../fs/jail.js'
 import type { Part } from '../stages/items.js'
 import { optionalString } from './args.js'
 import type { CommandContext } from './context.js'
@@ -21,43 +19,51 @@ export interface Entry {
 
 export async function* ls(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
-  const dir = await ctx.jail.resolve(path)
-  if (!(await stat(dir)).isDirectory()) throw error('ENOTDIR', `${Jail.shown(path)} is not a directory`)
-  // List through the opened, checked descriptor: the name may be swapped for a symlink meanwhile.
-  const fh = await openDirInside(ctx.jail, dir, Jail.shown(path))
-  const entries: Entry[] = []
+  const dir = await ctx.jail.lookup(path)
+  let entries: Entry[] = []
   try {
-    const here = dirPath(fh, dir)
-    for (const d of await readdir(here, { withFileTypes: true })) {
-      if (d.isSymbolicLink()) {
-        const type = await linkType(ctx.jail, [...Jail.segments(path), d.name].join('/'))
-        if (type) entries.push({ name: d.name, type })
-      } else {
-        entries.push({ name: d.name, type: d.isFile() ? 'file' : d.isDirectory() ? 'dir' : 'other' })
-      }
+    if (!dir.st.isDirectory()) throw error('ENOTDIR', `${Jail.shown(path)} is not a directory`)
+    // Listed through the held directory; each entry is looked at with lstat through it, so an
+    // entry swapped for a symlink shows as the symlink (resolved by the jail), never as its target.
+    const links: string[] = []
+    for (const d of await readdir(dir.path, { withFileTypes: true })) {
+      if (d.isSymbolicLink()) links.push(d.name)
+      else entries.push({ name: d.name, type: d.isFile() ? 'file' : d.isDirectory() ? 'dir' : 'other' })
     }
-    // Sizes of files, a batch of stats at a time (a tar stream, say, needs them before the bytes).
+    // Sizes of files, a batch of lstats at a time (a tar stream, say, needs them before the bytes).
     const files = entries.filter((e) => e.type === 'file')
-    for (let i = 0; i < files.length; i += 64) {
-      await Promise.all(
-        files.slice(i, i + 64).map(async (e) => {
-          const st = await stat(join(here, e.name)).catch(() => null)
-          if (st) e.size = st.size
-        }),
-      )
+    const swapped = new Set<Entry>()
+    await batches(files, async (e) => {
+      const st = await lstat(`${dir.path}/${e.name}`).catch(() => null)
+      if (st?.isFile()) e.size = st.size
+      else if (st?.isSymbolicLink()) swapped.add(e) // a symlink since readdir: resolved below
+      else if (st) e.type = st.isDirectory() ? 'dir' : 'other'
+    })
+    if (swapped.size > 0) {
+      entries = entries.filter((e) => !swapped.has(e))
+      for (const e of swapped) links.push(e.name)
     }
+    await batches(links, async (name) => {
+      const e = await linked(ctx.jail, dir, name)
+      if (e) entries.push(e)
+    })
   } finally {
-    await fh.close()
+    dir.close()
   }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   yield { kind: 'result', body: { entries } }
 }
 
-async function linkType(jail: Jail, rel: string): Promise<Entry['type'] | null> {
-  try {
-    const st = await stat(await jail.resolve(rel))
-    return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other'
-  } catch {
-    return null // dangling, or pointing outside the root
-  }
+async function batches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += 64) await Promise.all(items.slice(i, i + 64).map(fn))
+}
+
+/** A symlink entry as what it points to (resolved by the jail), or null when it dangles or leads out of the root. */
+async function linked(jail: Jail, dir: Found, name: string): Promise<Entry | null> {
+  const found = await jail.lookupParts([...dir.names, name], name).catch(() => null)
+  if (!found) return null
+  const st = found.st
+  found.close()
+  if (st.isFile()) return { name, type: 'file', size: Number(st.size) }
+  return { name, type: st.isDirectory() ? 'dir' : 'other' }
 }

@@ -10,7 +10,6 @@
  * read opens and checks the file.
  */
 import { error } from '../errors.js'
-import { Jail } from '../fs/jail.js'
 import type { KnownFile } from '../fs/known-files.js'
 import { currentIdentity, type OpenFile, openFile } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
@@ -32,7 +31,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
       return yield* parts
     }
   }
-  const file = await openFile(ctx.jail, await ctx.jail.resolve(path), Jail.shown(path), ctx.settle)
+  const file = await openFile(ctx.jail, path, ctx.settle)
   try {
     const end = span(file, path, offset, length, resume)
     if (!resume || resume.seq === 0) yield start(file, offset, end)

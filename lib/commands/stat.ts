@@ -1,7 +1,4 @@
 /** stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached}. */
-import { type BigIntStats, constants } from 'node:fs'
-import { Jail } from '../fs/jail.js'
-import { openInside } from '../fs/safe-open.js'
 import { identityOf } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { requiredString } from './args.js'
@@ -9,14 +6,11 @@ import type { CommandContext } from './context.js'
 
 export async function* stat(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = requiredString(args, 'path')
-  // fstat of the opened, checked descriptor, not of a name that may have been swapped meanwhile.
-  const fh = await openInside(ctx.jail, await ctx.jail.resolve(path), constants.O_RDONLY | constants.O_NONBLOCK, Jail.shown(path))
-  let st: BigIntStats
-  try {
-    st = await fh.stat({ bigint: true })
-  } finally {
-    await fh.close()
-  }
+  // The fstat of what the jail resolved and holds, not of a name that may be swapped meanwhile;
+  // nothing is opened (a FIFO or a device is only named).
+  const found = await ctx.jail.lookup(path)
+  const st = found.st
+  found.close()
   const type = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : 'other'
   const size = Number(st.size)
   const cachedBytes = type === 'file' ? ctx.cache.cachedBytes({ key: identityOf(st), size }) : 0

@@ -6,7 +6,7 @@
  * loading past the limit would only evict what was just loaded.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import { openFile } from '../fs/open-file.js'
+import { openFileAt } from '../fs/open-file.js'
 import { walk, type WalkedFile } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
 import { optionalString } from './args.js'
@@ -50,7 +50,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   const worker = async () => {
     while (!stopped && !full && !signal?.aborted && next < files.length) {
       const f = files[next++]
-      const file = await openFile(ctx.jail, f.real, f.rel, ctx.settle).catch(() => null)
+      const file = await openFileAt(ctx.jail, f.names, f.rel, ctx.settle).catch(() => null)
       if (!file) continue // vanished or changed type since the walk
       try {
         const missing = file.size - ctx.cache.cachedBytes(file)

@@ -6,9 +6,7 @@
  * Refused with EROFS unless the server is writable.
  */
 import { randomBytes } from 'node:crypto'
-import { type FileHandle, lstat, open, rename, stat, unlink } from 'node:fs/promises'
-import { dirPath, openDirInside } from '../fs/safe-open.js'
-import { join } from 'node:path'
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises'
 import { error } from '../errors.js'
 import { Jail } from '../fs/jail.js'
 import { identityOf } from '../fs/open-file.js'
@@ -23,28 +21,35 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
   if (!ctx.writable) throw error('EROFS', 'this server is read-only; start it with --writable to allow write')
   const path = requiredString(args, 'path')
   const length = optionalCount(args, 'length')
-  const parts = Jail.segments(path)
+  const { parts, dirOnly } = Jail.parse(path)
   const name = parts.pop()
   if (name === undefined) throw error('EISDIR', 'cannot write the root; name a file')
-  const dirReal = await ctx.jail.resolve(parts.join('/'))
-  if (!(await stat(dirReal)).isDirectory()) throw error('ENOTDIR', `${parts.join('/')} is not a directory`)
-  // Create and rename through the opened, checked directory: its name may be swapped for a symlink meanwhile.
-  const dirFh = await openDirInside(ctx.jail, dirReal, parts.join('/') || 'the root')
-  const dir = dirPath(dirFh, dirReal)
-  const target = join(dir, name)
+  const dirShown = parts.join('/')
+  const dir = await ctx.jail.lookupParts(parts, dirShown || 'the root')
   let fh: FileHandle | null = null
   let tmp = ''
   let closed = false
   let renamed = false
   try {
-    // A symlink target must stay inside the root too (jail.resolve refuses it otherwise).
-    if ((await lstat(target).catch(() => null))?.isSymbolicLink()) await ctx.jail.resolve(path).catch((err: { code?: string }) => {
-      if (err.code !== 'ENOENT') throw err // a dangling link inside the root is simply replaced
-    })
-    const before = await stat(target, { bigint: true }).catch(() => null)
+    if (!dir.st.isDirectory()) throw error('ENOTDIR', `${dirShown} is not a directory`)
+    // Create and rename through the held directory: its name may be swapped for a symlink meanwhile.
+    const target = `${dir.path}/${name}`
+    // What the name holds now, resolved by the jail: a symlink must stay inside the root
+    // (a dangling one inside is simply replaced); a directory is not replaced.
+    const before = await ctx.jail.lookupParts([...dir.names, name], path).then(
+      (found) => {
+        found.close()
+        return found.st
+      },
+      (err: { code?: string }) => {
+        if (err.code === 'ENOENT') return null
+        throw err
+      },
+    )
     if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
+    if (dirOnly) throw error(before ? 'ENOTDIR' : 'EISDIR', `${path} names a directory (it ends in /); name a file`)
     // Short, so that a target name of the longest allowed length still leaves room for it.
-    tmp = join(dir, `.${randomBytes(6).toString('hex')}.cacheserv-tmp`)
+    tmp = `${dir.path}/.${randomBytes(6).toString('hex')}.cacheserv-tmp`
     fh = await open(tmp, 'wx', 0o644)
     const size = await receive(fh, input, length, ctx.checksum, signal)
     await fh.sync()
@@ -60,7 +65,7 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
   } finally {
     if (fh && !closed) await fh.close().catch(() => {})
     if (fh && !renamed) await unlink(tmp).catch(() => {})
-    await dirFh.close()
+    dir.close()
   }
 }
 

@@ -5,11 +5,10 @@
  * its version has settled (see settle.ts), so its bytes are one version's.
  */
 import { constants } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
-import type { Jail } from './jail.js'
-import { openInside } from './safe-open.js'
+import { type FileHandle, open } from 'node:fs/promises'
 import { error } from '../errors.js'
 import { identityOf } from './identity.js'
+import { type Found, Jail } from './jail.js'
 import type { Settle } from './settle.js'
 
 export { identityOf }
@@ -22,18 +21,37 @@ export interface OpenFile {
   mtimeMs: number
 }
 
-// O_NONBLOCK: opening a FIFO must not hang a thread; it is refused below anyway.
-const FLAGS = constants.O_RDONLY | constants.O_NONBLOCK
+/** Open the regular file a client path names, for reading; with `settle`, once its version has settled. */
+export async function openFile(jail: Jail, path: unknown, settle?: Settle): Promise<OpenFile> {
+  return openFound(await jail.lookup(path), Jail.shown(String(path)), settle)
+}
+
+/** Open the regular file at real names under the root (from a walk), for reading; `shown` names it in errors. */
+export async function openFileAt(jail: Jail, names: readonly string[], shown: string, settle?: Settle): Promise<OpenFile> {
+  return openFound(await jail.lookupParts(names, shown), shown, settle)
+}
 
 /**
- * Open `real` (an absolute path inside the root) for reading; `shown` names
- * it in errors. With `settle`, waits until the file's version has settled.
+ * Open what was found, for reading, only if it is a regular file: it is held
+ * without being opened (O_PATH), so a FIFO or a device is refused untouched.
+ * Opening its /proc/self/fd path opens that very inode, whatever its name
+ * names now. The identity is the one fstat gave for that inode.
  */
-export async function openFile(jail: Jail, real: string, shown: string, settle?: Settle): Promise<OpenFile> {
-  const fh = await openInside(jail, real, FLAGS, shown)
+async function openFound(found: Found, shown: string, settle?: Settle): Promise<OpenFile> {
+  let fh: FileHandle
+  try {
+    const st = found.st
+    if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)
+    if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
+    // Without /proc, `path` is a real path: O_NOFOLLOW and O_NONBLOCK, then check the type again.
+    fh = await open(found.path, constants.O_RDONLY | (found.held ? 0 : constants.O_NOFOLLOW | constants.O_NONBLOCK)).catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'EACCES' || err.code === 'EPERM' ? error('EACCES', `permission denied: ${shown}`, err) : err
+    })
+  } finally {
+    found.close()
+  }
   try {
     let st = await fh.stat({ bigint: true })
-    if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)
     if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
     if (settle) st = await settle.wait(fh, st, shown)
     return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }

@@ -1,67 +1,101 @@
 /**
  * Every regular file under a path inside the root, depth first, sorted by
- * name. Plain entries of a checked directory cannot leave it, so only
- * symlinks are resolved (and followed only while they stay inside the root);
- * each directory is visited once, so a symlink loop cannot make it endless.
+ * name. Directories are held (see Jail) while they are listed, and their
+ * entries are looked at with lstat through the held directory: an entry
+ * swapped for a symlink shows as the symlink, never as what it points to.
+ * Symlinks are resolved by the jail (followed only while they stay inside
+ * the root); each directory is visited once, so a symlink loop cannot make
+ * it endless.
  */
-import { readdir, stat } from 'node:fs/promises'
-import { join } from 'node:path'
-import { Jail } from './jail.js'
+import type { BigIntStats } from 'node:fs'
+import { lstat, readdir } from 'node:fs/promises'
+import { type Found, Jail } from './jail.js'
+import { identityOf } from './open-file.js'
 
 export interface WalkedFile {
-  /** Path relative to the root, '/'-separated. */
+  /** Path relative to the root, '/'-separated, as the walk reached it (through symlinks). */
   rel: string
-  /** Absolute real path inside the root. */
-  real: string
+  /** Where it really is: names under the root, no symlinks. */
+  names: string[]
   size: number
+  /** Cache key of the version seen (see identityOf). */
+  key: string
 }
 
-/** Files stat'ed at once: the size of each is needed up front, one syscall each. */
+/** Entries lstat'ed at once: the size of each is needed up front, one syscall each. */
 const STAT_BATCH = 64
 
 /** `signal`: stop (with its reason) before the next directory is read. */
 export async function* walk(jail: Jail, path: string, signal?: AbortSignal): AsyncGenerator<WalkedFile, void, void> {
   const seen = new Set<string>()
   const start = Jail.segments(path).join('/')
-  const real = await jail.resolve(start) // missing or outside: the caller hears of it
+  const file = (rel: string, names: string[], st: BigIntStats): WalkedFile => ({ rel, names, size: Number(st.size), key: identityOf(st) })
 
-  const visit = async function* (rel: string, dir: string): AsyncGenerator<WalkedFile, void, void> {
-    if (seen.has(dir)) return
-    seen.add(dir)
+  const visit = async function* (rel: string, dir: Found): AsyncGenerator<WalkedFile, void, void> {
+    const real = dir.names.join('/')
+    if (seen.has(real)) return
+    seen.add(real)
     signal?.throwIfAborted()
-    const entries = (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    const pending: Promise<WalkedFile | null>[] = []
+    const entries = (await readdir(dir.path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    /** A file's entry, or a symlink to resolve (an entry swapped for one since readdir). */
+    type Pending = WalkedFile | { link: string; names: string[] } | null
+    const pending: Promise<Pending>[] = []
     const flush = async function* () {
-      for (const f of await Promise.all(pending.splice(0))) if (f) yield f
+      for (const f of await Promise.all(pending.splice(0))) {
+        if (f && 'link' in f) yield* follow(f.link, f.names)
+        else if (f) yield f
+      }
     }
     for (const d of entries) {
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`
+      const names = [...dir.names, d.name]
       if (d.isFile()) {
-        const childReal = join(dir, d.name)
-        pending.push(stat(childReal).then((st) => ({ rel: childRel, real: childReal, size: st.size }), () => null))
+        pending.push(
+          lstat(`${dir.path}/${d.name}`, { bigint: true }).then(
+            (st): Pending => (st.isFile() ? file(childRel, names, st) : st.isSymbolicLink() ? { link: childRel, names } : null),
+            () => null,
+          ),
+        )
         if (pending.length >= STAT_BATCH) yield* flush()
         continue
       }
       yield* flush() // keep the order: files before this entry first
-      if (d.isDirectory()) yield* visit(childRel, join(dir, d.name))
-      else if (d.isSymbolicLink()) yield* follow(childRel)
+      if (d.isDirectory()) {
+        const sub = await jail.subdir(dir, d.name, childRel).catch((err: { code?: string }) => {
+          if (err.code === 'ENOTDIR') return 'link' as const // swapped since readdir: resolve whatever it is now
+          if (err.code === 'ENOENT') return null // gone
+          throw err
+        })
+        if (sub === 'link') yield* follow(childRel, names)
+        else if (sub) {
+          try {
+            yield* visit(childRel, sub)
+          } finally {
+            sub.close()
+          }
+        }
+      } else if (d.isSymbolicLink()) yield* follow(childRel, names)
     }
     yield* flush()
   }
 
-  const follow = async function* (rel: string): AsyncGenerator<WalkedFile, void, void> {
-    let target: string
+  /** Resolve names under the root through the jail and walk what they name (nothing when dangling or outside). */
+  const follow = async function* (rel: string, names: string[]): AsyncGenerator<WalkedFile, void, void> {
+    const found = await jail.lookupParts(names, rel).catch(() => null)
+    if (!found) return
     try {
-      target = await jail.resolve(rel)
-    } catch {
-      return // dangling, or outside the root
+      if (found.st.isFile()) yield file(rel, found.names, found.st)
+      else if (found.st.isDirectory()) yield* visit(rel, found)
+    } finally {
+      found.close()
     }
-    const st = await stat(target).catch(() => null)
-    if (st?.isFile()) yield { rel, real: target, size: st.size }
-    else if (st?.isDirectory()) yield* visit(rel, target)
   }
 
-  const st = await stat(real)
-  if (st.isFile()) yield { rel: start, real, size: st.size }
-  else if (st.isDirectory()) yield* visit(start, real)
+  const top = await jail.lookup(path) // missing or outside: the caller hears of it
+  try {
+    if (top.st.isFile()) yield file(start, top.names, top.st)
+    else if (top.st.isDirectory()) yield* visit(start, top)
+  } finally {
+    top.close()
+  }
 }

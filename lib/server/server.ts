@@ -285,6 +285,8 @@ export class CacheServer extends EventEmitter {
     await Promise.all([stopped, all(), ...warms.map(({ run }) => run.return())])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
+    // The root's descriptor goes once the lookups still under way are done.
+    this.#ctx.jail.close()
   }
 }
 

@@ -16,7 +16,7 @@ async function fixture(t: TestContext, size: number): Promise<{ file: OpenFile; 
   const root = tempDir(t)
   const data = writeFile(root, 'f.bin', size)
   const path = join(root, 'f.bin')
-  const file = await openFile(await Jail.open(root), path, 'f.bin')
+  const file = await openFile(await Jail.open(root), 'f.bin')
   t.after(() => file.fh.close())
   return { file, data, path }
 }

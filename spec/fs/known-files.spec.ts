@@ -71,6 +71,14 @@ describe('reads of known files', () => {
     assert.ok(!err.message.includes(root), err.message)
   })
 
+  it('refuse a trailing "/" or "/." after the known file (ENOTDIR), as the full path does', async (t) => {
+    const { server, client } = await knownAndCached(t)
+    for (const p of ['dir/f.bin/', 'dir/f.bin/.', 'dir//f.bin//']) {
+      await assert.rejects(client.readFile(p), { code: 'ENOTDIR' }, p)
+    }
+    assert.equal(server.files.hits, 1, 'no read took the shortcut')
+  })
+
   it('fail with ENOENT once the file is gone', async (t) => {
     const { root, client } = await knownAndCached(t)
     unlinkSync(join(root, 'dir/f.bin'))
@@ -102,7 +110,7 @@ describe('KnownFiles', () => {
     const jail = await Jail.open(root)
     const files = new KnownFiles(jail)
     assert.equal(files.current('a.bin'), null)
-    const file = await openFile(jail, await jail.resolve('a.bin'), 'a.bin')
+    const file = await openFile(jail, 'a.bin')
     await file.fh.close()
     files.remember('a.bin', file)
     assert.equal(files.current('./a.bin')?.key, file.key)
@@ -117,7 +125,7 @@ describe('KnownFiles', () => {
     writeFile(root, 'd/x', 1)
     const jail = await Jail.open(root)
     const files = new KnownFiles(jail)
-    const file = await openFile(jail, await jail.resolve('d/x'), 'd/x')
+    const file = await openFile(jail, 'd/x')
     await file.fh.close()
     files.remember('d', file) // a wrong record: the stat of a directory must not match it
     assert.equal(files.current('d'), null)

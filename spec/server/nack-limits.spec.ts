@@ -4,7 +4,7 @@
  * has let go of.
  */
 import assert from 'node:assert/strict'
-import { readdirSync, readlinkSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
@@ -17,12 +17,16 @@ const MiB = 1024 * 1024
 const N = 40
 const MAX_IN_FLIGHT = 4
 
-/** Descriptors this process holds open on `path`. */
+const O_PATH = 0o10000000
+
+/** Descriptors this process holds open for reading `path` (not the O_PATH ones a lookup holds). */
 function opened(path: string): number {
   let n = 0
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
-      if (readlinkSync(`/proc/self/fd/${fd}`) === path) n++
+      if (readlinkSync(`/proc/self/fd/${fd}`) !== path) continue
+      const flags = parseInt(/flags:\s*([0-7]+)/.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1], 8)
+      if (!(flags & O_PATH)) n++
     } catch {
       // closed meanwhile
     }

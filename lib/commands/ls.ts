@@ -5,6 +5,7 @@
  */
 import { lstat, readdir } from 'node:fs/promises'
 import { type Found, Jail } from '../fs/jail.js'
+import { isUploadTemp } from '../fs/upload-temp.js'
 import type { Part } from '../stages/items.js'
 import { optionalString } from './args.js'
 import type { CommandContext } from './context.js'
@@ -27,6 +28,7 @@ export async function* ls(args: Record<string, unknown>, ctx: CommandContext): A
     // entry swapped for a symlink shows as the symlink (resolved by the jail), never as its target.
     const links: string[] = []
     for (const d of await readdir(dir.path, { withFileTypes: true })) {
+      if (isUploadTemp(d.name)) continue // an upload on its way (or a dead server's leftover)
       if (d.isSymbolicLink()) links.push(d.name)
       else entries.push({ name: d.name, type: d.isFile() ? 'file' : d.isDirectory() ? 'dir' : 'other' })
     }

@@ -5,9 +5,9 @@
  * the old version from the cache (the new one has a new identity anyway).
  * Refused with EROFS unless the server is writable.
  */
-import { randomBytes } from 'node:crypto'
 import { type FileHandle, open, rename, unlink } from 'node:fs/promises'
 import { error } from '../errors.js'
+import { uploadTempName } from '../fs/upload-temp.js'
 import { Jail } from '../fs/jail.js'
 import { identityOf } from '../fs/open-file.js'
 import { type ChecksumName, ChecksumId, FrameType } from '../protocol/constants.js'
@@ -49,7 +49,7 @@ export async function* write(args: Record<string, unknown>, ctx: CommandContext,
     if (before?.isDirectory()) throw error('EISDIR', `${path} is a directory`)
     if (dirOnly) throw error(before ? 'ENOTDIR' : 'EISDIR', `${path} names a directory (it ends in /); name a file`)
     // Short, so that a target name of the longest allowed length still leaves room for it.
-    tmp = `${dir.path}/.${randomBytes(6).toString('hex')}.cacheserv-tmp`
+    tmp = `${dir.path}/${uploadTempName()}`
     fh = await open(tmp, 'wx', 0o644)
     const size = await receive(fh, input, length, ctx.checksum, signal)
     await fh.sync()

@@ -24,6 +24,7 @@ import { type BigIntStats, closeSync, fstat, existsSync, open, openSync } from '
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { CacheservError, error } from '../errors.js'
+import { isUploadTemp } from './upload-temp.js'
 
 const MAX_PATH = 4096
 /** Longest name of one path segment, in bytes (NAME_MAX on Linux). */
@@ -142,6 +143,8 @@ export class Jail {
     const parts = all.filter((p) => p !== '' && p !== '.')
     if (parts.includes('..')) throw error('EACCES', `path ${JSON.stringify(path)} refused: '..' may not leave the root`)
     if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME)) throw error('EACCES', `path refused: a name is longer than ${MAX_NAME} bytes`)
+    // An upload's temporary file is not a file of the tree: never served, listed or written.
+    if (parts.some(isUploadTemp)) throw error('ENOENT', `no such file or directory: ${path}`)
     const tail = all[all.length - 1]
     return { parts, dirOnly: all.length > 1 && (tail === '' || tail === '.') }
   }

@@ -11,6 +11,7 @@ import type { BigIntStats } from 'node:fs'
 import { lstat, readdir } from 'node:fs/promises'
 import { type Found, Jail } from './jail.js'
 import { identityOf } from './open-file.js'
+import { isUploadTemp } from './upload-temp.js'
 
 export interface WalkedFile {
   /** Path relative to the root, '/'-separated, as the walk reached it (through symlinks). */
@@ -47,6 +48,7 @@ export async function* walk(jail: Jail, path: string, signal?: AbortSignal): Asy
       }
     }
     for (const d of entries) {
+      if (isUploadTemp(d.name)) continue // an upload on its way: not part of the tree yet
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`
       const names = [...dir.names, d.name]
       if (d.isFile()) {

@@ -17,6 +17,7 @@ import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
+import { removeOrphanedUploads } from '../fs/upload-temp.js'
 import { checksumId } from '../protocol/checksum.js'
 import { useFastCrc32 } from '../protocol/crc32.js'
 import { encodeFrame, jsonFrame } from '../protocol/frame.js'
@@ -113,6 +114,8 @@ export class CacheServer extends EventEmitter {
   #refused = new Set<Duplex>()
   /** Warms started by warm(), running. */
   #warms = new Set<{ run: AsyncGenerator<Part, void, void>; stop: AbortController }>()
+  #cleanup: Promise<number> = Promise.resolve(0)
+  #cleanupStop = new AbortController()
   #net: net.Server | null = null
   #unixPath: string | null = null
   #started = Date.now()
@@ -141,11 +144,24 @@ export class CacheServer extends EventEmitter {
     this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
+    // Uploads cut off by a server that died leave their temporary files behind: a writable
+    // server removes them, beside serving (a big tree takes a while to walk).
+    if (opts.writable) {
+      this.#cleanup = removeOrphanedUploads(jail, this.#cleanupStop.signal).catch((err: Error) => {
+        debug('removing orphaned uploads failed: %s', err.message)
+        return 0
+      })
+    }
   }
 
   /** Create a server for `root` (which must be an existing directory). */
   static async create(opts: ServerOptions): Promise<CacheServer> {
     return new CacheServer(await Jail.open(opts.root), opts)
+  }
+
+  /** Resolves, once a writable server has removed the temporary files of dead servers' uploads, with their count. */
+  get orphanedUploadsRemoved(): Promise<number> {
+    return this.#cleanup
   }
 
   /**
@@ -282,7 +298,8 @@ export class CacheServer extends EventEmitter {
     // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
     const warms = [...this.#warms]
     for (const { stop } of warms) stop.abort(closedWhileWarming())
-    await Promise.all([stopped, all(), ...warms.map(({ run }) => run.return())])
+    this.#cleanupStop.abort()
+    await Promise.all([stopped, all(), this.#cleanup, ...warms.map(({ run }) => run.return())])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
     // The root's descriptor goes once the lookups still under way are done.

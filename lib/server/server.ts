@@ -151,9 +151,10 @@ export class CacheServer extends EventEmitter {
       this.#refuse(duplex)
       return null
     }
+    const idleTimeout = this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT
     const conn = serveConnection(duplex, this.#ctx, {
       token: this.#opts.token,
-      idleTimeout: this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      idleTimeout,
       pageSize: this.pageSize,
       checksum: this.checksum,
       maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
@@ -162,7 +163,7 @@ export class CacheServer extends EventEmitter {
       retries: this.#opts.retries,
       heartbeat: this.#opts.heartbeat,
       onNack: () => void this.#nacks++,
-      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined },
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout },
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)

@@ -25,6 +25,11 @@ Fork-safe: a Client used in a process other than the one that connected it
 (a PyTorch DataLoader worker, multiprocessing) forgets the inherited
 connection and opens its own. A Client also pickles as its settings only, so
 it can be handed to spawned workers.
+
+Reconnects: when the server has closed the connection while no request was in
+flight (``--idle-timeout`` during a pause between epochs, a restart), the next
+call opens a new one and goes on; a request in flight when a connection dies
+fails (ECLOSED) as before.
 """
 
 import hashlib
@@ -242,7 +247,13 @@ class Client(object):
 
     The connection opens on first use (or with ``connect()``); after it is
     lost, requests in flight fail (ECLOSED, ETIMEDOUT, ...) and the next call
-    opens a new one. ``close()`` ends it for good.
+    opens a new one. A connection the server closed while no request was in
+    flight (its idle timeout, a restart) is noticed before the next request is
+    sent, which then goes out on a new connection (authenticated again with the
+    same token), as does a request on a connection that is about to reach the
+    server's idle timeout: a pause between epochs costs a reconnect, not an
+    error. One attempt per call: if nothing answers, the call fails with
+    ECLOSED. ``close()`` ends it for good.
     """
 
     def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0):
@@ -250,8 +261,7 @@ class Client(object):
             addr = os.environ.get('CACHESERV_SERVER') or DEFAULT_ADDRESS
         self.address = str(addr)
         self._addr = parse_address(self.address)
-        # Stored for the authentication handshake the server does not have yet (protocol 1 has no
-        # auth); it is not sent anywhere today.
+        # Sent (``auth``) on every connection to a server whose HELLO asks for it, reconnects included.
         self.token = token
         self.timeout = float(timeout)
         self.progress_timeout = float(progress_timeout)
@@ -277,6 +287,10 @@ class Client(object):
         self._hunting = False
         self._scratch_free = []  # scratch buffers not lent to a read
         self._scratch_total = 0  # bytes of scratch buffers, lent or not
+        self._last_io = 0.0  # time.monotonic() when a byte last moved either way
+        self._requested = False  # a request line went out on this connection
+        self._authenticating = False
+        self._gone = None  # why the last connection ended (the message), once one has
 
     # pickling: settings only; the copy connects on first use
     def __getstate__(self):
@@ -434,10 +448,68 @@ class Client(object):
                 pass
 
     def _connection(self):
-        if self._sock is not None:
-            return self._sock
+        sock = self._sock
+        # While authenticating, the connection is the one just opened: no second look (and no loop).
+        if sock is not None and (self._reqs or self._authenticating or self._still_open(sock)):
+            return sock
         if self._closed:
             raise CacheservError('ECLOSED', 'client closed')
+        gone = self._gone
+        try:
+            return self._open()
+        except CacheservError as e:
+            if gone is None or e.code != 'ECONNECT':
+                raise
+            # Nothing answers any more: the server is gone, as the request would have found it.
+            raise CacheservError('ECLOSED', '%s, and a new one failed: %s' % (gone, e.message)) from e
+
+    def _closes_after(self):
+        """Ms of quiet after which the server closes this connection (0: never): its idle
+        timeout, or, before the first request, its first-request deadline if that is sooner."""
+        hello = self._hello or {}
+
+        def ms(v):
+            return v if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else float('inf')
+
+        after = min(ms(hello.get('idleTimeout')), float('inf') if self._requested else ms(hello.get('requestTimeout')))
+        return 0 if after == float('inf') else after
+
+    def _still_open(self, sock):
+        """Whether a new request may go out on ``sock``, with no request in flight on it.
+
+        Takes in, without waiting, what the server sent since the last call (late frames of
+        cancelled requests, an error on id 0, its close), and gives the connection up when the
+        server may be closing it for idleness right now (HELLO ``idleTimeout``, less a margin
+        of a quarter of it, at most 5 s): a request sent then could cross the close and be lost.
+        False once the connection is dropped."""
+        idle = self._closes_after()
+        if idle > 0:
+            if time.monotonic() - self._last_io >= (idle - min(idle / 4.0, 5000.0)) / 1000.0:
+                self._drop(CacheservError('ECLOSED', 'connection left before the server\'s idle timeout'))
+                return False
+        # A socket with a timeout waits for data before it reads: this one must not wait at all.
+        sock.settimeout(0)
+        try:
+            while self._sock is sock:
+                try:
+                    n = sock.recv_into(self._mv[self._end:])
+                except (BlockingIOError, InterruptedError):
+                    return True
+                except OSError as e:
+                    self._drop(CacheservError('ECLOSED', 'connection closed (%s)' % (e.strerror or e)))
+                    return False
+                if n == 0:
+                    self._drop(CacheservError('ECLOSED', 'connection closed by the server'))
+                    return False
+                self._end += n
+                self._last_io = time.monotonic()
+                self._parse()
+            return False
+        finally:
+            if self._sock is sock:
+                sock.settimeout(self.progress_timeout)
+
+    def _open(self):
         addr = self._addr
         deadline = time.monotonic() + self.timeout
         if len(self._buf) < RECEIVE_BUFFER:
@@ -470,6 +542,8 @@ class Client(object):
             raise
         sock.settimeout(self.progress_timeout)
         self._sock = sock
+        self._last_io = time.monotonic()
+        self._requested = False
         self._pid = os.getpid()
         self._hello = hello
         self._silent = 0
@@ -484,10 +558,13 @@ class Client(object):
         try:
             if token is None:
                 raise CacheservError('EAUTH', 'this server needs a token: pass token= or set CACHESERV_TOKEN')
+            self._authenticating = True
             self.request('auth', token=token)
         except CacheservError as e:
             self._drop(e)
             raise
+        finally:
+            self._authenticating = False
 
     def _read_hello(self, sock, deadline):
         self._start = self._end = 0
@@ -547,6 +624,7 @@ class Client(object):
         self._start = self._end = 0
         self._hunting = False
         if sock is not None:
+            self._gone = err.message
             try:
                 sock.close()
             except OSError:
@@ -563,6 +641,8 @@ class Client(object):
     def _send(self, line):
         try:
             self._sock.sendall(line)
+            self._last_io = time.monotonic()
+            self._requested = True
         except OSError as e:
             self._drop(CacheservError('ECLOSED', 'connection lost while sending (%s)' % (e.strerror or e)))
             return False
@@ -686,6 +766,7 @@ class Client(object):
             return
         self._end += n
         self._silent = 0
+        self._last_io = time.monotonic()
         try:
             self._parse()
         except BaseException:

@@ -10,6 +10,10 @@ their addresses in the environment:
     CACHESERV_TEST_UNIX_SERVER   unix:/path
     CACHESERV_TEST_FAULTY        a proxy that damages server -> client bytes (rate 1e-5, mixed)
     CACHESERV_TEST_HOPELESS      a proxy that damages them beyond repair (rate 0.02, flip)
+    CACHESERV_TEST_IDLE_MS       the idle timeout (ms) of the three servers below
+    CACHESERV_TEST_IDLE_SERVER   a server with that idle timeout
+    CACHESERV_TEST_IDLE_UNIX_SERVER        the same over a unix socket
+    CACHESERV_TEST_IDLE_TOKEN_SERVER       the same with a token, CACHESERV_TEST_IDLE_TOKEN
 
 Without them only the tests against scripted fake servers run. Prints one
 line per test, "SKIP name: reason" lines at the end, and exits 1 on failure.
@@ -50,6 +54,11 @@ MD5_SERVER = ENV.get('CACHESERV_TEST_MD5_SERVER')
 UNIX_SERVER = ENV.get('CACHESERV_TEST_UNIX_SERVER')
 FAULTY = ENV.get('CACHESERV_TEST_FAULTY')
 HOPELESS = ENV.get('CACHESERV_TEST_HOPELESS')
+IDLE_S = int(ENV.get('CACHESERV_TEST_IDLE_MS') or 0) / 1000.0
+IDLE_SERVER = ENV.get('CACHESERV_TEST_IDLE_SERVER')
+IDLE_UNIX_SERVER = ENV.get('CACHESERV_TEST_IDLE_UNIX_SERVER')
+IDLE_TOKEN_SERVER = ENV.get('CACHESERV_TEST_IDLE_TOKEN_SERVER')
+IDLE_TOKEN = ENV.get('CACHESERV_TEST_IDLE_TOKEN')
 
 
 def sha(data):
@@ -309,6 +318,12 @@ class TestProtocolExamples(FakeCase):
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         self.assertEqual(s.ops('nack'), [{'seq': 1, 'offset': 0, 'resync': 1, 'id': 1, 'op': 'nack'}])
         self.assertEqual(c.nacks, 1)
+
+
+def _hello_txt(s, conn, req):
+    """A scripted server's answer to any read: hello.txt."""
+    rid = req['id']
+    conn.sendall(start_frame(rid, 6) + frame(3, rid, 1, b'hello\n') + frame(4, rid, 2, {'length': 6}))
 
 
 def start_frame(rid, size, offset=0, length=None, epoch=0):
@@ -601,6 +616,56 @@ class TestReceiver(FakeCase):
         self.assertEqual(cm.exception.code, 'ECLOSED')
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         self.assertEqual(s.connections, 2)
+
+    def test_a_close_between_calls_is_noticed_before_the_next_request(self):
+        def handler(s, conn, req):
+            rid = req['id']
+            conn.sendall(start_frame(rid, 6) + frame(3, rid, 1, b'hello\n') + frame(4, rid, 2, {'length': 6}))
+            if s.connections == 1:
+                conn.shutdown(socket.SHUT_RDWR)  # the answer, then the close: as an idle timeout would
+        s = self.fake(handler)
+        c = self.client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertTrue(s.wait_for(lambda: s.connections == 1 and len(s.requests) == 1))
+        time.sleep(0.05)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 2)
+        self.assertEqual(len(s.requests), 2, 'each request sent once')
+
+    def test_a_connection_near_the_announced_idle_timeout_is_replaced(self):
+        # HELLO says 400 ms: after 300 ms quiet (the margin is a quarter) a request goes on a new connection.
+        s = self.fake(_hello_txt, hello=dict(HELLO_CRC32, idleTimeout=400))
+        c = self.client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 1)
+        time.sleep(0.32)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 2)
+
+    def test_a_server_that_is_gone_is_eclosed_at_once(self):
+        s = FakeServer(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
+        c = self.client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        s.close()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        for _ in range(2):
+            with self.assertRaises(CacheservError) as cm:
+                c.read('hello.txt')
+            self.assertEqual(cm.exception.code, 'ECLOSED')
+            self.assertIn('a new one failed', cm.exception.message)
+        self.assertLess(time.monotonic() - t0, 2)
+
+    def test_close_is_final(self):
+        s = self.fake(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
+        c = Client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        c.close()
+        with self.assertRaises(CacheservError) as cm:
+            c.read('hello.txt')
+        self.assertEqual(cm.exception.message, 'client closed')
+        self.assertEqual(s.connections, 1)
 
     def test_closed_client(self):
         s = self.fake(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
@@ -914,16 +979,147 @@ class TestReads(unittest.TestCase):
             self.assertEqual(got, expected, method)
 
 
+def _has_torch():
+    try:
+        import torch.utils.data  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@needs('CACHESERV_TEST_IDLE_SERVER', 'CACHESERV_TEST_IDLE_MS', 'CACHESERV_TEST_ROOT')
+class TestReconnect(unittest.TestCase):
+    """Servers with a short idle timeout: every pause here is longer than it."""
+
+    def pause(self):
+        time.sleep(IDLE_S * 2 + 0.1)
+
+    def client(self, url, **kw):
+        c = Client(url, **kw)
+        self.addCleanup(c.close)
+        return c
+
+    def connections(self, c):
+        return c.stats()['totalConnections']
+
+    def test_read_stat_ls_after_an_idle_close(self):
+        c = self.client(IDLE_SERVER)
+        self.assertEqual(c.read('one.bin'), disk('one.bin'))
+        before = self.connections(c)
+        self.pause()
+        self.assertEqual(sha(c.read('random3m.bin')), disk_sha('random3m.bin'))
+        self.assertEqual(self.connections(c), before + 1)
+        self.pause()
+        self.assertEqual(c.stat('odd.bin')['size'], FILES['odd.bin'])
+        self.pause()
+        self.assertIn('one.bin', [e['name'] for e in c.ls()])
+        self.pause()
+        buf = bytearray(1000)
+        self.assertEqual(c.read_into('ranges.bin', buf, offset=5), 1000)
+        self.assertEqual(sha(buf), disk_sha('ranges.bin', 5, 1000))
+        self.pause()
+        self.assertEqual([sha(d) for _, d in c.read_many(['page.bin', 'one.bin', 'page1.bin'])],
+                         [disk_sha('page.bin'), disk_sha('one.bin'), disk_sha('page1.bin')])
+        self.assertEqual(self.connections(c), before + 5)
+
+    def test_a_remote_file_reads_on_after_an_idle_close(self):
+        c = self.client(IDLE_SERVER)
+        with c.open('odd.bin', readahead=4096) as f:
+            head = f.read(100)
+            self.pause()
+            f.seek(-17, io.SEEK_END)
+            tail = f.read()
+        whole = disk('odd.bin')
+        self.assertEqual(head + tail, whole[:100] + whole[-17:])
+
+    @needs('CACHESERV_TEST_IDLE_UNIX_SERVER')
+    def test_over_a_unix_socket(self):
+        c = self.client(IDLE_UNIX_SERVER)
+        self.assertEqual(c.read('page1.bin'), disk('page1.bin'))
+        before = self.connections(c)
+        self.pause()
+        self.assertEqual(c.read('page1.bin'), disk('page1.bin'))
+        self.assertEqual(self.connections(c), before + 1)
+
+    @needs('CACHESERV_TEST_IDLE_TOKEN_SERVER', 'CACHESERV_TEST_IDLE_TOKEN')
+    def test_with_a_token(self):
+        c = self.client(IDLE_TOKEN_SERVER, token=IDLE_TOKEN)
+        self.assertEqual(c.read('one.bin'), disk('one.bin'))
+        before = self.connections(c)
+        self.pause()
+        self.assertEqual(c.read('one.bin'), disk('one.bin'))
+        self.assertEqual(self.connections(c), before + 1)
+
+    def test_threads_sharing_a_client_share_the_new_connection(self):
+        c = self.client(IDLE_SERVER)
+        before = self.connections(c)
+        self.pause()
+        names = sorted(FILES)
+        results, errors = {}, []
+
+        def work(name):
+            try:
+                results[name] = sha(c.read(name))
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=work, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        self.assertEqual(results, {n: disk_sha(n) for n in names})
+        self.assertEqual(self.connections(c), before + 1)
+
+    def test_the_dataset_example_across_a_pause_between_epochs(self):
+        from dataset import CacheservDataset
+        ds = CacheservDataset.from_dir('small', IDLE_SERVER, transform=lambda b: sha(b))
+        self.addCleanup(ds.client.close)
+        n = 20
+        expected = [disk_sha(p) for p in ds.files[:n]]
+        for _ in range(3):  # epochs, each after a pause longer than the idle timeout
+            self.assertEqual([ds[i] for i in range(n)], expected)
+            self.pause()
+
+    def test_the_dataset_example_in_persistent_worker_processes(self):
+        # What a DataLoader with persistent_workers=True does: the same worker processes, epoch after epoch.
+        from dataset import CacheservDataset
+        ds = CacheservDataset.from_dir('small', IDLE_SERVER)
+        expected = [disk_sha(p) for p in ds.files[:12]]
+        for method in [m for m in ('fork', 'spawn') if m in multiprocessing.get_all_start_methods()]:
+            ctx = multiprocessing.get_context(method)
+            with ctx.Pool(2) as pool:
+                for _ in range(2):
+                    got = pool.map(_dataset_item, [(ds.files, i, IDLE_SERVER) for i in range(12)])
+                    self.assertEqual(got, expected, method)
+                    self.pause()
+
+    @unittest.skipUnless(_has_torch(), 'torch is not installed')
+    def test_the_dataset_example_with_a_dataloader(self):
+        from torch.utils.data import DataLoader
+        from dataset import CacheservDataset
+        ds = CacheservDataset(['small/%05d.bin' % i for i in range(16)], IDLE_SERVER, transform=sha)
+        expected = [disk_sha(p) for p in ds.files]
+        for workers in (0, 2):
+            loader = DataLoader(ds, batch_size=None, num_workers=workers, persistent_workers=workers > 0)
+            for _ in range(2):
+                self.assertEqual(list(loader), expected, workers)
+                self.pause()
+
+
 def _dataset_item(args):
     """A worker process's view of the dataset (module level, so spawn can import it)."""
-    files, i = args
+    files, i, server = args if len(args) == 3 else args + (SERVER,)
     global _WORKER_DS
-    try:
-        ds = _WORKER_DS
-    except NameError:
+    ds = _WORKER_DS.get(server)
+    if ds is None:
         from dataset import CacheservDataset
-        ds = _WORKER_DS = CacheservDataset(files, SERVER)
+        ds = _WORKER_DS[server] = CacheservDataset(files, server)
     return sha(ds[i])
+
+
+_WORKER_DS = {}
+
 
 
 @needs('CACHESERV_TEST_SERVER', 'CACHESERV_TEST_ROOT')

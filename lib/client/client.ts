@@ -21,7 +21,7 @@ import type { ServerStats } from '../server/server.js'
 import { constants as bufferConstants } from 'node:buffer'
 import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
-import { error } from '../errors.js'
+import { type CacheservError, error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
 import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
@@ -63,6 +63,10 @@ export interface Hello {
   pageSize: number
   /** The server wants a token (`auth`) before anything else. */
   auth?: boolean
+  /** Ms without a byte either way after which the server closes a connection; 0 or absent: never. */
+  idleTimeout?: number
+  /** Ms after HELLO within which the server wants the first request; 0 or absent: no limit. */
+  requestTimeout?: number
 }
 
 export interface Entry {
@@ -137,64 +141,125 @@ export interface ClientStats {
   injected: number
 }
 
-export class Client {
-  /** What the server announced when the connection opened. */
+/**
+ * One connection of a Client: its socket, its requests in flight, and what
+ * the watchdog keeps of its traffic. A Client has one at a time; when it
+ * ends, the next request opens the next one.
+ */
+interface Link {
+  readonly socket: net.Socket
+  readonly decoder: FrameDecoder
   readonly hello: Hello
-  #socket: net.Socket
-  #decoder: FrameDecoder
-  #handlers = new Map<number, FrameHandler>()
-  #nextId = 1
-  #closed: Error | null = null
-  #done: Promise<void>
-  #stats = { nacks: 0, lostSync: 0, timeouts: 0 }
-  #injected: CorruptStats | null = null
+  readonly handlers: Map<number, FrameHandler>
+  /** Resolves once the socket has closed and every request on it has failed. */
+  readonly done: Promise<void>
+  /** Why this connection is over, once it is: nothing more is sent on it. */
+  ended: Error | null
   /** A handler's consumer is full: the socket is paused on purpose, silence is expected. */
-  #holding = false
-  #lastByte = Date.now()
-  #lastTick = Date.now()
-  #silentTimeouts = 0
-  #watchdog: NodeJS.Timeout
-  #uploads = 0
+  holding: boolean
+  lastByte: number
+  lastTick: number
+  silentTimeouts: number
   /** Uploads sending their bytes now. */
-  #sending = 0
+  sending: number
+  /** When a byte last moved either way: the server's idle timeout counts from there. */
+  lastActive: number
+  /** A request line went out on it: the server's first-request deadline no longer applies. */
+  requested: boolean
+  watchdog: NodeJS.Timeout | null
+}
+
+/** Where a request lives: the connection it was sent on, once it was. */
+interface Slot {
+  link: Link | null
+  /** Given up by its consumer before it was sent: it is never sent. */
+  released: boolean
+}
+
+/**
+ * A connection this close to the server's idle timeout (HELLO `idleTimeout`)
+ * is not used for a new request: the server may be closing it while the
+ * request travels. A quarter of the timeout, at most 5 s.
+ */
+export function idleMargin(idleTimeout: number): number {
+  return Math.min(idleTimeout / 4, 5000)
+}
+
+/**
+ * Ms of quiet after which the server closes this connection (0: never): its
+ * idle timeout, or, before the first request, its first-request deadline
+ * if that is sooner (HELLO `requestTimeout`).
+ */
+function closesAfter(link: Link): number {
+  const ms = (v: unknown) => (typeof v === 'number' && v > 0 ? v : Infinity)
+  const after = Math.min(ms(link.hello.idleTimeout), link.requested ? Infinity : ms(link.hello.requestTimeout))
+  return after === Infinity ? 0 : after
+}
+
+export class Client {
+  #address: string | Address
+  #opts: ConnectOptions
+  #link!: Link
+  /** The next connection while it opens: every request that starts meanwhile waits for it. */
+  #connecting: Promise<Link> | null = null
+  #nextId = 1
+  /** Set by close(): nothing is sent, and no connection opened, any more. */
+  #closed: Error | null = null
+  #stats = { nacks: 0, lostSync: 0, timeouts: 0 }
+  #injected: CorruptStats[] = []
+  /** Requests waiting for the next connection to open. */
+  #waiting = 0
+  #uploads = 0
   #uploadTurns: (() => void)[] = []
 
-  private constructor(socket: net.Socket, decoder: FrameDecoder, hello: Hello, done: Promise<void>, progressTimeout: number) {
-    this.#socket = socket
-    this.#decoder = decoder
-    this.hello = hello
-    this.#done = done
-    const interval = Math.min(MAX_TICK, Math.max(10, progressTimeout / 4))
-    this.#watchdog = setInterval(() => this.#checkProgress(progressTimeout, interval), interval).unref()
-    void done.then(() => clearInterval(this.#watchdog))
+  private constructor(address: string | Address, opts: ConnectOptions) {
+    this.#address = address
+    this.#opts = opts
+  }
+
+  /** What the server announced when the connection (the latest one) opened. */
+  get hello(): Hello {
+    return this.#link.hello
   }
 
   /** Connect to a server, wait for its HELLO, and authenticate if it asks. */
   static async connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
-    // Fault injection is for diagnostics: its module loads only when asked for (start-up time).
-    const damage = opts.faults ? (await import('../stages/corrupt.js')).corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
-    const client = await Client.#open(address, opts, damage)
-    if (!client.hello.auth) return client
-    const token = opts.token ?? process.env.CACHESERV_TOKEN
-    if (token === undefined) {
-      await client.close()
-      throw error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN')
-    }
-    try {
-      await client.request('auth', { token })
-    } catch (err) {
-      await client.close()
-      throw err
-    }
+    const client = new Client(address, opts)
+    client.#link = await client.#dial()
     return client
   }
 
-  static #open(address: string | Address, opts: ConnectOptions, damage: Corrupter | null): Promise<Client> {
+  /** Open a connection and authenticate on it if the server asks. */
+  async #dial(): Promise<Link> {
+    const opts = this.#opts
+    // Fault injection is for diagnostics: its module loads only when asked for (start-up time).
+    const damage = opts.faults ? (await import('../stages/corrupt.js')).corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
+    if (damage) this.#injected.push(damage.stats)
+    const link = await this.#open(damage)
+    if (!link.hello.auth) return link
+    const token = opts.token ?? process.env.CACHESERV_TOKEN
+    try {
+      if (token === undefined) throw error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN')
+      const id = this.#allocId()
+      const slot: Slot = { link, released: false }
+      const req = new ResultRequest<unknown>(this.#control(id, slot))
+      this.#register(link, id, req, 'auth', { token })
+      await req.promise
+    } catch (err) {
+      link.socket.destroy()
+      await link.done
+      throw err
+    }
+    return link
+  }
+
+  #open(damage: Corrupter | null): Promise<Link> {
+    const address = this.#address
     const addr = typeof address === 'string' ? parseAddress(address) : address
-    const timeout = opts.timeout ?? 10_000
-    const progressTimeout = opts.progressTimeout ?? 5000
-    return new Promise<Client>((resolve, reject) => {
-      let client: Client | null = null
+    const timeout = this.#opts.timeout ?? 10_000
+    const progressTimeout = this.#opts.progressTimeout ?? 5000
+    return new Promise<Link>((resolve, reject) => {
+      let link: Link | null = null
       let handshakeDone = false
       const timer = setTimeout(() => fail(error('ECONNECT', `no answer from ${String(address)} within ${timeout} ms`)), timeout)
       const fail = (err: Error) => {
@@ -207,14 +272,32 @@ export class Client {
       const decoder = new FrameDecoder(
         {
           onFrame: (frame) => {
-            if (client) return client.#route(frame)
+            if (link) return this.#route(link, frame)
             if (handshakeDone) return
             handshakeDone = true
             clearTimeout(timer)
             try {
-              client = new Client(socket, decoder, parseHello(frame), done, progressTimeout)
-              client.#injected = damage?.stats ?? null
-              resolve(client)
+              const now = Date.now()
+              const l: Link = {
+                socket,
+                decoder,
+                hello: parseHello(frame),
+                handlers: new Map(),
+                done,
+                ended: null,
+                holding: false,
+                lastByte: now,
+                lastTick: now,
+                silentTimeouts: 0,
+                sending: 0,
+                lastActive: now,
+                requested: false,
+                watchdog: null,
+              }
+              const interval = Math.min(MAX_TICK, Math.max(10, progressTimeout / 4))
+              l.watchdog = setInterval(() => this.#checkProgress(l, progressTimeout, interval), interval).unref()
+              link = l
+              resolve(l)
             } catch (err) {
               socket.destroy()
               reject(err)
@@ -223,8 +306,8 @@ export class Client {
           onInvalid: (reason) => {
             // Whose frame was damaged is unknown here; each victim finds out from a gap in its
             // sequence numbers, or, if nothing of it follows, from the progress timeout.
-            if (!client) return fail(error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?'))
-            client.#stats.lostSync++
+            if (!link) return fail(error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?'))
+            this.#stats.lostSync++
             debug('lost sync: %s', reason)
           },
         },
@@ -246,9 +329,9 @@ export class Client {
           }
           // Heard now, after the routing: a consumer may have blocked in it (readChunks writing to
           // a slow pipe), and that was not the server falling silent.
-          if (client) client.#heard()
+          if (link) this.#heard(link)
           // false pauses reading while a consumer is full; #resume starts it again.
-          return !(client && client.#holding)
+          return !(link && link.holding)
         },
       }
       const socket =
@@ -258,29 +341,115 @@ export class Client {
         failure ??= err
         if (!handshakeDone) fail(error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
       })
+      // The server ended its side (its idle timeout, a shutdown): nothing new is sent on this
+      // connection; what is in flight fails when the socket closes.
+      socket.once('end', () => {
+        if (link) link.ended ??= error('ECLOSED', 'connection closed by the server')
+      })
       const done = new Promise<void>((resolveDone) => {
         socket.once('close', () => {
           const e = error('ECLOSED', `connection closed${failure ? ` (${failure.code ?? failure.message})` : ' by the server'}`)
           debug('connection ended: %s', e.message)
           damage?.destroy()
           fail(e)
-          if (client) client.#abortAll(e)
+          if (link) {
+            if (link.watchdog) clearInterval(link.watchdog)
+            this.#abortAll(link, e)
+          }
           resolveDone()
         })
       })
     })
   }
 
+  /** The current connection if a request may start on it now, else null. */
+  #usable(): Link | null {
+    const link = this.#link
+    if (link.ended) return null
+    const idle = closesAfter(link)
+    if (idle > 0 && link.handlers.size === 0 && link.sending === 0 && Date.now() - link.lastActive >= idle - idleMargin(idle)) {
+      // The server may be closing it right now, and a request sent meanwhile would be lost with
+      // it: nothing is in flight on it, so close it here and use a new one.
+      debug('connection idle for %d ms of the server\'s %d: opening a new one', Date.now() - link.lastActive, idle)
+      link.ended = error('ECLOSED', 'connection left before the server\'s idle timeout')
+      link.socket.destroy()
+      return null
+    }
+    return link
+  }
+
+  /**
+   * An open connection for a request that starts now: the current one, or,
+   * once that has ended, a new one (HELLO, auth) opened for it and for
+   * every request that starts while it opens. One attempt: if it fails,
+   * these requests fail with its error (ECLOSED if nothing answers).
+   */
+  #acquire(): Link | Promise<Link> {
+    if (this.#closed) return Promise.reject(this.#closed)
+    const link = this.#usable()
+    if (link) return link
+    const gone = this.#link.ended
+    this.#connecting ??= this.#dial().then(
+      (next) => {
+        this.#connecting = null
+        if (this.#closed) {
+          next.socket.destroy()
+          throw this.#closed
+        }
+        debug('reconnected')
+        this.#link = next
+        return next
+      },
+      (err: CacheservError) => {
+        this.#connecting = null
+        // Nothing listens (or answers) any more: the server is gone, as the request would have found it.
+        if (err.code === 'ECONNECT') throw error('ECLOSED', `${gone?.message ?? 'connection closed'}, and a new one failed: ${err.message}`, err)
+        throw err
+      },
+    )
+    return this.#connecting
+  }
+
+  /** Route a new request's frames to `handler`, then send it on `link` (or fail it if `link` is over). */
+  #register(link: Link, id: number, handler: FrameHandler, op: string, args?: Record<string, unknown>): void {
+    if (link.ended) return handler.onAbort(link.ended)
+    link.handlers.set(id, handler)
+    this.#send(link, id, op, args)
+  }
+
+  /** Send request `id` (whose handler is `handler`) once a connection is open; fail it if none opens. */
+  #begin(id: number, slot: Slot, handler: FrameHandler, op: string, args: Record<string, unknown>): void {
+    const send = (link: Link) => {
+      if (slot.released) return
+      slot.link = link
+      this.#register(link, id, handler, op, args)
+    }
+    if (this.#closed) return handler.onAbort(this.#closed)
+    const link = this.#acquire()
+    if (!(link instanceof Promise)) return send(link)
+    this.#waiting++
+    link.then(
+      (l) => {
+        this.#waiting--
+        send(l)
+      },
+      (err: Error) => {
+        this.#waiting--
+        if (!slot.released) handler.onAbort(err)
+      },
+    )
+  }
+
   /** Read a file (or a range of it) as a stream of exactly its bytes. */
   read(path: string, opts: ReadOptions = {}): ReadStream {
     const id = this.#allocId()
-    const stream = new ReadStream(id, this.#control(id), opts.highWaterMark)
+    const slot: Slot = { link: null, released: false }
+    const stream = new ReadStream(id, this.#control(id, slot), opts.highWaterMark)
     if (this.#closed) {
       process.nextTick(() => stream.destroy(this.#closed!))
       return stream
     }
-    this.#handlers.set(id, stream.handler)
-    this.#send(id, 'read', { path, offset: opts.offset, length: opts.length })
+    this.#begin(id, slot, stream.handler, 'read', { path, offset: opts.offset, length: opts.length })
     return stream
   }
 
@@ -330,8 +499,8 @@ export class Client {
   #readWith(path: string, opts: ReadOptions, sink: ReadSink): void {
     if (this.#closed) return sink.fail(this.#closed)
     const id = this.#allocId()
-    this.#handlers.set(id, new ReadReceiver(id, this.#control(id), sink))
-    this.#send(id, 'read', { path, offset: opts.offset, length: opts.length })
+    const slot: Slot = { link: null, released: false }
+    this.#begin(id, slot, new ReadReceiver(id, this.#control(id, slot), sink), 'read', { path, offset: opts.offset, length: opts.length })
   }
 
   /** Entries of a directory under the root, sorted by name. */
@@ -378,6 +547,8 @@ export class Client {
 
   async #upload(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
     if (this.#closed) throw this.#closed
+    // An upload that has not started may open a new connection; once started, it lives and dies with this one.
+    const link = await this.#acquire()
     const id = this.#allocId()
     let total = 0
     let ended = false
@@ -385,36 +556,36 @@ export class Client {
     // make it fail. A lost RESULT shows as silence (ETIMEDOUT once the connection is quiet); a
     // damaged one still says the file is stored, as big as what was sent (once all was sent).
     const known = () => (ended ? { path, size: total } : null)
-    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id), { once: { known } })
-    this.#handlers.set(id, req)
+    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id, { link, released: false }), { once: { known } })
     const settled = req.promise.then(
       () => true,
       () => true,
     )
     let finished = false
     void settled.then(() => (finished = true))
-    this.#send(id, 'write', Buffer.isBuffer(data) ? { path, length: data.length } : { path })
-    const checksum = checksumId(this.hello.checksum as ChecksumName)
+    this.#register(link, id, req, 'write', Buffer.isBuffer(data) ? { path, length: data.length } : { path })
+    const checksum = checksumId(link.hello.checksum as ChecksumName)
     // Pages as HELLO says, but no bigger than a server takes from a client (PROTOCOL.md, Uploads).
-    const page = Math.min(this.hello.pageSize, MAX_UPLOAD_PAYLOAD)
+    const page = Math.min(link.hello.pageSize, MAX_UPLOAD_PAYLOAD)
     let seq = 1
     const sendFrame = async (type: FrameType, payload: Buffer) => {
       // A frame's header and payload go out together, then we wait: waiting between them would
       // let another upload's frame (or a request line) in between, and the server would misread both.
       let room = true
-      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) room = this.#socket.write(buf)
-      // A socket error surfaces as the request's ECLOSED (through #done), not as a raw ECONNRESET here.
-      if (!room) await Promise.race([once(this.#socket, 'drain').catch(() => {}), settled, this.#done])
+      link.lastActive = Date.now()
+      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) room = link.socket.write(buf)
+      // A socket error surfaces as the request's ECLOSED (through done), not as a raw ECONNRESET here.
+      if (!room) await Promise.race([once(link.socket, 'drain').catch(() => {}), settled, link.done])
     }
     // Chunks are awaited against the request's end: once it has failed (EROFS, the connection
     // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.
     const source = Buffer.isBuffer(data) ? (async function* () { yield data })() : data
     const chunks = source[Symbol.asyncIterator]()
-    const stopped = Promise.race([settled, this.#done]).then(() => null)
+    const stopped = Promise.race([settled, link.done]).then(() => null)
     // While we send, the server has nothing to say: its silence is not a loss (see #checkProgress).
-    this.#sending++
+    link.sending++
     try {
-      while (!finished && !this.#closed) {
+      while (!finished && !link.ended) {
         const next = await Promise.race([chunks.next(), stopped])
         if (next === null) {
           chunks.return?.().catch(() => {})
@@ -422,7 +593,7 @@ export class Client {
         }
         if (next.done) break
         const buf = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value)
-        for (let at = 0; at < buf.length && !finished && !this.#closed; at += page) {
+        for (let at = 0; at < buf.length && !finished && !link.ended; at += page) {
           const payload = buf.subarray(at, at + page)
           total += payload.length
           await sendFrame(FrameType.DATA, payload)
@@ -430,14 +601,14 @@ export class Client {
       }
     } catch (err) {
       // The bytes to upload failed: stop the upload on the server (its temporary file goes) and say why.
-      this.#handlers.delete(id)
-      if (!this.#closed) this.#send(id, 'cancel')
+      link.handlers.delete(id)
+      if (!link.ended) this.#send(link, id, 'cancel')
       req.onAbort(err as Error)
       throw err
     } finally {
-      this.#sending--
+      link.sending--
     }
-    if (!finished && !this.#closed) {
+    if (!finished && !link.ended) {
       ended = true
       await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
     }
@@ -476,28 +647,33 @@ export class Client {
   request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
     const id = this.#allocId()
-    const req = new ResultRequest<T>(this.#control(id), { onProgress })
-    this.#handlers.set(id, req)
-    this.#send(id, op, args)
+    const slot: Slot = { link: null, released: false }
+    const req = new ResultRequest<T>(this.#control(id, slot), { onProgress })
+    this.#begin(id, slot, req, op, args)
     return req.promise
   }
 
-  /** Requests still waiting for their end. */
+  /** Requests still waiting for their end (on the current connection, or for the next one to open). */
   get pending(): number {
-    return this.#handlers.size
+    return this.#link.handlers.size + this.#waiting
   }
 
-  /** This connection's own counters of the reverse path (the server's are in `stats()`). */
+  /** This client's own counters of the reverse path, over all its connections (the server's are in `stats()`). */
   counters(): ClientStats {
-    return { ...this.#stats, injected: this.#injected?.faults ?? 0 }
+    return { ...this.#stats, injected: this.#injected.reduce((sum, s) => sum + s.faults, 0) }
   }
 
-  /** Close the connection; requests still in flight fail with ECLOSED. */
+  /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
   async close(): Promise<void> {
     this.#closed ??= error('ECLOSED', 'client closed')
-    this.#socket.destroy()
-    this.#abortAll(this.#closed)
-    await this.#done
+    const connecting = this.#connecting
+    const link = this.#link
+    link.ended ??= this.#closed
+    link.socket.destroy()
+    this.#abortAll(link, this.#closed)
+    await link.done
+    // A connection opening now is closed as soon as it opens (see #acquire).
+    await connecting?.catch(() => {})
   }
 
   #allocId(): number {
@@ -506,55 +682,63 @@ export class Client {
     return id
   }
 
-  #send(id: number, op: string, args?: Record<string, unknown>): void {
-    this.#socket.write(encodeRequest(id, op, args))
+  #send(link: Link, id: number, op: string, args?: Record<string, unknown>): void {
+    link.lastActive = Date.now()
+    link.requested = true
+    link.socket.write(encodeRequest(id, op, args))
   }
 
-  #control(id: number): RequestControl {
+  #control(id: number, slot: Slot): RequestControl {
     return {
       nack: (n: Nack) => {
-        if (this.#closed) return
+        const link = slot.link
+        if (!link || link.ended) return
         this.#stats.nacks++
         debug('nack %d from seq %d, byte %d (resync %d)', id, n.seq, n.offset, n.resync)
-        this.#send(id, 'nack', { seq: n.seq, offset: n.offset, resync: n.resync })
+        this.#send(link, id, 'nack', { seq: n.seq, offset: n.offset, resync: n.resync })
       },
       release: (cancelOnServer: boolean) => {
-        this.#handlers.delete(id)
-        if (cancelOnServer && !this.#closed) this.#send(id, 'cancel')
+        const link = slot.link
+        if (!link) {
+          slot.released = true
+          return
+        }
+        link.handlers.delete(id)
+        if (cancelOnServer && !link.ended) this.#send(link, id, 'cancel')
       },
     }
   }
 
   /** Ask every request in flight again: bytes were lost and we cannot tell whose. */
-  #lostAll(reason: string): void {
-    debug('%s: asking %d requests again', reason, this.#handlers.size)
-    for (const h of [...this.#handlers.values()]) h.onLost()
+  #lostAll(link: Link, reason: string): void {
+    debug('%s: asking %d requests again', reason, link.handlers.size)
+    for (const h of [...link.handlers.values()]) h.onLost()
   }
 
-  #checkProgress(timeout: number, interval: number): void {
+  #checkProgress(link: Link, timeout: number, interval: number): void {
     const now = Date.now()
     // Ticking late means this process did not run (a long synchronous consumer, a stopped process):
     // bytes may be waiting unread, so the quiet is ours, not the server's. Check again next tick.
-    const late = now - this.#lastTick > 2 * interval
-    this.#lastTick = now
-    if (late || this.#closed || this.#holding || this.#sending > 0 || this.#handlers.size === 0) {
-      this.#lastByte = now
+    const late = now - link.lastTick > 2 * interval
+    link.lastTick = now
+    if (late || link.ended || link.holding || link.sending > 0 || link.handlers.size === 0) {
+      link.lastByte = now
       return
     }
-    if (now - this.#lastByte < timeout) return
-    this.#lastByte = now
+    if (now - link.lastByte < timeout) return
+    link.lastByte = now
     this.#stats.timeouts++
-    if (++this.#silentTimeouts > SILENT_TIMEOUTS) {
-      this.#abortAll(error('ETIMEDOUT', `no byte from the server in ${(SILENT_TIMEOUTS + 1) * timeout} ms, despite asking again ${SILENT_TIMEOUTS} times`))
-      this.#socket.destroy()
+    if (++link.silentTimeouts > SILENT_TIMEOUTS) {
+      this.#abortAll(link, error('ETIMEDOUT', `no byte from the server in ${(SILENT_TIMEOUTS + 1) * timeout} ms, despite asking again ${SILENT_TIMEOUTS} times`))
+      link.socket.destroy()
       return
     }
     // Whatever half-frame the deframer holds will never be completed.
-    this.#decoder.reset()
-    this.#lostAll(`nothing received for ${timeout} ms`)
+    link.decoder.reset()
+    this.#lostAll(link, `nothing received for ${timeout} ms`)
   }
 
-  #route(frame: ReceivedFrame): void {
+  #route(link: Link, frame: ReceivedFrame): void {
     if (frame.id === 0) {
       if (!frame.intact) {
         // An unreadable connection-level error: if it was fatal the server closes and we see ECLOSED.
@@ -568,42 +752,42 @@ export class Client {
         return
       }
       // Any other connection-level error: the server is closing; nothing in flight will finish.
-      this.#abortAll(err)
-      this.#socket.destroy()
+      this.#abortAll(link, err)
+      link.socket.destroy()
       return
     }
-    const handler = this.#handlers.get(frame.id)
+    const handler = link.handlers.get(frame.id)
     if (!handler) return // a request we cancelled: its remaining frames are dropped
     let took: boolean
     try {
-      took = handler.onFrame(frame, () => this.#resume())
+      took = handler.onFrame(frame, () => this.#resume(link))
     } catch (err) {
       // A handler must never throw into the socket's read callback; whatever it was, this request is over.
-      this.#handlers.delete(frame.id)
-      if (!this.#closed) this.#send(frame.id, 'cancel') // nobody will take the rest
+      link.handlers.delete(frame.id)
+      if (!link.ended) this.#send(link, frame.id, 'cancel') // nobody will take the rest
       handler.onAbort(error('EPROTO', `request ${frame.id}: ${(err as Error).message}`))
       return
     }
-    if (!took) this.#holding = true
+    if (!took) link.holding = true
   }
 
   /** Bytes arrived: the connection is alive. */
-  #heard(): void {
-    this.#lastByte = Date.now()
-    this.#silentTimeouts = 0
+  #heard(link: Link): void {
+    link.lastByte = link.lastActive = Date.now()
+    link.silentTimeouts = 0
   }
 
-  #resume(): void {
-    if (!this.#holding) return
-    this.#holding = false
-    this.#lastByte = Date.now()
-    this.#socket.resume()
+  #resume(link: Link): void {
+    if (!link.holding) return
+    link.holding = false
+    link.lastByte = Date.now()
+    link.socket.resume()
   }
 
-  #abortAll(err: Error): void {
-    this.#closed ??= err
-    const handlers = [...this.#handlers.values()]
-    this.#handlers.clear()
+  #abortAll(link: Link, err: Error): void {
+    link.ended ??= err
+    const handlers = [...link.handlers.values()]
+    link.handlers.clear()
     for (const h of handlers) h.onAbort(err)
   }
 }

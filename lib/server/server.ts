@@ -186,14 +186,16 @@ export class CacheServer extends EventEmitter {
       this.#refuse(duplex)
       return null
     }
+    const idleTimeout = this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT
+    const requestTimeout = this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
     // Failed tokens are throttled per client address; connections without one (unix sockets, other duplexes) share one.
     const peer = (duplex as Partial<net.Socket>).remoteAddress ?? 'local'
     const conn = serveConnection(duplex, this.#ctx, {
       token: this.#opts.token,
       authTimeout: this.#opts.authTimeout ?? DEFAULT_AUTH_TIMEOUT,
       authSchedule: (ok, deadline) => this.#throttle.schedule(peer, ok, deadline),
-      requestTimeout: this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT,
-      idleTimeout: this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      requestTimeout,
+      idleTimeout,
       pageSize: this.pageSize,
       checksum: this.checksum,
       maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
@@ -202,7 +204,7 @@ export class CacheServer extends EventEmitter {
       retries: this.#opts.retries,
       heartbeat: this.#opts.heartbeat,
       onNack: () => void this.#nacks++,
-      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined },
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout, requestTimeout },
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)

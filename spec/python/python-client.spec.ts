@@ -18,6 +18,9 @@ const MiB = 1024 * 1024
 const PAGE = 256 * KiB
 // HELLO is the first ~110 bytes; a damaged HELLO fails connect (EPROTO), which is not what this is about.
 const SKIP_HELLO = 512
+/** Idle timeout of the servers the reconnect tests pause on, and the token of one of them. */
+const IDLE_MS = 300
+const IDLE_TOKEN = 'sesame'
 
 // This file runs as dist/spec/python/python-client.spec.js: the repository is three levels up.
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
@@ -55,6 +58,10 @@ test('the Python client passes its tests against real servers', { timeout: 300_0
   const md5 = await startServer(t, { root, checksum: 'md5', cacheSize: 64 * MiB })
   const unix = await startServer(t, { root, listen: `unix:${join(tempDir(t, 'cacheserv-py-sock-'), 's.sock')}` })
   const fragile = await startServer(t, { root, pageSize: 16 * KiB, retries: 3 })
+  // Short idle timeouts: the reconnect tests pause longer than them.
+  const idle = await startServer(t, { root, idleTimeout: IDLE_MS })
+  const idleUnix = await startServer(t, { root, idleTimeout: IDLE_MS, listen: `unix:${join(tempDir(t, 'cacheserv-py-sock-'), 'i.sock')}` })
+  const idleToken = await startServer(t, { root, idleTimeout: IDLE_MS, token: IDLE_TOKEN })
   const faulty = await faultyProxy(t, main.url, { rate: 1e-5, mode: 'mixed', seed: 7, skip: SKIP_HELLO })
   const hopeless = await faultyProxy(t, fragile.url, { rate: 0.02, mode: 'flip', seed: 5, skip: SKIP_HELLO })
 
@@ -71,6 +78,11 @@ test('the Python client passes its tests against real servers', { timeout: 300_0
       CACHESERV_TEST_UNIX_SERVER: unix.url,
       CACHESERV_TEST_FAULTY: faulty.url,
       CACHESERV_TEST_HOPELESS: hopeless.url,
+      CACHESERV_TEST_IDLE_MS: String(IDLE_MS),
+      CACHESERV_TEST_IDLE_SERVER: idle.url,
+      CACHESERV_TEST_IDLE_UNIX_SERVER: idleUnix.url,
+      CACHESERV_TEST_IDLE_TOKEN_SERVER: idleToken.url,
+      CACHESERV_TEST_IDLE_TOKEN: IDLE_TOKEN,
     },
   })
   const output = `${r.stdout.toString()}${r.stderr}`

@@ -881,6 +881,8 @@ class Client(object):
                 err = _error_from(payload)
             else:
                 err = CacheservError('EPROTO', 'unexpected connection frame type %d' % ftype)
+            if err.code == 'EBADREQ':
+                return  # a line of ours the server refused without ending anything: the connection goes on
             self._drop(err)
             return
         req = self._reqs.get(rid)

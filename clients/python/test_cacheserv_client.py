@@ -643,6 +643,31 @@ class TestReceiver(FakeCase):
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         self.assertEqual(s.connections, 2)
 
+    def test_a_connection_that_sent_nothing_is_replaced_before_the_first_request_deadline(self):
+        # HELLO says the first request must come within 400 ms: a client that connected ahead
+        # and waited 320 ms sends on a new connection; once a request went out, only the idle
+        # timeout (none here) counts.
+        s = self.fake(_hello_txt, hello=dict(HELLO_CRC32, requestTimeout=400))
+        c = self.client(s.url)
+        c.connect()
+        time.sleep(0.32)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 2)
+        time.sleep(0.32)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 2)
+
+    def test_an_ebadreq_on_id_0_leaves_the_requests_in_flight_alone(self):
+        # The server refuses a line naming a running request on id 0 (the request runs on).
+        def handler(s, conn, req):
+            rid = req['id']
+            refusal = frame(6, 0, 0, {'code': 'EBADREQ', 'message': 'request %d: id already in flight' % rid})
+            conn.sendall(start_frame(rid, 6) + refusal + frame(3, rid, 1, b'hello\n') + frame(4, rid, 2, {'length': 6}))
+        s = self.fake(handler)
+        c = self.client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 1)
+
     def test_a_server_that_is_gone_is_eclosed_at_once(self):
         s = FakeServer(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
         c = self.client(s.url)

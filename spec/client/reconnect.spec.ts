@@ -114,6 +114,21 @@ describe('reconnect after the server closed an idle connection', () => {
     assert.ok(await poll(() => server.stats().connections === 1), 'the old connection is gone')
   })
 
+  test('a connection that sent nothing yet is replaced before the server\'s first-request deadline', async (t) => {
+    const { server, url, root } = await startServer(t, { idleTimeout: 60_000, requestTimeout: 2000 })
+    writeFile(root, 'a.bin', 10)
+    const client = await connectTo(t, url)
+    assert.equal(client.hello.requestTimeout, 2000)
+    await sleep(1700) // past the 500 ms margin, short of the deadline
+    assert.equal(server.stats().connections, 1, 'the server has not closed it yet')
+    assert.equal((await client.stat('a.bin')).size, 10)
+    assert.equal(server.stats().totalConnections, 2)
+    // Once a request went out, only the idle timeout counts: the same connection serves on.
+    await sleep(1700)
+    assert.equal((await client.stat('a.bin')).size, 10)
+    assert.equal(server.stats().totalConnections, 2)
+  })
+
   test('a server that is gone fails each request with ECLOSED at once, without retrying', async (t) => {
     const { server, url, root } = await startServer(t, { idleTimeout: IDLE })
     writeFile(root, 'a.bin', 10)

@@ -9,7 +9,9 @@
  *   an upload frame's bytes must keep coming (no pause of `requestTimeout`);
  * - idle: within `idleTimeout`, the client must send a complete request (or upload
  *   frame), or take some of the server's output. Blank lines, stray bytes, or a
- *   client that sends but never reads do not count.
+ *   client that sends but never reads do not count. A client waiting for an
+ *   answer the server is still working on, with nothing of it left to take, is
+ *   not idle: a slow disk, or a file still settling, is not its fault.
  *
  * While the server itself holds the client's input back (backpressure: its
  * answers are waiting for the client, or an upload for the disk), the clocks
@@ -32,6 +34,8 @@ export interface Watched {
   parser: RequestParser
   /** Bytes of output the peer has taken so far (handed to the duplex, minus those still buffered there). */
   taken: () => number
+  /** Requests are running or waiting to run on the connection. */
+  working?: () => boolean
   /** Whether the connection has authenticated; absent when the server needs no token. */
   authenticated?: () => boolean
   /** A deadline passed; `stuck`: the output cannot get out (the peer does not read). */
@@ -57,7 +61,7 @@ export function watchdog(w: Watched, d: Deadlines): () => void {
     const { duplex, parser } = w
     if (duplex.readableFlowing === false || parser.writableLength > 0 || parser.readableLength >= parser.readableHighWaterMark) held = now
     const out = w.taken()
-    if (p.units !== units || out !== taken) lastActive = now
+    if (p.units !== units || out !== taken || (w.working?.() && duplex.writableLength === 0)) lastActive = now
     units = p.units
     taken = out
     const fail = (code: 'ETIMEDOUT' | 'EAUTH', message: string, stuck = false) => {

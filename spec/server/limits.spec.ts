@@ -217,6 +217,15 @@ describe('idleTimeout', () => {
     assert.ok(bytesOf(peer.frames, 1).length < 32 * MiB)
   })
 
+  test('a client waiting for an answer the server is still working on is not idle', async (t) => {
+    // A file written just now is read only once it has settled (1 s), longer than the idle timeout.
+    const { server, url, root } = await startServer(t, { idleTimeout: 300, settle: 1000 })
+    const data = writeFile(root, 'fresh.bin', 3 * MiB)
+    const client = await connectTo(t, url)
+    assert.ok((await client.readFile('fresh.bin')).equals(data))
+    assert.equal(server.stats().totalConnections, 1, 'served on the connection it was asked on')
+  })
+
   test('a connection with idleTimeout 0 stays open while idle', async (t) => {
     const { server, url } = await startServer(t, { idleTimeout: 0 })
     const peer = await rawPeer(t, url)

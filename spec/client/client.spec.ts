@@ -12,20 +12,11 @@ import { connectTo, startServer } from '../helpers/server.js'
 import { tamperProxy } from '../helpers/tamper-proxy.js'
 import { loopbackServer } from '../helpers/loopback.js'
 import { poll } from '../helpers/wait.js'
+import { drain } from '../helpers/outcome.js'
 
 const MiB = 1024 * 1024
 const PAGE = 256 * 1024
 
-/** Read a stream to its end, keeping what it emitted even when it fails. */
-async function drain(stream: AsyncIterable<unknown>): Promise<{ bytes: Buffer; error: (Error & { code?: string }) | null }> {
-  const chunks: Buffer[] = []
-  try {
-    for await (const c of stream) chunks.push(c as Buffer)
-    return { bytes: Buffer.concat(chunks), error: null }
-  } catch (err) {
-    return { bytes: Buffer.concat(chunks), error: err as Error }
-  }
-}
 
 const frameType = (frame: Buffer) => frame[3]
 

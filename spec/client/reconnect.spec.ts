@@ -16,19 +16,10 @@ import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { loopbackServer } from '../helpers/loopback.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { poll } from '../helpers/wait.js'
+import { drain } from '../helpers/outcome.js'
 
 const IDLE = 300
 
-/** Drain a stream to its end; its bytes, or the error it failed with. */
-async function drain(stream: AsyncIterable<unknown>): Promise<{ bytes: Buffer; error: (Error & { code?: string }) | null }> {
-  const chunks: Buffer[] = []
-  try {
-    for await (const c of stream) chunks.push(c as Buffer)
-    return { bytes: Buffer.concat(chunks), error: null }
-  } catch (err) {
-    return { bytes: Buffer.concat(chunks), error: err as Error }
-  }
-}
 
 describe('reconnect after the server closed an idle connection', () => {
   test('read, readFile, stat and ls succeed on a new connection', async (t) => {

@@ -17,6 +17,11 @@ import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
+import { warmDisplay } from './warm-progress.js'
+import type { WarmProgress } from '../commands/warm.js'
+
+/** Without a terminal, --warm says how far it has got this often. */
+const WARM_LINE_MS = 5000
 import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, octalOption, portOption, secondsOption, sizeOption, usageExits } from './options.js'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
@@ -143,13 +148,43 @@ export async function main(argv: string[]): Promise<void> {
   console.log(
     `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
   )
-  if (o.warm !== undefined) {
-    // Serving starts at once; warming runs beside it.
-    const started = Date.now()
-    server.warm(o.warm).then(
-      (w) => console.error(`cacheserv-pipe: ${formatWarm(w, (Date.now() - started) / 1000)}`),
-      (err: Error & { code?: string }) => console.error(`cacheserv-pipe: warm ${o.warm}: ${err.code ? `${err.code}: ` : ''}${err.message}`),
-    )
+  if (o.warm !== undefined) warmAtStart(server, o.warm, o.cacheSize)
+}
+
+/**
+ * --warm: serving starts at once and warming runs beside it, with a progress
+ * bar on a terminal or a line every few seconds otherwise, and a warning
+ * when the tree is larger than the cache (so repeated epochs will read some
+ * of it from disk).
+ */
+async function warmAtStart(server: CacheServer, path: string, cacheSize: number): Promise<void> {
+  const started = Date.now()
+  const tty = process.stderr.isTTY
+  const display = await warmDisplay()
+  let lastLine = started
+  let warned = false
+  const warnIfTooBig = (p: WarmProgress) => {
+    if (warned || p.totalBytes <= cacheSize) return
+    warned = true
+    console.error(`cacheserv-pipe: warning: ${path || 'the root'} holds more than the ${filesize(cacheSize, { standard: 'iec' })} cache; raise --cache-size to keep all of it in RAM`)
+  }
+  const onProgress = (p: WarmProgress) => {
+    if (!tty) warnIfTooBig(p) // on a terminal, after the bar
+    display.update(p)
+    if (!tty && Date.now() - lastLine >= WARM_LINE_MS) {
+      lastLine = Date.now()
+      console.error(`cacheserv-pipe: warming: ${formatWarm(p, (Date.now() - started) / 1000)}`)
+    }
+  }
+  try {
+    const w = await server.warm(path, onProgress)
+    display.stop()
+    warnIfTooBig(w)
+    console.error(`cacheserv-pipe: ${formatWarm(w, (Date.now() - started) / 1000)}`)
+  } catch (err) {
+    display.stop()
+    const e = err as Error & { code?: string }
+    console.error(`cacheserv-pipe: warm ${path}: ${e.code ? `${e.code}: ` : ''}${e.message}`)
   }
 
 }

@@ -290,3 +290,25 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     assert.match(outcome, /exited with 1 before listening/)
   })
 })
+
+describe('cacheserv-pipe --warm', () => {
+  it('warms beside serving and warns when the tree is larger than the cache', async (t) => {
+    const root = tempDir(t)
+    for (let i = 0; i < 6; i++) writeFile(root, `shard-${i}.bin`, 1024 * 1024)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--cache-size', '4MiB', '--warm', '.', '--settle', '0'])
+    const until = Date.now() + 10_000
+    while (!/warmed \d+ files/.test(server.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    assert.match(server.stderr(), /warning: \. holds more than the 4 MiB cache; raise --cache-size/)
+    assert.match(server.stderr(), /warmed \d+ files, .* of 6 files, 6 MiB .*the cache is full/)
+  })
+
+  it('says nothing of the sort when the tree fits', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'small.bin', 1000)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--warm', '', '--settle', '0'])
+    const until = Date.now() + 10_000
+    while (!/warmed \d+ files/.test(server.stderr()) && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    assert.match(server.stderr(), /warmed 1 files, 1000 B/)
+    assert.doesNotMatch(server.stderr(), /warning/)
+  })
+})

@@ -113,7 +113,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       duplex,
       parser,
       taken: () => written - duplex.writableLength,
-      working: () => source.inFlight > 0,
+      working: () => source.working > 0,
       authenticated: gate ? () => gate.authenticated : undefined,
       expire(code, message, stuck) {
         debug('connection %d: %s', id, message)

@@ -34,7 +34,7 @@ export interface Watched {
   parser: RequestParser
   /** Bytes of output the peer has taken so far (handed to the duplex, minus those still buffered there). */
   taken: () => number
-  /** Requests are running or waiting to run on the connection. */
+  /** Requests the server is working on (uploads, waiting on the client, do not count). */
   working?: () => boolean
   /** Whether the connection has authenticated; absent when the server needs no token. */
   authenticated?: () => boolean

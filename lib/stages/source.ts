@@ -159,6 +159,11 @@ export class CommandSource extends Duplex {
     return this.#jobs.size + this.#parked.length
   }
 
+  /** Requests the server is working on: running or parked, not counting uploads (they wait on the client). */
+  get working(): number {
+    return this.#running() + this.#parked.length
+  }
+
   override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#closing) return cb()
     if (!this.#authed) {
@@ -316,6 +321,9 @@ export class CommandSource extends Duplex {
     if (at !== -1) this.#parked.splice(at, 1)
     const record = this.#records.get(req.id)
     const running = this.#jobs.get(req.id)
+    // An upload is never resent (its bytes came from the client) nor stopped by a NACK: it may be
+    // putting its file in place, and its answer must say so.
+    if (running?.inbox) return this.#refuse(req.id, error('EBADREQ', 'an upload is not resent; a NACK does not apply to it'))
     if (running) this.#drop(running)
     if (!record || record.spec.input) {
       // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.

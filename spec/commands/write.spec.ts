@@ -13,6 +13,7 @@ import { FrameType } from '../../lib/protocol/constants.js'
 import { encodeFrame } from '../../lib/protocol/frame.js'
 import { json, type RawPeer, rawPeer } from '../helpers/raw.js'
 import { writeFile } from '../helpers/fixtures.js'
+import { within } from '../helpers/wait.js'
 import { connect } from '../../lib/client/client.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
@@ -313,6 +314,33 @@ describe('the answer to a write says what happened to the file', () => {
     }
     assert.deepEqual(await waitTmp(root, (n) => n.length === 0), [])
     t.diagnostic(`${cancelled} of 20 cancelled in time`)
+  })
+
+  test('a NACK for a running upload does not stop it: the write answers RESULT with its file in place', async (t) => {
+    const { url, root } = await startServer(t, { writable: true })
+    const peer = await rawPeer(t, url)
+    for (let id = 1; id <= 10; id++) {
+      const data = randomBytes(128 * 1024 + id)
+      peer.send({ id, op: 'write', path: `n${id}.bin`, length: data.length })
+      const seq = sendData(peer, id, data, 64 * 1024)
+      peer.socket.write(endFrame(id, seq, data.length))
+      peer.send({ id, op: 'nack', seq: 0, offset: 0, resync: 1 })
+      const answer = await peer.done(id)
+      assert.equal(answer.type, FrameType.RESULT, `write ${id}: ${answer.type === FrameType.ERROR ? json(answer).code : answer.type}`)
+      assert.ok(readFileSync(join(root, `n${id}.bin`)).equals(data))
+    }
+    const refusals = peer.frames.filter((f) => f.id === 0 && f.type === FrameType.ERROR).map((f) => json(f).code)
+    assert.ok(refusals.every((c) => c === 'EBADREQ'), refusals.join(' '))
+  })
+
+  test('an upload that sends nothing after its request line does not keep the connection alive', async (t) => {
+    const { url, root } = await startServer(t, { writable: true, idleTimeout: 300 })
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'write', path: 'idle.bin' })
+    assert.ok(await waitTmp(root, (n) => n.length === 1).then((n) => n.length === 1), 'the upload started')
+    assert.ok(await within(peer.closed, 5000), 'the server closed the connection')
+    assert.deepEqual(await waitTmp(root, (n) => n.length === 0), [], 'its temporary file is removed')
+    assert.ok(!readdirSync(root).includes('idle.bin'))
   })
 
   test('frames without the server\'s checksum are refused with ECHECKSUM and nothing is written', async (t) => {

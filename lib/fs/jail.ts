@@ -291,6 +291,8 @@ export class Jail {
     try {
       while (todo.length > 0) {
         const name = todo.pop()!
+        // Not even through a symlink: an upload's temporary file is not part of the tree.
+        if (isUploadTemp(name)) throw error('ENOENT', `no such file or directory: ${shown}`)
         if (out !== null) {
           const above: string[] = out
           if (name === '..') above.pop()

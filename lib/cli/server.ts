@@ -25,6 +25,8 @@ const WARM_LINE_MS = 5000
 import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, octalOption, portOption, secondsOption, sizeOption, usageExits } from './options.js'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
+/** Below this, the server warns that the token can be guessed. */
+const MIN_TOKEN_LENGTH = 16
 
 function program(): Command {
   return new Command('cacheserv-pipe')
@@ -88,6 +90,10 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_USAGE)
   }
   const token = o.token ?? (process.env.CACHESERV_TOKEN || undefined)
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH) {
+    // Wrong tokens are answered slowly, but guesses sent in parallel are not: length is the defence.
+    console.error(`cacheserv-pipe: warning: a token shorter than ${MIN_TOKEN_LENGTH} characters can be guessed; make one with: openssl rand -hex 16`)
+  }
   if (!o.socket && !LOOPBACK.has(o.host) && token === undefined && !o.insecureNoAuth) {
     console.error(
       `cacheserv-pipe: refusing to listen on ${o.host} without a token: set CACHESERV_TOKEN (or --token), or add --insecure-no-auth on a trusted network`,

@@ -1,10 +1,11 @@
 /**
  * Throttling of token guesses, per client address. Every wrong token from an
  * address is answered (EAUTH) only after a delay that doubles with each
- * further failure from it; and while an address is in its delay, every
- * verdict on its connections, right tokens too, waits for the delay's end.
- * So guesses in parallel are answered one after another, and a client that
- * gives up on a slow answer to open another connection gains nothing.
+ * further failure from it, so guesses one after another are slow. The right
+ * token is answered at once, whatever the address's delay: clients behind one
+ * address (a NAT, every unix-socket or loopback client) must not be locked
+ * out by a guesser among them. What stands against guesses in parallel is
+ * the token's length (the server warns about a short one).
  */
 import QuickLRU from 'quick-lru'
 
@@ -43,9 +44,9 @@ export class AuthThrottle {
       this.#peers.delete(peer)
       st = undefined
     }
+    if (ok) return 0
     const start = Math.max(now, st?.until ?? now)
     if (start >= deadline) return null
-    if (ok) return start - now
     const failures = (st?.failures ?? 0) + 1
     const until = start + this.backoff * Math.min(2 ** (failures - 1), MAX_BACKOFF_FACTOR)
     this.#peers.set(peer, { failures, until })

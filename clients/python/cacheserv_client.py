@@ -28,8 +28,11 @@ it can be handed to spawned workers.
 
 Reconnects: when the server has closed the connection while no request was in
 flight (``--idle-timeout`` during a pause between epochs, a restart), the next
-call opens a new one and goes on; a request in flight when a connection dies
-fails (ECLOSED) as before.
+call opens a new one and goes on. Retries: a read, stat, ls or stats whose
+connection dies before it is answered (a server restarted or killed mid-epoch)
+is sent again on a new connection after 0.1, 0.3, 1 and 3 s
+(``retry_delays``), then fails with ECLOSED. Writes, warm and evict are never
+repeated.
 """
 
 import hashlib
@@ -38,7 +41,9 @@ import json
 import os
 import re
 import socket
+import stat as _stat
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -73,6 +78,16 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 SCRATCH_MAX = 64 * 1024 * 1024
 #: Progress timeouts in a row, each answered by NACKing every waiting request; the next one is ETIMEDOUT.
 SILENT_TIMEOUTS = 4
+#: Seconds waited before each new attempt of a request its connection died under (``retry_delays``).
+RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
+#: Requests that change nothing on the server, so may be sent again (not write, warm, evict).
+_REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats'))
+#: Errors that mean the connection died (or the server is going away), not that the request failed.
+_RETRIED = frozenset(('ECLOSED', 'ESHUTDOWN'))
+#: Errors after which a Client with ``fallback_root`` reads the files itself.
+_UNREACHABLE = frozenset(('ECLOSED', 'ECONNECT', 'ESHUTDOWN'))
+#: Seconds a Client that fell back to ``fallback_root`` reads the files before it tries the server again.
+FALLBACK_SECONDS = 30.0
 
 _crc32 = zlib.crc32
 _md5 = hashlib.md5
@@ -252,11 +267,27 @@ class Client(object):
     sent, which then goes out on a new connection (authenticated again with the
     same token), as does a request on a connection that is about to reach the
     server's idle timeout: a pause between epochs costs a reconnect, not an
-    error. One attempt per call: if nothing answers, the call fails with
-    ECLOSED. ``close()`` ends it for good.
+    error. ``close()`` ends it for good.
+
+    ``retry_delays``: when the connection dies (ECLOSED), or the server shuts
+    down (ESHUTDOWN), before a ``read``, ``read_into``, ``read_many`` read,
+    ``RemoteFile`` range, ``stat``, ``ls`` or ``stats`` is answered, the call
+    is made again on a new connection after each of these waits (seconds) in
+    turn; once they are spent it fails with the last error (ECLOSED, with the
+    connect error as ``__cause__``). A read is asked for again whole: its bytes
+    reach you only once all arrived, so none is delivered twice. ``()`` or
+    None turns this off. A Client that has never connected fails with
+    ECONNECT at once (a wrong address is not waited for).
+
+    ``fallback_root``: a local directory holding the same files as the server's
+    root (the same tree, mounted here). When the server cannot be reached
+    (ECONNECT, or ECLOSED once the retries are spent), ``read``,
+    ``read_into`` and ``ls`` read that directory instead, with a warning on
+    stderr the first time; for the next 30 s (``FALLBACK_SECONDS``) they go
+    there directly, then try the server again.
     """
 
-    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0):
+    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0, retry_delays=RETRY_DELAYS, fallback_root=None):
         if addr is None:
             addr = os.environ.get('CACHESERV_SERVER') or DEFAULT_ADDRESS
         self.address = str(addr)
@@ -265,6 +296,8 @@ class Client(object):
         self.token = token
         self.timeout = float(timeout)
         self.progress_timeout = float(progress_timeout)
+        self.retry_delays = tuple(float(d) for d in (retry_delays or ()))
+        self.fallback_root = None if fallback_root is None else os.fspath(fallback_root)
         #: NACKs sent, times the frame boundary was lost, progress timeouts: over this Client's life.
         self.nacks = 0
         self.lost_sync = 0
@@ -291,13 +324,17 @@ class Client(object):
         self._requested = False  # a request line went out on this connection
         self._authenticating = False
         self._gone = None  # why the last connection ended (the message), once one has
+        self._fallback_until = 0.0  # time.monotonic() until which reads go to fallback_root
+        self._warned = False  # the fallback warning was printed
 
     # pickling: settings only; the copy connects on first use
     def __getstate__(self):
-        return {'address': self.address, 'token': self.token, 'timeout': self.timeout, 'progress_timeout': self.progress_timeout}
+        return {'address': self.address, 'token': self.token, 'timeout': self.timeout, 'progress_timeout': self.progress_timeout,
+                'retry_delays': self.retry_delays, 'fallback_root': self.fallback_root}
 
     def __setstate__(self, state):
-        self.__init__(state['address'], state['token'], state['timeout'], state['progress_timeout'])
+        self.__init__(state['address'], state['token'], state['timeout'], state['progress_timeout'],
+                      state.get('retry_delays', RETRY_DELAYS), state.get('fallback_root'))
 
     def __repr__(self):
         return '<cacheserv Client %s%s>' % (self.address, ' closed' if self._closed else '')
@@ -335,19 +372,27 @@ class Client(object):
 
     def read(self, path, offset=0, length=None):
         """The bytes of a file, or of the range ``[offset, offset + length)`` clipped to its end."""
-        with self._guard():
+        def call():
             req = self._read_request(path, offset, length)
             self._wait(req)
             return req.take()
+        return self._or_fallback(lambda: self._retrying(call), lambda: _local_read(self._local(path), offset, length))
 
     def read_into(self, path, buffer, offset=0):
         """Read ``path`` from ``offset`` into a writable buffer (bytearray, memoryview, numpy
         array, ...), at most ``len(buffer)`` bytes. Returns the number of bytes read."""
         mv = memoryview(buffer).cast('B')
-        with self._guard():
+
+        def call():
             req = self._read_request(path, offset, len(mv), dest=mv)
             self._wait(req)
             return req.take()
+
+        def local():
+            data = _local_read(self._local(path), offset, len(mv))
+            mv[:len(data)] = data
+            return len(data)
+        return self._or_fallback(lambda: self._retrying(call), local)
 
     def open(self, path, readahead=256 * 1024):
         """A read-only, seekable binary file object over ``path`` (``io.RawIOBase``)."""
@@ -362,23 +407,57 @@ class Client(object):
             raise ValueError('in_flight must be at least 1')
         it = iter(paths)
         window = deque()
+        again = deque()
+        attempt = 0
         try:
             exhausted = False
             while True:
+                if self._falling_back():
+                    # The server was unreachable a moment ago: read the files themselves.
+                    with self._guard():
+                        left = [p for p, _ in window] + list(again)
+                        again.clear()
+                        while window:
+                            self._abandon(window.popleft()[1])
+                    for p in left:
+                        yield p, self.read(p)
+                    for p in it:
+                        yield p, self.read(p)
+                    return
                 with self._guard():
-                    while not exhausted and len(window) < in_flight:
-                        try:
-                            p = next(it)
-                        except StopIteration:
-                            exhausted = True
-                            break
-                        window.append((p, self._read_request(p, 0, None)))
-                    if not window:
-                        return
-                    path, req = window[0]
-                    self._wait(req)
-                    window.popleft()
-                    data = req.take()
+                    try:
+                        # ``again``: paths taken from ``paths`` (or whose connection died), in order,
+                        # not yet asked for; a path leaves it only once its request went out.
+                        while len(window) < in_flight and (again or not exhausted):
+                            if not again:
+                                try:
+                                    again.append(next(it))
+                                except StopIteration:
+                                    exhausted = True
+                                    continue
+                            req = self._read_request(again[0], 0, None)
+                            window.append((again.popleft(), req))
+                        if not window:
+                            return
+                        path, req = window[0]
+                        self._wait(req)
+                        data = req.take()
+                        window.popleft()
+                        attempt = 0
+                    except CacheservError as e:
+                        if not self._may_retry(e, attempt):
+                            if self.fallback_root is None or e.code not in _UNREACHABLE:
+                                raise
+                            self._fall_back(e)
+                            continue
+                        # The connection died under the window: ask for every read in it again.
+                        self._pause(attempt)
+                        attempt += 1
+                        again.extendleft(reversed([p for p, _ in window]))
+                        for _, r in window:
+                            self._abandon(r)
+                        window.clear()
+                        continue
                 yield path, data
         finally:
             if window:
@@ -388,8 +467,8 @@ class Client(object):
 
     def ls(self, path=''):
         """Entries of a directory under the root: ``[{'name', 'type'}]``, sorted by name;
-        ``type`` is ``file``, ``dir`` or ``other``."""
-        return self.request('ls', path=path)['entries']
+        ``type`` is ``file``, ``dir`` or ``other`` (files have a ``size`` too)."""
+        return self._or_fallback(lambda: self.request('ls', path=path)['entries'], lambda: _local_ls(self._local(path)))
 
     def stat(self, path):
         """``{path, type, size, mtimeMs, mtime, cachedBytes, cached}``."""
@@ -412,12 +491,79 @@ class Client(object):
         return self.request('evict', path=path)
 
     def request(self, op, progress=None, **args):
-        """Send any command answered by one RESULT frame (PROGRESS frames go to ``progress``)."""
-        with self._guard():
+        """Send any command answered by one RESULT frame (PROGRESS frames go to ``progress``).
+        read, stat, ls and stats are sent again when their connection dies (``retry_delays``)."""
+        def call():
             req = self._begin(op, args, is_read=False)
             req.progress = progress
             self._wait(req)
             return req.take()
+        if op in _REPEATABLE:
+            return self._retrying(call)
+        with self._guard():
+            return call()
+
+    # --- retries and the fallback ---
+
+    def _retrying(self, call):
+        """``call()`` under the lock, made again after each retry delay while it fails because
+        its connection died; then its last error."""
+        attempt = 0
+        while True:
+            with self._guard():
+                try:
+                    return call()
+                except CacheservError as e:
+                    if not self._may_retry(e, attempt):
+                        raise
+            self._pause(attempt)
+            attempt += 1
+
+    def _may_retry(self, e, attempt):
+        if self._closed or attempt >= len(self.retry_delays) or e.code not in _RETRIED:
+            return False
+        if e.code == 'ESHUTDOWN' and not self._reqs:
+            # That connection takes no new request: the next attempt opens a new one.
+            self._drop(CacheservError('ECLOSED', 'the server is shutting down'))
+        return True
+
+    def _pause(self, attempt):
+        time.sleep(self.retry_delays[attempt])
+
+    def _falling_back(self):
+        return self.fallback_root is not None and time.monotonic() < self._fallback_until
+
+    def _fall_back(self, e):
+        self._fallback_until = time.monotonic() + FALLBACK_SECONDS
+        if not self._warned:
+            self._warned = True
+            sys.stderr.write('cacheserv_client: %s is unreachable (%s); reading the files under %s directly\n' % (
+                self.address, e, self.fallback_root))
+            sys.stderr.flush()
+
+    def _or_fallback(self, remote, local):
+        """``remote()``; with ``fallback_root``, ``local()`` when the server cannot be reached."""
+        if self._falling_back():
+            return local()
+        try:
+            return remote()
+        except CacheservError as e:
+            if self.fallback_root is None or e.code not in _UNREACHABLE:
+                raise
+            self._fall_back(e)
+        return local()
+
+    def _local(self, path):
+        """``path`` under ``fallback_root``, which it may not leave."""
+        rel = os.fsdecode(path).strip('/')
+        parts = [p for p in rel.split('/') if p not in ('', '.')]
+        if '..' in parts:
+            raise CacheservError('EACCES', 'path leaves the root', rel)
+        root = os.path.realpath(self.fallback_root)
+        full = os.path.realpath(os.path.join(root, *parts))
+        if full != root and not full.startswith(root + os.sep):
+            raise CacheservError('EACCES', 'path leaves the root', rel)
+        return full
 
     def client_stats(self):
         """Counters of the reverse path: ``{nacks, lostSync, timeouts}``."""
@@ -561,8 +707,11 @@ class Client(object):
             self._authenticating = True
             self.request('auth', token=token)
         except CacheservError as e:
+            if e.code == 'EAUTH' and token is not None:
+                # The server's own message names its command-line option; say what works here.
+                e = CacheservError('EAUTH', 'the server refused the token: pass token= or set CACHESERV_TOKEN')
             self._drop(e)
-            raise
+            raise e
         finally:
             self._authenticating = False
 
@@ -1002,6 +1151,44 @@ def _verify(ck, buf, at, payload):
     return ck == 0
 
 
+# --- the fallback: the files themselves ------------------------------------
+
+
+def _local_error(e, path):
+    code = {2: 'ENOENT', 13: 'EACCES', 21: 'EISDIR', 20: 'ENOTDIR'}.get(e.errno, 'EIO')
+    return CacheservError(code, e.strerror or str(e), path)
+
+
+def _local_read(full, offset=0, length=None):
+    """Bytes of a local file, or of a range of it clipped to its end (as the server reads)."""
+    try:
+        with open(full, 'rb') as f:
+            size = os.fstat(f.fileno()).st_size
+            if offset > size:
+                raise CacheservError('ERANGE', 'offset %d is beyond the end of the file (%d bytes)' % (offset, size), full)
+            f.seek(offset)
+            return f.read(size - offset if length is None else min(length, size - offset))
+    except OSError as e:
+        raise _local_error(e, full)
+
+
+def _local_ls(full):
+    """Entries of a local directory, as ``ls`` answers them (upload temporaries hidden)."""
+    try:
+        entries = []
+        for d in os.scandir(full):
+            if d.name.endswith('.cacheserv-tmp'):
+                continue
+            st = d.stat()
+            if _stat.S_ISREG(st.st_mode):
+                entries.append({'name': d.name, 'type': 'file', 'size': st.st_size})
+            else:
+                entries.append({'name': d.name, 'type': 'dir' if _stat.S_ISDIR(st.st_mode) else 'other'})
+        return sorted(entries, key=lambda e: e['name'])
+    except OSError as e:
+        raise _local_error(e, full)
+
+
 # --- files ------------------------------------------------------------------
 
 
@@ -1021,11 +1208,12 @@ class RemoteFile(io.RawIOBase):
         self.name = path if isinstance(path, str) else os.fsdecode(path)
         self.mode = 'rb'
         self._readahead = max(0, int(readahead))
-        with client._guard():
+        def call():
             req = client._read_request(self.name, 0, 0)
             client._wait(req)
             req.take()
-            self.info = dict(req.info)
+            return dict(req.info)
+        self.info = client._retrying(call)
         self._size = int(self.info['size'])
         self._expect = (self.info['size'], self.info.get('mtimeMs'))
         self._pos = 0
@@ -1071,17 +1259,21 @@ class RemoteFile(io.RawIOBase):
     def _fetch(self, offset, length):
         """bytes of [offset, offset + length) from the server."""
         c = self._client
-        with c._guard():
+
+        def call():
             req = c._read_request(self.name, offset, length, expect=self._expect)
             c._wait(req)
             return req.take()
+        return c._retrying(call)
 
     def _fetch_into(self, mv, offset):
         c = self._client
-        with c._guard():
+
+        def call():
             req = c._read_request(self.name, offset, len(mv), dest=mv, expect=self._expect)
             c._wait(req)
             return req.take()
+        return c._retrying(call)
 
     def _buffered(self, pos):
         """How many bytes from ``pos`` on are in the read-ahead buffer, and where."""

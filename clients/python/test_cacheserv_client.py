@@ -14,6 +14,8 @@ their addresses in the environment:
     CACHESERV_TEST_IDLE_SERVER   a server with that idle timeout
     CACHESERV_TEST_IDLE_UNIX_SERVER        the same over a unix socket
     CACHESERV_TEST_IDLE_TOKEN_SERVER       the same with a token, CACHESERV_TEST_IDLE_TOKEN
+    CACHESERV_TEST_NODE, CACHESERV_TEST_SERVER_BIN   node and the server's bin: the restart
+                                 tests start, kill and restart server processes of their own
 
 Without them only the tests against scripted fake servers run. Prints one
 line per test, "SKIP name: reason" lines at the end, and exits 1 on failure.
@@ -27,7 +29,10 @@ import multiprocessing
 import os
 import pickle
 import socket
+import contextlib
+import re
 import struct
+import subprocess
 import sys
 import tarfile
 import threading
@@ -59,6 +64,8 @@ IDLE_SERVER = ENV.get('CACHESERV_TEST_IDLE_SERVER')
 IDLE_UNIX_SERVER = ENV.get('CACHESERV_TEST_IDLE_UNIX_SERVER')
 IDLE_TOKEN_SERVER = ENV.get('CACHESERV_TEST_IDLE_TOKEN_SERVER')
 IDLE_TOKEN = ENV.get('CACHESERV_TEST_IDLE_TOKEN')
+NODE = ENV.get('CACHESERV_TEST_NODE')
+SERVER_BIN = ENV.get('CACHESERV_TEST_SERVER_BIN')
 
 
 def sha(data):
@@ -610,12 +617,48 @@ class TestReceiver(FakeCase):
                 rid = req['id']
                 conn.sendall(start_frame(rid, 6) + frame(3, rid, 1, b'hello\n') + frame(4, rid, 2, {'length': 6}))
         s = self.fake(handler)
-        c = self.client(s.url)
+        c = self.client(s.url, retry_delays=())
         with self.assertRaises(CacheservError) as cm:
             c.read('hello.txt')
         self.assertEqual(cm.exception.code, 'ECLOSED')
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         self.assertEqual(s.connections, 2)
+
+    def test_a_read_whose_connection_dies_is_sent_again_on_a_new_one(self):
+        def handler(s, conn, req):
+            if s.connections <= 2:
+                conn.shutdown(socket.SHUT_RDWR)
+            else:
+                rid = req['id']
+                conn.sendall(start_frame(rid, 6) + frame(3, rid, 1, b'hello\n') + frame(4, rid, 2, {'length': 6}))
+        s = self.fake(handler)
+        c = self.client(s.url, retry_delays=(0.01, 0.01, 0.01))
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        self.assertEqual(s.connections, 3)
+        self.assertEqual(len(s.ops('read')), 3)
+
+    def test_warm_evict_and_writes_are_not_sent_again(self):
+        s = self.fake(lambda s, conn, req: conn.shutdown(socket.SHUT_RDWR))
+        c = self.client(s.url, retry_delays=(0.01, 0.01))
+        for op in ('warm', 'evict'):
+            with self.assertRaises(CacheservError) as cm:
+                c.request(op)
+            self.assertEqual(cm.exception.code, 'ECLOSED')
+            self.assertTrue(s.wait_for(lambda: len(s.ops(op)) == 1))
+            time.sleep(0.05)
+            self.assertEqual(len(s.ops(op)), 1, op)
+
+    def test_a_wrong_token_says_how_to_pass_one_in_python(self):
+        def handler(s, conn, req):
+            conn.sendall(frame(6, 0, 0, {'code': 'EAUTH', 'message': 'this server needs a token: pass --token or set CACHESERV_TOKEN'}))
+            conn.shutdown(socket.SHUT_RDWR)
+        s = self.fake(handler, hello=dict(HELLO_CRC32, auth=True))
+        c = self.client(s.url, token='wrong')
+        with self.assertRaises(CacheservError) as cm:
+            c.stat('x')
+        self.assertEqual(cm.exception.code, 'EAUTH')
+        self.assertIn('pass token= or set CACHESERV_TOKEN', str(cm.exception))
+        self.assertNotIn('--token', str(cm.exception))
 
     def test_a_close_between_calls_is_noticed_before_the_next_request(self):
         def handler(s, conn, req):
@@ -668,9 +711,24 @@ class TestReceiver(FakeCase):
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         self.assertEqual(s.connections, 1)
 
-    def test_a_server_that_is_gone_is_eclosed_at_once(self):
+    def test_a_server_that_is_gone_is_eclosed_after_the_retry_delays(self):
         s = FakeServer(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
         c = self.client(s.url)
+        self.assertEqual(c.read('hello.txt'), b'hello\n')
+        s.close()
+        time.sleep(0.05)
+        t0 = time.monotonic()
+        with self.assertRaises(CacheservError) as cm:
+            c.stat('hello.txt')
+        took = time.monotonic() - t0
+        self.assertEqual(cm.exception.code, 'ECLOSED')
+        self.assertEqual(cm.exception.__cause__.code, 'ECONNECT')
+        self.assertGreaterEqual(took, sum(cc.RETRY_DELAYS) - 0.05)
+        self.assertLess(took, sum(cc.RETRY_DELAYS) + 2)
+
+    def test_with_retrying_off_a_server_that_is_gone_is_eclosed_at_once(self):
+        s = FakeServer(lambda s, conn, req: conn.sendall(EX_START + EX_DATA + EX_END))
+        c = self.client(s.url, retry_delays=())
         self.assertEqual(c.read('hello.txt'), b'hello\n')
         s.close()
         time.sleep(0.05)
@@ -1415,6 +1473,160 @@ class TestHopelessLink(unittest.TestCase):
             self.assertIn(cm.exception.code, ('ECORRUPT', 'ETIMEDOUT'), str(cm.exception))
             self.assertLess(time.monotonic() - t0, 60)
             self.assertGreater(c.nacks, 0)
+
+
+# --- the dataset example on a class-folder tree --------------------------------
+
+
+@needs('CACHESERV_TEST_SERVER', 'CACHESERV_TEST_ROOT')
+class TestDatasetFromDir(unittest.TestCase):
+    """``classes/`` holds cat/a.bin, cat/sub/b.bin, dog/c.bin and a stray classes/top.bin;
+    ``emptydir/`` holds an empty directory only."""
+
+    def dataset(self, *args, **kw):
+        from dataset import CacheservDataset
+        ds = CacheservDataset.from_dir(*args, **kw)
+        self.addCleanup(ds.client.close)
+        return ds
+
+    def test_recursive_by_default(self):
+        ds = self.dataset('classes', SERVER)
+        self.assertEqual(ds.files, ['classes/cat/a.bin', 'classes/cat/sub/b.bin', 'classes/dog/c.bin', 'classes/top.bin'])
+        self.assertEqual([ds[i] for i in range(len(ds))], [disk(f) for f in ds.files])
+        self.assertEqual(self.dataset('classes', SERVER, recursive=False).files, ['classes/top.bin'])
+
+    def test_labels_from_the_first_path_component(self):
+        ds = self.dataset('classes/', SERVER, labels=True)
+        self.assertEqual(ds.classes, ['cat', 'dog'])
+        self.assertEqual(ds.files, ['classes/cat/a.bin', 'classes/cat/sub/b.bin', 'classes/dog/c.bin'])
+        self.assertEqual([ds[i] for i in range(3)], [(disk(ds.files[0]), 0), (disk(ds.files[1]), 0), (disk(ds.files[2]), 1)])
+        ds = self.dataset('classes', SERVER, labels=True, transform=len)
+        self.assertEqual(ds[2], (len(disk('classes/dog/c.bin')), 1))
+
+    def test_an_empty_dataset_is_a_value_error(self):
+        for args, kw in [(('emptydir', SERVER), {}), (('classes', SERVER), {'suffix': '.jpg'}), (('emptydir', SERVER), {'labels': True})]:
+            with self.assertRaises(ValueError) as cm:
+                self.dataset(*args, **kw)
+            self.assertIn('no files', str(cm.exception))
+
+    def test_the_script_fails_on_an_empty_dataset(self):
+        script = os.path.join(HERE, 'examples', 'dataset.py')
+        r = subprocess.run([sys.executable, '-B', script, '--server', SERVER, '--workers', '0', 'emptydir'],
+                           capture_output=True, text=True, timeout=60, env=dict(ENV, PYTHONPATH=HERE))
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('no files', r.stderr)
+        r = subprocess.run([sys.executable, '-B', script, '--server', SERVER, '--workers', '0', '--labels', 'classes'],
+                           capture_output=True, text=True, timeout=60, env=dict(ENV, PYTHONPATH=HERE))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn('2 classes: cat, dog', r.stdout)
+        self.assertIn('3 files', r.stdout)
+
+
+# --- a server that dies and comes back -------------------------------------------
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@needs('CACHESERV_TEST_NODE', 'CACHESERV_TEST_SERVER_BIN', 'CACHESERV_TEST_ROOT')
+class TestServerRestart(unittest.TestCase):
+    """Server processes of this test's own, killed by PID (SIGKILL) and started again on the same port."""
+
+    def start(self, port):
+        p = subprocess.Popen([NODE, SERVER_BIN, '--root', ROOT, '--port', str(port), '--settle', '0'],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addCleanup(lambda: (p.kill(), p.wait(), p.stdout.close()))
+        line = p.stdout.readline().decode()
+        m = re.search(r'listening on (\S+)', line)
+        if not m:
+            raise AssertionError('the server did not start: %r' % line)
+        return p, m.group(1)
+
+    def kill(self, p):
+        p.kill()
+        p.wait()
+
+    def restart_later(self, port, delay):
+        box = {}
+        th = threading.Thread(target=lambda: box.setdefault('p', self.start(port)[0]), daemon=True)
+        timer = threading.Timer(delay, th.start)
+        timer.start()
+        self.addCleanup(timer.cancel)
+        return box
+
+    def test_a_server_restarted_between_two_calls(self):
+        port = _free_port()
+        p, url = self.start(port)
+        c = Client(url)
+        self.addCleanup(c.close)
+        self.assertEqual(c.stat('odd.bin')['size'], FILES['odd.bin'])
+        self.kill(p)
+        self.restart_later(port, 0.3)  # the next call starts while nothing listens
+        self.assertEqual(sha(c.read('random3m.bin')), disk_sha('random3m.bin'))
+        self.assertEqual(c.stat('odd.bin')['size'], FILES['odd.bin'])
+
+    def test_a_server_killed_during_read_many_and_a_remote_file(self):
+        port = _free_port()
+        p, url = self.start(port)
+        c = Client(url)
+        self.addCleanup(c.close)
+        names = ['small/%05d.bin' % i for i in range(60)]
+        got = []
+        f = c.open('odd.bin', readahead=4096)
+        head = f.read(1000)
+        for i, (name, data) in enumerate(c.read_many(names, in_flight=8)):
+            got.append((name, sha(data)))
+            if i == 10:
+                self.kill(p)
+                self.restart_later(port, 0.3)
+        self.assertEqual(got, [(n, disk_sha(n)) for n in names])
+        f.seek(-17, io.SEEK_END)
+        self.assertEqual(head + f.read(), disk('odd.bin')[:1000] + disk('odd.bin')[-17:])
+
+    def test_fallback_root_reads_the_files_when_the_server_is_gone(self):
+        from dataset import CacheservDataset
+        port = _free_port()
+        p, url = self.start(port)
+        files = ['small/%05d.bin' % i for i in range(6)]
+        ds = CacheservDataset(files, url, transform=sha, fallback_root=ROOT)
+        self.addCleanup(ds.client.close)
+        ds.client.retry_delays = (0.05, 0.05)
+        self.assertEqual(ds[0], disk_sha(files[0]))
+        self.kill(p)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            got = [ds[i] for i in range(len(ds))]
+        self.assertEqual(got, [disk_sha(f) for f in files])
+        self.assertEqual(err.getvalue().count('unreachable'), 1, err.getvalue())
+        self.assertIn(ROOT, err.getvalue())
+        # A range and a listing come from the files too; a path may not leave the root.
+        self.assertEqual(ds.client.read('ranges.bin', offset=5, length=100), disk('ranges.bin')[5:105])
+        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, ds.client.ls())
+        with self.assertRaises(CacheservError) as cm:
+            ds.client.read('../etc/passwd')
+        self.assertEqual(cm.exception.code, 'EACCES')
+        with self.assertRaises(CacheservError) as cm:
+            ds.client.read('nope.bin')
+        self.assertEqual(cm.exception.code, 'ENOENT')
+
+    def test_fallback_root_for_a_server_never_reached(self):
+        from dataset import CacheservDataset
+        url = 'tcp://127.0.0.1:%d' % _free_port()
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            ds = CacheservDataset.from_dir('classes', url, labels=True, fallback_root=ROOT)
+            self.addCleanup(ds.client.close)
+            self.assertEqual(ds.classes, ['cat', 'dog'])
+            self.assertEqual(ds[2], (disk('classes/dog/c.bin'), 1))
+        self.assertIn('unreachable', err.getvalue())
+        with self.assertRaises(CacheservError) as cm:
+            Client(url).read('one.bin')
+        self.assertEqual(cm.exception.code, 'ECONNECT', 'without fallback_root, the error as before')
 
 
 # --- runner -----------------------------------------------------------------

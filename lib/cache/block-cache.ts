@@ -24,6 +24,24 @@ export interface BlockCacheOptions {
   policy?: PolicyName
 }
 
+/** What one block lookup is for (see BlockCache.block). */
+export interface BlockUse {
+  /** Counts the blocks that came from the disk now. */
+  tally?: { fromDisk: number }
+  /** Bytes of the block the caller serves to a reader. Default: the whole block. */
+  bytes?: number
+  /** Not a read (warm): counted in neither hits nor misses. Default false. */
+  uncounted?: boolean
+}
+
+/**
+ * The counters. A lookup by a read is a hit when it needs no disk read of its
+ * own (the block is cached, or another request's disk read of it is under
+ * way), else a miss; hitBytes and missBytes count the bytes of the block the
+ * read serves (its range), not the whole block. So hitBytes + missBytes is
+ * the file data reads took from blocks, resends included, which is what
+ * bytesServed counts once it is sent. Warm's lookups are not counted there.
+ */
 export interface CacheStats {
   hits: number
   misses: number
@@ -57,30 +75,36 @@ export class BlockCache {
 
   /**
    * Block `index` of `file`: from RAM when cached, else one disk read shared by
-   * all who ask. `tally.fromDisk` counts the blocks that came from the disk now.
+   * all who ask. `use.tally.fromDisk` counts the blocks that came from the disk
+   * now; `use.bytes` is how many of its bytes the caller serves (the counters).
    */
-  block(file: OpenFile, index: number, tally?: { fromDisk: number }): Promise<Buffer> {
+  block(file: OpenFile, index: number, use: BlockUse = {}): Promise<Buffer> {
     const key = `${file.key}#${index}`
+    const counted = !use.uncounted
+    const served = (b: Buffer) => (use.bytes === undefined ? b.length : Math.min(use.bytes, b.length))
     const hit = this.#lru.get(key)
     if (hit) {
-      this.#stats.hits++
-      this.#stats.hitBytes += hit.length
+      if (counted) {
+        this.#stats.hits++
+        this.#stats.hitBytes += served(hit)
+      }
       return Promise.resolve(hit)
     }
-    if (tally) tally.fromDisk++
+    if (use.tally) use.tally.fromDisk++
     const pending = this.#inflight.get(key)
     if (pending) {
-      this.#stats.hits++
+      // Single-flight: no disk read of its own, so a hit; its bytes count once they are there.
+      if (counted) this.#stats.hits++
       return pending.then((b) => {
-        this.#stats.hitBytes += b.length
+        if (counted) this.#stats.hitBytes += served(b)
         return b
       })
     }
-    this.#stats.misses++
+    if (counted) this.#stats.misses++
     const read = this.#readBlock(file, index).then(
       (buf) => {
         this.#inflight.delete(key)
-        this.#stats.missBytes += buf.length
+        if (counted) this.#stats.missBytes += served(buf)
         this.#lru.set(key, buf)
         return buf
       },
@@ -95,16 +119,18 @@ export class BlockCache {
 
   /**
    * Blocks `first`..`last` of this version of a file if every one is cached
-   * (each counted as a hit), else null and nothing is counted.
+   * (each counted as a hit, its bytes within `from`..`end` as hitBytes), else
+   * null and nothing is counted.
    */
-  cachedBlocks(file: { key: string }, first: number, last: number): Buffer[] | null {
+  cachedBlocks(file: { key: string }, first: number, last: number, from = 0, end = Infinity): Buffer[] | null {
     for (let i = first; i <= last; i++) if (!this.#lru.has(`${file.key}#${i}`)) return null
     const blocks: Buffer[] = []
     for (let i = first; i <= last; i++) {
       const block = this.#lru.get(`${file.key}#${i}`)
       if (!block) return null // cannot happen after has(); never serve a hole
+      const base = i * this.blockSize
       this.#stats.hits++
-      this.#stats.hitBytes += block.length
+      this.#stats.hitBytes += Math.max(0, Math.min(end, base + block.length) - Math.max(from, base))
       blocks.push(block)
     }
     return blocks

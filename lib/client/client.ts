@@ -14,9 +14,15 @@
  * next frame, and each request that lost a frame finds out from the gap.
  * A request whose last frames were lost sees no gap: when the connection
  * goes quiet while requests wait, every one of them is asked again.
+ *
+ * When a connection dies under requests that are safe to repeat (read, stat,
+ * ls, stats), they are sent again on a new one after a short wait, a few
+ * times (ConnectOptions.retryDelays); a read that had delivered bytes asks
+ * for the rest only, from the same version of the file.
  */
 import createDebug from '../debug.js'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { ServerStats } from '../server/server.js'
 import { constants as bufferConstants } from 'node:buffer'
 import net from 'node:net'
@@ -49,6 +55,16 @@ const MAX_TICK = 60_000
 const UPLOADS_PER_CONNECTION = 8
 
 const EMPTY = Buffer.alloc(0)
+
+/** Waits (ms) before each new attempt of a request the connection died under: 4 more attempts over 4.4 s. */
+export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
+
+/**
+ * Requests sent again when their connection dies: they change nothing on the
+ * server. Not write (the bytes would be stored twice, or half), nor warm and
+ * evict (a second run reports what it did, not what the first one did).
+ */
+const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats'])
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -128,6 +144,24 @@ export interface ConnectOptions {
   faults?: CorruptOptions
   /** Token for a server that needs one. Default: $CACHESERV_TOKEN. */
   token?: string
+  /**
+   * When the connection dies (ECLOSED) or the server shuts down (ESHUTDOWN)
+   * before a read, stat, ls or stats is answered, it is sent again on a new
+   * connection after each of these waits (ms) in turn, until one attempt
+   * gets an answer; then it fails with the last attempt's error. Default
+   * [100, 300, 1000, 3000]; [] turns retrying off.
+   */
+  retryDelays?: readonly number[]
+}
+
+/** One read as its consumer sees it, over however many attempts it takes. */
+export interface ReadHandle {
+  /** What the first START announced. */
+  readonly info: ReadInfo | null
+  /** NACKs sent, over every attempt. */
+  readonly nacks: number
+  /** The consumer left: stop the read (on the server too), and make no new attempt. */
+  release(): void
 }
 
 export interface ClientStats {
@@ -442,15 +476,13 @@ export class Client {
 
   /** Read a file (or a range of it) as a stream of exactly its bytes. */
   read(path: string, opts: ReadOptions = {}): ReadStream {
-    const id = this.#allocId()
-    const slot: Slot = { link: null, released: false }
-    const stream = new ReadStream(id, this.#control(id, slot), opts.highWaterMark)
-    if (this.#closed) {
-      process.nextTick(() => stream.destroy(this.#closed!))
+    const closed = this.#closed
+    if (closed) {
+      const stream = new ReadStream(() => ({ info: null, nacks: 0, release() {} }), opts.highWaterMark)
+      process.nextTick(() => stream.destroy(closed))
       return stream
     }
-    this.#begin(id, slot, stream.handler, 'read', { path, offset: opts.offset, length: opts.length })
-    return stream
+    return new ReadStream((sink) => this.#readWith(path, opts, sink), opts.highWaterMark)
   }
 
   /** Read a whole file (or range) into one Buffer: allocated once START says the length, filled page by page. */
@@ -496,11 +528,89 @@ export class Client {
     })
   }
 
-  #readWith(path: string, opts: ReadOptions, sink: ReadSink): void {
-    if (this.#closed) return sink.fail(this.#closed)
-    const id = this.#allocId()
-    const slot: Slot = { link: null, released: false }
-    this.#begin(id, slot, new ReadReceiver(id, this.#control(id, slot), sink), 'read', { path, offset: opts.offset, length: opts.length })
+  /**
+   * Run a read into `sink`. When its connection dies (#retryable), it is sent
+   * again after the next retry delay: the whole read if START had not
+   * arrived, else the rest of it (from the byte the sink reached), which must
+   * come from the version START announced (the same size and mtimeMs), or
+   * the read fails with ECHANGED. No byte reaches the sink twice. An attempt
+   * that delivered bytes starts the count of retry delays again.
+   */
+  #readWith(path: string, opts: ReadOptions, sink: ReadSink): ReadHandle {
+    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    let info: ReadInfo | null = null
+    let delivered = 0
+    let attempt = 0
+    let nacks = 0
+    let receiver: ReadReceiver | null = null
+    let released = false
+    let timer: NodeJS.Timeout | null = null
+    const start = () => {
+      timer = null
+      if (released) return
+      if (this.#closed) return sink.fail(this.#closed)
+      if (receiver) nacks += receiver.nacks
+      const first = info
+      const from = delivered
+      const id = this.#allocId()
+      const slot: Slot = { link: null, released: false }
+      const args = first ? { path, offset: first.offset + delivered, length: first.length - delivered } : { path, offset: opts.offset, length: opts.length }
+      receiver = new ReadReceiver(id, this.#control(id, slot), {
+        info: (i) => {
+          if (!first) {
+            info = i
+            return sink.info(i)
+          }
+          if (i.size !== first.size || i.mtimeMs !== first.mtimeMs || i.length !== first.length - delivered) {
+            throw error('ECHANGED', `${path} changed on the server while the read was resumed on a new connection (${first.size} bytes, mtime ${first.mtimeMs} before; ${i.size} bytes, mtime ${i.mtimeMs} now)`)
+          }
+        },
+        data: (views, resume) => {
+          for (const v of views) delivered += v.length
+          return sink.data(views, resume)
+        },
+        end: () => sink.end(),
+        fail: (err) => {
+          if (released) return
+          // An attempt that brought bytes was a success as far as it went: the count starts again.
+          if (delivered > from) attempt = 0
+          if (attempt < delays.length && this.#retryable(err, slot)) {
+            debug('read %s failed (%s): again in %d ms from byte %d', path, err.message, delays[attempt], delivered)
+            timer = setTimeout(start, delays[attempt++])
+            return
+          }
+          sink.fail(err)
+        },
+      })
+      this.#begin(id, slot, receiver, 'read', args)
+    }
+    start()
+    return {
+      get info() {
+        return info
+      },
+      get nacks() {
+        return nacks + (receiver?.nacks ?? 0)
+      },
+      release: () => {
+        released = true
+        if (timer) clearTimeout(timer)
+        timer = null
+        receiver?.release()
+      },
+    }
+  }
+
+  /**
+   * Whether a request that failed with `err` may be sent again: its
+   * connection died (ECLOSED) or its server is shutting down (ESHUTDOWN;
+   * that connection takes no new request then), and the client is not closed.
+   */
+  #retryable(err: Error, slot: Slot): boolean {
+    if (this.#closed) return false
+    const code = (err as CacheservError).code
+    if (code === 'ESHUTDOWN' && slot.link) slot.link.ended ??= err
+    return code === 'ECLOSED' || code === 'ESHUTDOWN'
   }
 
   /** Entries of a directory under the root, sorted by name. */
@@ -646,11 +756,32 @@ export class Client {
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
   request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closed)
+    if (!REPEATABLE.has(op)) return this.#requestOnce<T>(op, args, onProgress).promise
+    return this.#requestRetrying<T>(op, args, onProgress)
+  }
+
+  /** A repeatable request, sent again after each retry delay while its connection dies under it. */
+  async #requestRetrying<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): Promise<T> {
+    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    for (let attempt = 0; ; attempt++) {
+      const { promise, slot } = this.#requestOnce<T>(op, args, onProgress)
+      try {
+        return await promise
+      } catch (err) {
+        if (attempt >= delays.length || !this.#retryable(err as Error, slot)) throw err
+        debug('%s failed (%s): again in %d ms', op, (err as Error).message, delays[attempt])
+        await sleep(delays[attempt])
+        if (this.#closed) throw this.#closed
+      }
+    }
+  }
+
+  #requestOnce<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): { promise: Promise<T>; slot: Slot } {
     const id = this.#allocId()
     const slot: Slot = { link: null, released: false }
     const req = new ResultRequest<T>(this.#control(id, slot), { onProgress })
     this.#begin(id, slot, req, op, args)
-    return req.promise
+    return { promise: req.promise, slot }
   }
 
   /** Requests still waiting for their end (on the current connection, or for the next one to open). */

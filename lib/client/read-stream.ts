@@ -1,25 +1,23 @@
 /**
  * A read request as a Readable of exactly the requested bytes (see
- * ReadReceiver for what is checked). Each page is copied out of the
+ * ReadReceiver for what is checked, Client for how a read goes on after its
+ * connection died). Each page is copied out of the
  * client's reused receive buffer into a Buffer of the stream's own.
  */
 import { Readable } from 'node:stream'
-import type { FrameHandler, RequestControl } from './handlers.js'
-import { type ReadInfo, ReadReceiver } from './read-receiver.js'
+import type { ReadHandle } from './client.js'
+import type { ReadInfo, ReadSink } from './read-receiver.js'
 
 export type { ReadInfo } from './read-receiver.js'
 
 export class ReadStream extends Readable {
-  readonly id: number
-  /** Routes this request's frames. */
-  readonly handler: FrameHandler
-  #receiver: ReadReceiver
+  #read: ReadHandle
   #held: (() => void) | null = null
 
-  constructor(id: number, control: RequestControl, highWaterMark = 1024 * 1024) {
+  /** `open` starts the read into the sink it is given (see Client.read). */
+  constructor(open: (sink: ReadSink) => ReadHandle, highWaterMark = 1024 * 1024) {
     super({ highWaterMark })
-    this.id = id
-    this.#receiver = new ReadReceiver(id, control, {
+    this.#read = open({
       info: (info) => this.emit('info', info),
       data: (views, resume) => {
         let more = true
@@ -35,17 +33,16 @@ export class ReadStream extends Readable {
       end: () => this.push(null),
       fail: (err) => this.destroy(err),
     })
-    this.handler = this.#receiver
   }
 
   /** What the server announced before the bytes (START frame). */
   get info(): ReadInfo | null {
-    return this.#receiver.info
+    return this.#read?.info ?? null
   }
 
   /** NACKs this read has sent. */
   get nacks(): number {
-    return this.#receiver.nacks
+    return this.#read.nacks
   }
 
   override _read(): void {
@@ -56,7 +53,8 @@ export class ReadStream extends Readable {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     // Destroyed by the consumer before the end (e.g. `| head -c 10`): stop the server too.
-    this.#receiver.release()
+    // (Unset when the read failed while it started: nothing to stop.)
+    this.#read?.release()
     const held = this.#held
     this.#held = null
     held?.()

@@ -71,7 +71,7 @@ function fromCache(file: KnownFile, path: string, offset: number, length: number
   const first = Math.floor(from / bs)
   const last = Math.ceil(end / bs) - 1
   if (last - first + 1 > MAX_PINNED_BLOCKS) return null
-  const cached = last >= first ? ctx.cache.cachedBlocks(file, first, last) : []
+  const cached = last >= first ? ctx.cache.cachedBlocks(file, first, last, from, end) : []
   if (!cached) return null
   const parts: Part[] = []
   if (!resume || resume.seq === 0) parts.push(start(file, offset, end))
@@ -96,9 +96,9 @@ async function* blocks(file: OpenFile, offset: number, end: number, ctx: Command
   const bs = ctx.cache.blockSize
   const last = Math.ceil(end / bs) - 1
   for (let index = Math.floor(offset / bs); index <= last; index++) {
-    const block = await ctx.cache.block(file, index, tally)
     const base = index * bs
     const from = Math.max(offset - base, 0)
+    const block = await ctx.cache.block(file, index, { tally, bytes: Math.max(0, Math.min(end - base, bs) - from) })
     const to = Math.min(end - base, block.length)
     if (to > from) yield { kind: 'data', chunk: block.subarray(from, to) }
   }

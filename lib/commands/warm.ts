@@ -61,7 +61,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
         budget -= missing
         const blocks = Math.ceil(file.size / ctx.cache.blockSize)
         try {
-          for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i)
+          for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true })
         } catch (err) {
           // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
           if ((err as { code?: string }).code !== 'ECHANGED') throw err

@@ -120,10 +120,11 @@ describe('reconnect after the server closed an idle connection', () => {
     assert.equal(server.stats().totalConnections, 2)
   })
 
-  test('a server that is gone fails each request with ECLOSED at once, without retrying', async (t) => {
+  test('with retrying off, a server that is gone fails each request with ECLOSED at once', async (t) => {
     const { server, url, root } = await startServer(t, { idleTimeout: IDLE })
     writeFile(root, 'a.bin', 10)
-    const client = await connectTo(t, url)
+    const client = await connect(url, { retryDelays: [] })
+    t.after(() => client.close())
     await client.stat('a.bin')
     await server.close()
     await sleep(50)
@@ -142,7 +143,7 @@ describe('reconnect after the server closed an idle connection', () => {
     assert.equal(client.pending, 0)
   })
 
-  test('a request in flight when the connection dies fails with ECLOSED, and is not sent again', async (t) => {
+  test('with retrying off, a request in flight when the connection dies fails with ECLOSED, and is not sent again', async (t) => {
     let connections = 0
     const lines: string[] = []
     const hello = Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 262144 }), ChecksumId.crc32))
@@ -155,7 +156,8 @@ describe('reconnect after the server closed an idle connection', () => {
         socket.destroy()
       })
     })
-    const client = await connectTo(t, url)
+    const client = await connect(url, { retryDelays: [] })
+    t.after(() => client.close())
     await assert.rejects(client.stat('a.bin'), { code: 'ECLOSED' })
     await sleep(100)
     assert.equal(connections, 1)
@@ -165,10 +167,23 @@ describe('reconnect after the server closed an idle connection', () => {
     assert.equal(connections, 2)
   })
 
-  test('a read held by its consumer when the idle timeout cuts it fails; the next request works', async (t) => {
+  test('a read held by its consumer when the idle timeout cuts it resumes on a new connection, every byte once', async (t) => {
     const { server, url, root } = await startServer(t, { idleTimeout: IDLE })
     const data = writeFile(root, 'big.bin', 16 * 1024 * 1024)
     const client = await connectTo(t, url)
+    const stream = client.read('big.bin', { highWaterMark: 64 * 1024 })
+    assert.ok(await poll(() => server.stats().bytesServed > 0 && server.stats().connections === 0), 'the server cut the held connection')
+    const { bytes, error } = await drain(stream)
+    assert.equal(error, null)
+    assert.ok(bytes.equals(data))
+    assert.ok(server.stats().totalConnections >= 2)
+  })
+
+  test('with retrying off, a read held by its consumer when the idle timeout cuts it fails; the next request works', async (t) => {
+    const { server, url, root } = await startServer(t, { idleTimeout: IDLE })
+    const data = writeFile(root, 'big.bin', 16 * 1024 * 1024)
+    const client = await connect(url, { retryDelays: [] })
+    t.after(() => client.close())
     const stream = client.read('big.bin', { highWaterMark: 64 * 1024 })
     // Nobody reads the stream: the connection is held, no byte moves, and the server cuts it.
     assert.ok(await poll(() => server.stats().bytesServed > 0 && server.stats().connections === 0), 'the server cut the held connection')

@@ -50,13 +50,46 @@ describe('stats', () => {
     assert.equal(s.misses, 4, 'one miss per block on first touch')
     assert.equal(s.hits, 3 + 3 + 1, 'every later block lookup is a hit')
     assert.equal(s.missBytes, a.length + b.length)
-    assert.equal(s.hitBytes, 2 * a.length + b.length)
-    assert.equal(s.hitBytes + s.missBytes, read - range.length + b.length, 'lookups count whole blocks')
+    assert.equal(s.hitBytes, 2 * a.length + range.length, 'a range counts its own bytes, not its whole block')
+    assert.equal(s.hitBytes + s.missBytes, s.bytesServed, 'every byte served came from a hit or a miss')
     assert.ok(s.diskReads >= s.misses, `diskReads ${s.diskReads} < misses ${s.misses}`)
     assert.equal(s.cacheBytes, a.length + b.length)
     assert.equal(s.entries, 4)
     assert.equal(s.evictions, 0)
     assert.equal(s.nacks, 0)
+  })
+
+  test('range reads and shared disk reads count the bytes served, never more', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const data = writeFile(root, 'big.bin', 4 * MiB)
+    const clients = await Promise.all(Array.from({ length: 4 }, () => connect(url)))
+    t.after(() => Promise.all(clients.map((c) => c.close())))
+    // Four readers of the same cold file at once: one disk read per block, shared (single-flight).
+    const got = await Promise.all(clients.map((c) => c.readFile('big.bin')))
+    for (const g of got) assert.ok(g.equals(data))
+    // Small ranges of a cached 1 MiB block, as a seekable reader fetches them.
+    let ranges = 0
+    for (let i = 0; i < 16; i++) ranges += (await clients[0].readFile('big.bin', { offset: i * 4096 + 5, length: 1000 })).length
+    const s = server.stats()
+    assert.equal(s.misses, 4)
+    assert.equal(s.missBytes, data.length)
+    assert.equal(s.hits, 12 + 16)
+    assert.equal(s.hitBytes, 3 * data.length + ranges)
+    assert.equal(s.bytesServed, 4 * data.length + ranges)
+    assert.equal(s.hitBytes + s.missBytes, s.bytesServed)
+  })
+
+  test('warm loads blocks without counting them as hits or misses', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const data = writeFile(root, 'w.bin', 2 * MiB + 1)
+    const client = await connectTo(t, url)
+    await client.warm('w.bin')
+    let s = server.stats()
+    assert.equal(s.cacheBytes, data.length)
+    assert.deepEqual([s.hits, s.misses, s.hitBytes, s.missBytes], [0, 0, 0, 0])
+    assert.ok((await client.readFile('w.bin')).equals(data))
+    s = server.stats()
+    assert.deepEqual([s.hits, s.misses, s.hitBytes, s.missBytes, s.bytesServed], [3, 0, data.length, 0, data.length])
   })
 
   test('evictions count blocks pushed out when the cache is over its limit', async (t) => {

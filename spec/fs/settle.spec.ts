@@ -61,5 +61,7 @@ describe('Settle', () => {
     const writer = setInterval(() => writeFileSync(path, `v${++n}`), 20)
     t.after(() => clearInterval(writer))
     await assert.rejects(new Settle(100).wait(fh, await fh.stat({ bigint: true }), 'f'), { code: 'ECHANGED' })
+    // Stopped here: the after hooks remove the directory first, and a write between would fail (ENOENT).
+    clearInterval(writer)
   })
 })

@@ -5,10 +5,11 @@
  * the environment, and fails with its output when it fails.
  */
 import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { run } from '../helpers/cli.js'
+import { run, SERVER_BIN } from '../helpers/cli.js'
 import { faultyProxy } from '../helpers/faulty-proxy.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
@@ -53,6 +54,12 @@ test('the Python client passes its tests against real servers', { timeout: 300_0
   for (const [name, size] of Object.entries(FILES)) writeFile(root, name, size)
   for (let i = 0; i < 300; i++) writeFile(root, `small/${String(i).padStart(5, '0')}.bin`, (i * 97) % 5000)
   for (let i = 0; i < 5; i++) writeFile(root, `warmdir/w${i}.bin`, 100_000 + i * 1000)
+  // An ImageFolder tree for the dataset example, and a directory with no file in it.
+  writeFile(root, 'classes/cat/a.bin', 1000)
+  writeFile(root, 'classes/cat/sub/b.bin', 2000)
+  writeFile(root, 'classes/dog/c.bin', 3000)
+  writeFile(root, 'classes/top.bin', 10)
+  mkdirSync(join(root, 'emptydir', 'nothing'), { recursive: true })
 
   const main = await startServer(t, { root, cacheSize: 2 * MiB })
   const md5 = await startServer(t, { root, checksum: 'md5', cacheSize: 64 * MiB })
@@ -72,6 +79,8 @@ test('the Python client passes its tests against real servers', { timeout: 300_0
       PYTHONUNBUFFERED: '1',
       CACHESERV_SERVER: main.url,
       CACHESERV_TEST_ROOT: root,
+      CACHESERV_TEST_NODE: process.execPath,
+      CACHESERV_TEST_SERVER_BIN: SERVER_BIN,
       CACHESERV_TEST_FILES: JSON.stringify(FILES),
       CACHESERV_TEST_SERVER: main.url,
       CACHESERV_TEST_MD5_SERVER: md5.url,

@@ -195,6 +195,26 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
     })
   }
 
+  test("the server killed while the client waits between members: Python's tarfile fails instead of ending quietly", async (t) => {
+    const root = tempDir(t)
+    const paths: string[] = []
+    for (let i = 0; i < 10; i++) {
+      paths.push(`d/${i}.bin`)
+      writeFile(root, paths[i], 3000 + i)
+    }
+    // A read of a file changed within --settle waits: the client sits between members, all written.
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--settle', '3'])
+    await new Promise((resolve) => setTimeout(resolve, 3100))
+    writeFile(root, 'd/9.bin', 3009)
+    const p = pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [READER])
+    await until(() => p.out().includes('\n'), () => `python printed ${JSON.stringify(p.out())}; stderr ${p.err()}`)
+    process.kill(server.child.pid!, 'SIGKILL')
+    const code = await p.closed
+    assert.deepEqual(p.out().trim().split('\n').map((l) => l.split(' ')[0]), paths.slice(0, 9))
+    assert.notEqual(code, 0, `python must not succeed on a cut archive; stderr: ${p.err()}`)
+    assert.match(p.err(), /tarfile\.ReadError/)
+  })
+
   test('tar --list starts archiving before the list has ended: the first member comes out while the last paths are not yet written', async (t) => {
     const { url, root } = await startServer(t)
     const paths: string[] = []

@@ -49,7 +49,7 @@ import time
 import zlib
 from collections import deque
 
-__all__ = ['Client', 'RemoteFile', 'CacheservError', 'parse_address', 'DEFAULT_ADDRESS', 'PROTOCOL_VERSION']
+__all__ = ['Client', 'RemoteFile', 'CacheservError', 'iter_tar', 'TAR_MANIFEST', 'parse_address', 'DEFAULT_ADDRESS', 'PROTOCOL_VERSION']
 __version__ = '0.1.0'
 
 DEFAULT_ADDRESS = 'tcp://127.0.0.1:7070'
@@ -1355,3 +1355,66 @@ class RemoteFile(io.RawIOBase):
 
     def __repr__(self):
         return '<cacheserv RemoteFile %r size=%d>' % (self.name, self._size)
+
+
+# --- tar streams ------------------------------------------------------------
+
+#: The last member of an archive that ``cacheserv-pipe-client tar`` completed.
+TAR_MANIFEST = '.cacheserv-manifest.json'
+
+
+def iter_tar(fileobj, check=True):
+    """Yield ``(name, data)`` for every file of a tar stream, in order, reading
+    ``fileobj`` sequentially (``sys.stdin.buffer`` under
+    ``cacheserv-pipe-client tar DIR | python ...``, or any file object).
+
+    With ``check`` (the default) the stream must end with the manifest that
+    ``cacheserv-pipe-client tar`` writes after the last file of a complete
+    archive (``.cacheserv-manifest.json``: the number of files, their bytes and
+    a sha256 digest over every file's name, size and sha256, in order); the
+    manifest itself is not yielded. When the stream is cut short (the client
+    or the server died, a member was lost) or does not match its manifest,
+    ``CacheservError('ECORRUPT')`` is raised once the end is reached: the files
+    yielded so far must then be taken as not delivered. Only when the loop has
+    ended without an error was the whole archive received. ``check=False``
+    reads a plain archive (``tar --no-manifest``), yielding every file.
+    """
+    import tarfile
+
+    digest = hashlib.sha256()
+    files = 0
+    size = 0
+    manifest = None
+    try:
+        with tarfile.open(fileobj=fileobj, mode='r|') as tar:
+            for member in tar:
+                if manifest is not None:
+                    raise CacheservError('ECORRUPT', 'the tar stream goes on after its manifest (%s)' % member.name)
+                if not member.isfile():
+                    continue
+                data = tar.extractfile(member).read()
+                if check and member.name == TAR_MANIFEST:
+                    manifest = data
+                    continue
+                files += 1
+                size += len(data)
+                digest.update(b'%s\0%d\0%s\n' % (
+                    member.name.encode('utf-8', 'surrogateescape'), len(data),
+                    hashlib.sha256(data).hexdigest().encode('ascii')))
+                yield member.name, data
+    except tarfile.TarError as e:
+        raise CacheservError('ECORRUPT', 'the tar stream is broken or cut short: %s' % e) from e
+    if not check:
+        return
+    if manifest is None:
+        raise CacheservError('ECORRUPT', 'the tar stream ended without its manifest (%s): it is incomplete, '
+                             'or was not written by cacheserv-pipe-client tar' % TAR_MANIFEST)
+    try:
+        m = json.loads(manifest.decode('utf-8'))
+        want = (m['version'], m['files'], m['bytes'], m['sha256'])
+    except (ValueError, KeyError, TypeError) as e:
+        raise CacheservError('ECORRUPT', 'the tar manifest is unreadable: %s' % e) from e
+    got = (1, files, size, digest.hexdigest())
+    if want != got:
+        raise CacheservError('ECORRUPT', 'the tar stream does not match its manifest: %d files, %d bytes, '
+                             'sha256 %s received; the manifest says %r' % (files, size, got[3], m))

@@ -77,9 +77,12 @@ export const CLIENT = {
     { name: 'evict', description: 'drop a file or a tree from the cache; without a path, everything', arguments: [PATH], options: [] },
     {
       name: 'tar',
-      description: 'write files as a POSIX tar stream to stdout, in order (a directory tree, or the paths listed in a file)',
+      description: 'write files as a POSIX tar stream to stdout, in order (a directory tree, or the paths listed in a file), ending with a manifest member when complete',
       arguments: [{ name: 'dir', description: 'directory relative to the served root (default: everything)', default: '' }],
-      options: [{ flags: '--list <file>', description: 'read the paths to archive from this file, one a line ("-" for stdin)' }],
+      options: [
+        { flags: '--list <file>', description: 'read the paths to archive from this file, one a line ("-" for stdin); archiving starts with the first path' },
+        { flags: '--no-manifest', description: 'write a plain archive, without the final .cacheserv-manifest.json member that marks it complete' },
+      ],
     },
     {
       name: 'write',

@@ -69,10 +69,10 @@ const ACTIONS: Record<CommandName, Action> = {
 
   async tar(client, [dir], o) {
     const { tarFiles } = await import('./tar-files.js')
-    const files = await tarFiles(client, dir!, o.list as string | undefined)
+    const files = tarFiles(client, dir!, o.list as string | undefined)
     const { writeTar } = await import('./tar.js')
     try {
-      await writeTar(client, files, stdoutSink())
+      await writeTar(client, files, stdoutSink(), { manifest: o.noManifest !== true })
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err
     }

@@ -1,23 +1,31 @@
-/** The files `tar` archives: a tree on the server, or the paths listed in a file. Loaded by `tar` only. */
-import { readFile } from 'node:fs/promises'
+/**
+ * The files `tar` archives, in order, as they become known: a tree on the
+ * server (walked one directory at a time), or the paths listed in a file or
+ * on stdin (read line by line, so the archive starts with the first path).
+ * Loaded by `tar` only.
+ */
+import { createReadStream } from 'node:fs'
+import { createInterface } from 'node:readline'
 import type { Client } from '../client/client.js'
-import { listTree, type RemoteFile } from '../client/tree.js'
-import { error } from '../errors.js'
+import { walkTree } from '../client/tree.js'
+import type { TarFile } from './tar.js'
 
-export async function tarFiles(client: Client, dir: string, list: string | undefined): Promise<RemoteFile[]> {
-  return list === undefined ? listTree(client, dir) : listed(client, list)
+export function tarFiles(client: Client, dir: string, list: string | undefined): AsyncIterable<TarFile> {
+  return list === undefined ? walkTree(client, dir) : listed(list)
 }
 
-/** Paths listed in a file (or stdin), one a line, with their sizes from the server (stat, pipelined). */
-async function listed(client: Client, list: string): Promise<RemoteFile[]> {
-  const text = list === '-' ? await new Promise<string>((resolve, reject) => {
-    let s = ''
-    process.stdin.setEncoding('utf8').on('data', (c: string) => (s += c)).on('end', () => resolve(s)).on('error', reject)
-  }) : await readFile(list, 'utf8')
-  const paths = text.split('\n').map((l) => l.trim()).filter((l) => l !== '')
-  const sizes = await Promise.all(paths.map((p) => client.stat(p)))
-  return paths.map((path, i) => {
-    if (sizes[i].type !== 'file') throw error('EISDIR', `${path} in the list is not a file`)
-    return { path, size: sizes[i].size }
-  })
+/** Paths listed one a line. Their sizes are not asked for: each read's START says it. */
+async function* listed(list: string): AsyncGenerator<TarFile> {
+  const input = list === '-' ? process.stdin : createReadStream(list, 'utf8')
+  const lines = createInterface({ input, crlfDelay: Infinity })
+  try {
+    for await (const line of lines) {
+      const path = line.trim()
+      if (path !== '') yield { path }
+    }
+  } finally {
+    lines.close()
+    if (list === '-') process.stdin.destroy() // left unread after a failure, it would keep the process alive
+    else input.destroy()
+  }
 }

@@ -1,76 +1,345 @@
 /**
- * `tar`: files as a POSIX tar stream on stdout (tar-stream writes it), in
- * order, over one connection. Small files are fetched a few ahead (their
- * reads pipelined); a big one is streamed through on its own, so memory stays
- * bounded whatever the sizes. Python reads it with
- * `tarfile.open(fileobj=sys.stdin.buffer, mode='r|')` (the WebDataset way).
+ * `tar`: files as a POSIX tar stream on stdout, in order, over one
+ * connection. Small files are fetched a few ahead (their reads pipelined); a
+ * big one is streamed through at its turn, so memory stays bounded whatever
+ * the sizes. Each member's header is written once its read has started: the
+ * size and mtime are the ones the server's START announced, so no path is
+ * stat'ed first and the archive starts with the first file.
+ *
+ * A complete archive ends with a manifest member (MANIFEST_NAME: member
+ * count, bytes, and a digest over every member's name, size and sha256) and
+ * then the end-of-archive blocks. A failed one has neither: it stops at the
+ * failure, and when that falls between members it ends with a mark (see
+ * truncationMark) that makes readers which take a stream ending between
+ * members for a whole archive fail. Python reads the stream with
+ * `tarfile.open(fileobj=sys.stdin.buffer, mode='r|')` (the WebDataset way),
+ * or with `iter_tar` of the Python client, which checks the manifest.
  */
-import tar from 'tar-stream'
+import { once } from 'node:events'
+import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import type { Client } from '../client/client.js'
-import type { ReadInfo } from '../client/read-stream.js'
-import type { RemoteFile } from '../client/tree.js'
+import type { ReadInfo, ReadStream } from '../client/read-stream.js'
 import { error } from '../errors.js'
+import { END_OF_ARCHIVE, memberHeader, padding, truncationMark } from './tar-format.js'
+
+/** The last member of a complete archive. */
+export const MANIFEST_NAME = '.cacheserv-manifest.json'
+
+/** A file to archive; `size` when already known (from `ls`), else START tells. */
+export interface TarFile {
+  path: string
+  size?: number
+}
+
+export interface TarOptions {
+  /** End the archive with the manifest member (default true). */
+  manifest?: boolean
+}
 
 /** Files up to this size are fetched ahead, whole. */
 const SMALL = 16 * 1024 * 1024
 const AHEAD_FILES = 8
 const AHEAD_BYTES = 64 * 1024 * 1024
 
-export async function writeTar(client: Client, files: RemoteFile[], out: Writable): Promise<void> {
-  const pack = tar.pack()
-  const sent = pipeline(pack, out)
-  let outErr: Error | null = null
-  sent.catch((err: Error) => (outErr = err)) // awaited below; a reader that left (EPIPE) ends us
-  const ahead: { file: RemoteFile; data: Promise<Buffer> | null }[] = []
-  let next = 0
-  let aheadBytes = 0
-  const refill = () => {
-    while (next < files.length && ahead.length < AHEAD_FILES) {
-      const file = files[next]
-      const small = file.size <= SMALL
-      if (!small && ahead.length > 0) return // a big file waits for its turn, then streams alone
-      if (small && ahead.length > 0 && aheadBytes + file.size > AHEAD_BYTES) return
-      const data = small ? client.readFile(file.path) : null
-      data?.catch(() => {}) // surfaced when its turn comes
-      ahead.push({ file, data })
-      aheadBytes += small ? file.size : 0
-      next++
-      if (!small) return
-    }
-  }
+export async function writeTar(client: Client, files: AsyncIterable<TarFile> | Iterable<TarFile>, out: Writable, opts: TarOptions = {}): Promise<void> {
+  const sink = new TarSink(out)
+  const manifest = opts.manifest === false ? null : new Manifest()
+  const ahead = new Ahead(client, files)
   try {
-    refill()
-    while (ahead.length > 0) {
-      const { file, data } = ahead.shift()!
-      const header = { name: file.path, size: file.size, mode: 0o644, mtime: new Date() }
-      if (data) {
-        const buf = await data
-        aheadBytes -= file.size
-        if (buf.length !== file.size) throw changedSize(file.path)
-        await new Promise<void>((resolve, reject) => {
-          // The callback hears of errors; without a listener the entry would also throw them.
-          pack.entry(header, buf, (err) => (err ? reject(err) : resolve())).on('error', () => {})
-        })
-      } else {
-        // The header already says file.size: another size now (START tells) must fail before a byte goes in.
-        const stream = client.read(file.path)
-        stream.once('info', (info: ReadInfo) => {
-          if (info.size !== file.size) stream.destroy(changedSize(file.path))
-        })
-        await pipeline(stream, pack.entry(header))
+    for (let item = await ahead.next(); item !== null; item = await ahead.next()) {
+      const { file } = item
+      if (manifest && file.path === MANIFEST_NAME) {
+        throw error('EBADREQ', `${file.path} would be taken for the archive's manifest; archive it with --no-manifest`)
       }
-      refill()
+      const fetched = item.data && (await item.data)
+      const hash = createHash('sha256')
+      let info: ReadInfo
+      if (fetched) {
+        info = fetched.info
+        checkSize(file, info)
+        await sink.header(file.path, info)
+        for (const chunk of fetched.chunks) {
+          hash.update(chunk)
+          await sink.data(chunk)
+        }
+        ahead.done(item)
+      } else {
+        // Too big to hold: streamed, its header written once START has said the size.
+        const stream = client.read(file.path)
+        ahead.cancelOnStop(stream)
+        ;[info] = (await once(stream, 'info')) as [ReadInfo]
+        checkSize(file, info)
+        await sink.header(file.path, info)
+        for await (const chunk of stream as AsyncIterable<Buffer>) {
+          hash.update(chunk)
+          await sink.data(chunk)
+        }
+      }
+      await sink.endMember()
+      manifest?.add(file.path, info, hash.digest('hex'))
     }
-    pack.finalize()
-    await sent
+    if (manifest) {
+      const body = manifest.json()
+      await sink.header(MANIFEST_NAME, { length: body.length, mtimeMs: manifest.mtimeMs })
+      await sink.data(body)
+      await sink.endMember()
+    }
+    await sink.finish()
   } catch (err) {
-    pack.destroy(err as Error)
-    throw outErr ?? err
+    ahead.stop()
+    await sink.fail(err as Error)
+    throw sink.outError ?? err
   }
 }
 
-function changedSize(path: string): Error {
-  return error('ECHANGED', `${path} changed size while the archive was written; run it again`)
+function checkSize(file: TarFile, info: ReadInfo): void {
+  if (file.size !== undefined && info.size !== file.size) {
+    throw error('ECHANGED', `${file.path} changed size while the archive was written; run it again`)
+  }
+}
+
+/**
+ * The manifest: `{"version":1,"files":N,"bytes":B,"sha256":HEX}`, where
+ * `sha256` is taken over, for every member in order, its name (UTF-8), a NUL,
+ * its size in decimal, a NUL, the sha256 of its bytes in lowercase hex, and a
+ * newline. Its mtime is the newest member's, so the same files make the same
+ * archive.
+ */
+class Manifest {
+  files = 0
+  bytes = 0
+  mtimeMs = 0
+  #digest = createHash('sha256')
+
+  add(name: string, info: ReadInfo, sha256: string): void {
+    this.files++
+    this.bytes += info.length
+    this.mtimeMs = Math.max(this.mtimeMs, info.mtimeMs)
+    this.#digest.update(`${name}\0${info.length}\0${sha256}\n`)
+  }
+
+  json(): Buffer {
+    return Buffer.from(`${JSON.stringify({ version: 1, files: this.files, bytes: this.bytes, sha256: this.#digest.digest('hex') })}\n`)
+  }
+}
+
+/** Writes the archive's bytes to `out`, with its backpressure, and knows whether it stands between members. */
+class TarSink {
+  outError: Error | null = null
+  #out: Writable
+  #written = 0
+  /** Bytes of the current member still to come; -1 between members. */
+  #inMember = -1
+  #size = 0
+
+  constructor(out: Writable) {
+    this.#out = out
+    out.on('error', (err: Error) => (this.outError ??= err))
+  }
+
+  async header(name: string, info: Pick<ReadInfo, 'length' | 'mtimeMs'>): Promise<void> {
+    await this.#write(memberHeader({ name, size: info.length, mtimeMs: info.mtimeMs }))
+    this.#inMember = info.length
+    this.#size = info.length
+  }
+
+  async data(chunk: Buffer): Promise<void> {
+    this.#inMember -= chunk.length
+    await this.#write(chunk)
+  }
+
+  async endMember(): Promise<void> {
+    if (this.#inMember !== 0) throw error('EINTERNAL', `a tar member got ${this.#size - this.#inMember} bytes of ${this.#size}`)
+    await this.#write(padding(this.#size))
+    this.#inMember = -1
+  }
+
+  async finish(): Promise<void> {
+    await this.#write(END_OF_ARCHIVE)
+    await this.#end()
+  }
+
+  /** Ends a failed stream: no manifest, no end-of-archive blocks, and the truncation mark when it stopped between members. */
+  async fail(err: Error): Promise<void> {
+    if (this.outError) return
+    try {
+      const code = (err as NodeJS.ErrnoException).code
+      if (this.#written > 0 && this.#inMember === -1) await this.#write(truncationMark(code ? `${code}: ${err.message}` : err.message))
+      await this.#end()
+    } catch {
+      // out failed too: outError says how
+    }
+  }
+
+  async #write(buf: Buffer): Promise<void> {
+    if (this.outError) throw this.outError
+    if (buf.length === 0) return
+    this.#written += buf.length
+    if (this.#out.write(buf)) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (err?: Error) => {
+        this.#out.off('drain', done)
+        this.#out.off('error', done)
+        if (err) reject(err)
+        else resolve()
+      }
+      this.#out.on('drain', done)
+      this.#out.on('error', done)
+    })
+  }
+
+  #end(): Promise<void> {
+    return new Promise((resolve, reject) => this.#out.end((err?: Error | null) => (err ? reject(err) : resolve())))
+  }
+}
+
+interface Fetched {
+  info: ReadInfo
+  chunks: Buffer[]
+}
+
+interface Item {
+  file: TarFile
+  /** Bytes counted against AHEAD_BYTES: the size once known, SMALL until then. */
+  reserved: number
+  /** The whole file, fetched ahead; null when it is to be streamed at its turn. */
+  data: Promise<Fetched | null> | null
+  stream: ReadStream | null
+}
+
+/**
+ * The files in order, each small one's read started as soon as it fits in
+ * the window (AHEAD_FILES files, AHEAD_BYTES bytes). A file whose size is not
+ * known yet counts as SMALL until its START arrives; one that turns out
+ * bigger is cancelled and streamed at its turn. Files are pulled from the
+ * source only as the window has room, so a list fed slowly is archived as it
+ * comes.
+ */
+class Ahead {
+  #client: Client
+  #source: AsyncIterator<TarFile> | Iterator<TarFile>
+  #items: Item[] = []
+  #bytes = 0
+  /** Pulled from the source, waiting for room. */
+  #pending: TarFile | null = null
+  #ended = false
+  #failure: { err: unknown } | null = null
+  #pulling = false
+  #stopped = false
+  #streams = new Set<ReadStream>()
+  #wake: (() => void) | null = null
+
+  constructor(client: Client, files: AsyncIterable<TarFile> | Iterable<TarFile>) {
+    this.#client = client
+    this.#source = Symbol.asyncIterator in files ? files[Symbol.asyncIterator]() : files[Symbol.iterator]()
+  }
+
+  /** The next file, its fetch under way; null after the last. Throws what the source threw, in its place. */
+  async next(): Promise<Item | null> {
+    for (;;) {
+      this.#fill()
+      const item = this.#items.shift()
+      if (item) return item
+      if (this.#failure) throw this.#failure.err
+      if (this.#ended && this.#pending === null) return null
+      await new Promise<void>((resolve) => (this.#wake = resolve))
+    }
+  }
+
+  /** The consumer is through with a fetched item: its bytes leave the window. */
+  done(item: Item): void {
+    this.#bytes -= item.reserved
+    item.reserved = 0
+    if (item.stream) this.#streams.delete(item.stream)
+    this.#fill()
+  }
+
+  cancelOnStop(stream: ReadStream): void {
+    this.#streams.add(stream)
+    stream.once('close', () => this.#streams.delete(stream))
+  }
+
+  /** Cancels every read under way and lets go of the source. */
+  stop(): void {
+    this.#stopped = true
+    for (const s of this.#streams) s.destroy()
+    this.#streams.clear()
+    void Promise.resolve(this.#source.return?.()).catch(() => {})
+  }
+
+  #notify(): void {
+    const wake = this.#wake
+    this.#wake = null
+    wake?.()
+  }
+
+  #room(file: TarFile): boolean {
+    const n = this.#items.length
+    if (n >= AHEAD_FILES) return false
+    if (file.size !== undefined && file.size > SMALL) return true // not fetched ahead: costs nothing until its turn
+    return n === 0 || this.#bytes + (file.size ?? SMALL) <= AHEAD_BYTES
+  }
+
+  #fill(): void {
+    if (this.#pulling || this.#stopped) return
+    this.#pulling = true
+    void this.#pull()
+  }
+
+  async #pull(): Promise<void> {
+    try {
+      while (!this.#stopped) {
+        if (this.#pending === null) {
+          if (this.#ended) break
+          const r = await this.#source.next()
+          if (r.done) {
+            this.#ended = true
+            break
+          }
+          this.#pending = r.value
+        }
+        if (!this.#room(this.#pending!)) break
+        this.#items.push(this.#start(this.#pending!))
+        this.#pending = null
+        this.#notify()
+      }
+    } catch (err) {
+      this.#failure = { err }
+      this.#ended = true
+    } finally {
+      this.#pulling = false
+      this.#notify()
+    }
+  }
+
+  #start(file: TarFile): Item {
+    const item: Item = { file, reserved: 0, data: null, stream: null }
+    if (file.size !== undefined && file.size > SMALL) return item
+    item.reserved = file.size ?? SMALL
+    this.#bytes += item.reserved
+    const stream = this.#client.read(file.path)
+    item.stream = stream
+    this.#streams.add(stream)
+    item.data = new Promise<Fetched | null>((resolve, reject) => {
+      const chunks: Buffer[] = []
+      stream.once('info', (info: ReadInfo) => {
+        if (info.size > SMALL) {
+          // Too big to hold: cancelled here, streamed at its turn.
+          this.done(item)
+          stream.destroy()
+          resolve(null)
+          return
+        }
+        this.#bytes += info.length - item.reserved
+        item.reserved = info.length
+        this.#fill()
+      })
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
+      stream.once('end', () => resolve({ info: stream.info!, chunks }))
+      stream.once('error', reject)
+    })
+    item.data.catch(() => {}) // surfaced when its turn comes
+    return item
+  }
 }

@@ -1,4 +1,4 @@
-/** Every file under a directory on the server, depth first in name order, with sizes (one `ls` per directory). */
+/** Every file under a directory on the server, depth first in name order, with sizes (one `ls` per directory, each when the walk reaches it). */
 import type { Client } from './client.js'
 
 export interface RemoteFile {
@@ -6,13 +6,11 @@ export interface RemoteFile {
   size: number
 }
 
-export async function listTree(client: Client, dir: string): Promise<RemoteFile[]> {
-  const out: RemoteFile[] = []
+export async function* walkTree(client: Client, dir: string): AsyncGenerator<RemoteFile> {
   const base = dir.replace(/^\/+|\/+$/g, '')
   for (const e of await client.ls(base)) {
     const path = base === '' ? e.name : `${base}/${e.name}`
-    if (e.type === 'file') out.push({ path, size: e.size ?? (await client.stat(path)).size })
-    else if (e.type === 'dir') out.push(...(await listTree(client, path)))
+    if (e.type === 'file') yield { path, size: e.size ?? (await client.stat(path)).size }
+    else if (e.type === 'dir') yield* walkTree(client, path)
   }
-  return out
 }

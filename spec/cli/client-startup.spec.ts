@@ -26,15 +26,15 @@ console.log(JSON.stringify(urls))
 `
 
 describe('cacheserv-pipe-client start-up', () => {
-  it('imports neither commander nor the packages of help, sizes, tar or progress bars', async () => {
+  it('imports neither commander nor the packages of help, sizes or progress bars, nor the tar writer', async () => {
     const r = await run(process.execPath, ['--input-type=module', '-e', SCRIPT], { env: { DEBUG: '' } })
     assert.equal(r.code, 0, r.stderr)
     const urls = JSON.parse(r.stdout.toString()) as string[]
     assert.ok(urls.some((u) => u.endsWith('/lib/client/client.js')), 'the hook saw the imports')
-    for (const pkg of ['commander', 'debug', 'filesize-parser', 'filesize', 'cli-progress', 'tar-stream']) {
+    for (const pkg of ['commander', 'debug', 'filesize-parser', 'filesize', 'cli-progress']) {
       assert.ok(!urls.some((u) => u.includes(`/node_modules/${pkg}/`)), `${pkg} is loaded: ${urls.join('\n')}`)
     }
-    for (const mod of ['options', 'help', 'format', 'warm-progress', 'tar', 'tar-files']) {
+    for (const mod of ['options', 'help', 'format', 'warm-progress', 'tar', 'tar-files', 'tar-format']) {
       assert.ok(!urls.some((u) => u.endsWith(`/lib/cli/${mod}.js`)), `lib/cli/${mod}.js is loaded`)
     }
     // Only for --inject-faults, and for md5 pages.

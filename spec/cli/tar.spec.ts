@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict'
-import { describe, test } from 'node:test'
-import { writeFileSync } from 'node:fs'
+import { describe, test, type TestContext } from 'node:test'
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
+import { statSync, utimesSync, writeFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import { connect } from '../../lib/client/client.js'
 import { writeTar } from '../../lib/cli/tar.js'
 import { join } from 'node:path'
-import { CLIENT_BIN, run } from '../helpers/cli.js'
-import { writeFile } from '../helpers/fixtures.js'
+import { CLIENT_BIN, run, startServerProcess } from '../helpers/cli.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
 
 /** Python reads the stream the WebDataset way and prints name, size and sha256 of every member. */
@@ -15,8 +18,49 @@ import hashlib, sys, tarfile
 with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
     for m in t:
         data = t.extractfile(m).read()
-        print(m.name, len(data), hashlib.sha256(data).hexdigest())
+        print(m.name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
 `
+
+/** The Python client's reader: every file as it comes, then "verified" once the manifest matched. */
+const PYTHON_CLIENT = fileURLToPath(new URL('../../../clients/python', import.meta.url))
+const VERIFIER = `
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from cacheserv_client import iter_tar
+for name, data in iter_tar(sys.stdin.buffer):
+    print(name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
+print('verified', flush=True)
+`
+
+const MANIFEST = '.cacheserv-manifest.json'
+
+/** A shell pipeline with its stdin and stdout as pipes, its stdout collected. */
+function pipeline(t: Pick<TestContext, 'after'>, script: string, args: string[] = []): { child: ChildProcessWithoutNullStreams; out: () => string; err: () => string; closed: Promise<number | null> } {
+  const child = spawn('sh', ['-c', script, 'sh', ...args])
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+  const closed = once(child, 'close').then(([code]) => {
+    clearTimeout(timer)
+    return code as number | null
+  })
+  t.after(() => {
+    clearTimeout(timer)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return { child, out: () => out, err: () => err, closed }
+}
+
+/** Resolves once `check()` holds; fails after `ms` saying what was seen. */
+async function until(check: () => boolean, what: () => string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting: ${what()}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
 
 const sha = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest('hex')
 
@@ -32,7 +76,8 @@ describe('cacheserv-pipe-client tar', () => {
     assert.equal(r.code, 0, r.stderr)
     const got = r.stdout.toString().trim().split('\n')
     const expected = await Promise.all(files.map(async ([name, data]) => `${name} ${data.length} ${await sha(data)}`))
-    assert.deepEqual(got, expected)
+    assert.deepEqual(got.slice(0, -1), expected)
+    assert.ok(got.at(-1)!.startsWith(`${MANIFEST} `), `the manifest is the last member, not ${got.at(-1)}`)
   })
 
   test('archives the paths of a --list file, in the order listed', async (t) => {
@@ -43,7 +88,7 @@ describe('cacheserv-pipe-client tar', () => {
     writeFileSync(list, 'd/b.bin\na.bin\n')
     const r = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar --list "${list}" | python3 -c "$0"`, READER], { timeout: 30_000 })
     assert.equal(r.code, 0, r.stderr)
-    assert.deepEqual(r.stdout.toString().trim().split('\n'), [`d/b.bin 7000 ${await sha(b)}`, `a.bin 5000 ${await sha(a)}`])
+    assert.deepEqual(r.stdout.toString().trim().split('\n').slice(0, -1), [`d/b.bin 7000 ${await sha(b)}`, `a.bin 5000 ${await sha(a)}`])
   })
 
   test('a big file whose size changed since it was listed fails with ECHANGED before any of its bytes are archived', async (t) => {
@@ -73,5 +118,167 @@ describe('cacheserv-pipe-client tar', () => {
     assert.equal(r.code, 1)
     assert.match(r.stderr, /ENOENT: /)
     assert.equal(r.stdout.length, 0)
+  })
+
+  test("a complete archive ends with the manifest, and the Python client's iter_tar verifies it", async (t) => {
+    const { url, root } = await startServer(t)
+    const files: [string, Buffer][] = []
+    for (let i = 0; i < 30; i++) files.push([`train/${i}.bin`, writeFile(root, `train/${i}.bin`, 100 + i * 999)])
+    files.sort(([a], [b]) => (a < b ? -1 : 1))
+    const p = pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar train | python3 -c "$1" "$2"`, [VERIFIER, PYTHON_CLIENT])
+    p.child.stdin.end()
+    assert.equal(await p.closed, 0, p.err())
+    const expected = await Promise.all(files.map(async ([name, data]) => `${name} ${data.length} ${await sha(data)}`))
+    assert.deepEqual(p.out().trim().split('\n'), [...expected, 'verified'])
+    // What the manifest says, read by plain tarfile.
+    const m = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar train | python3 -c "$0"`, `
+import json, sys, tarfile
+with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
+    for m in t:
+        data = t.extractfile(m).read()
+    print(m.name, data.decode().strip())
+`])
+    assert.equal(m.code, 0, m.stderr)
+    const [name, json] = m.stdout.toString().trim().split(' ')
+    assert.equal(name, MANIFEST)
+    const manifest = JSON.parse(json) as { version: number; files: number; bytes: number; sha256: string }
+    assert.equal(manifest.version, 1)
+    assert.equal(manifest.files, 30)
+    assert.equal(manifest.bytes, files.reduce((n, [, d]) => n + d.length, 0))
+    const crypto = await import('node:crypto')
+    const digest = crypto.createHash('sha256')
+    for (const [n, d] of files) digest.update(`${n}\0${d.length}\0${await sha(d)}\n`)
+    assert.equal(manifest.sha256, digest.digest('hex'))
+    // --no-manifest: a plain archive.
+    const plain = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar --no-manifest train | python3 -c "$0"`, READER])
+    assert.equal(plain.code, 0, plain.stderr)
+    assert.deepEqual(plain.stdout.toString().trim().split('\n'), expected)
+  })
+
+  for (const reader of ['tarfile', 'iter_tar'] as const) {
+    test(`the server killed mid-archive: Python's ${reader} reading the pipe fails instead of ending quietly`, async (t) => {
+      const root = tempDir(t)
+      const size = 200 * 1024
+      const paths: string[] = []
+      for (let i = 0; i < 60; i++) {
+        paths.push(`d/${String(i).padStart(3, '0')}.bin`)
+        writeFile(root, paths[i], size)
+      }
+      const server = await startServerProcess(t, ['--root', root, '--port', '0'])
+      const go = join(root, 'go')
+      // Python starts reading only once told, so the client has filled the pipe and waits on it.
+      const wait = `import os, time\nwhile not os.path.exists(${JSON.stringify(go)}): time.sleep(0.02)\n`
+      // No pipefail: the pipeline's status is Python's, as in a plain `client tar | python` line.
+      const p = reader === 'tarfile'
+        ? pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [wait + READER])
+        : pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1" "$2"`, [wait + VERIFIER, PYTHON_CLIENT])
+      // The client fetches 8 small files ahead: once the server has sent those, it waits for room.
+      await until(
+        () => {
+          const r = spawnSync(process.execPath, [CLIENT_BIN, '--server', server.url, 'stats', '--json'])
+          return r.status === 0 && (JSON.parse(r.stdout.toString()) as { bytesServed: number }).bytesServed >= 8 * size
+        },
+        () => `the client did not fetch ahead; stderr ${p.err()}`,
+      )
+      process.kill(server.child.pid!, 'SIGKILL')
+      await once(server.child, 'exit')
+      writeFileSync(go, '')
+      const code = await p.closed
+      // Those archived before the kill, in order, and no more.
+      const names = p.out().trim().split('\n').map((l) => l.split(' ')[0])
+      assert.ok(names.length >= 1 && names.length < paths.length, names.join(' '))
+      assert.deepEqual(names, paths.slice(0, names.length))
+      assert.notEqual(code, 0, `python must not succeed on a cut archive; stderr: ${p.err()}`)
+      assert.doesNotMatch(p.out(), /verified/)
+      if (reader === 'tarfile') assert.match(p.err(), /tarfile\.ReadError/)
+      else assert.match(p.err(), /CacheservError: ECORRUPT: /)
+    })
+  }
+
+  test("the server killed while the client waits between members: Python's tarfile fails instead of ending quietly", async (t) => {
+    const root = tempDir(t)
+    const paths: string[] = []
+    for (let i = 0; i < 10; i++) {
+      paths.push(`d/${i}.bin`)
+      writeFile(root, paths[i], 3000 + i)
+    }
+    // A read of a file changed within --settle waits: the client sits between members, all written.
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--settle', '3'])
+    await new Promise((resolve) => setTimeout(resolve, 3100))
+    writeFile(root, 'd/9.bin', 3009)
+    const p = pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [READER])
+    await until(() => p.out().includes('\n'), () => `python printed ${JSON.stringify(p.out())}; stderr ${p.err()}`)
+    process.kill(server.child.pid!, 'SIGKILL')
+    const code = await p.closed
+    assert.deepEqual(p.out().trim().split('\n').map((l) => l.split(' ')[0]), paths.slice(0, 9))
+    assert.notEqual(code, 0, `python must not succeed on a cut archive; stderr: ${p.err()}`)
+    assert.match(p.err(), /tarfile\.ReadError/)
+  })
+
+  test('tar --list starts archiving before the list has ended: the first member comes out while the last paths are not yet written', async (t) => {
+    const { url, root } = await startServer(t)
+    const paths: string[] = []
+    for (let i = 0; i < 2000; i++) {
+      paths.push(`s/${String(i).padStart(4, '0')}.txt`)
+      writeFile(root, paths[i], `file ${i}\n`)
+    }
+    const child = spawn(process.execPath, [CLIENT_BIN, '--server', url, 'tar', '--list', '-'])
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    t.after(() => {
+      clearTimeout(timer)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+    const chunks: Buffer[] = []
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => chunks.push(c))
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+    const closed = once(child, 'close')
+    child.stdin.write(paths.slice(0, 5).join('\n') + '\n')
+    // A header and a data block: the first member, whole.
+    await until(() => Buffer.concat(chunks).length >= 1024, () => `${Buffer.concat(chunks).length} bytes out; stderr ${err}`)
+    assert.equal(Buffer.concat(chunks).subarray(0, 100).toString('latin1').replace(/\0+$/, ''), paths[0])
+    child.stdin.end(paths.slice(5).join('\n') + '\n')
+    const [code] = (await closed) as [number | null]
+    assert.equal(code, 0, err)
+    const check = spawn('python3', ['-c', VERIFIER, PYTHON_CLIENT])
+    let verified = ''
+    check.stdout.on('data', (c: Buffer) => (verified += c.toString()))
+    check.stdin.end(Buffer.concat(chunks))
+    await once(check, 'close')
+    const lines = verified.trim().split('\n')
+    assert.equal(lines.length, 2001)
+    assert.deepEqual(lines.slice(0, -1).map((l) => l.split(' ')[0]), paths)
+    assert.equal(lines.at(-1), 'verified')
+  })
+
+  test("members carry their files' mtimes, from a tree and from a --list", async (t) => {
+    const { url, root } = await startServer(t)
+    const mtimes = new Map<string, number>()
+    for (const [i, name] of ['m/a.bin', 'm/b.bin', 'm/c/d.bin'].entries()) {
+      writeFile(root, name, 2000 * (i + 1))
+      const when = new Date(Date.UTC(2019, i, 10 + i, 8, 30, 15))
+      utimesSync(join(root, name), when, when)
+      mtimes.set(name, Math.floor(statSync(join(root, name)).mtimeMs / 1000))
+    }
+    const big = 'm/z-big.bin' // streamed, not fetched ahead
+    writeFile(root, big, 17 * 1024 * 1024)
+    utimesSync(join(root, big), new Date(Date.UTC(2018, 5, 1)), new Date(Date.UTC(2018, 5, 1)))
+    mtimes.set(big, Math.floor(statSync(join(root, big)).mtimeMs / 1000))
+    const MTIMES = `
+import sys, tarfile
+with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
+    for m in t:
+        if m.name != '${MANIFEST}':
+            print(m.name, m.mtime)
+`
+    const expected = [...mtimes].map(([name, s]) => `${name} ${s}`)
+    const tree = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar m | python3 -c "$0"`, MTIMES], { timeout: 60_000 })
+    assert.equal(tree.code, 0, tree.stderr)
+    assert.deepEqual(tree.stdout.toString().trim().split('\n'), expected)
+    const list = join(root, 'list.txt')
+    writeFileSync(list, [...mtimes.keys()].reverse().join('\n'))
+    const listed = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar --list "${list}" | python3 -c "$0"`, MTIMES], { timeout: 60_000 })
+    assert.equal(listed.code, 0, listed.stderr)
+    assert.deepEqual(listed.stdout.toString().trim().split('\n'), [...expected].reverse())
   })
 })

@@ -1154,6 +1154,8 @@ async function main(): Promise<number> {
     lag.disable()
     await statsClient.close().catch(() => {})
     probeStopped = true
+    // Probes are due once a second from the probe's start (just after t0) until now.
+    const probeSpan = since() - 1
     signalChild(probeProc, 'SIGTERM')
     if (!(await waitExit(probeProc, 7000))) signalChild(probeProc, 'SIGKILL')
 
@@ -1209,7 +1211,6 @@ async function main(): Promise<number> {
     )
     const probeFailed = probes.filter((p) => !p.ok || p.ms > PROBE_LIMIT_MS || p.size !== probeFile.data.length || p.sha !== probeSha)
     const ms = probes.map((p) => p.ms)
-    const probeSpan = since() - 1
     const probesMissing = probes.length < Math.floor(probeSpan * 0.8)
     console.log(
       `probe (own process, 1/s: connect, stat, read 4 KiB): ${probes.length} probes, median ${median(ms)} ms, max ${ms.length ? Math.max(...ms) : NaN} ms; ${probeFailed.length} over ${PROBE_LIMIT_MS} ms or failed${probeFailed.length ? `\n  ${probeFailed.slice(0, 5).map((p) => `t=${p.t.toFixed(0)} s: ${p.ms} ms, ${p.ok ? (p.ms > PROBE_LIMIT_MS ? 'too slow' : `wrong answer (size ${p.size})`) : p.err}`).join('\n  ')}` : ''}${probeExit ? `; probe ${probeExit}` : ''}`,

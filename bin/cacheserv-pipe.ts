@@ -3,7 +3,7 @@
 // Buffers outside the JS heap; a bigger one only held garbage).
 // GLIBC_TUNABLES: malloc asks for transparent huge pages (glibc >= 2.35) and serves blocks up to
 // 4 MiB from its heap rather than one mmap() each (glibc >= 2.26), so the cache sits in 2 MiB
-// pages. A server holding GBs in 4 KiB pages answered 6-11 ms late after idling on our VMs; in
+// pages. A server holding GBs in 4 KiB pages answered 6-11 ms late after idling on a virtual machine; in
 // huge pages it answers as fast as an empty one (npm run bench:wake). Other C libraries ignore
 // it. It replaces any GLIBC_TUNABLES of the caller's: run `node dist/bin/cacheserv-pipe.js` to
 // set your own. Keep this line under 127 bytes: older kernels (< 5.1) cut it there.

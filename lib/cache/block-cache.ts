@@ -7,6 +7,8 @@ import createDebug from '../debug.js'
 import { error } from '../errors.js'
 import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
+import { BlockLease } from './block-lease.js'
+import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
@@ -22,6 +24,8 @@ export interface BlockCacheOptions {
   blockSize?: number
   /** Eviction policy. Default 'tinylfu': scan-resistant, see README. */
   policy?: PolicyName
+  /** Bounds block memory outside the cache: disk reads in progress and leased blocks it does not hold. */
+  memory?: MemoryBudget
 }
 
 /** What one block lookup is for (see BlockCache.block). */
@@ -32,6 +36,16 @@ export interface BlockUse {
   bytes?: number
   /** Not a read (warm): counted in neither hits nor misses. Default false. */
   uncounted?: boolean
+  /** Gives up waiting for memory for a disk read. */
+  signal?: AbortSignal
+  /** The reader's client is not taking its output: its disk read waits behind others' (see MemoryBudget). */
+  later?: () => boolean
+}
+
+/** A leased block: how many leases, and whether its bytes are charged to the memory budget. */
+interface Holding {
+  refs: number
+  charged: boolean
 }
 
 /**
@@ -59,14 +73,76 @@ export class BlockCache {
   readonly blockSize: number
   readonly policy: PolicyName
   #lru: CachePolicy
-  #inflight = new Map<string, Promise<Buffer>>()
+  /** Disk reads under way, and whether each of those waiting on one has stopped reading (see MemoryBudget). */
+  #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[] }>()
   #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0, diskReads: 0 }
+  #memory: MemoryBudget | null
+  /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
+  #held = new Map<Buffer, Holding>()
 
-  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY }: BlockCacheOptions) {
+  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
+    this.#memory = memory ?? null
     // minWindow: TinyLFU's admission window must hold at least one whole block.
-    this.#lru = createPolicy(policy, { limit, minWindow: blockSize, onEvict: () => void this.#stats.evictions++ })
+    this.#lru = createPolicy(policy, {
+      limit,
+      minWindow: blockSize,
+      onEvict: (_key, block) => {
+        this.#stats.evictions++
+        this.#letGo(block)
+      },
+    })
+  }
+
+  /**
+   * Claim `block` (block `index` of `file`, as `block()` gave it) while bytes
+   * of it are being sent. A block outside the cache is charged to the memory
+   * budget until its last lease is released; one in it is charged if it is
+   * evicted meanwhile.
+   */
+  lease(file: { key: string }, index: number, block: Buffer): BlockLease {
+    let h = this.#held.get(block)
+    if (!h) {
+      h = { refs: 0, charged: false }
+      this.#held.set(block, h)
+      if (this.#lru.peek(`${file.key}#${index}`) !== block) this.#charge(h, block)
+    }
+    h.refs++
+    const holding = h
+    return new BlockLease(
+      () => {
+        if (--holding.refs > 0) return
+        this.#held.delete(block)
+        if (holding.charged) this.#memory?.free(block.length)
+      },
+      () => holding.charged,
+    )
+  }
+
+  /** A lease on `bytes` of copied file data (a partial page, say): charged to the memory budget until released. */
+  leaseCopy(bytes: number): BlockLease {
+    this.#memory?.chargeCopy(bytes)
+    return new BlockLease(() => this.#memory?.freeCopy(bytes), () => true)
+  }
+
+  /** Bytes of leased blocks the cache no longer holds (charged to the memory budget). */
+  get leasedOutside(): number {
+    let n = 0
+    for (const [block, h] of this.#held) if (h.charged) n += block.length
+    return n
+  }
+
+  /** The cache let go of `block`: if it is leased, its memory is still held, now outside the cache. */
+  #letGo(block: Buffer): void {
+    const h = this.#held.get(block)
+    if (h) this.#charge(h, block)
+  }
+
+  #charge(h: Holding, block: Buffer): void {
+    if (h.charged) return
+    h.charged = true
+    this.#memory?.charge(block.length)
   }
 
   stats(): CacheStats {
@@ -95,13 +171,23 @@ export class BlockCache {
     if (pending) {
       // Single-flight: no disk read of its own, so a hit; its bytes count once they are there.
       if (counted) this.#stats.hits++
-      return pending.then((b) => {
-        if (counted) this.#stats.hitBytes += served(b)
-        return b
-      })
+      pending.laters.push(use.later ?? never)
+      return pending.read.then(
+        (b) => {
+          if (counted) this.#stats.hitBytes += served(b)
+          return b
+        },
+        // The read it joined gave up waiting for memory (its own request stopped): not this one's fault.
+        (err) => {
+          if (err instanceof GaveUp && !use.signal?.aborted) return this.block(file, index, { ...use, uncounted: true })
+          throw err
+        },
+      )
     }
     if (counted) this.#stats.misses++
-    const read = this.#readBlock(file, index).then(
+    // The read waits as one whose client stopped reading only if every client waiting on it has.
+    const laters = [use.later ?? never]
+    const read = this.#readBlock(file, index, { signal: use.signal, later: () => laters.every((l) => l()) }).then(
       (buf) => {
         this.#inflight.delete(key)
         if (counted) this.#stats.missBytes += served(buf)
@@ -113,7 +199,7 @@ export class BlockCache {
         throw err
       },
     )
-    this.#inflight.set(key, read)
+    this.#inflight.set(key, { read, laters })
     return read
   }
 
@@ -147,6 +233,7 @@ export class BlockCache {
       if (block && this.#lru.delete(key)) {
         blocks++
         bytes += block.length
+        this.#letGo(block)
       }
     }
     return { blocks, bytes }
@@ -156,6 +243,7 @@ export class BlockCache {
   clear(): { blocks: number; bytes: number } {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
+    for (const [block, h] of this.#held) this.#charge(h, block)
     return dropped
   }
 
@@ -174,9 +262,27 @@ export class BlockCache {
     return total
   }
 
-  async #readBlock(file: OpenFile, index: number): Promise<Buffer> {
+  async #readBlock(file: OpenFile, index: number, { signal, later }: BlockUse): Promise<Buffer> {
     const start = index * this.blockSize
     const length = Math.min(this.blockSize, file.size - start)
+    // Room for the block outside the cache until the cache takes it (see MemoryBudget).
+    if (this.#memory) {
+      try {
+        await this.#memory.reserve(length, { signal, later })
+      } catch (err) {
+        throw new GaveUp(err)
+      }
+    }
+    try {
+      return await this.#fill(file, start, length)
+    } finally {
+      // From here the cache holds the block, or its leases charge it (or nothing holds it).
+      this.#memory?.free(length)
+    }
+  }
+
+  async #fill(file: OpenFile, start: number, length: number): Promise<Buffer> {
+    const index = start / this.blockSize
     // Slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
     const buf = Buffer.allocUnsafeSlow(length)
     let filled = 0
@@ -194,5 +300,14 @@ export class BlockCache {
     // Never written again: the framer may remember the crc32 of its pages.
     markImmutable(buf)
     return buf
+  }
+}
+
+const never = () => false
+
+/** A disk read that stopped waiting for memory because the request that started it stopped. */
+class GaveUp extends Error {
+  constructor(reason: unknown) {
+    super('stopped while waiting for memory', { cause: reason })
   }
 }

@@ -1,4 +1,5 @@
 import type { BlockCache } from '../cache/block-cache.js'
+import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
 import type { Settle } from '../fs/settle.js'
@@ -43,6 +44,12 @@ export interface CommandIO {
    * generator does that only at its next part; a long walk may yield none.
    */
   signal?: AbortSignal
+  /** True while the client is not taking the output already sent to it (its reads may wait for memory behind others'). */
+  backedUp?: () => boolean
+  /** The request's page size now (it shrinks after NACKs): a read cuts its parts on whole pages. */
+  pageSize?: () => number
+  /** Every lease the command takes is shown here first: the connection then answers for it, whatever becomes of the command. */
+  hold?: (lease: Releasable) => void
 }
 
 /**

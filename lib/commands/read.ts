@@ -11,21 +11,23 @@
  */
 import { error } from '../errors.js'
 import type { KnownFile } from '../fs/known-files.js'
-import { currentIdentity, type OpenFile, openFile } from '../fs/open-file.js'
+import { currentIdentity, openFile } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
 import type { CommandContext, CommandIO, Resume } from './context.js'
+import { diskBlocks, rangeParts } from './read-parts.js'
 
 /** Blocks a read served straight from the cache may pin at once (they stay referenced until sent). */
 const MAX_PINNED_BLOCKS = 16
 
-export async function* read(args: Record<string, unknown>, ctx: CommandContext, { resume }: CommandIO): AsyncGenerator<Part, void, void> {
+export async function* read(args: Record<string, unknown>, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
+  const { resume, signal, backedUp } = io
   const path = requiredString(args, 'path')
   const offset = optionalCount(args, 'offset') ?? 0
   const length = optionalCount(args, 'length')
   const known = ctx.files.current(path)
   if (known) {
-    const parts = fromCache(known, path, offset, length, ctx, resume)
+    const parts = fromCache(known, path, offset, length, ctx, io)
     if (parts) {
       ctx.files.hits++
       return yield* parts
@@ -34,9 +36,14 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
   const file = await openFile(ctx.jail, path, ctx.settle)
   try {
     const end = span(file, path, offset, length, resume)
+    const from = offset + (resume?.offset ?? 0)
+    if (from > end) throw error('EBADREQ', `cannot resume ${path} at byte ${from}: the read ends at byte ${end}`)
     if (!resume || resume.seq === 0) yield start(file, offset, end)
+    // No block is read ahead of the connection's demand: the connection pulls the next part as
+    // soon as it has handed this one on, so the disk works while this one's pages go out, and a
+    // client that stops reading holds one block per read, not two.
     const tally = { fromDisk: 0 }
-    yield* blocks(file, offset + (resume?.offset ?? 0), end, ctx, path, tally)
+    yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp }), io)
     // Blocks read from disk during the transfer must all come from this version of the file.
     // (Cached blocks are keyed by the version: when every block was cached, they all match.)
     if (tally.fromDisk > 0 && (await currentIdentity(file)) !== file.key) {
@@ -62,8 +69,14 @@ function start(file: KnownFile, offset: number, end: number): Part {
   return { kind: 'start', body: { size: file.size, offset, length: end - offset, mtimeMs: file.mtimeMs }, identity: file.key }
 }
 
-/** The whole response from cached blocks, or null when one of them is not cached (or too many would be pinned). */
-function fromCache(file: KnownFile, path: string, offset: number, length: number | undefined, ctx: CommandContext, resume?: Resume): Part[] | null {
+/**
+ * The whole response from cached blocks, or null when one of them is not
+ * cached (or too many would be pinned). The blocks are leased at once, so
+ * one the cache evicts before its bytes are sent still counts (BlockLease),
+ * until the response is over.
+ */
+function fromCache(file: KnownFile, path: string, offset: number, length: number | undefined, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> | null {
+  const { resume } = io
   const end = span(file, path, offset, length, resume)
   const from = offset + (resume?.offset ?? 0)
   if (from > end) return null // let the full path report it
@@ -73,35 +86,17 @@ function fromCache(file: KnownFile, path: string, offset: number, length: number
   if (last - first + 1 > MAX_PINNED_BLOCKS) return null
   const cached = last >= first ? ctx.cache.cachedBlocks(file, first, last, from, end) : []
   if (!cached) return null
-  const parts: Part[] = []
-  if (!resume || resume.seq === 0) parts.push(start(file, offset, end))
-  cached.forEach((block, i) => {
-    const base = (first + i) * bs
-    const chunk = block.subarray(Math.max(from - base, 0), Math.min(end - base, block.length))
-    if (chunk.length > 0) parts.push({ kind: 'data', chunk })
-  })
-  parts.push({ kind: 'end', body: { length: end - offset } })
-  return parts
-}
-
-/**
- * Bytes offset..end of the file as DATA parts, one block at a time. No block
- * is read ahead of the connection's demand: the connection pulls the next
- * part as soon as it has handed this one on, so the disk works while the
- * pages of this block go out, and a client that stops reading holds one
- * block per read, not two.
- */
-async function* blocks(file: OpenFile, offset: number, end: number, ctx: CommandContext, path: string, tally: { fromDisk: number }): AsyncGenerator<Part, void, void> {
-  if (offset > end) throw error('EBADREQ', `cannot resume ${path} at byte ${offset}: the read ends at byte ${end}`)
-  const bs = ctx.cache.blockSize
-  const last = Math.ceil(end / bs) - 1
-  for (let index = Math.floor(offset / bs); index <= last; index++) {
-    const base = index * bs
-    const from = Math.max(offset - base, 0)
-    const block = await ctx.cache.block(file, index, { tally, bytes: Math.max(0, Math.min(end - base, bs) - from) })
-    const to = Math.min(end - base, block.length)
-    if (to > from) yield { kind: 'data', chunk: block.subarray(from, to) }
-  }
+  const held = cached.map((block, i) => ctx.cache.lease(file, first + i, block))
+  for (const lease of held) io.hold?.(lease)
+  return (async function* () {
+    try {
+      if (!resume || resume.seq === 0) yield start(file, offset, end)
+      yield* rangeParts(ctx, file, from, end, (index) => cached[index - first], io)
+      yield { kind: 'end', body: { length: end - offset } }
+    } finally {
+      for (const lease of held) lease.release()
+    }
+  })()
 }
 
 function changed(path: string) {

@@ -14,6 +14,7 @@ import { error } from '../errors.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import { AuthGate } from '../stages/auth-gate.js'
 import { createFramer } from '../stages/framer.js'
+import { LeaseBook } from './lease-book.js'
 import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
 import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
@@ -34,6 +35,8 @@ export interface PipelineOptions {
   hello: unknown
   onData?: (bytes: number) => void
   onNack?: () => void
+  /** True while the peer is not taking the output already written to it (its disk reads may wait). */
+  backedUp?: () => boolean
   /** The first request must be `auth` with this token. */
   token?: string
   /**
@@ -51,6 +54,8 @@ export interface PipelineOptions {
 
 export interface ServerPipeline {
   chain: Duplex
+  /** The block leases of the responses on their way out (see LeaseBook). */
+  leases: LeaseBook
   parser: RequestParser
   source: CommandSource
   /** Present on a server with a token. */
@@ -61,7 +66,10 @@ export interface ServerPipeline {
 export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
   // Shared by source and pager: the source publishes each resent request's attempt, the pager drops stale parts.
   const attempts: Attempts = new Map()
+  const leases = new LeaseBook()
   const source = new CommandSource(ctx, {
+    onLease: (lease) => leases.hold(lease),
+    backedUp: opts.backedUp,
     maxInFlight: opts.maxInFlight,
     hello: opts.hello,
     onData: opts.onData,
@@ -81,10 +89,19 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
   const chain = new pumpify(
     ...(gate ? [parser, gate] : [parser]),
     source,
-    createPager({ pageSize: opts.pageSize, attempts, onOverflow }),
-    createFramer({ checksum: opts.checksum }),
+    createPager({
+      pageSize: opts.pageSize,
+      attempts,
+      onOverflow,
+      charge: (bytes) => {
+        const lease = ctx.cache.leaseCopy(bytes)
+        leases.hold(lease)
+        return lease
+      },
+    }),
+    createFramer({ checksum: opts.checksum, onLease: (end, lease) => leases.mark(end, lease) }),
   ) as unknown as Duplex
-  return { chain, parser, source, gate }
+  return { chain, leases, parser, source, gate }
 }
 
 export interface Connection {
@@ -95,8 +112,16 @@ export interface Connection {
   drain(): void
   /** Nothing running and nothing waiting to be sent: safe to close without cutting a response. */
   readonly idle: boolean
+  /**
+   * Holds file data the cache does not (see MemoryBudget) and has written
+   * nothing for at least `ms` while output waits: the peer stopped reading.
+   */
+  stalledHolding(ms: number, now?: number): boolean
   destroy(): void
 }
+
+/** Ms of no progress on the socket before a connection may be counted as stalled. */
+export const STALL_MS = 1000
 
 let nextId = 1
 
@@ -104,9 +129,11 @@ let nextId = 1
 export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: PipelineOptions): Connection {
   const id = nextId++
   const authTimeout = opts.token !== undefined ? (opts.authTimeout ?? 0) : 0
-  const { chain, parser, source, gate } = createServerPipeline(ctx, opts, authTimeout > 0 ? Date.now() + authTimeout : Infinity)
+  const { chain, leases, parser, source, gate } = createServerPipeline(ctx, { ...opts, backedUp: () => duplex.writableNeedDrain }, authTimeout > 0 ? Date.now() + authTimeout : Infinity)
   debug('connection %d open', id)
   let written = 0
+  /** When the socket last finished a write, or the connection began. */
+  let progressAt = Date.now()
   let backstop: NodeJS.Timeout | undefined
   const stopWatching = watchdog(
     {
@@ -131,12 +158,24 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
   // A frame leaves the framer as a header and a payload; written one by one, each 28-byte header
   // is a syscall and (with TCP_NODELAY) a packet of its own. Corking for the rest of the tick
   // turns what the chain produces meanwhile into one writev.
-  chain.prependListener('data', (chunk: Buffer) => {
+  //
+  // Written by hand rather than piped: each write's callback says how far the socket has got,
+  // which releases the leases of the frames written (see LeaseBook).
+  chain.on('data', (chunk: Buffer) => {
     written += chunk.length
-    if (duplex.writableCorked > 0) return
-    duplex.cork()
-    process.nextTick(() => duplex.uncork())
+    const end = written
+    if (duplex.writableCorked === 0) {
+      duplex.cork()
+      process.nextTick(() => duplex.uncork())
+    }
+    const more = duplex.write(chunk, (err) => {
+      if (err) return
+      progressAt = Date.now()
+      leases.written(end)
+    })
+    if (!more) chain.pause()
   })
+  duplex.on('drain', () => chain.resume())
   const closed = new Promise<void>((resolve) => {
     let over = false
     const teardown = (err?: Error) => {
@@ -151,6 +190,8 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       source.destroy()
       chain.destroy()
       duplex.destroy()
+      // Whatever was on its way out is dropped with the chain.
+      leases.releaseAll()
       resolve()
     }
     // Wired by hand, not with stream.pipeline: that destroys the socket as soon as the chain
@@ -158,7 +199,6 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     // while the peer may still be sending; the socket would close with input unread (a RST,
     // see close-gently.ts). Here the socket is ended, and destroyed by closeGently.
     duplex.pipe(chain)
-    chain.pipe(duplex)
     duplex.on('error', teardown)
     chain.on('error', teardown)
     // Also reports a duplex that was already closed when handed over.
@@ -182,6 +222,9 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
     drain: () => source.drain(),
     get idle() {
       return source.inFlight === 0 && source.readableLength === 0 && chain.readableLength === 0 && duplex.writableLength === 0
+    },
+    stalledHolding(ms: number, now = Date.now()) {
+      return duplex.writableLength > 0 && now - progressAt >= ms && leases.charged
     },
     destroy: () => duplex.destroy(),
   }

@@ -12,6 +12,7 @@ import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
 import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
+import { MemoryBudget } from '../cache/memory-budget.js'
 import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
@@ -24,7 +25,7 @@ import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { AuthThrottle } from './auth-throttle.js'
 import { closeGently } from './close-gently.js'
-import { type Connection, serveConnection } from './connection.js'
+import { type Connection, serveConnection, STALL_MS } from './connection.js'
 import { VERSION } from '../version.js'
 import { error } from '../errors.js'
 import type { Part } from '../stages/items.js'
@@ -77,11 +78,23 @@ export interface ServerOptions {
   authBackoff?: number
   /** Permissions of a unix socket file. Default 0o600: only this user may connect. */
   socketMode?: number
+  /**
+   * Bytes of file data the server may hold outside the cache: blocks being
+   * read from disk and blocks on their way to clients that the cache does not
+   * keep. Reads wait for room; connections that hold such bytes and stopped
+   * reading are closed when others wait. Default 16 MiB.
+   */
+  maxBuffered?: number
 }
 
 export interface ServerStats extends CacheStats {
   /** NACKs received, each answered by a resend. */
   nacks: number
+  /** File data held outside the cache (see ServerOptions.maxBuffered), and its limit. */
+  bufferedBytes: number
+  bufferedLimit: number
+  /** Connections closed because they stopped reading while others waited for that memory. */
+  stalledClosed: number
   connections: number
   totalConnections: number
   bytesServed: number
@@ -89,6 +102,7 @@ export interface ServerStats extends CacheStats {
 }
 
 export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
+export const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
@@ -122,7 +136,9 @@ export class CacheServer extends EventEmitter {
   #totalConnections = 0
   #bytesServed = 0
   #nacks = 0
+  #stalledClosed = 0
   #throttle: AuthThrottle
+  #memory: MemoryBudget
 
   private constructor(jail: Jail, opts: ServerOptions) {
     super()
@@ -139,7 +155,9 @@ export class CacheServer extends EventEmitter {
     this.checksum = opts.checksum ?? 'crc32'
     // A server sums every page it reads from disk: the SIMD crc32 pays for its loading at once.
     if (this.checksum === 'crc32') useFastCrc32()
-    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize: opts.blockSize ?? DEFAULT_BLOCK_SIZE, policy: opts.policy })
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE
+    this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? DEFAULT_MAX_BUFFERED, blockSize), () => this.#closeStalled())
+    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize, policy: opts.policy, memory: this.#memory })
     this.files = new KnownFiles(jail)
     this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
@@ -212,10 +230,31 @@ export class CacheServer extends EventEmitter {
     return conn
   }
 
+  /**
+   * Memory is short (reads wait for it): close the connections that hold file
+   * data outside the cache and have not read for STALL_MS. Their clients see a
+   * closed connection, which ours retry; the others go on.
+   */
+  #closeStalled(): number {
+    const now = Date.now()
+    let closed = 0
+    for (const conn of this.#connections) {
+      if (!conn.stalledHolding(STALL_MS, now)) continue
+      debug('connection %d stopped reading while holding memory others wait for: closed', conn.id)
+      conn.destroy()
+      closed++
+    }
+    this.#stalledClosed += closed
+    return closed
+  }
+
   stats(): ServerStats {
     return {
       ...this.cache.stats(),
       nacks: this.#nacks,
+      bufferedBytes: this.#memory.used,
+      bufferedLimit: this.#memory.limit,
+      stalledClosed: this.#stalledClosed,
       connections: this.#connections.size,
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,

@@ -7,19 +7,27 @@ import { transform } from 'through2'
 import type { Transform } from 'node:stream'
 import { checksumId } from '../protocol/checksum.js'
 import type { ChecksumName } from '../protocol/constants.js'
-import { encodeFrame, type Frame } from '../protocol/frame.js'
+import type { Releasable } from '../cache/block-lease.js'
+import { encodeFrame } from '../protocol/frame.js'
+import type { OutFrame } from './pager.js'
 
 const debug = createDebug('cacheserv:framer')
 
 export interface FramerOptions {
   checksum?: ChecksumName
+  /**
+   * A frame with a lease was framed: it is released once the output has been
+   * written up to byte `end` (counted from the framer's first byte).
+   */
+  onLease?: (end: number, lease: Releasable) => void
 }
 
-export function createFramer({ checksum = 'crc32' }: FramerOptions = {}): Transform {
+export function createFramer({ checksum = 'crc32', onLease }: FramerOptions = {}): Transform {
   const id = checksumId(checksum)
+  let out = 0
   return transform({ writableObjectMode: true, writableHighWaterMark: 2 }, function (
     this: Transform,
-    frame: Frame,
+    frame: OutFrame,
     _enc: BufferEncoding,
     cb: (err?: Error | null) => void,
   ) {
@@ -29,7 +37,13 @@ export function createFramer({ checksum = 'crc32' }: FramerOptions = {}): Transf
       bufs = encodeFrame(frame, id)
     } catch (err) {
       // A frame that cannot be encoded (a field out of range) ends this connection, never the process.
+      frame.lease?.release()
       return cb(err as Error)
+    }
+    for (const buf of bufs) out += buf.length
+    if (frame.lease) {
+      if (onLease) onLease(out, frame.lease)
+      else frame.lease.release()
     }
     for (const buf of bufs) this.push(buf)
     cb()

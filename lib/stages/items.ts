@@ -2,11 +2,16 @@
  * What flows between the source and the pager: tagged parts of responses, not
  * yet cut into pages or numbered. The pager turns them into frames.
  */
+import type { Releasable } from '../cache/block-lease.js'
+
 export type Part =
   /** `identity` names the file version, so a resend can insist on the same one; it is not sent. */
   | { kind: 'start'; body: unknown; identity?: string }
-  /** `pageSize` is this request's current page size (it shrinks after NACKs). */
-  | { kind: 'data'; chunk: Buffer; pageSize?: number }
+  /**
+   * `pageSize` is this request's current page size (it shrinks after NACKs).
+   * `lease` holds the chunk's block until its bytes are written or dropped: whoever drops them releases it.
+   */
+  | { kind: 'data'; chunk: Buffer; pageSize?: number; lease?: Releasable }
   | { kind: 'end'; body: unknown }
   | { kind: 'result'; body: unknown }
   /** How far a long command has got; not the end. */

@@ -30,6 +30,7 @@ export class Job {
   #beat: NodeJS.Timeout | null = null
   #onSettled: () => void
   #abort: AbortController
+  #stopped = false
 
   /**
    * With `heartbeat` (ms), a pull that takes longer yields an empty PROGRESS
@@ -69,6 +70,8 @@ export class Job {
     void next.then((outcome) => {
       // Stale when a heartbeat settled this pull and a later one took the outcome already.
       if (this.#next === next && this.#waiting) this.#settle(outcome)
+      // Made after the job stopped: nobody will send it.
+      else if (this.#stopped) dropOutcome(outcome)
     })
     if (this.#heartbeat > 0) this.#beat = setTimeout(() => this.#waiting && this.#settle({ part: HEARTBEAT }), this.#heartbeat)
   }
@@ -97,6 +100,9 @@ export class Job {
   /** Stop for good: ends the uploaded-frame stream and runs the command's cleanup (closes fds). */
   stop(): void {
     if (this.#beat) clearTimeout(this.#beat)
+    this.#stopped = true
+    if (this.#outcome) dropOutcome(this.#outcome)
+    this.#outcome = null
     this.#waiting = false
     if (!this.#abort.signal.aborted) this.#abort.abort(new Error('request stopped'))
     this.inbox?.close()
@@ -112,4 +118,9 @@ export class Job {
     this.#outcome = outcome
     this.#onSettled()
   }
+}
+
+/** A part that will not be sent gives back the block it holds. */
+function dropOutcome(outcome: Outcome): void {
+  if ('part' in outcome && outcome.part.kind === 'data') outcome.part.lease?.release()
 }

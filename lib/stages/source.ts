@@ -15,12 +15,13 @@
  */
 import createDebug from '../debug.js'
 import { Duplex } from 'node:stream'
-import type { CommandContext, CommandSpec, Resume } from '../commands/context.js'
+import type { CommandContext, CommandIO, CommandSpec, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
 import { DEFAULT_PAGE_SIZE, MAX_ID } from '../protocol/constants.js'
 import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
+import type { Releasable } from '../cache/block-lease.js'
 import type { Attempts, Item, Part, ResyncBody } from './items.js'
 import { Job } from './job.js'
 import { tokenMatches } from '../protocol/auth.js'
@@ -50,6 +51,10 @@ export interface SourceOptions {
   token?: string
   /** Ms of silence after which a command marked `heartbeat` sends an empty PROGRESS. Default 1000. */
   heartbeat?: number
+  /** True while the peer is not taking the output already written to it. */
+  backedUp?: () => boolean
+  /** Called for the lease of every DATA part handed on: the connection answers for it from here. */
+  onLease?: (lease: Releasable) => void
 }
 
 /** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
@@ -74,6 +79,8 @@ interface Parked {
   resync?: number
   resume?: { seq: number; offset: number; resync: number }
 }
+
+const EMPTY = Buffer.alloc(0)
 
 /** Finished requests remembered per connection for late NACKs. */
 const MAX_RECORDS = 1024
@@ -247,10 +254,10 @@ export class CommandSource extends Duplex {
     if (resync !== undefined) {
       this.#opts.attempts?.set(req.id, resync)
       const body: ResyncBody = { resync, seq: 0, offset: 0, pageSize: record.pages.size }
-      return this.#start(req.id, spec, (signal) => resend(record, this.#ctx, { seq: 0, offset: 0 }, body, signal), resync)
+      return this.#start(req.id, spec, (signal) => resend(record, this.#ctx, { seq: 0, offset: 0 }, body, this.#io(signal, record)), resync)
     }
     const inbox = spec.input ? new Inbox() : null
-    this.#start(req.id, spec, (signal) => spec.run(req.args, this.#ctx, { input: inbox ?? undefined, signal }), 0, inbox)
+    this.#start(req.id, spec, (signal) => spec.run(req.args, this.#ctx, { ...this.#io(signal, record), input: inbox ?? undefined }), 0, inbox)
   }
 
   #start(id: number, spec: CommandSpec, run: (signal: AbortSignal) => AsyncGenerator<Part, void, void>, attempt = 0, inbox: Inbox | null = null): void {
@@ -281,6 +288,10 @@ export class CommandSource extends Duplex {
   #reply(id: number, err: CacheservError, attempt?: number): void {
     debug('reply %d %s', id, err.code)
     this.#replies.push({ id, kind: 'error', body: { code: err.code, message: err.message }, attempt })
+  }
+
+  #io(signal: AbortSignal, record: RequestRecord): CommandIO {
+    return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease }
   }
 
   #pageSize(): PageSize {
@@ -350,7 +361,7 @@ export class CommandSource extends Duplex {
   #resend(id: number, record: RequestRecord, { seq, offset, resync }: { seq: number; offset: number; resync: number }): void {
     const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
     debug('nack %d: resend from seq %d, byte %d, pages of %d', id, seq, offset, body.pageSize)
-    this.#start(id, record.spec, (signal) => resend(record, this.#ctx, { seq, offset, identity: record.identity }, body, signal), resync)
+    this.#start(id, record.spec, (signal) => resend(record, this.#ctx, { seq, offset, identity: record.identity }, body, this.#io(signal, record)), resync)
   }
 
   /**
@@ -517,11 +528,17 @@ export class CommandSource extends Duplex {
     const record = this.#records.get(id)
     if (part.kind === 'data') {
       this.#opts.onData?.(part.chunk.length)
-      if (!record) return { id, attempt, ...part }
+      const { chunk, lease } = part
+      if (lease) this.#opts.onLease?.(lease)
+      // The item takes the bytes over: a suspended generator keeps the part it yielded last, and
+      // must not keep its block alive once the lease is released.
+      part.chunk = EMPTY
+      part.lease = undefined
+      if (!record) return { id, attempt, kind: 'data', chunk, lease }
       const pageSize = record.pages.size
-      record.sent += part.chunk.length
-      record.pages.sent(part.chunk.length)
-      return { id, attempt, kind: 'data', chunk: part.chunk, pageSize }
+      record.sent += chunk.length
+      record.pages.sent(chunk.length)
+      return { id, attempt, kind: 'data', chunk, pageSize, lease }
     }
     if (part.kind === 'start') {
       if (record && part.identity) record.identity = part.identity
@@ -545,9 +562,9 @@ export class CommandSource extends Duplex {
 }
 
 /** A resend: RESYNC first, then the command again from where the receiver stands. */
-async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody, signal: AbortSignal): AsyncGenerator<Part, void, void> {
+async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody, io: CommandIO): AsyncGenerator<Part, void, void> {
   yield { kind: 'resync', body }
-  yield* record.spec.run(record.args, ctx, { resume, signal })
+  yield* record.spec.run(record.args, ctx, { ...io, resume })
 }
 
 function shuttingDown(): CacheservError {

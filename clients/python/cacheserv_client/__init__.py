@@ -1,6 +1,6 @@
-"""Python client of cacheserv-pipe: one file, standard library only (Python >= 3.9).
+"""Python client of cacheserv-pipe: standard library only (Python >= 3.9).
 
-Copy this file next to your training script (or anywhere on sys.path)::
+Install with ``pip install --no-build-isolation ./clients/python``::
 
     from cacheserv_client import Client
 

@@ -253,6 +253,7 @@ class FsspecFileSystem(unittest.TestCase):
         self.assertEqual(entries['images']['type'], 'directory')
         self.assertEqual(fs.info('images/cat/000.png')['size'], len(local('images/cat/000.png')))
         self.assertEqual(fs.info('images')['type'], 'directory')
+        self.assertEqual(fs.ls('big.bin', detail=False), ['big.bin'])
         self.assertTrue(fs.isdir('images') and fs.isfile('big.bin') and not fs.exists('nope'))
         self.assertEqual(sorted(fs.find('images/dog')), sorted('images/dog/%03d.png' % i for i in range(8)))
         with self.assertRaises(FileNotFoundError):

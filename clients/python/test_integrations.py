@@ -318,8 +318,11 @@ class PipInstall(unittest.TestCase):
                                env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
             self.assertEqual(r.returncode, 0, r.stdout.decode(errors='replace'))
             # From elsewhere, without importing cacheserv_client.fsspec: fsspec finds it by its entry point.
-            check = ('import sys, fsspec, cacheserv_client\n'
+            check = ('import sys, cacheserv_client\n'
                      'assert cacheserv_client.__file__.startswith(sys.prefix), cacheserv_client.__file__\n'
+                     # The client alone imports nothing outside the standard library.
+                     'assert not {"fsspec", "torch", "numpy"} & set(sys.modules), sorted(sys.modules)\n'
+                     'import fsspec\n'
                      'fs = fsspec.filesystem("cacheserv", server=sys.argv[1])\n'
                      'sys.stdout.buffer.write(fs.cat_file("table.csv"))\n')
             r = subprocess.run([py, '-c', check, SERVER], env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

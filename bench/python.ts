@@ -1,6 +1,6 @@
 /**
  * The Python client as a contender: bench/python-read.py reads through
- * clients/python/cacheserv_client.py and reports bytes, the page xor and the
+ * the cacheserv_client package (clients/python) and reports bytes, the page xor and the
  * time it measured itself (interpreter start-up excluded, as for the Node rows).
  */
 import { spawn } from 'node:child_process'

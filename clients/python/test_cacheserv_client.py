@@ -968,6 +968,20 @@ class TestReads(unittest.TestCase):
             self.assertEqual(sha(d), disk_sha(p))
         self.assertEqual(list(self.c.read_many([])), [])
 
+    def test_read_many_ranges(self):
+        with open(os.path.join(ROOT, 'big.bin'), 'rb') as f:
+            big = f.read()
+        spans = [('big.bin', 0, 10), 'one.bin', ('big.bin', len(big) - 7, None), ('big.bin', 2 * MiB - 3, MiB + 9),
+                 ('big.bin', 5, 0), ['odd.bin', 1, 2]]
+        got = list(self.c.read_many(spans, in_flight=3))
+        self.assertEqual([p for p, _ in got], spans)
+        self.assertEqual(got[0][1], big[:10])
+        self.assertEqual(sha(got[1][1]), disk_sha('one.bin'))
+        self.assertEqual(got[2][1], big[-7:])
+        self.assertEqual(got[3][1], big[2 * MiB - 3:3 * MiB + 6])
+        self.assertEqual(got[4][1], b'')
+        self.assertEqual(len(got[5][1]), 2)
+
     def test_read_many_stops_at_an_error_and_cancels_the_rest(self):
         names = ['small/' + e['name'] for e in self.c.ls('small')][:20]
         paths = names[:5] + ['missing.bin'] + names[5:] + ['big.bin', 'random3m.bin']

@@ -1,6 +1,6 @@
-"""Python client of cacheserv-pipe: one file, standard library only (Python >= 3.9).
+"""Python client of cacheserv-pipe: standard library only (Python >= 3.9).
 
-Copy this file next to your training script (or anywhere on sys.path)::
+Install with ``pip install --no-build-isolation ./clients/python``::
 
     from cacheserv_client import Client
 
@@ -401,8 +401,10 @@ class Client(object):
     def read_many(self, paths, in_flight=8):
         """Yield ``(path, bytes)`` for each path, in order, keeping up to ``in_flight``
         reads pipelined on this connection (the server runs up to 32 at once per
-        connection). A failed read raises its CacheservError (with ``.path``);
-        requests still in flight are cancelled when the generator is closed or fails."""
+        connection). A path may also be a ``(path, offset, length)`` range (``length``
+        None: to the end), yielded as given with its bytes. A failed read raises its
+        CacheservError (with ``.path``); requests still in flight are cancelled when
+        the generator is closed or fails."""
         if in_flight < 1:
             raise ValueError('in_flight must be at least 1')
         it = iter(paths)
@@ -420,9 +422,9 @@ class Client(object):
                         while window:
                             self._abandon(window.popleft()[1])
                     for p in left:
-                        yield p, self.read(p)
+                        yield p, self.read(*_span(p))
                     for p in it:
-                        yield p, self.read(p)
+                        yield p, self.read(*_span(p))
                     return
                 with self._guard():
                     try:
@@ -435,7 +437,7 @@ class Client(object):
                                 except StopIteration:
                                     exhausted = True
                                     continue
-                            req = self._read_request(again[0], 0, None)
+                            req = self._read_request(*_span(again[0]))
                             window.append((again.popleft(), req))
                         if not window:
                             return
@@ -1131,6 +1133,11 @@ class Client(object):
                     self._finish(req, cancel=True)
         else:
             raise CacheservError('EPROTO', 'unexpected frame type %d in reply to request %d' % (ftype, req.id))
+
+
+def _span(item):
+    """``(path, offset, length)`` of a read_many item: a path, or such a range already."""
+    return (item, 0, None) if isinstance(item, (str, bytes, os.PathLike)) else tuple(item)
 
 
 def _check_header(buf, mv, at):

@@ -1,0 +1,158 @@
+"""PyTorch datasets over a cacheserv-pipe server.
+
+``CacheservDataset``: map-style, one item per file (a directory or a list).
+``TarShardDataset``: iterable, WebDataset-style, over tar shards, the shards
+split across DataLoader workers and each read as a stream, member by member.
+
+Both hold the server's address and token, never a socket: each process opens
+its own connection on first use (a forked worker notices the pid change, a
+spawned one unpickles the settings), and a connection the server closed while
+idle between epochs is opened again by the next read.
+"""
+
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from . import Client, iter_tar
+
+__all__ = ['CacheservDataset', 'TarShardDataset', 'list_files']
+
+
+def list_files(client, directory='', recursive=True):
+    """Paths (under the server's root, in path order) of the files under ``directory``."""
+    prefix = directory.strip('/') + '/' if directory.strip('/') else ''
+    return [prefix + r for r in _walk(client, prefix, recursive)]
+
+
+def _walk(client, prefix, recursive):
+    out = []
+    for e in client.ls(prefix):
+        if e['type'] == 'file':
+            out.append(e['name'])
+        elif e['type'] == 'dir' and recursive:
+            out.extend(e['name'] + '/' + r for r in _walk(client, prefix + e['name'] + '/', True))
+    return out
+
+
+class CacheservDataset(Dataset):
+    """``dataset[i]`` is ``transform(bytes of files[i])`` (the raw bytes without a transform),
+    or ``(that, labels[i])`` when the dataset has labels.
+
+    ``server``, ``token``, ``fallback_root``: as for ``Client``.
+    """
+
+    def __init__(self, files, server=None, transform=None, labels=None, classes=None, fallback_root=None, token=None):
+        self.files = list(files)
+        self.labels = None if labels is None else list(labels)
+        if self.labels is not None and len(self.labels) != len(self.files):
+            raise ValueError('%d labels for %d files' % (len(self.labels), len(self.files)))
+        self.classes = None if classes is None else list(classes)
+        # Connects lazily, once per process; pickles as its settings.
+        self.client = Client(server, token=token, fallback_root=fallback_root)
+        self.transform = transform
+
+    @classmethod
+    def from_dir(cls, directory='', server=None, transform=None, suffix='', recursive=True, labels=False, fallback_root=None, token=None):
+        """Every file under ``directory`` on the server whose name ends with ``suffix``, in
+        path order; with ``recursive=False`` only those directly in it.
+
+        ``labels=True`` reads an ImageFolder tree (``directory/CLASS/.../file``): the classes
+        are the names of the directories in ``directory``, sorted, and each item is
+        ``(data, class_index)``; files directly in ``directory`` are left out. Raises
+        ValueError when no file matches."""
+        client = Client(server, token=token, fallback_root=fallback_root)
+        prefix = directory.strip('/') + '/' if directory.strip('/') else ''
+        try:
+            rels = _walk(client, prefix, recursive or labels)
+        finally:
+            client.close()
+        rels = [r for r in rels if r.endswith(suffix)]
+        classes = None
+        targets = None
+        if labels:
+            rels = [r for r in rels if '/' in r]
+            classes = sorted(set(r.split('/', 1)[0] for r in rels))
+            index = {c: i for i, c in enumerate(classes)}
+            targets = [index[r.split('/', 1)[0]] for r in rels]
+        if not rels:
+            what = 'files in class directories' if labels else 'files'
+            raise ValueError('no %s%s under %r on %s%s' % (
+                what, " ending in '%s'" % suffix if suffix else '', directory or '/', client.address,
+                '' if recursive or labels else ' (recursive=False: subdirectories were not looked into)'))
+        return cls([prefix + r for r in rels], server, transform, targets, classes, fallback_root, token)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        data = self.client.read(self.files[index])
+        if self.transform is not None:
+            data = self.transform(data)
+        return data if self.labels is None else (data, self.labels[index])
+
+
+def _split_key(name):
+    """WebDataset's sample key and field: ``dir/000123.seg.png`` -> (``dir/000123``, ``seg.png``)."""
+    slash = name.rfind('/') + 1
+    dot = name.find('.', slash)
+    return (name, '') if dot < 0 else (name[:dot], name[dot + 1:])
+
+
+class TarShardDataset(IterableDataset):
+    """Samples of tar shards, WebDataset-style: consecutive members with the same key
+    (the name up to the first dot of its base name) form one sample, a dict
+    ``{'__key__': key, '__shard__': shard, FIELD: bytes, ...}`` (``a/0001.jpg`` and
+    ``a/0001.cls`` give ``{'__key__': 'a/0001', 'jpg': ..., 'cls': ...}``).
+    ``transform`` is applied to each sample. With ``group=False`` the items are
+    ``(member name, bytes)``.
+
+    Under a DataLoader with workers, worker ``i`` of ``n`` reads shards ``i, i+n,
+    i+2n, ...`` (so use at least as many shards as workers); each shard is read
+    from its start to its end as one stream with ``readahead`` bytes per request.
+    ``shards``: paths under the server's root, or ``directory=`` and ``suffix``
+    (default ``.tar``) to take every matching file under a directory.
+    """
+
+    def __init__(self, shards=None, server=None, transform=None, group=True, readahead=4 * 1024 * 1024,
+                 token=None, directory=None, suffix='.tar'):
+        self.client = Client(server, token=token)
+        if shards is None:
+            if directory is None:
+                raise ValueError('give the shards, or directory= to list them')
+            shards = [p for p in list_files(self.client, directory) if p.endswith(suffix)]
+            self.client.close()
+            self.client = Client(server, token=token)
+        self.shards = list(shards)
+        if not self.shards:
+            raise ValueError('no shards' + (" ending in '%s' under %r" % (suffix, directory) if directory is not None else ''))
+        self.transform = transform
+        self.group = group
+        self.readahead = int(readahead)
+
+    def worker_shards(self):
+        """The shards this process reads: all of them, or its DataLoader worker's share."""
+        info = get_worker_info()
+        return self.shards if info is None else self.shards[info.id::info.num_workers]
+
+    def members(self, shard):
+        """``(name, bytes)`` of each file of one shard, in order, read as a stream."""
+        with self.client.open(shard, readahead=self.readahead) as f:
+            for item in iter_tar(f, check=False):
+                yield item
+
+    def __iter__(self):
+        for shard in self.worker_shards():
+            if not self.group:
+                for item in self.members(shard):
+                    yield item if self.transform is None else self.transform(item)
+                continue
+            sample = None
+            for name, data in self.members(shard):
+                key, field = _split_key(name)
+                if sample is not None and sample['__key__'] != key:
+                    yield sample if self.transform is None else self.transform(sample)
+                    sample = None
+                if sample is None:
+                    sample = {'__key__': key, '__shard__': shard}
+                sample[field] = data
+            if sample is not None:
+                yield sample if self.transform is None else self.transform(sample)

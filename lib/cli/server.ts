@@ -14,6 +14,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT,
 } from '../server/server.js'
 import { VERSION } from '../version.js'
+import { parseAddress } from '../address.js'
 import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
@@ -42,6 +43,7 @@ function program(): Command {
     .addOption(new Option('--checksum <algorithm>', 'payload checksum of every page').choices(['crc32', 'md5']).default('crc32'))
     .addOption(new Option('--policy <name>', 'cache eviction: tinylfu keeps a hit ratio near cache/dataset over repeated epochs; lru is plain LRU').choices([...POLICIES]).default(DEFAULT_POLICY))
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
+    .option('--http <host:port>', 'also serve the root over HTTP (GET/HEAD, ranges, directory pages, /-/metrics); port 0 picks a free one; anything but loopback needs --token (or --insecure-no-auth)')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
     .option('--insecure-no-auth', 'allow a non-loopback --host without a token (trusted networks only)')
@@ -85,6 +87,7 @@ export async function main(argv: string[]): Promise<void> {
     grace: number
     writable?: boolean
     warm?: string
+    http?: string
     policy: PolicyName
   }>()
   if (o.token === '') {
@@ -102,6 +105,21 @@ export async function main(argv: string[]): Promise<void> {
       `cacheserv-pipe: refusing to listen on ${o.host} without a token: set CACHESERV_TOKEN (or --token), or add --insecure-no-auth on a trusted network`,
     )
     process.exit(EXIT_USAGE)
+  }
+  if (o.http !== undefined) {
+    let httpHost: string
+    try {
+      const a = parseAddress(o.http.replace(/^http:\/\//i, '').replace(/\/$/, ''))
+      if (a.kind !== 'tcp') throw new Error('not TCP')
+      httpHost = a.host
+    } catch {
+      console.error(`cacheserv-pipe: --http ${o.http}: give HOST:PORT (port 0 picks a free one)`)
+      process.exit(EXIT_USAGE)
+    }
+    if (!LOOPBACK.has(httpHost) && token === undefined && !o.insecureNoAuth) {
+      console.error(`cacheserv-pipe: refusing to serve HTTP on ${httpHost} without a token: set CACHESERV_TOKEN (or --token), or add --insecure-no-auth on a trusted network`)
+      process.exit(EXIT_USAGE)
+    }
   }
   if (o.maxConnections < 1 || o.maxInFlight < 1) {
     console.error('cacheserv-pipe: --max-connections and --max-in-flight must be at least 1')
@@ -131,6 +149,7 @@ export async function main(argv: string[]): Promise<void> {
       authBackoff: o.authBackoff * 1000,
     })
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
+    if (o.http !== undefined) await server.listenHttp(o.http)
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     const what = e.code === 'ENOENT' || e.code === 'ENOTDIR' ? `root ${o.root} is not a directory` : e.message
@@ -158,6 +177,7 @@ export async function main(argv: string[]): Promise<void> {
   console.log(
     `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
   )
+  if (o.http !== undefined) console.log(`cacheserv-pipe ${VERSION} listening on ${server.httpUrl} (the same root over HTTP; metrics at /-/metrics)`)
   if (o.warm !== undefined) warmAtStart(server, o.warm, o.cacheSize)
 }
 

@@ -30,6 +30,10 @@ import { VERSION } from '../version.js'
 import { error } from '../errors.js'
 import type { Part } from '../stages/items.js'
 import { warm, type WarmProgress } from '../commands/warm.js'
+import type http from 'node:http'
+import { createGateway } from '../http/gateway.js'
+import type { HttpConnection } from '../http/http-connection.js'
+import { Metrics } from '../metrics/metrics.js'
 
 const debug = createDebug('cacheserv:server')
 
@@ -98,6 +102,8 @@ export interface ServerStats extends CacheStats {
   connections: number
   totalConnections: number
   bytesServed: number
+  /** Of bytesServed, those sent by the HTTP gateway. */
+  httpBytesServed: number
   uptime: number
 }
 
@@ -135,6 +141,9 @@ export class CacheServer extends EventEmitter {
   #started = Date.now()
   #totalConnections = 0
   #bytesServed = 0
+  #httpBytes = 0
+  #http: http.Server | null = null
+  #metrics: Metrics
   #nacks = 0
   #stalledClosed = 0
   #throttle: AuthThrottle
@@ -162,6 +171,10 @@ export class CacheServer extends EventEmitter {
     this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
+    this.#metrics = new Metrics(() => {
+      const s = this.stats()
+      return { ...s, bytesServedByInterface: { socket: s.bytesServed - s.httpBytesServed, http: s.httpBytesServed } }
+    })
     // Uploads cut off by a server that died leave their temporary files behind: a writable
     // server removes them, beside serving (a big tree takes a while to walk).
     if (opts.writable) {
@@ -258,6 +271,7 @@ export class CacheServer extends EventEmitter {
       connections: this.#connections.size,
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,
+      httpBytesServed: this.#httpBytes,
       uptime: (Date.now() - this.#started) / 1000,
     }
   }
@@ -319,6 +333,54 @@ export class CacheServer extends EventEmitter {
   }
 
   /**
+   * Serve the same root over HTTP too (see lib/http/gateway.ts), on a TCP
+   * address (`HOST:PORT`, `http://HOST:PORT`); resolves with its URL.
+   */
+  async listenHttp(address: string): Promise<string> {
+    if (this.#http) throw new Error('the HTTP gateway is already listening')
+    const addr = parseAddress(address.replace(/^http:\/\//i, '').replace(/\/$/, ''))
+    if (addr.kind !== 'tcp') throw error('EBADREQ', 'the HTTP gateway listens on TCP only: give HOST:PORT')
+    const gateway = createGateway({
+      ctx: this.#ctx,
+      token: this.#opts.token,
+      authDelay: (peer) => this.#throttle.schedule(peer, false, Infinity) ?? 0,
+      admit: (conn) => this.#admit(conn),
+      onData: (n) => {
+        this.#bytesServed += n
+        this.#httpBytes += n
+      },
+      onResponse: (method, status, seconds) => this.#metrics.observe('http', method, status, seconds),
+      stats: () => this.stats(),
+      metrics: () => this.#metrics.text(),
+      idleTimeout: this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
+      requestTimeout: this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT,
+      maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
+    })
+    gateway.on('error', (err) => this.emit('error', err))
+    await listenOn(gateway, { host: addr.host, port: addr.port })
+    this.#http = gateway
+    const url = this.httpUrl
+    debug('listening on %s', url)
+    return url
+  }
+
+  /** The URL the HTTP gateway is listening on. */
+  get httpUrl(): string {
+    const a = this.#http?.address()
+    if (!a || typeof a === 'string') throw new Error('the HTTP gateway is not listening')
+    return a.address.includes(':') ? `http://[${a.address}]:${a.port}` : `http://${a.address}:${a.port}`
+  }
+
+  /** An HTTP connection takes a slot like a socket connection; false when none is left. */
+  #admit(conn: HttpConnection): boolean {
+    this.#totalConnections++
+    if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) return false
+    this.#connections.add(conn)
+    void conn.closed.then(() => this.#connections.delete(conn))
+    return true
+  }
+
+  /**
    * Stop listening and close every connection; resolves when all are gone.
    * With `grace` (ms), requests already running may finish first (new ones
    * get ESHUTDOWN); whatever still runs after it is cut off.
@@ -326,7 +388,9 @@ export class CacheServer extends EventEmitter {
   async close({ grace = 0 }: { grace?: number } = {}): Promise<void> {
     const server = this.#net
     this.#net = null
-    const stopped = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve()
+    const gateway = this.#http
+    this.#http = null
+    const stopped = Promise.all([server, gateway].map((s) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined)))
     const all = () => Promise.all([...this.#connections].map((c) => c.closed))
     if (grace > 0) {
       for (const conn of this.#connections) conn.drain()
@@ -336,6 +400,8 @@ export class CacheServer extends EventEmitter {
     }
     for (const conn of this.#connections) conn.destroy()
     for (const refused of this.#refused) refused.destroy()
+    // Refused HTTP connections are the gateway's only.
+    gateway?.closeAllConnections()
     // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
     const warms = [...this.#warms]
     for (const { stop } of warms) stop.abort(closedWhileWarming())

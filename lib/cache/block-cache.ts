@@ -8,6 +8,7 @@ import { error } from '../errors.js'
 import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
 import { BlockLease } from './block-lease.js'
+import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 
@@ -114,16 +115,25 @@ export class BlockCache {
       () => {
         if (--holding.refs > 0) return
         this.#held.delete(block)
-        if (holding.charged) this.#memory?.free(block.length)
+        if (!holding.charged) return
+        this.#memory?.free(block.length)
+        noteDropped(block.length)
       },
       () => holding.charged,
     )
   }
 
-  /** A lease on `bytes` of copied file data (a partial page, say): charged to the memory budget until released. */
+  /** A lease on `bytes` of copied file data (a joined page): charged to the memory budget at once, until released. */
   leaseCopy(bytes: number): BlockLease {
-    this.#memory?.chargeCopy(bytes)
-    return new BlockLease(() => this.#memory?.freeCopy(bytes), () => true)
+    this.#memory?.charge(bytes, 'copy')
+    return this.#copyLease(bytes)
+  }
+
+  #copyLease(bytes: number): BlockLease {
+    return new BlockLease(() => {
+      this.#memory?.free(bytes, 'copy')
+      noteDropped(bytes)
+    }, () => true)
   }
 
   /** Bytes of leased blocks the cache no longer holds (charged to the memory budget). */
@@ -137,6 +147,7 @@ export class BlockCache {
   #letGo(block: Buffer): void {
     const h = this.#held.get(block)
     if (h) this.#charge(h, block)
+    else noteDropped(block.length)
   }
 
   #charge(h: Holding, block: Buffer): void {
@@ -244,6 +255,7 @@ export class BlockCache {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
     for (const [block, h] of this.#held) this.#charge(h, block)
+    noteDropped(dropped.bytes)
     return dropped
   }
 

@@ -15,8 +15,8 @@
  * Charges do not wait, so while blocks leased from the cache keep being
  * evicted, the pool may stay over its limit with memory coming and going. A
  * reading client's reservation then takes the place of bytes freed since it
- * began to wait, up to twice the limit: the reader is not starved, and the
- * charges its reads cause by evicting leased blocks stay bounded.
+ * began to wait, up to a quarter over the limit: the reader is not starved,
+ * and the charges its reads cause by evicting leased blocks stay bounded.
  *
  * While any reservation waits, or more than the limit is held, the budget
  * asks its owner to relieve it (`relieve`: the server closes connections that
@@ -32,6 +32,8 @@ const debug = createDebug('cacheserv:memory')
 const TICK_MS = 250
 /** How long reservations wait with nothing relieved before the first goes ahead. */
 export const OVERDRAFT_MS = 2000
+/** How far over its limit a pool may go by reservations taking the place of freed bytes (see #grant). */
+const CREDIT_CEILING = 1.25
 
 export type Pool = 'block' | 'copy'
 
@@ -40,6 +42,8 @@ export interface ReserveOptions {
   signal?: AbortSignal
   /** True while the reader's own client is not taking what it was sent: it goes after those that are. */
   later?: () => boolean
+  /** Bytes its request has left to send: among readers whose clients read, the shortest goes first. */
+  left?: () => number
   /** Default 'block'. */
   pool?: Pool
 }
@@ -48,6 +52,7 @@ interface Waiter {
   bytes: number
   pool: Pool
   later?: () => boolean
+  left?: () => number
   resolve: () => void
   reject: (err: unknown) => void
   signal?: AbortSignal
@@ -95,14 +100,14 @@ export class MemoryBudget {
    * ahead when the pool is empty. Rejects with the signal's reason if it
    * aborts first.
    */
-  reserve(bytes: number, { signal, later, pool = 'block' }: ReserveOptions = {}): Promise<void> {
+  reserve(bytes: number, { signal, later, left, pool = 'block' }: ReserveOptions = {}): Promise<void> {
     signal?.throwIfAborted()
     if (!this.#waiters.some((w) => w.pool === pool) && this.#fits(pool, bytes, later?.())) {
       this.#held[pool] += bytes
       return Promise.resolve()
     }
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { bytes, pool, later, resolve, reject, signal }
+      const waiter: Waiter = { bytes, pool, later, left, resolve, reject, signal }
       if (signal) {
         waiter.onAbort = () => {
           const i = this.#waiters.indexOf(waiter)
@@ -156,9 +161,9 @@ export class MemoryBudget {
         const w = this.#waiters[i]
         const later = w.later?.() ?? false
         if (this.#fits(pool, w.bytes, later)) this.#admit(this.#waiters.splice(i, 1)[0])
-        else if (!later && this.#credit[pool] >= w.bytes && this.#held[pool] + w.bytes <= 2 * this.#capacity(pool)) {
+        else if (!later && this.#credit[pool] >= w.bytes && this.#held[pool] + w.bytes <= CREDIT_CEILING * this.#capacity(pool)) {
           // Charges keep the pool over its limit, but bytes are flowing: take the place of those freed
-          // (up to twice the limit: each read may push a leased block out of the cache, a new charge).
+          // (only a little over the limit: each read may push a leased block out of the cache, a new charge).
           this.#credit[pool] -= w.bytes
           this.#admit(this.#waiters.splice(i, 1)[0])
         } else break
@@ -167,16 +172,30 @@ export class MemoryBudget {
     if (this.#waiters.length === 0 && this.used <= this.limit) this.#stop()
   }
 
-  /** In `pool` (any, without one), the first waiter whose client reads, else the first. */
+  /**
+   * In `pool` (any, without one): of the waiters whose clients read, the one
+   * with the fewest bytes left to send (the earliest of equals), else the first.
+   * A short request (a probe, one small file) is not queued behind big reads
+   * of clients that have not yet shown whether they read.
+   */
   #next(pool?: Pool): number {
     let first = -1
+    let best = -1
+    let bestLeft = Infinity
     for (let i = 0; i < this.#waiters.length; i++) {
       const w = this.#waiters[i]
       if (pool && w.pool !== pool) continue
-      if (!w.later?.()) return i
-      if (first === -1) first = i
+      if (w.later?.()) {
+        if (first === -1) first = i
+        continue
+      }
+      const left = w.left?.() ?? Infinity
+      if (best === -1 || left < bestLeft) {
+        best = i
+        bestLeft = left
+      }
     }
-    return first
+    return best !== -1 ? best : first
   }
 
   #admit(w: Waiter): void {

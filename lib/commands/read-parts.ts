@@ -91,6 +91,6 @@ function shrank() {
 }
 
 /** Block reads through the cache, counted, waiting for memory as `wait` says. */
-export function diskBlocks(ctx: CommandContext, file: Parameters<CommandContext['cache']['block']>[0], tally: { fromDisk: number }, wait: Pick<BlockUse, 'signal' | 'later'>): BlockGetter {
+export function diskBlocks(ctx: CommandContext, file: Parameters<CommandContext['cache']['block']>[0], tally: { fromDisk: number }, wait: Pick<BlockUse, 'signal' | 'later' | 'left'>): BlockGetter {
   return (index, bytes) => ctx.cache.block(file, index, { tally, bytes, ...wait })
 }

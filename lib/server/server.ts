@@ -83,8 +83,8 @@ export interface ServerOptions {
    * Bytes of file data the server may hold outside the cache: blocks being
    * read from disk and blocks on their way to clients that the cache does not
    * keep. Reads wait for room; connections that hold such bytes and stopped
-   * reading are closed when others wait. Default 1/32 of the cache size, from
-   * 4 to 32 MiB (defaultMaxBuffered).
+   * reading are closed when others wait. Default 1/64 of the cache size, from
+   * 4 to 16 MiB (defaultMaxBuffered).
    */
   maxBuffered?: number
 }
@@ -105,12 +105,13 @@ export interface ServerStats extends CacheStats {
 
 export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
 /**
- * Default file data held outside the cache: 1/32 of the cache, from 4 to 32
- * MiB. With its copy pool (a quarter more) that is under the 5 % of the cache
- * the documented memory bound allows beyond the cached bytes.
+ * Default file data held outside the cache: 1/64 of the cache, from 4 to 16
+ * MiB. With the blocks clients that do not read keep after the cache has let
+ * them go, and garbage not yet collected, that stays within the 5 % of the
+ * cache the documented memory bound allows beyond the cached bytes.
  */
 export function defaultMaxBuffered(cacheSize: number): number {
-  return Math.min(32 * 1024 * 1024, Math.max(4 * 1024 * 1024, Math.floor(cacheSize / 32)))
+  return Math.min(16 * 1024 * 1024, Math.max(4 * 1024 * 1024, Math.floor(cacheSize / 64)))
 }
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000

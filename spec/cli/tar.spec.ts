@@ -207,7 +207,8 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
     await new Promise((resolve) => setTimeout(resolve, 3100))
     writeFile(root, 'd/9.bin', 3009)
     const p = pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [READER])
-    await until(() => p.out().includes('\n'), () => `python printed ${JSON.stringify(p.out())}; stderr ${p.err()}`)
+    // Every settled member has reached Python: the client now waits for the last.
+    await until(() => p.out().split('\n').length > 9, () => `python printed ${JSON.stringify(p.out())}; stderr ${p.err()}`)
     process.kill(server.child.pid!, 'SIGKILL')
     const code = await p.closed
     assert.deepEqual(p.out().trim().split('\n').map((l) => l.split(' ')[0]), paths.slice(0, 9))

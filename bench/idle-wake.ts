@@ -10,8 +10,8 @@
  *
  * Prints, per held size and idle gap, the median and 90th percentile of
  * connect → first byte: holding nothing, holding GBs, and holding GBs with
- * the malloc settings of the server bin's shebang (huge pages for malloc's
- * memory). Each server is a child of this process, ended by it.
+ * the malloc settings of the server bin's shebang (every block a mapping of
+ * its own). Each server is a child of this process, ended by it.
  */
 import { spawn } from 'node:child_process'
 import { randomFill } from 'node:crypto'

@@ -3,7 +3,7 @@
  * bounded time, every byte checked.
  *
  *   node dist/bench/soak.js [--seconds 60] [--clients 32] [--cache-size 32MiB] [--seed N]
- *                           [--request-timeout 2] [--strict-memory]
+ *                           [--request-timeout 2]
  *
  * It writes a dataset to a temp dir (a few files of several MiB, hundreds of
  * ~100 KB), starts dist/bin/cacheserv-pipe.js directly (so its shebang and
@@ -35,12 +35,11 @@
  *    any probe slower than 1 s, or failing, fails the soak;
  *  - the server's RSS and cached bytes are sampled every second, during the
  *    load and again 5 s after it, against the README's bound
- *    (RSS ≤ 1.05 × cached bytes + 96 MiB): a verdict that fails the soak only
- *    with --strict-memory.
+ *    (RSS ≤ 1.05 × cached bytes + 96 MiB); a sample over it fails the soak.
  *
  * Exit status: 0 when no byte was wrong, no error was unexpected, nothing
- * hung, every probe answered within 1 s and the server lived (and, with
- * --strict-memory, its RSS kept the bound); 1 otherwise; 2 on a usage error.
+ * hung, every probe answered within 1 s, the server lived and its RSS kept
+ * the bound; 1 otherwise; 2 on a usage error.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
@@ -73,16 +72,15 @@ interface Options {
   /** Passed to the server as --request-timeout (seconds); the slow request lines are timed against it. */
   requestTimeout: number
   /** Fail the soak when the server's RSS breaks the README's bound (otherwise only reported). */
-  strictMemory: boolean
 }
 
 function usage(message: string): never {
-  console.error(`soak: ${message}\nusage: node dist/bench/soak.js [--seconds N] [--clients N] [--cache-size SIZE] [--seed N] [--request-timeout S] [--strict-memory]`)
+  console.error(`soak: ${message}\nusage: node dist/bench/soak.js [--seconds N] [--clients N] [--cache-size SIZE] [--seed N] [--request-timeout S]`)
   process.exit(2)
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { seconds: 60, clients: 32, cacheSize: '32MiB', seed: randomBytes(4).readUInt32BE(0), requestTimeout: 2, strictMemory: false }
+  const opts: Options = { seconds: 60, clients: 32, cacheSize: '32MiB', seed: randomBytes(4).readUInt32BE(0), requestTimeout: 2 }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
     const value = () => {
@@ -100,7 +98,6 @@ function parseOptions(argv: string[]): Options {
     else if (arg === '--cache-size') opts.cacheSize = value()
     else if (arg === '--seed') opts.seed = count(0) >>> 0
     else if (arg === '--request-timeout') opts.requestTimeout = count(1)
-    else if (arg === '--strict-memory') opts.strictMemory = true
     else if (arg === '--help' || arg === '-h') usage('help')
     else usage(`unknown argument ${arg}`)
   }
@@ -1229,7 +1226,7 @@ async function main(): Promise<number> {
     const afterLast = after.filter((s) => s.cached !== null).at(-1) ?? null
     const memoryDuring = judged.length > 0 && over.length === 0
     const memoryAfter = afterLast !== null && !overBound(afterLast)
-    console.log(`memory bound (README: RSS ≤ 1.05 × cached bytes + 96 MiB), ${opts.strictMemory ? 'enforced (--strict-memory)' : 'reported only (--strict-memory fails the soak on it)'}:`)
+    console.log('memory bound (README: RSS ≤ 1.05 × cached bytes + 96 MiB):')
     console.log(`  during the load: ${memoryDuring ? 'pass' : 'FAIL'}: ${over.length} of ${judged.length} samples over; closest to or furthest over: ${worst ? sampleText(worst) : 'no samples'}`)
     console.log(`  5 s after the load: ${memoryAfter ? 'pass' : 'FAIL'}: ${afterLast ? sampleText(afterLast) : 'no sample'}`)
     console.log(`server: ${alive ? 'alive at the end' : `DIED during the soak (${died?.code ?? died?.signal})`}, ${stopped}; ${serverStats}`)
@@ -1243,11 +1240,10 @@ async function main(): Promise<number> {
       !alive && 'the server died',
       probeFailed.length > 0 && `${probeFailed.length} probes over ${PROBE_LIMIT_MS} ms or failed`,
       (probeExit || probesMissing) && `the probe ran ${probes.length} times in ${probeSpan.toFixed(0)} s${probeExit ? ` and ${probeExit}` : ''}`,
-      opts.strictMemory && !memoryDuring && 'RSS over the memory bound during the load',
-      opts.strictMemory && !memoryAfter && 'RSS over the memory bound after the load',
+      !memoryDuring && 'RSS over the memory bound during the load',
+      !memoryAfter && 'RSS over the memory bound after the load',
     ].filter(Boolean)
-    const memoryNote = !opts.strictMemory && (!memoryDuring || !memoryAfter) ? ` (memory bound not kept ${!memoryDuring ? 'during' : ''}${!memoryDuring && !memoryAfter ? ' and ' : ''}${!memoryAfter ? 'after' : ''} the load: reported only)` : ''
-    console.log(reasons.length ? `soak: FAILED (${reasons.join(', ')})${memoryNote}` : `soak: ok${memoryNote}`)
+    console.log(reasons.length ? `soak: FAILED (${reasons.join(', ')})` : 'soak: ok')
     const failed = reasons.length > 0
     return failed ? 1 : 0
   } finally {

@@ -8,6 +8,7 @@ import { error } from '../errors.js'
 import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
 import { BlockLease } from './block-lease.js'
+import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 
@@ -40,6 +41,8 @@ export interface BlockUse {
   signal?: AbortSignal
   /** The reader's client is not taking its output: its disk read waits behind others' (see MemoryBudget). */
   later?: () => boolean
+  /** Bytes the reader's request has left to send: shorter requests' disk reads go first (see MemoryBudget). */
+  left?: number
 }
 
 /** A leased block: how many leases, and whether its bytes are charged to the memory budget. */
@@ -74,7 +77,7 @@ export class BlockCache {
   readonly policy: PolicyName
   #lru: CachePolicy
   /** Disk reads under way, and whether each of those waiting on one has stopped reading (see MemoryBudget). */
-  #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[] }>()
+  #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[]; lefts: number[] }>()
   #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0, diskReads: 0 }
   #memory: MemoryBudget | null
   /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
@@ -114,16 +117,25 @@ export class BlockCache {
       () => {
         if (--holding.refs > 0) return
         this.#held.delete(block)
-        if (holding.charged) this.#memory?.free(block.length)
+        if (!holding.charged) return
+        this.#memory?.free(block.length)
+        noteDropped(block.length)
       },
       () => holding.charged,
     )
   }
 
-  /** A lease on `bytes` of copied file data (a partial page, say): charged to the memory budget until released. */
+  /** A lease on `bytes` of copied file data (a joined page): charged to the memory budget at once, until released. */
   leaseCopy(bytes: number): BlockLease {
-    this.#memory?.chargeCopy(bytes)
-    return new BlockLease(() => this.#memory?.freeCopy(bytes), () => true)
+    this.#memory?.charge(bytes, 'copy')
+    return this.#copyLease(bytes)
+  }
+
+  #copyLease(bytes: number): BlockLease {
+    return new BlockLease(() => {
+      this.#memory?.free(bytes, 'copy')
+      noteDropped(bytes)
+    }, () => true)
   }
 
   /** Bytes of leased blocks the cache no longer holds (charged to the memory budget). */
@@ -137,6 +149,7 @@ export class BlockCache {
   #letGo(block: Buffer): void {
     const h = this.#held.get(block)
     if (h) this.#charge(h, block)
+    else noteDropped(block.length)
   }
 
   #charge(h: Holding, block: Buffer): void {
@@ -172,6 +185,7 @@ export class BlockCache {
       // Single-flight: no disk read of its own, so a hit; its bytes count once they are there.
       if (counted) this.#stats.hits++
       pending.laters.push(use.later ?? never)
+      pending.lefts.push(use.left ?? Infinity)
       return pending.read.then(
         (b) => {
           if (counted) this.#stats.hitBytes += served(b)
@@ -187,7 +201,9 @@ export class BlockCache {
     if (counted) this.#stats.misses++
     // The read waits as one whose client stopped reading only if every client waiting on it has.
     const laters = [use.later ?? never]
-    const read = this.#readBlock(file, index, { signal: use.signal, later: () => laters.every((l) => l()) }).then(
+    // As soon as the shortest of the requests waiting on it.
+    const lefts = [use.left ?? Infinity]
+    const read = this.#readBlock(file, index, { signal: use.signal, later: () => laters.every((l) => l()), left: () => Math.min(...lefts) }).then(
       (buf) => {
         this.#inflight.delete(key)
         if (counted) this.#stats.missBytes += served(buf)
@@ -199,7 +215,7 @@ export class BlockCache {
         throw err
       },
     )
-    this.#inflight.set(key, { read, laters })
+    this.#inflight.set(key, { read, laters, lefts })
     return read
   }
 
@@ -244,6 +260,7 @@ export class BlockCache {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
     for (const [block, h] of this.#held) this.#charge(h, block)
+    noteDropped(dropped.bytes)
     return dropped
   }
 
@@ -262,13 +279,13 @@ export class BlockCache {
     return total
   }
 
-  async #readBlock(file: OpenFile, index: number, { signal, later }: BlockUse): Promise<Buffer> {
+  async #readBlock(file: OpenFile, index: number, { signal, later, left }: Omit<BlockUse, 'left'> & { left: () => number }): Promise<Buffer> {
     const start = index * this.blockSize
     const length = Math.min(this.blockSize, file.size - start)
     // Room for the block outside the cache until the cache takes it (see MemoryBudget).
     if (this.#memory) {
       try {
-        await this.#memory.reserve(length, { signal, later })
+        await this.#memory.reserve(length, { signal, later, left })
       } catch (err) {
         throw new GaveUp(err)
       }

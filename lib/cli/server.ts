@@ -9,7 +9,6 @@ import {
   DEFAULT_CACHE_SIZE,
   DEFAULT_GRACE,
   DEFAULT_IDLE_TIMEOUT,
-  DEFAULT_MAX_BUFFERED,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_REQUEST_TIMEOUT,
 } from '../server/server.js'
@@ -50,7 +49,7 @@ function program(): Command {
     .option('--socket-mode <octal>', 'permissions of the --socket file', octalOption, 0o600)
     .option('--max-connections <n>', 'connections served at once; more get EBUSY', countOption, DEFAULT_MAX_CONNECTIONS)
     .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
-    .option('--max-buffered <size>', 'file data held outside the cache for responses on their way out (disk reads, blocks the cache does not keep); reads wait for room, and clients that stopped reading are closed to make it', sizeOption, DEFAULT_MAX_BUFFERED)
+    .option('--max-buffered <size>', 'file data held outside the cache for responses on their way out (disk reads, blocks the cache does not keep); reads wait for room, and clients that stopped reading are closed to make it (default 1/64 of --cache-size, 4–16 MiB)', sizeOption)
     .option('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', sizeOption, DEFAULT_MAX_REQUEST)
     .option('--idle-timeout <seconds>', 'close a connection that for this long neither sent a complete request nor read any answer (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
     .option('--request-timeout <seconds>', 'close a connection whose request line is not whole this long after its first byte, or that sends no request this long after connecting (ETIMEDOUT); 0 never', secondsOption, DEFAULT_REQUEST_TIMEOUT / 1000)
@@ -78,7 +77,7 @@ export async function main(argv: string[]): Promise<void> {
     maxConnections: number
     maxInFlight: number
     maxRequest: number
-    maxBuffered: number
+    maxBuffered?: number
     idleTimeout: number
     settle: number
     requestTimeout: number

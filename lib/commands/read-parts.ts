@@ -59,28 +59,31 @@ function view(ctx: CommandContext, file: { key: string }, index: number, block: 
   return { kind: 'data', chunk: block.subarray(from, to), lease }
 }
 
-/** A page across block boundaries, copied from each block in turn; the copy's memory is leased. */
+/**
+ * A page across block boundaries, copied from each block in turn. The blocks
+ * come first (their reads may wait for memory while this holds none); the
+ * copy's memory is then charged at once, never waited for: a copy that waited
+ * while a pager held part of the same page would wait for itself.
+ */
 async function straddle(ctx: CommandContext, file: { size: number }, pos: number, size: number, get: BlockGetter, hold?: (lease: Releasable) => void): Promise<Part> {
   const bs = ctx.cache.blockSize
+  const pieces: { block: Buffer; off: number; n: number }[] = []
+  for (let at = 0; at < size; ) {
+    const index = Math.floor((pos + at) / bs)
+    const off = pos + at - index * bs
+    const want = Math.min(size - at, Math.min(bs, file.size - index * bs) - off)
+    const block = await get(index, want)
+    const n = Math.min(want, block.length - off)
+    if (n <= 0) throw shrank()
+    pieces.push({ block, off, n })
+    at += n
+  }
   const lease = ctx.cache.leaseCopy(size)
   hold?.(lease)
-  try {
-    const chunk = Buffer.allocUnsafeSlow(size)
-    for (let at = 0; at < size; ) {
-      const index = Math.floor((pos + at) / bs)
-      const off = pos + at - index * bs
-      const want = Math.min(size - at, Math.min(bs, file.size - index * bs) - off)
-      const block = await get(index, want)
-      const n = Math.min(want, block.length - off)
-      if (n <= 0) throw shrank()
-      block.copy(chunk, at, off, off + n)
-      at += n
-    }
-    return { kind: 'data', chunk, lease }
-  } catch (err) {
-    lease.release()
-    throw err
-  }
+  const chunk = Buffer.allocUnsafeSlow(size)
+  let at = 0
+  for (const { block, off, n } of pieces) at += block.copy(chunk, at, off, off + n)
+  return { kind: 'data', chunk, lease }
 }
 
 function shrank() {
@@ -88,6 +91,6 @@ function shrank() {
 }
 
 /** Block reads through the cache, counted, waiting for memory as `wait` says. */
-export function diskBlocks(ctx: CommandContext, file: Parameters<CommandContext['cache']['block']>[0], tally: { fromDisk: number }, wait: Pick<BlockUse, 'signal' | 'later'>): BlockGetter {
+export function diskBlocks(ctx: CommandContext, file: Parameters<CommandContext['cache']['block']>[0], tally: { fromDisk: number }, wait: Pick<BlockUse, 'signal' | 'later' | 'left'>): BlockGetter {
   return (index, bytes) => ctx.cache.block(file, index, { tally, bytes, ...wait })
 }

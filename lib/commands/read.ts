@@ -43,7 +43,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
     // soon as it has handed this one on, so the disk works while this one's pages go out, and a
     // client that stops reading holds one block per read, not two.
     const tally = { fromDisk: 0 }
-    yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp }), io)
+    yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp, left: end - from }), io)
     // Blocks read from disk during the transfer must all come from this version of the file.
     // (Cached blocks are keyed by the version: when every block was cached, they all match.)
     if (tally.fromDisk > 0 && (await currentIdentity(file)) !== file.key) {

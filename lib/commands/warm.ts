@@ -6,6 +6,7 @@
  * loading past the limit would only evict what was just loaded.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
+import { collectGarbageSoon } from '../cache/collect-garbage.js'
 import { openFileAt } from '../fs/open-file.js'
 import { walk, type WalkedFile } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
@@ -96,6 +97,8 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   } finally {
     stopped = true
     await workers.catch(() => {})
+    // A walk leaves a heap's worth of stats and names behind: give it back now, not at V8's leisure.
+    collectGarbageSoon()
   }
   // Report what is in the cache now: a later file may have pushed out part of an earlier one.
   const kept = loaded.map((f) => ctx.cache.cachedBytes(f))

@@ -14,16 +14,18 @@ const MAX_VIEWS = 64
 /** Views are keyed by offset * 2^25 + length (length ≤ MAX_PAYLOAD = 2^24); offsets this large are not remembered. */
 const MAX_OFFSET = 2 ** 28
 
-const memos = new WeakMap<ArrayBufferLike, Map<number, number>>()
+/** A buffer's memo: null until one of its views is summed (most cached blocks of small files never are twice). */
+const memos = new WeakMap<ArrayBufferLike, Map<number, number> | null>()
 
 /** Promise that `buf`'s bytes never change again. `buf` must own its ArrayBuffer (Buffer.allocUnsafeSlow). */
 export function markImmutable(buf: Buffer): void {
-  if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) memos.set(buf.buffer, new Map())
+  if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength) memos.set(buf.buffer, null)
 }
 
 export function memoCrc32(view: Uint8Array): number {
-  const memo = memos.get(view.buffer)
-  if (!memo || view.byteOffset >= MAX_OFFSET) return crc32(view)
+  let memo = memos.get(view.buffer)
+  if (memo === undefined || view.byteOffset >= MAX_OFFSET) return crc32(view)
+  if (memo === null) memos.set(view.buffer, (memo = new Map()))
   const key = view.byteOffset * 2 ** 25 + view.byteLength
   let sum = memo.get(key)
   if (sum === undefined) {

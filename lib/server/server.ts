@@ -25,6 +25,7 @@ import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { AuthThrottle } from './auth-throttle.js'
 import { closeGently } from './close-gently.js'
+import { collectGarbageSoon, noteConnectionClosed } from '../cache/collect-garbage.js'
 import { type Connection, serveConnection, STALL_MS } from './connection.js'
 import { VERSION } from '../version.js'
 import { error } from '../errors.js'
@@ -86,7 +87,8 @@ export interface ServerOptions {
    * Bytes of file data the server may hold outside the cache: blocks being
    * read from disk and blocks on their way to clients that the cache does not
    * keep. Reads wait for room; connections that hold such bytes and stopped
-   * reading are closed when others wait. Default 16 MiB.
+   * reading are closed when others wait. Default 1/64 of the cache size, from
+   * 4 to 16 MiB (defaultMaxBuffered).
    */
   maxBuffered?: number
 }
@@ -108,7 +110,15 @@ export interface ServerStats extends CacheStats {
 }
 
 export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
-export const DEFAULT_MAX_BUFFERED = 16 * 1024 * 1024
+/**
+ * Default file data held outside the cache: 1/64 of the cache, from 4 to 16
+ * MiB. With the blocks clients that do not read keep after the cache has let
+ * them go, and garbage not yet collected, that stays within the 5 % of the
+ * cache the documented memory bound allows beyond the cached bytes.
+ */
+export function defaultMaxBuffered(cacheSize: number): number {
+  return Math.min(16 * 1024 * 1024, Math.max(4 * 1024 * 1024, Math.floor(cacheSize / 64)))
+}
 export const DEFAULT_MAX_CONNECTIONS = 256
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
@@ -165,8 +175,9 @@ export class CacheServer extends EventEmitter {
     // A server sums every page it reads from disk: the SIMD crc32 pays for its loading at once.
     if (this.checksum === 'crc32') useFastCrc32()
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE
-    this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? DEFAULT_MAX_BUFFERED, blockSize), () => this.#closeStalled())
-    this.cache = new BlockCache({ limit: opts.cacheSize ?? DEFAULT_CACHE_SIZE, blockSize, policy: opts.policy, memory: this.#memory })
+    const cacheSize = opts.cacheSize ?? DEFAULT_CACHE_SIZE
+    this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? defaultMaxBuffered(cacheSize), blockSize), () => this.#closeStalled())
+    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory })
     this.files = new KnownFiles(jail)
     this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
@@ -239,7 +250,10 @@ export class CacheServer extends EventEmitter {
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)
-    void conn.closed.then(() => this.#connections.delete(conn))
+    void conn.closed.then(() => {
+      this.#connections.delete(conn)
+      noteConnectionClosed()
+    })
     return conn
   }
 
@@ -258,6 +272,7 @@ export class CacheServer extends EventEmitter {
       closed++
     }
     this.#stalledClosed += closed
+    if (closed > 0) collectGarbageSoon()
     return closed
   }
 

@@ -208,6 +208,16 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
     writeFile(root, 'd/9.bin', 3009)
     const p = pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [READER])
     await until(() => p.out().includes('\n'), () => `python printed ${JSON.stringify(p.out())}; stderr ${p.err()}`)
+    // Every settled member has been served (tarfile reads the pipe in 10 KiB records, so Python's
+    // output lags); a moment more for the client to write the last of them to the pipe.
+    const settled = paths.slice(0, 9).reduce((n, _, i) => n + 3000 + i, 0)
+    const watcher = await connect(server.url)
+    let served = 0
+    const poll = setInterval(() => void watcher.stats().then((s) => (served = s.bytesServed), () => {}), 20)
+    await until(() => served >= settled, () => `${served} of ${settled} bytes served`)
+    clearInterval(poll)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    await watcher.close()
     process.kill(server.child.pid!, 'SIGKILL')
     const code = await p.closed
     assert.deepEqual(p.out().trim().split('\n').map((l) => l.split(' ')[0]), paths.slice(0, 9))

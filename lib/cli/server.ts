@@ -1,7 +1,7 @@
 /** `cacheserv-pipe`: serve a directory from RAM until SIGINT or SIGTERM. */
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
-import { DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
 import {
   CacheServer,
   DEFAULT_AUTH_BACKOFF,
@@ -47,7 +47,7 @@ function program(): Command {
     .option('--insecure-no-auth', 'allow a non-loopback --host without a token (trusted networks only)')
     .addOption(modeWithDefault('--socket-mode <octal>', 'permissions of the --socket file', 0o600))
     .option('--max-connections <n>', 'connections served at once; more get EBUSY', countOption, DEFAULT_MAX_CONNECTIONS)
-    .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
+    .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, DEFAULT_MAX_IN_FLIGHT)
     .option('--max-buffered <size>', 'file data held outside the cache for responses on their way out (disk reads, blocks the cache does not keep); reads wait for room, and clients that stopped reading are closed to make it (default 1/64 of --cache-size, 4–16 MiB)', sizeOption)
     .addOption(sizeWithDefault('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', DEFAULT_MAX_REQUEST))
     .option('--idle-timeout <seconds>', 'close a connection that for this long neither sent a complete request nor read any answer (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)

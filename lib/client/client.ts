@@ -29,7 +29,7 @@ import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type CacheservError, error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
-import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
@@ -52,7 +52,6 @@ const MAX_LENGTH = bufferConstants.MAX_LENGTH
 const MAX_TICK = 60_000
 
 /** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
-const UPLOADS_PER_CONNECTION = 8
 
 const EMPTY = Buffer.alloc(0)
 
@@ -644,8 +643,8 @@ export class Client {
    * uploaded as checksummed pages and renamed into place atomically.
    */
   async write(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
-    // The server runs at most UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
-    while (this.#uploads >= UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
+    // The server runs at most MAX_UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
+    while (this.#uploads >= MAX_UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
     this.#uploads++
     try {
       return await this.#upload(path, data)

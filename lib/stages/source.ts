@@ -18,7 +18,7 @@ import { Duplex } from 'node:stream'
 import type { CommandContext, CommandIO, CommandSpec, Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
-import { DEFAULT_PAGE_SIZE, MAX_ID } from '../protocol/constants.js'
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE, MAX_ID, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
 import type { Releasable } from '../cache/block-lease.js'
@@ -95,8 +95,6 @@ const MAX_PARKED = 32
 const MAX_QUEUED_REPLIES = 64
 /** Jobs that may produce a block (reads, warms) making or holding a part at once, per connection. */
 const MAX_AHEAD = 4
-/** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
-const MAX_UPLOADS = 8
 
 export class CommandSource extends Duplex {
   #ctx: CommandContext
@@ -128,7 +126,7 @@ export class CommandSource extends Duplex {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
     this.#opts = opts
-    this.#maxInFlight = opts.maxInFlight ?? 32
+    this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#authed = opts.token === undefined
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
@@ -199,8 +197,8 @@ export class CommandSource extends Duplex {
     } else {
       const spec = commands.get(req.op)
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else if (spec.input && this.#uploads() >= MAX_UPLOADS) {
-        this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
+      else if (spec.input && this.#uploads() >= MAX_UPLOADS_PER_CONNECTION) {
+        this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS_PER_CONNECTION} uploads are already running on this connection; send this write when one is done`))
       } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, req, spec })
       else this.#begin(req, spec)
     }
@@ -438,7 +436,7 @@ export class CommandSource extends Duplex {
   /**
    * Jobs that count against maxInFlight. Uploads do not: they need the very
    * input that holding back would stop, so counting them could deadlock a
-   * connection full of writes. They have their own cap (MAX_UPLOADS).
+   * connection full of writes. They have their own cap (MAX_UPLOADS_PER_CONNECTION).
    */
   #running(): number {
     return this.#jobs.size - this.#uploads()

@@ -1,14 +1,17 @@
 /** The command table: one command, one file. */
-import type { CommandSpec } from './context.js'
+import { auth } from './auth.js'
+import { cancel } from './cancel.js'
+import type { TableEntry } from './context.js'
 import { evict } from './evict.js'
 import { ls } from './ls.js'
+import { nack } from './nack.js'
 import { read } from './read.js'
 import { stat } from './stat.js'
 import { stats } from './stats.js'
 import { warm } from './warm.js'
 import { write } from './write.js'
 
-export const commands = new Map<string, CommandSpec>([
+export const commands = new Map<string, TableEntry>([
   // read streams its pages; warm reports its own progress; the others answer with one RESULT.
   // write sends no heartbeat: a damaged one would be NACKed, and an upload cannot be resent (the
   // client does not take the server's silence for a loss while it sends; see Client.#upload).
@@ -19,4 +22,8 @@ export const commands = new Map<string, CommandSpec>([
   ['warm', { run: warm }],
   ['evict', { run: evict, heartbeat: true }],
   ['write', { run: write, input: true }],
+  // About the connection's other requests: answered at once, no job of their own.
+  ['auth', auth],
+  ['cancel', cancel],
+  ['nack', nack],
 ])

@@ -8,6 +8,7 @@ import { nack } from './nack.js'
 import { read } from './read.js'
 import { stat } from './stat.js'
 import { stats } from './stats.js'
+import { tree } from './tree.js'
 import { warm } from './warm.js'
 import { write } from './write.js'
 
@@ -19,6 +20,7 @@ export const commands = new Map<string, TableEntry>([
   ['ls', { run: ls, heartbeat: true }],
   ['stat', { run: stat, heartbeat: true }],
   ['stats', { run: stats, heartbeat: true }],
+  ['tree', { run: tree, heartbeat: true }],
   ['warm', { run: warm }],
   ['evict', { run: evict, heartbeat: true }],
   ['write', { run: write, input: true }],

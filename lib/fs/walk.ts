@@ -57,8 +57,8 @@ export async function* walk(jail: Jail, path: string, signal?: AbortSignal, afte
     const c = compareSegments(segs, cursor)
     if (c > 0) return false
     if (!dir) return true
-    // A directory that holds the cursor is read (its entries after the cursor follow).
-    return !(segs.length < cursor.length && segs.every((s, i) => s === cursor[i]))
+    // A directory that is the cursor or holds it is read: what is in it comes after the cursor.
+    return !(segs.length <= cursor.length && segs.every((s, i) => s === cursor[i]))
   }
   const seenReal = (real: string): boolean => seen.has(real) || passed.some((p) => real.startsWith(`${p}/`) || real === p)
 

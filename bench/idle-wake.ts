@@ -6,7 +6,7 @@
  * thread pool (crypto.randomFill), as the product's cache fills its blocks
  * from fs reads.
  *
- *   node dist/bench/idle-wake.js [--gib 2] [--probes 30] [--gaps 20,300]
+ *   node dist-bench/bench/idle-wake.js [--gib 2] [--probes 30] [--gaps 20,300]
  *
  * Prints, per held size and idle gap, the median and 90th percentile of
  * connect → first byte: holding nothing, holding GBs, and holding GBs with

@@ -8,8 +8,8 @@ import type { Dataset } from './data.js'
 import { startServer } from './procs.js'
 import { BenchError } from './util.js'
 
-export const SERVER_BIN = fileURLToPath(new URL('../bin/cacheserv-pipe.js', import.meta.url))
-export const CLIENT_BIN = fileURLToPath(new URL('../bin/cacheserv-pipe-client.cjs', import.meta.url))
+export const SERVER_BIN = fileURLToPath(new URL('../../dist/bin/cacheserv-pipe.js', import.meta.url))
+export const CLIENT_BIN = fileURLToPath(new URL('../../dist/bin/cacheserv-pipe-client.cjs', import.meta.url))
 const PRODUCT_SERVER = fileURLToPath(new URL('./product-server.js', import.meta.url))
 const BARE_SERVER = fileURLToPath(new URL('./bare-server.js', import.meta.url))
 

@@ -2,7 +2,7 @@
  * The soak's responsiveness probe, run as a process of its own so that the
  * soak's busy event loop does not count as the server's latency.
  *
- *   node dist/bench/soak-probe.js URL PATH
+ *   node dist-bench/bench/soak-probe.js URL PATH
  *
  * Once a second: connect afresh, `stat` PATH, read its first 4 KiB, hang up;
  * print one JSON line per probe: {"t","ms","ok","size","sha","err"}, where
@@ -17,7 +17,7 @@ import { CacheservError } from '../lib/errors.js'
 
 const [url, path] = process.argv.slice(2)
 if (!url || !path) {
-  console.error('usage: node dist/bench/soak-probe.js URL PATH')
+  console.error('usage: node dist-bench/bench/soak-probe.js URL PATH')
   process.exit(2)
 }
 

@@ -2,7 +2,7 @@
  * Soak test: a real server process under many concurrent clients for a
  * bounded time, every byte checked.
  *
- *   node dist/bench/soak.js [--seconds 60] [--clients 32] [--cache-size 32MiB] [--seed N]
+ *   node dist-bench/bench/soak.js [--seconds 60] [--clients 32] [--cache-size 32MiB] [--seed N]
  *                           [--request-timeout 2]
  *
  * It writes a dataset to a temp dir (a few files of several MiB, hundreds of
@@ -58,7 +58,7 @@ import { FrameType } from '../lib/protocol/constants.js'
 import { FrameDecoder } from '../lib/protocol/decoder.js'
 import type { ReceivedFrame } from '../lib/protocol/frame.js'
 
-const SERVER_BIN = fileURLToPath(new URL('../bin/cacheserv-pipe.js', import.meta.url))
+const SERVER_BIN = fileURLToPath(new URL('../../dist/bin/cacheserv-pipe.js', import.meta.url))
 const PROBE = fileURLToPath(new URL('./soak-probe.js', import.meta.url))
 const MiB = 1024 * 1024
 
@@ -75,7 +75,7 @@ interface Options {
 }
 
 function usage(message: string): never {
-  console.error(`soak: ${message}\nusage: node dist/bench/soak.js [--seconds N] [--clients N] [--cache-size SIZE] [--seed N] [--request-timeout S]`)
+  console.error(`soak: ${message}\nusage: node dist-bench/bench/soak.js [--seconds N] [--clients N] [--cache-size SIZE] [--seed N] [--request-timeout S]`)
   process.exit(2)
 }
 

@@ -150,6 +150,23 @@ EX_DATA_EPOCH1 = hexbytes('''c5500103 00000001 00000001 00000006 01010000 6407a4
        68656c6c6f0a''')
 
 
+
+def _local_tree_of(rel):
+    """Files under ROOT/rel as ``tree`` lists them: depth first, names sorted, hidden upload temporaries left out."""
+    out = []
+
+    def visit(path, rel):
+        for name in sorted(os.listdir(path)):
+            full = os.path.join(path, name)
+            child = rel + '/' + name if rel else name
+            if os.path.isdir(full):
+                visit(full, child)
+            elif os.path.isfile(full) and not name.endswith('.cacheserv-tmp'):
+                out.append({'path': child, 'size': os.path.getsize(full)})
+
+    visit(os.path.join(ROOT, rel) if rel else ROOT, rel)
+    return out
+
 class FakeServer(object):
     """A scripted server on loopback: sends HELLO (or ``greeting``) on each connection, then
     calls ``handler(server, conn, request)`` for every request line. Records every request."""
@@ -933,12 +950,25 @@ class TestReads(unittest.TestCase):
         # the connection is fine after all that
         self.assertEqual(self.c.read('one.bin'), disk('one.bin'))
 
+    def test_tree_lists_every_file_with_its_size_in_walk_order_a_page_at_a_time(self):
+        whole = list(self.c.tree())
+        self.assertEqual(whole, _local_tree_of(''))
+        for page_size in (1, 3, 1000):
+            self.assertEqual(list(self.c.tree(page_size=page_size)), whole)
+        self.assertEqual(list(self.c.tree('small')), _local_tree_of('small'))
+        self.assertEqual([f['path'] for f in self.c.tree(suffix='.bin', page_size=2)], [f['path'] for f in whole if f['path'].endswith('.bin')])
+        self.assertEqual(list(self.c.tree('one.bin')), [{'path': 'one.bin', 'size': 1}])
+        with self.assertRaises(CacheservError) as cm:
+            list(self.c.tree('no/such/dir'))
+        self.assertEqual(cm.exception.code, 'ENOENT')
+
     def test_ls_and_stat(self):
         root = self.c.ls()
         names = [e['name'] for e in root]
         self.assertEqual(names, sorted(names))
         self.assertIn({'name': 'small', 'type': 'dir'}, root)
-        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, root)
+        self.assertIn({'name': 'one.bin', 'type': 'file'}, root)
+        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, self.c.ls(long=True))
         self.assertEqual(self.c.ls(''), root)
         small = self.c.ls('small')
         self.assertEqual(sorted(e['name'] for e in small), sorted(os.listdir(os.path.join(ROOT, 'small'))))
@@ -1620,7 +1650,8 @@ class TestServerRestart(unittest.TestCase):
         self.assertIn(ROOT, err.getvalue())
         # A range and a listing come from the files too; a path may not leave the root.
         self.assertEqual(ds.client.read('ranges.bin', offset=5, length=100), disk('ranges.bin')[5:105])
-        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, ds.client.ls())
+        self.assertIn({'name': 'one.bin', 'type': 'file', 'size': 1}, ds.client.ls(long=True))
+        self.assertEqual(list(ds.client.tree('small', page_size=2)), _local_tree_of('small'))
         with self.assertRaises(CacheservError) as cm:
             ds.client.read('../etc/passwd')
         self.assertEqual(cm.exception.code, 'EACCES')

@@ -125,7 +125,17 @@ export class BlockCache {
     )
   }
 
-  /** A lease on `bytes` of copied file data (a joined page): charged to the memory budget at once, until released. */
+  /**
+   * A lease on `bytes` of copied file data (a page across two blocks), once the
+   * memory budget's copy pool has room: copies held by clients that do not
+   * read are bounded like their blocks.
+   */
+  async reserveCopy(bytes: number, { signal, later, left }: Pick<BlockUse, 'signal' | 'later' | 'left'> = {}): Promise<BlockLease> {
+    await this.#memory?.reserve(bytes, { signal, later, left: left === undefined ? undefined : () => left, pool: 'copy' })
+    return this.#copyLease(bytes)
+  }
+
+  /** A lease on `bytes` of copied file data (a page joined in a pager, which cannot wait): charged to the memory budget at once, until released. */
   leaseCopy(bytes: number): BlockLease {
     this.#memory?.charge(bytes, 'copy')
     return this.#copyLease(bytes)
@@ -207,7 +217,6 @@ export class BlockCache {
       (buf) => {
         this.#inflight.delete(key)
         if (counted) this.#stats.missBytes += served(buf)
-        this.#lru.set(key, buf)
         return buf
       },
       (err) => {
@@ -291,7 +300,12 @@ export class BlockCache {
       }
     }
     try {
-      return await this.#fill(file, start, length)
+      const buf = await this.#fill(file, start, length)
+      // Cached before its room is given back: a leased block this pushes out of the cache is
+      // charged in its place, so the read never holds more than it reserved (and no waiter is
+      // let in on bytes the charge is about to take).
+      this.#lru.set(`${file.key}#${index}`, buf)
+      return buf
     } finally {
       // From here the cache holds the block, or its leases charge it (or nothing holds it).
       this.#memory?.free(length)

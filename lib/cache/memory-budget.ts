@@ -6,11 +6,13 @@
  * block or more each, at any cache size.
  *
  * Two pools: blocks, up to the limit, and copies, up to a quarter of it.
- * Whoever waits for a block holds no block meanwhile. Copies (pages joined
- * from two blocks) are charged once their blocks are there, never waited for:
- * a page's first half may sit in a pager that waits for its second. A block
- * let go by the cache while leased is charged at once too (it is already in
- * memory), over the limit if need be.
+ * Whoever waits for a block holds no block meanwhile. A page copied across
+ * two blocks waits for room in the copy pool before its blocks are fetched;
+ * a page a pager joins (after a page size change) is charged at once, as a
+ * pager cannot wait. A block the cache lets go while leased is charged at
+ * once too (it is already in memory), over the limit if need be; a disk
+ * read is cached before its own room is freed, so a leased block it pushes
+ * out takes that room rather than adding to it.
  *
  * Charges do not wait, so while blocks leased from the cache keep being
  * evicted, the pool may stay over its limit with memory coming and going. A

@@ -22,7 +22,7 @@
  *   it in, while a victim's access in the current pass over the data may be
  *   still to come. Without that margin, shuffled epochs admit most
  *   candidates and drift toward LRU (0.25 instead of 0.49 hits in
- *   lib/cache/simulate.ts); with it, Zipf does slightly better too.
+ *   spec/helpers/cache-simulation.ts); with it, Zipf does slightly better too.
  * Budget: window + main limits sum to `limit` and each ByteLru keeps its own,
  * so the total never exceeds it.
  */

@@ -59,7 +59,16 @@ export const CLIENT = {
       name: 'ls',
       description: 'list a directory, one entry a line, directories ending in /',
       arguments: [{ name: 'dir', description: 'directory relative to the served root', default: '' }],
-      options: [],
+      options: [{ flags: '--long', description: 'put each file\'s size in bytes before its name, tab-separated' }],
+    },
+    {
+      name: 'tree',
+      description: 'list every file under a directory, depth first in name order: size in bytes, a tab, the path',
+      arguments: [{ name: 'dir', description: 'directory relative to the served root (default: everything)', default: '' }],
+      options: [
+        { flags: '--suffix <s>', description: 'only names ending with s (e.g. .jpg)' },
+        { flags: '--json', description: 'one JSON object {"path","size"} a line instead' },
+      ],
     },
     { name: 'stat', description: 'print size, mtime and cache state of FILE as JSON', arguments: [FILE], options: [] },
     {

@@ -1,5 +1,5 @@
 /**
- * `cacheserv-pipe-client`: read, ls and stat against a running server.
+ * `cacheserv-pipe-client`: read, list, stat and manage the cache of a running server.
  * Exit 0 on success, 1 on a server or transfer error (CODE: message on
  * stderr), 2 on usage errors. Start-up time is its budget (`read x | head`
  * in a loop): it imports only the client side, parses its arguments with
@@ -32,9 +32,25 @@ const ACTIONS: Record<CommandName, Action> = {
     }
   },
 
-  async ls(client, [dir]) {
-    const entries = await client.ls(dir!)
-    await print(entries.map((e) => (e.type === 'dir' ? `${e.name}/` : e.name) + '\n').join(''))
+  async ls(client, [dir], o) {
+    const long = o.long === true
+    const entries = await client.ls(dir!, { long })
+    const name = (e: (typeof entries)[number]) => (e.type === 'dir' ? `${e.name}/` : e.name)
+    await print(entries.map((e) => (long ? `${e.type === 'file' ? (e.size ?? '') : '-'}\t${name(e)}` : name(e)) + '\n').join(''))
+  },
+
+  async tree(client, [dir], o) {
+    const json = o.json === true
+    let lines: string[] = []
+    for await (const f of client.tree(dir!.replace(/^\/+|\/+$/g, ''), { suffix: o.suffix as string | undefined })) {
+      lines.push(json ? JSON.stringify(f) : `${f.size}\t${f.path}`)
+      // Printed a batch at a time: the first paths show before the walk ends.
+      if (lines.length >= 1024) {
+        await print(lines.join('\n') + '\n')
+        lines = []
+      }
+    }
+    if (lines.length > 0) await print(lines.join('\n') + '\n')
   },
 
   async stat(client, [file]) {

@@ -1,7 +1,7 @@
 /** `cacheserv-pipe`: serve a directory from RAM until SIGINT or SIGTERM. */
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
-import { DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
 import {
   CacheServer,
   DEFAULT_AUTH_BACKOFF,
@@ -19,11 +19,12 @@ import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
 import { warmDisplay } from './warm-progress.js'
+import { formatSize } from './values.js'
 import type { WarmProgress } from '../commands/warm.js'
 
 /** Without a terminal, --warm says how far it has got this often. */
 const WARM_LINE_MS = 5000
-import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, octalOption, portOption, secondsOption, sizeOption, usageExits } from './options.js'
+import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, modeWithDefault, portOption, secondsOption, sizeOption, sizeWithDefault, usageExits } from './options.js'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 /** Below this, the server warns that the token can be guessed. */
@@ -37,8 +38,8 @@ function program(): Command {
     .option('--host <host>', 'address to listen on; anything but loopback needs --token (or --insecure-no-auth)', '127.0.0.1')
     .option('--port <n>', 'TCP port; 0 picks a free one', portOption, 7070)
     .option('--socket <path>', 'listen on a unix socket instead of TCP')
-    .option('--cache-size <size>', 'RAM for cached blocks, e.g. 512MiB, 2G', sizeOption, DEFAULT_CACHE_SIZE)
-    .option('--page-size <size>', `payload bytes per frame (${filesize(MIN_PAGE_SIZE, { standard: 'iec' })}–${filesize(MAX_PAGE_SIZE, { standard: 'iec' })})`, sizeOption, DEFAULT_PAGE_SIZE)
+    .addOption(sizeWithDefault('--cache-size <size>', 'RAM for cached blocks, e.g. 512MiB, 2G', DEFAULT_CACHE_SIZE))
+    .addOption(sizeWithDefault('--page-size <size>', `payload bytes per frame (${formatSize(MIN_PAGE_SIZE)}–${formatSize(MAX_PAGE_SIZE)})`, DEFAULT_PAGE_SIZE))
     .addOption(new Option('--checksum <algorithm>', 'payload checksum of every page').choices(['crc32', 'md5']).default('crc32'))
     .addOption(new Option('--policy <name>', 'cache eviction: tinylfu keeps a hit ratio near cache/dataset over repeated epochs; lru is plain LRU').choices([...POLICIES]).default(DEFAULT_POLICY))
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
@@ -46,11 +47,11 @@ function program(): Command {
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
     .option('--insecure-no-auth', 'allow a non-loopback --host without a token (trusted networks only)')
-    .option('--socket-mode <octal>', 'permissions of the --socket file', octalOption, 0o600)
+    .addOption(modeWithDefault('--socket-mode <octal>', 'permissions of the --socket file', 0o600))
     .option('--max-connections <n>', 'connections served at once; more get EBUSY', countOption, DEFAULT_MAX_CONNECTIONS)
-    .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, 32)
+    .option('--max-in-flight <n>', 'requests one connection may run at once; more wait unread', countOption, DEFAULT_MAX_IN_FLIGHT)
     .option('--max-buffered <size>', 'file data held outside the cache for responses on their way out (disk reads, blocks the cache does not keep); reads wait for room, and clients that stopped reading are closed to make it (default 1/64 of --cache-size, 4–16 MiB)', sizeOption)
-    .option('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', sizeOption, DEFAULT_MAX_REQUEST)
+    .addOption(sizeWithDefault('--max-request <size>', 'longest request line; a longer one closes the connection (ETOOBIG)', DEFAULT_MAX_REQUEST))
     .option('--idle-timeout <seconds>', 'close a connection that for this long neither sent a complete request nor read any answer (idle, or a frozen reader); 0 never', secondsOption, DEFAULT_IDLE_TIMEOUT / 1000)
     .option('--request-timeout <seconds>', 'close a connection whose request line is not whole this long after its first byte, or that sends no request this long after connecting (ETIMEDOUT); 0 never', secondsOption, DEFAULT_REQUEST_TIMEOUT / 1000)
     .option('--auth-timeout <seconds>', 'with a token: close a connection not authenticated this long after connecting (EAUTH); 0 never', secondsOption, DEFAULT_AUTH_TIMEOUT / 1000)

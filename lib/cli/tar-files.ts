@@ -1,17 +1,16 @@
 /**
  * The files `tar` archives, in order, as they become known: a tree on the
- * server (walked one directory at a time), or the paths listed in a file or
+ * server (listed by `tree`, a page at a time), or the paths listed in a file or
  * on stdin (read line by line, so the archive starts with the first path).
  * Loaded by `tar` only.
  */
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { Client } from '../client/client.js'
-import { walkTree } from '../client/tree.js'
 import type { TarFile } from './tar.js'
 
 export function tarFiles(client: Client, dir: string, list: string | undefined): AsyncIterable<TarFile> {
-  return list === undefined ? walkTree(client, dir) : listed(list)
+  return list === undefined ? client.tree(dir.replace(/^\/+|\/+$/g, '')) : listed(list)
 }
 
 /** Paths listed one a line. Their sizes are not asked for: each read's START says it. */

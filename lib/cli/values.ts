@@ -25,6 +25,14 @@ export function parseSize(value: string): number {
   return Math.floor(n)
 }
 
+/** A size the way a user types it: 1GiB, 256KiB, 1000 (the largest unit that divides it exactly). */
+export function formatSize(bytes: number): string {
+  for (const [unit, n] of [['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`
+  }
+  return String(bytes)
+}
+
 /** A byte count: plain digits, or a size with a unit. */
 export function parseCount(value: string): number {
   if (/^\d+$/.test(value)) {

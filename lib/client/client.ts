@@ -29,7 +29,7 @@ import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type CacheservError, error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
-import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
@@ -52,7 +52,6 @@ const MAX_LENGTH = bufferConstants.MAX_LENGTH
 const MAX_TICK = 60_000
 
 /** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
-const UPLOADS_PER_CONNECTION = 8
 
 const EMPTY = Buffer.alloc(0)
 
@@ -64,7 +63,7 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * server. Not write (the bytes would be stored twice, or half), nor warm and
  * evict (a second run reports what it did, not what the first one did).
  */
-const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats'])
+const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree'])
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -90,6 +89,12 @@ export interface Entry {
   type: 'file' | 'dir' | 'other'
   /** Files only. */
   size?: number
+}
+
+/** A file found by `tree`: its path under the root and its size. */
+export interface TreeFile {
+  path: string
+  size: number
 }
 
 export interface StatResult {
@@ -613,11 +618,30 @@ export class Client {
     return code === 'ECLOSED' || code === 'ESHUTDOWN'
   }
 
-  /** Entries of a directory under the root, sorted by name. */
-  async ls(path = ''): Promise<Entry[]> {
-    const result = await this.request<{ entries?: unknown } | null>('ls', { path })
+  /** Entries of a directory under the root, sorted by name; with `long`, files have their sizes. */
+  async ls(path = '', { long = false }: { long?: boolean } = {}): Promise<Entry[]> {
+    const result = await this.request<{ entries?: unknown } | null>('ls', long ? { path, long } : { path })
     if (!Array.isArray(result?.entries)) throw error('EPROTO', 'ls result without an entries list')
     return result.entries as Entry[]
+  }
+
+  /**
+   * Every file under a directory (or the file itself) with its size, depth
+   * first in name order, a page of up to `pageSize` files per round trip;
+   * `suffix` keeps only names ending with it.
+   */
+  async *tree(path = '', { suffix, pageSize }: { suffix?: string; pageSize?: number } = {}): AsyncGenerator<TreeFile, void, void> {
+    let after: string | null = null
+    do {
+      const args: Record<string, unknown> = { path }
+      if (suffix) args.suffix = suffix
+      if (pageSize !== undefined) args.limit = pageSize
+      if (after !== null) args.after = after
+      const page = await this.request<{ files?: unknown; next?: unknown } | null>('tree', args)
+      if (!Array.isArray(page?.files) || !(page.next === null || typeof page.next === 'string')) throw error('EPROTO', 'tree result without a files list and a next cursor')
+      yield* page.files as TreeFile[]
+      after = page.next
+    } while (after !== null)
   }
 
   stat(path: string): Promise<StatResult> {
@@ -644,8 +668,8 @@ export class Client {
    * uploaded as checksummed pages and renamed into place atomically.
    */
   async write(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
-    // The server runs at most UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
-    while (this.#uploads >= UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
+    // The server runs at most MAX_UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
+    while (this.#uploads >= MAX_UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
     this.#uploads++
     try {
       return await this.#upload(path, data)

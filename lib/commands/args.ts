@@ -19,3 +19,10 @@ export function optionalCount(args: Record<string, unknown>, name: string): numb
   if (!Number.isSafeInteger(v) || (v as number) < 0) throw error('EBADREQ', `"${name}" must be a non-negative integer`)
   return v as number
 }
+
+export function optionalFlag(args: Record<string, unknown>, name: string): boolean {
+  const v = args[name]
+  if (v === undefined || v === null) return false
+  if (typeof v !== 'boolean') throw error('EBADREQ', `"${name}" must be true or false`)
+  return v
+}

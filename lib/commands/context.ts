@@ -3,6 +3,7 @@ import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
 import type { Settle } from '../fs/settle.js'
+import type { CacheservError } from '../errors.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
 import type { Part } from '../stages/items.js'
@@ -70,4 +71,42 @@ export interface CommandSpec {
    * meanwhile, so the client does not take the silence for a lost answer.
    */
   heartbeat?: boolean
+}
+
+/** Where a NACK says a receiver stands (see PROTOCOL.md, "NACK"). */
+export interface NackPoint {
+  /** Frames before this one arrived intact. */
+  seq: number
+  /** DATA bytes the receiver holds. */
+  offset: number
+  /** The receiver discards this request's frames until a RESYNC with this number. */
+  resync: number
+}
+
+/** What a control command may do to the requests of its own connection. */
+export interface ConnectionControl {
+  /** A token offered by request `id`: the right one opens the connection, any other ends it (EAUTH). */
+  authenticate(id: number, token: unknown): void
+  /** Stop request `id` (ECANCELED), if it is still open. */
+  cancel(id: number): void
+  /** Send request `id`'s response again from where the receiver stands. */
+  nack(id: number, at: NackPoint): void
+  /** Answer request `id` with an error without touching a request open under that id. */
+  refuse(id: number, err: CacheservError): void
+}
+
+/**
+ * A command about the connection itself (auth, cancel, nack): it acts on the
+ * connection's other requests at once, runs no job and has no response
+ * stream of its own.
+ */
+export interface ControlSpec {
+  control: (id: number, args: Record<string, unknown>, connection: ConnectionControl) => void
+}
+
+/** An entry of the command table. */
+export type TableEntry = CommandSpec | ControlSpec
+
+export function isControl(entry: TableEntry): entry is ControlSpec {
+  return 'control' in entry
 }

@@ -1,25 +1,28 @@
 /**
- * ls {path?}: RESULT {entries: [{name, type, size?}]}, sorted by name, type one of
- * "file", "dir", "other". A symlink is listed as what it points to, and not
- * at all when it points outside the root.
+ * ls {path?, long?}: RESULT {entries: [{name, type, size?}]}, sorted by name,
+ * type one of "file", "dir", "other". Names and types come from the directory
+ * itself, with no call per entry; with `long`, files have their `size` too
+ * (one lstat each). A symlink is listed as what it points to, and not at all
+ * when it points outside the root.
  */
 import { lstat, readdir } from 'node:fs/promises'
 import { type Found, Jail } from '../fs/jail.js'
 import { isUploadTemp } from '../fs/upload-temp.js'
 import type { Part } from '../stages/items.js'
-import { optionalString } from './args.js'
+import { optionalFlag, optionalString } from './args.js'
 import type { CommandContext } from './context.js'
 import { error } from '../errors.js'
 
 export interface Entry {
   name: string
   type: 'file' | 'dir' | 'other'
-  /** Files only. */
+  /** Files only, and only when asked for (`long`). */
   size?: number
 }
 
 export async function* ls(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
+  const long = optionalFlag(args, 'long')
   const dir = await ctx.jail.lookup(path)
   let entries: Entry[] = []
   try {
@@ -32,8 +35,8 @@ export async function* ls(args: Record<string, unknown>, ctx: CommandContext): A
       if (d.isSymbolicLink()) links.push(d.name)
       else entries.push({ name: d.name, type: d.isFile() ? 'file' : d.isDirectory() ? 'dir' : 'other' })
     }
-    // Sizes of files, a batch of lstats at a time (a tar stream, say, needs them before the bytes).
-    const files = entries.filter((e) => e.type === 'file')
+    // Sizes of files when asked for, a batch of lstats at a time.
+    const files = long ? entries.filter((e) => e.type === 'file') : []
     const swapped = new Set<Entry>()
     await batches(files, async (e) => {
       const st = await lstat(`${dir.path}/${e.name}`).catch(() => null)
@@ -46,7 +49,7 @@ export async function* ls(args: Record<string, unknown>, ctx: CommandContext): A
       for (const e of swapped) links.push(e.name)
     }
     await batches(links, async (name) => {
-      const e = await linked(ctx.jail, dir, name)
+      const e = await linked(ctx.jail, dir, name, long)
       if (e) entries.push(e)
     })
   } finally {
@@ -61,11 +64,11 @@ async function batches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<v
 }
 
 /** A symlink entry as what it points to (resolved by the jail), or null when it dangles or leads out of the root. */
-async function linked(jail: Jail, dir: Found, name: string): Promise<Entry | null> {
+async function linked(jail: Jail, dir: Found, name: string, long: boolean): Promise<Entry | null> {
   const found = await jail.lookupParts([...dir.names, name], name).catch(() => null)
   if (!found) return null
   const st = found.st
   found.close()
-  if (st.isFile()) return { name, type: 'file', size: Number(st.size) }
+  if (st.isFile()) return long ? { name, type: 'file', size: Number(st.size) } : { name, type: 'file' }
   return { name, type: st.isDirectory() ? 'dir' : 'other' }
 }

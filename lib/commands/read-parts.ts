@@ -28,7 +28,7 @@ export async function* rangeParts(
   from: number,
   end: number,
   get: BlockGetter,
-  { pageSize, hold }: Pick<CommandIO, 'pageSize' | 'hold'> = {},
+  { pageSize, hold, signal, backedUp }: Pick<CommandIO, 'pageSize' | 'hold' | 'signal' | 'backedUp'> = {},
 ): AsyncGenerator<Part, void, void> {
   const bs = ctx.cache.blockSize
   let pos = from
@@ -47,7 +47,7 @@ export async function* rangeParts(
       continue
     }
     const size = Math.min(page!, end - pos)
-    yield await straddle(ctx, file, pos, size, get, hold)
+    yield await straddle(ctx, file, pos, size, get, { hold, signal, later: backedUp, left: end - pos })
     pos += size
   }
 }
@@ -60,30 +60,38 @@ function view(ctx: CommandContext, file: { key: string }, index: number, block: 
 }
 
 /**
- * A page across block boundaries, copied from each block in turn. The blocks
- * come first (their reads may wait for memory while this holds none); the
- * copy's memory is then charged at once, never waited for: a copy that waited
- * while a pager held part of the same page would wait for itself.
+ * A page across block boundaries, copied from each block in turn. Its memory
+ * comes first, waited for like a block's (the pager holds no part of this
+ * page meanwhile: parts end where pages do); then its blocks, which are not
+ * leased, so none may be let go between their lookup and the copy.
  */
-async function straddle(ctx: CommandContext, file: { size: number }, pos: number, size: number, get: BlockGetter, hold?: (lease: Releasable) => void): Promise<Part> {
+async function straddle(
+  ctx: CommandContext,
+  file: { size: number },
+  pos: number,
+  size: number,
+  get: BlockGetter,
+  { hold, ...wait }: { hold?: (lease: Releasable) => void } & Pick<BlockUse, 'signal' | 'later' | 'left'>,
+): Promise<Part> {
   const bs = ctx.cache.blockSize
-  const pieces: { block: Buffer; off: number; n: number }[] = []
-  for (let at = 0; at < size; ) {
-    const index = Math.floor((pos + at) / bs)
-    const off = pos + at - index * bs
-    const want = Math.min(size - at, Math.min(bs, file.size - index * bs) - off)
-    const block = await get(index, want)
-    const n = Math.min(want, block.length - off)
-    if (n <= 0) throw shrank()
-    pieces.push({ block, off, n })
-    at += n
-  }
-  const lease = ctx.cache.leaseCopy(size)
+  const lease = await ctx.cache.reserveCopy(size, wait)
   hold?.(lease)
-  const chunk = Buffer.allocUnsafeSlow(size)
-  let at = 0
-  for (const { block, off, n } of pieces) at += block.copy(chunk, at, off, off + n)
-  return { kind: 'data', chunk, lease }
+  try {
+    const chunk = Buffer.allocUnsafeSlow(size)
+    for (let at = 0; at < size; ) {
+      const index = Math.floor((pos + at) / bs)
+      const off = pos + at - index * bs
+      const want = Math.min(size - at, Math.min(bs, file.size - index * bs) - off)
+      const block = await get(index, want)
+      const n = Math.min(want, block.length - off)
+      if (n <= 0) throw shrank()
+      at += block.copy(chunk, at, off, off + n)
+    }
+    return { kind: 'data', chunk, lease }
+  } catch (err) {
+    lease.release()
+    throw err
+  }
 }
 
 function shrank() {

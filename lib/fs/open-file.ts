@@ -39,6 +39,7 @@ export async function openFileAt(jail: Jail, names: readonly string[], shown: st
  */
 async function openFound(found: Found, shown: string, settle?: Settle): Promise<OpenFile> {
   let fh: FileHandle
+  const held = found.held
   try {
     const st = found.st
     if (st.isDirectory()) throw error('EISDIR', `${shown} is a directory; use ls to list it`)
@@ -51,7 +52,9 @@ async function openFound(found: Found, shown: string, settle?: Settle): Promise<
     found.close()
   }
   try {
-    let st = await fh.stat({ bigint: true })
+    // Reopened through /proc, the descriptor is the very inode found.st describes: no second
+    // fstat. A real path (no /proc) may name another file by now: look again.
+    let st = held ? found.st : await fh.stat({ bigint: true })
     if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
     if (settle) st = await settle.wait(fh, st, shown)
     return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }

@@ -26,15 +26,45 @@ export interface WalkedFile {
 /** Entries lstat'ed at once: the size of each is needed up front, one syscall each. */
 const STAT_BATCH = 64
 
-/** `signal`: stop (with its reason) before the next directory is read. */
-export async function* walk(jail: Jail, path: string, signal?: AbortSignal): AsyncGenerator<WalkedFile, void, void> {
+/**
+ * Where a walk goes on from: it yields only files after this path (as the
+ * walk reaches them, '/'-separated), in the walk's own order, which is the
+ * order of the paths' segment lists compared name by name. Directories
+ * wholly before it are not read.
+ */
+export type WalkCursor = string
+
+/** Segment lists in walk order: -1 when `a` comes before `b`. A path's directory comes before everything in it. */
+export function compareSegments(a: readonly string[], b: readonly string[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1
+  }
+  return a.length - b.length
+}
+
+/** `signal`: stop (with its reason) before the next directory is read. `after`: see WalkCursor. */
+export async function* walk(jail: Jail, path: string, signal?: AbortSignal, after?: WalkCursor): AsyncGenerator<WalkedFile, void, void> {
   const seen = new Set<string>()
+  /** Real directories not read because they lie before the cursor: counted as seen, with all under them. */
+  const passed: string[] = []
+  const cursor = after === undefined ? null : after.split('/')
   const start = Jail.segments(path).join('/')
   const file = (rel: string, names: string[], st: BigIntStats): WalkedFile => ({ rel, names, size: Number(st.size), key: identityOf(st) })
+  /** The entry at `rel` lies wholly before the cursor (a directory: the cursor is not inside it). */
+  const before = (rel: string, dir: boolean): boolean => {
+    if (!cursor) return false
+    const segs = rel.split('/')
+    const c = compareSegments(segs, cursor)
+    if (c > 0) return false
+    if (!dir) return true
+    // A directory that is the cursor or holds it is read: what is in it comes after the cursor.
+    return !(segs.length <= cursor.length && segs.every((s, i) => s === cursor[i]))
+  }
+  const seenReal = (real: string): boolean => seen.has(real) || passed.some((p) => real.startsWith(`${p}/`) || real === p)
 
   const visit = async function* (rel: string, dir: Found): AsyncGenerator<WalkedFile, void, void> {
     const real = dir.names.join('/')
-    if (seen.has(real)) return
+    if (seenReal(real)) return
     seen.add(real)
     signal?.throwIfAborted()
     const entries = (await readdir(dir.path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -51,6 +81,10 @@ export async function* walk(jail: Jail, path: string, signal?: AbortSignal): Asy
       if (isUploadTemp(d.name)) continue // an upload on its way: not part of the tree yet
       const childRel = rel === '' ? d.name : `${rel}/${d.name}`
       const names = [...dir.names, d.name]
+      if (before(childRel, !d.isFile())) {
+        if (d.isDirectory()) passed.push(names.join('/'))
+        continue
+      }
       if (d.isFile()) {
         pending.push(
           lstat(`${dir.path}/${d.name}`, { bigint: true }).then(

@@ -42,3 +42,9 @@ export const MAX_UPLOAD_PAYLOAD = 4 * 1024 * 1024
 
 /** Longest request line the server accepts, newline excluded. */
 export const DEFAULT_MAX_REQUEST = 64 * 1024
+
+/** Requests one connection may run at once by default (the server's --max-in-flight); more wait unread. */
+export const DEFAULT_MAX_IN_FLIGHT = 32
+
+/** Uploads (`write`) one connection may run at once; a client queues more itself rather than get EBUSY. */
+export const MAX_UPLOADS_PER_CONNECTION = 8

@@ -41,7 +41,7 @@ const MIN_CARRY = 512 * 1024
 
 /** A received frame; a payload in several pieces keeps them as `views` and is joined only if asked for. */
 function received(h: Header, views: Buffer[], intact: boolean): ReceivedFrame {
-  const frame = { type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, intact }
+  const frame = { type: h.type, id: h.id, seq: h.seq, epoch: h.epoch, checksum: h.checksum, intact }
   if (views.length === 1) return { ...frame, payload: views[0] }
   let joined: Buffer | null = null
   return Object.defineProperty({ ...frame, views }, 'payload', {

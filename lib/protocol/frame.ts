@@ -11,7 +11,7 @@ export interface Frame {
   /**
    * Which attempt at its request produced this frame: the low 8 bits of the
    * resync number that started it (0 for the first). Sent in the header's
-   * flags byte, so a receiver can tell a resend from stale frames even when
+   * epoch byte (17), so a receiver can tell a resend from stale frames even when
    * the RESYNC marker itself was lost.
    */
   epoch?: number
@@ -56,7 +56,7 @@ export function encodeFrame(frame: Frame, checksum: number): Buffer[] {
   const headSize = HEADER_SIZE + digestSize(checksum)
   const small = payload.length < COALESCE_BELOW
   const head = Buffer.allocUnsafe(headSize + (small ? payload.length : 0))
-  encodeHeader({ type: frame.type, id: frame.id, seq: frame.seq, length: payload.length, checksum, flags: (frame.epoch ?? 0) & 0xff }, head, 0)
+  encodeHeader({ type: frame.type, id: frame.id, seq: frame.seq, length: payload.length, checksum, epoch: (frame.epoch ?? 0) & 0xff }, head, 0)
   writeDigest(checksum, payload, head, HEADER_SIZE)
   if (!small) return [head, payload]
   payload.copy(head, headSize)

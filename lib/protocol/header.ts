@@ -2,7 +2,7 @@
  * The 24-byte frame header: a pure codec over a Buffer and an offset.
  *
  *   0 u16 magic · 2 u8 version · 3 u8 type · 4 u32 id · 8 u32 seq
- *  12 u32 payload length · 16 u8 checksum id · 17 u8 flags · 18 u16 reserved
+ *  12 u32 payload length · 16 u8 checksum id · 17 u8 epoch · 18 u16 reserved
  *  20 u32 crc32 of bytes 0–19
  *
  * All integers are big-endian. The header's own crc means a corrupted length,
@@ -17,7 +17,8 @@ export interface Header {
   seq: number
   length: number
   checksum: number
-  flags: number
+  /** Byte 17: which attempt at the request sent the frame (see PROTOCOL.md, "NACK"). */
+  epoch: number
 }
 
 export function encodeHeader(h: Header, out: Buffer = Buffer.allocUnsafe(HEADER_SIZE), offset = 0): Buffer {
@@ -29,7 +30,7 @@ export function encodeHeader(h: Header, out: Buffer = Buffer.allocUnsafe(HEADER_
   out.writeUInt32BE(h.seq, offset + 8)
   out.writeUInt32BE(h.length, offset + 12)
   out.writeUInt8(h.checksum, offset + 16)
-  out.writeUInt8(h.flags, offset + 17)
+  out.writeUInt8(h.epoch, offset + 17)
   out.writeUInt16BE(0, offset + 18)
   out.writeUInt32BE(crc32(out.subarray(offset, offset + 20)), offset + 20)
   return out
@@ -52,7 +53,7 @@ export function decodeHeader(buf: Buffer, offset = 0): HeaderResult {
     seq: buf.readUInt32BE(offset + 8),
     length: buf.readUInt32BE(offset + 12),
     checksum: buf.readUInt8(offset + 16),
-    flags: buf.readUInt8(offset + 17),
+    epoch: buf.readUInt8(offset + 17),
   }
   if (header.length > MAX_PAYLOAD) return { ok: false, reason: `payload length ${header.length} exceeds ${MAX_PAYLOAD}` }
   if (DIGEST_SIZE[header.checksum] === undefined) return { ok: false, reason: `unknown checksum id ${header.checksum}` }

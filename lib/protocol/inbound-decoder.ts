@@ -106,7 +106,7 @@ export class InboundDecoder {
         const payload = this.#bytes.take(h.length)
         this.#state = State.Line
         this.#header = null
-        this.#on.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.flags, checksum: h.checksum, payload, intact: verifyDigest(h.checksum, payload, digest, 0) })
+        this.#on.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.epoch, checksum: h.checksum, payload, intact: verifyDigest(h.checksum, payload, digest, 0) })
         return true
       }
       case State.Failed:

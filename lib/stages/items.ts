@@ -28,7 +28,8 @@ export interface ResyncBody {
 
 /**
  * `attempt` numbers the job that produced a part: 0 for the first, the NACK's
- * resync number for a resend. Parts of an attempt that a NACK has replaced
+ * resync number for a resend (its low 8 bits go out as the frame's epoch,
+ * header byte 17). Parts of an attempt that a NACK has replaced
  * are stale and may be dropped anywhere on the way out.
  */
 export type Item =

@@ -1,24 +1,28 @@
 /**
- * Stage 2: requests → response parts. Runs each request's command and
- * interleaves the parts of all requests in flight, round-robin, so a large
- * read does not block a small stat behind it.
+ * Stage 2: requests → response parts. The connection's scheduler: it starts
+ * each request's command as a job within the connection's limits (in flight,
+ * parked, uploads), hands on the jobs' parts in turn (RoundRobin), holds the
+ * input back while those limits are reached, and ends the output once the
+ * input has ended and every response is out.
  *
  * A Duplex rather than a through2 Transform: its output is pulled by `_read`
  * (backpressure from the socket decides when the next block is read), not
  * produced by its input. Commands are async generators, so "pull the next
  * block" is `gen.next()` and "stop and clean up" is `gen.return()`.
  *
- * The reverse path ends here too: a NACK stops the request's job, halves its
- * page size and starts a new job from where the receiver's verified bytes
- * end, behind a RESYNC. Frames of the old job still in the pipeline go out
- * first and the receiver discards them until that RESYNC.
+ * Control commands (auth, cancel, nack) come from the same command table and
+ * act on the other requests through ConnectionControl. A NACK stops the
+ * request's job, halves its page size and starts a new job from where the
+ * receiver's verified bytes end, behind a RESYNC, with the request's own
+ * arguments (ResendRecords). Frames of the old job still in the pipeline go
+ * out first and the receiver discards them until that RESYNC.
  */
 import createDebug from '../debug.js'
 import { Duplex } from 'node:stream'
-import type { CommandContext, CommandIO, CommandSpec, Resume } from '../commands/context.js'
+import { type CommandContext, type CommandIO, type CommandSpec, type ConnectionControl, isControl, type NackPoint, type Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
-import { DEFAULT_PAGE_SIZE, MAX_ID } from '../protocol/constants.js'
+import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
 import type { Releasable } from '../cache/block-lease.js'
@@ -26,6 +30,8 @@ import type { Attempts, Item, Part, ResyncBody } from './items.js'
 import { Job } from './job.js'
 import { tokenMatches } from '../protocol/auth.js'
 import { PageSize } from './page-size.js'
+import { type RequestRecord, ResendRecords } from './resend-records.js'
+import { RoundRobin } from './round-robin.js'
 import type { Inbound } from './request-parser.js'
 
 const debug = createDebug('cacheserv:source')
@@ -57,16 +63,6 @@ export interface SourceOptions {
   onLease?: (lease: Releasable) => void
 }
 
-/** What a resend needs to know about a request, kept after it ends (its last frames may be lost too). */
-interface RequestRecord {
-  spec: CommandSpec
-  args: Record<string, unknown>
-  identity?: string
-  pages: PageSize
-  /** DATA bytes handed on so far, counting from the start of the read (a resend starts at its offset). */
-  sent: number
-}
-
 /**
  * A request waiting for a job slot: a new one (`req`), possibly NACKed while
  * it waited (`resync`: it then starts as that resend), or a resend of one
@@ -82,8 +78,6 @@ interface Parked {
 
 const EMPTY = Buffer.alloc(0)
 
-/** Finished requests remembered per connection for late NACKs. */
-const MAX_RECORDS = 1024
 /**
  * A command marked `heartbeat` that has sent nothing for this long says it is
  * still at work: well within the progress timeouts of our clients (5 s).
@@ -93,19 +87,15 @@ const HEARTBEAT_MS = 1000
 const MAX_PARKED = 32
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
-/** Jobs that may produce a block (reads, warms) making or holding a part at once, per connection. */
-const MAX_AHEAD = 4
-/** Uploads (writes) running at once on one connection; more are refused with EBUSY. */
-const MAX_UPLOADS = 8
 
-export class CommandSource extends Duplex {
+export class CommandSource extends Duplex implements ConnectionControl {
   #ctx: CommandContext
   #opts: SourceOptions
   #maxInFlight: number
   /** Replies that need no command: HELLO, errors for bad requests. Sent first. */
   #replies: Item[] = []
-  /** Running jobs, in round-robin order. */
-  #ready: Job[] = []
+  /** Running jobs, in turn. */
+  #turns = new RoundRobin()
   #jobs = new Map<number, Job>()
   /**
    * Requests that arrived while maxInFlight jobs ran: they start in order as
@@ -113,7 +103,10 @@ export class CommandSource extends Duplex {
    * `nack` lines flowing behind them, up to MAX_PARKED.
    */
   #parked: Parked[] = []
-  #records = new Map<number, RequestRecord>()
+  #records = new ResendRecords(
+    (id) => this.#jobs.has(id),
+    (id) => this.#opts.attempts?.delete(id),
+  )
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
   #wantMore = false
@@ -128,7 +121,7 @@ export class CommandSource extends Duplex {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
     this.#opts = opts
-    this.#maxInFlight = opts.maxInFlight ?? 32
+    this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#authed = opts.token === undefined
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
@@ -173,12 +166,16 @@ export class CommandSource extends Duplex {
 
   override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#closing) return cb()
+    const request = 'op' in req ? (req as Request) : null
+    const entry = request ? commands.get(request.op) : undefined
     if (!this.#authed) {
-      this.#authenticate(req)
+      // Nothing but the right token opens the connection.
+      if (request?.op === 'auth' && entry && isControl(entry)) entry.control(request.id, request.args, this)
+      else this.#authFailed()
       cb()
       return this.#pump()
     }
-    if (this.#draining && !('frame' in req) && !('error' in req) && req.op !== 'cancel' && req.op !== 'nack') {
+    if (this.#draining && !('frame' in req) && !('error' in req) && !(entry && isControl(entry))) {
       this.#reply(req.id, shuttingDown())
       return this.#next(cb)
     }
@@ -188,19 +185,17 @@ export class CommandSource extends Duplex {
       return inbox ? inbox.push(req.frame, () => cb()) : cb() // no such upload (failed, cancelled): drop
     }
     if ('error' in req) {
-      this.#refuse(req.id, req.error)
+      this.refuse(req.id, req.error)
       if (req.fatal) this.#close()
-    } else if (req.op === 'cancel') {
-      this.#cancel(req.id)
-    } else if (req.op === 'nack') {
-      this.#nack(req)
+    } else if (entry && isControl(entry)) {
+      entry.control(req.id, req.args, this)
     } else if (this.#open(req.id)) {
-      this.#refuse(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
+      this.refuse(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
-      const spec = commands.get(req.op)
+      const spec = entry
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else if (spec.input && this.#uploads() >= MAX_UPLOADS) {
-        this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS} uploads are already running on this connection; send this write when one is done`))
+      else if (spec.input && this.#uploads() >= MAX_UPLOADS_PER_CONNECTION) {
+        this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS_PER_CONNECTION} uploads are already running on this connection; send this write when one is done`))
       } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, req, spec })
       else this.#begin(req, spec)
     }
@@ -233,13 +228,18 @@ export class CommandSource extends Duplex {
     cb(err)
   }
 
-  /** The first request to a server with a token: `auth` with the right one, or the connection ends. */
-  #authenticate(req: Inbound): void {
-    if (!('frame' in req) && !('error' in req) && req.op === 'auth' && tokenMatches(this.#opts.token!, req.args.token)) {
-      this.#authed = true
-      this.#replies.push({ id: req.id, kind: 'result', body: { auth: 'ok' } })
-      return
+  /** ConnectionControl: `auth` — as the first request to a server with a token, the right one opens the connection. */
+  authenticate(id: number, token: unknown): void {
+    if (this.#authed) {
+      const why = this.#opts.token === undefined ? 'this server needs no token' : 'this connection is authenticated already'
+      return this.refuse(id, error('EBADREQ', `auth is only the first request, on a server that asks for it: ${why}`))
     }
+    if (!tokenMatches(this.#opts.token!, token)) return this.#authFailed()
+    this.#authed = true
+    this.#replies.push({ id, kind: 'result', body: { auth: 'ok' } })
+  }
+
+  #authFailed(): void {
     debug('authentication failed')
     this.#reply(0, error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN'))
     this.#close()
@@ -249,8 +249,8 @@ export class CommandSource extends Duplex {
   #begin(req: Request, spec: CommandSpec, resync?: number): void {
     // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
     this.#opts.attempts?.delete(req.id)
-    const record: RequestRecord = { spec, args: resendArgs(req.args), pages: this.#pageSize(), sent: 0 }
-    this.#remember(req.id, record)
+    const record: RequestRecord = { spec, args: req.args, pages: this.#pageSize(), sent: 0 }
+    this.#records.remember(req.id, record)
     if (resync !== undefined) {
       this.#opts.attempts?.set(req.id, resync)
       const body: ResyncBody = { resync, seq: 0, offset: 0, pageSize: record.pages.size }
@@ -266,7 +266,7 @@ export class CommandSource extends Duplex {
     const abort = new AbortController()
     const job = new Job(id, run(abort.signal), { attempt, inbox, heartbeat, bulky: !inbox && !spec.heartbeat, abort, onSettled: () => this.#pump() })
     this.#jobs.set(id, job)
-    this.#ready.push(job)
+    this.#turns.add(job)
   }
 
   /** Request `id` is running or waiting to run. */
@@ -279,7 +279,7 @@ export class CommandSource extends Duplex {
    * out on id 0: on the request's own id it would end that request for the
    * receiver and restart its frame numbering, though the request runs on.
    */
-  #refuse(id: number, err: CacheservError): void {
+  refuse(id: number, err: CacheservError): void {
     if (id !== 0 && this.#open(id)) this.#reply(0, error(err.code, `request ${id}: ${err.message}`))
     else this.#reply(id, err)
   }
@@ -298,30 +298,13 @@ export class CommandSource extends Duplex {
     return new PageSize({ max: this.#opts.pageSize ?? DEFAULT_PAGE_SIZE, floor: this.#opts.minPageSize, retries: this.#opts.retries })
   }
 
-  #remember(id: number, record: RequestRecord): void {
-    this.#records.delete(id)
-    this.#records.set(id, record)
-    // Forget the oldest finished requests; a request still running keeps its record.
-    for (const old of this.#records.keys()) {
-      if (this.#records.size <= MAX_RECORDS) break
-      if (this.#jobs.has(old)) continue
-      this.#records.delete(old)
-      this.#opts.attempts?.delete(old)
-    }
-  }
-
   /**
-   * NACK {id, seq, offset, resync}: the receiver verified frames before `seq`
-   * (`offset` DATA bytes) and discards the rest until RESYNC `resync`.
+   * ConnectionControl: `nack` — the receiver verified request `id`'s frames
+   * before `seq` (`offset` DATA bytes) and discards the rest until RESYNC
+   * `resync`.
    */
-  #nack(req: Request): void {
-    const { seq, offset, resync } = req.args
-    const valid = (n: unknown, max: number): n is number => Number.isSafeInteger(n) && (n as number) >= 0 && (n as number) <= max
-    // seq goes into a u32 header field: a larger one would only fail later, in the framer.
-    if (!valid(seq, MAX_ID) || !valid(offset, Number.MAX_SAFE_INTEGER) || !valid(resync, Number.MAX_SAFE_INTEGER)) {
-      return this.#refuse(req.id, error('EBADREQ', 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'))
-    }
-    const at = this.#parked.findIndex((p) => p.id === req.id)
+  nack(id: number, { seq, offset, resync }: NackPoint): void {
+    const at = this.#parked.findIndex((p) => p.id === id)
     if (at !== -1 && this.#parked[at].req) {
       // Not started, so nothing was lost: it starts in its turn behind a RESYNC with this epoch,
       // which the receiver, having NACKed (after a silence, say), waits for.
@@ -330,31 +313,31 @@ export class CommandSource extends Duplex {
     }
     // A resend still waiting for a slot: this NACK replaces it.
     if (at !== -1) this.#parked.splice(at, 1)
-    const record = this.#records.get(req.id)
-    const running = this.#jobs.get(req.id)
+    const record = this.#records.get(id)
+    const running = this.#jobs.get(id)
     // An upload is never resent (its bytes came from the client) nor stopped by a NACK: it may be
     // putting its file in place, and its answer must say so.
-    if (running?.inbox) return this.#refuse(req.id, error('EBADREQ', 'an upload is not resent; a NACK does not apply to it'))
+    if (running?.inbox) return this.refuse(id, error('EBADREQ', 'an upload is not resent; a NACK does not apply to it'))
     if (running) this.#drop(running)
     if (!record || record.spec.input) {
       // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.
-      this.#reply(req.id, error('ECORRUPT', `cannot resend request ${req.id}: this connection no longer knows it`), resync)
+      this.#reply(id, error('ECORRUPT', `cannot resend request ${id}: this connection no longer knows it`), resync)
       return this.#releaseIfRoom()
     }
     this.#opts.onNack?.()
     // From here on, whatever this request had queued is stale.
-    this.#opts.attempts?.set(req.id, resync)
+    this.#opts.attempts?.set(id, resync)
     const inFlight = Math.max(0, record.sent - offset)
     record.sent = offset
     if (!record.pages.nack(offset, inFlight)) {
-      this.#reply(req.id, error('ECORRUPT', `request ${req.id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`), resync)
+      this.#reply(id, error('ECORRUPT', `request ${id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`), resync)
       return this.#releaseIfRoom()
     }
     const resume = { seq, offset, resync }
     // A resend is a request like any other: it runs within maxInFlight. One that replaces its
     // running job takes that job's slot; one of a finished request waits for a slot.
-    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, spec: record.spec, resume })
-    else this.#resend(req.id, record, resume)
+    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: id, spec: record.spec, resume })
+    else this.#resend(id, record, resume)
   }
 
   /** Start a resend: RESYNC, then the request's response again from where the receiver stands. */
@@ -370,8 +353,9 @@ export class CommandSource extends Duplex {
    * answered ECORRUPT, not resent. An upload is asked to stop instead, and
    * answers for itself: ECANCELED, or its RESULT when the file was already
    * being put in place (that cannot be undone, and the answer must say so).
+   * (ConnectionControl: `cancel`.)
    */
-  #cancel(id: number): void {
+  cancel(id: number): void {
     const cancelled = error('ECANCELED', `request ${id} cancelled by the client`)
     const at = this.#parked.findIndex((p) => p.id === id)
     if (at !== -1) {
@@ -389,8 +373,7 @@ export class CommandSource extends Duplex {
   }
 
   #forget(id: number): void {
-    this.#records.delete(id)
-    this.#opts.attempts?.delete(id)
+    this.#records.forget(id)
   }
 
   /** A fatal input error: send what is queued, drop every job, then end. */
@@ -402,8 +385,7 @@ export class CommandSource extends Duplex {
 
   #drop(job: Job): void {
     if (this.#jobs.get(job.id) === job) this.#jobs.delete(job.id)
-    const i = this.#ready.indexOf(job)
-    if (i !== -1) this.#ready.splice(i, 1)
+    this.#turns.remove(job)
     job.stop()
   }
 
@@ -438,7 +420,7 @@ export class CommandSource extends Duplex {
   /**
    * Jobs that count against maxInFlight. Uploads do not: they need the very
    * input that holding back would stop, so counting them could deadlock a
-   * connection full of writes. They have their own cap (MAX_UPLOADS).
+   * connection full of writes. They have their own cap (MAX_UPLOADS_PER_CONNECTION).
    */
   #running(): number {
     return this.#jobs.size - this.#uploads()
@@ -468,7 +450,7 @@ export class CommandSource extends Duplex {
           this.#releaseIfRoom()
           continue
         }
-        const job = this.#nextReady()
+        const job = this.#turns.next()
         if (!job) break // each running job is producing; the first to settle calls #pump again
         const item = this.#settle(job)
         if (item) this.#wantMore = this.push(item)
@@ -477,31 +459,6 @@ export class CommandSource extends Duplex {
       this.#pumping = false
     }
     this.#maybeEnd()
-  }
-
-  /**
-   * The first job, in round-robin order, with a part ready; starts others on
-   * theirs, up to MAX_AHEAD at once. A part may be a whole block, so a
-   * connection holds a few blocks ahead of its socket, not one per request
-   * in flight. Uploads (waiting on input) and commands that answer with one
-   * small RESULT do not count.
-   */
-  #nextReady(): Job | null {
-    let ahead = 0
-    for (const job of this.#ready) if (job.busy && job.bulky) ahead++
-    for (let i = 0; i < this.#ready.length; i++) {
-      const job = this.#ready[i]
-      if (job.ready) {
-        this.#ready.splice(i, 1)
-        return job
-      }
-      if (job.busy || !job.bulky) job.pull()
-      else if (ahead < MAX_AHEAD) {
-        job.pull()
-        ahead++
-      }
-    }
-    return null
   }
 
   /** Turn a job's outcome into the item to send (or an error reply); requeue it if it goes on. */
@@ -519,7 +476,7 @@ export class CommandSource extends Duplex {
     }
     const item = this.#tag(job, outcome.part)
     if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
-    else this.#ready.push(job)
+    else this.#turns.add(job)
     return item
   }
 
@@ -570,17 +527,3 @@ async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resum
 function shuttingDown(): CacheservError {
   return error('ESHUTDOWN', 'the server is shutting down; connect to it again once it is back')
 }
-
-/**
- * What a resend needs of a request's arguments. Records outlive requests
- * (1024 a connection), so unknown fields, which a peer can make 64 KiB
- * each, are not kept.
- */
-function resendArgs(args: Record<string, unknown>): Record<string, unknown> {
-  const kept: Record<string, unknown> = {}
-  for (const k of RESEND_FIELDS) if (k in args) kept[k] = args[k]
-  return kept
-}
-
-/** Every argument any command reads (see lib/commands). */
-const RESEND_FIELDS = ['path', 'offset', 'length'] as const

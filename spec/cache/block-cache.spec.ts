@@ -5,6 +5,7 @@ import { closeSync, openSync, truncateSync, utimesSync, writeSync } from 'node:f
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { BlockCache } from '../../lib/cache/block-cache.js'
+import { MemoryBudget } from '../../lib/cache/memory-budget.js'
 import { Jail } from '../../lib/fs/jail.js'
 import { openFile, type OpenFile } from '../../lib/fs/open-file.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
@@ -125,5 +126,35 @@ describe('BlockCache', () => {
     utimesSync(path, new Date(), new Date(Date.now() + 5000)) // a distinct mtime, whatever the clock's grain
     await assert.rejects(cache.block(file, 0), { code: 'ECHANGED' })
     assert.equal(cache.cachedBytes(file), 0, 'a reader still holding the old version cannot get these bytes as a hit')
+  })
+
+  test('a disk read that pushes a leased block out of the cache holds no more memory than it reserved', async (t) => {
+    const { file, data } = await fixture(t, 5 * BLOCK)
+    // Two blocks: an admission window of one and a main region of one.
+    const budget = new MemoryBudget(2 * BLOCK)
+    const cache = new BlockCache({ limit: 2 * BLOCK, blockSize: BLOCK, memory: budget })
+    let peak = 0
+    const sample = () => {
+      peak = Math.max(peak, cache.stats().cacheBytes + budget.used)
+    }
+    // Readers hold blocks 0 and 1 (each a client that has not taken its bytes yet).
+    const held = [cache.lease(file, 0, await cache.block(file, 0)), cache.lease(file, 1, await cache.block(file, 1))]
+    // Two reads fill the budget, a third waits for it. Each read that lands in the cache
+    // pushes a leased block out (TinyLFU's window rejects it), which stays in memory.
+    const reads = [2, 3, 4].map((i) =>
+      cache.block(file, i).then((b) => {
+        sample()
+        held.push(cache.lease(file, i, b))
+        assert.deepEqual(b, data.subarray(i * BLOCK, (i + 1) * BLOCK))
+      }),
+    )
+    await Promise.all(reads.slice(0, 2))
+    sample()
+    for (const lease of held.splice(0, 2)) lease.release()
+    await reads[2]
+    sample()
+    for (const lease of held) lease.release()
+    assert.ok(peak <= 4 * BLOCK, `cache + outside peaked at ${peak / BLOCK} blocks; limits: 2 + 2`)
+    assert.equal(budget.used, 0, 'everything outside the cache is given back')
   })
 })

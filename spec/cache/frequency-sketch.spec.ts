@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { FrequencySketch, fnv1a } from '../../lib/cache/frequency-sketch.js'
-import { mulberry32 } from '../../lib/cache/simulate.js'
+import { mulberry32 } from '../helpers/cache-simulation.js'
 
 const key = (i: number) => `2049:${1_000_000 + i}:65536:1712345678901234567#0`
 

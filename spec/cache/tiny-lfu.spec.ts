@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { TinyLfu } from '../../lib/cache/tiny-lfu.js'
 import { ByteLru } from '../../lib/cache/byte-lru.js'
 import { createPolicy, POLICIES } from '../../lib/cache/policy.js'
-import { epochWorkload, mulberry32, simulate, zipfWorkload } from '../../lib/cache/simulate.js'
+import { epochWorkload, mulberry32, simulate, zipfWorkload } from '../helpers/cache-simulation.js'
 
 const buf = (n: number, fill = n) => Buffer.alloc(n, fill)
 const KIB = 1024

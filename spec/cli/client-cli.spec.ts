@@ -182,6 +182,12 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
       assert.equal(r.stdout.toString(), 'inside\n')
     })
 
+    it('--long puts the size of each file before its name, tab-separated', async () => {
+      const r = await runClient(url, ['ls', '--long', 'sub'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), '2\ta.txt\n2\tb.txt\n-\tempty-dir/\n-\tnested/\n')
+    })
+
     it('ls of a missing directory exits 1 with ENOENT', async () => {
       const r = await runClient(url, ['ls', 'nope'])
       assert.equal(r.code, 1)
@@ -198,6 +204,33 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
       const r = await runClient(url, ['ls', '..'])
       assert.equal(r.code, 1)
       assert.match(r.stderr, /EACCES:/)
+    })
+  })
+
+  describe('tree prints every file under a directory, a line each', () => {
+    it('size, a tab, the path, depth first in name order', async () => {
+      const r = await runClient(url, ['tree', 'sub'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.equal(r.stdout.toString(), '2\tsub/a.txt\n2\tsub/b.txt\n5\tsub/nested/deep.txt\n')
+    })
+
+    it('the whole root with --suffix, as JSON lines; symlinks out of the root never listed', async () => {
+      const r = await runClient(url, ['tree', '--suffix', '.bin', '--json'])
+      assert.equal(r.code, 0, r.stderr)
+      const lines = r.stdout.toString('utf8').trim().split('\n').map((l) => JSON.parse(l) as { path: string; size: number })
+      assert.deepEqual(lines, [
+        { path: 'big.bin', size: big.length },
+        { path: UNICODE, size: 70_000 },
+        { path: 'empty.bin', size: 0 },
+        { path: 'one.bin', size: 1 },
+        { path: 'range.bin', size: 100 },
+      ])
+    })
+
+    it('of a missing directory exits 1 with ENOENT', async () => {
+      const r = await runClient(url, ['tree', 'nope'])
+      assert.equal(r.code, 1)
+      assert.match(r.stderr, /ENOENT:/)
     })
   })
 

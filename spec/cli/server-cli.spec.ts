@@ -229,6 +229,14 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     }
   })
 
+  it('--help shows defaults the way they are typed: sizes with units, the socket mode in octal', async () => {
+    const help = (await runServer(['--help'])).stdout.toString().replace(/\s+/g, ' ')
+    for (const shown of ['(default: 1GiB)', '(default: 256KiB)', '(default: 64KiB)', '(default: 600)', '(default: 7070)']) {
+      assert.ok(help.includes(shown), `help shows ${shown}`)
+    }
+    assert.doesNotMatch(help, /default: (1073741824|262144|65536|384)\)/)
+  })
+
   const usage: Array<[string, string[]]> = [
     ['missing --root', ['--port', '0']],
     ['--cache-size abc', ['--cache-size', 'abc']],

@@ -334,7 +334,7 @@ describe('connection life', () => {
     }
     assert.ok(last < 24 * MiB, `server went on producing: ${last}`)
     assert.equal(client.pending, 0)
-    assert.deepEqual(await client.ls(), [{ name: 'huge.bin', type: 'file', size: 64 * MiB }])
+    assert.deepEqual(await client.ls('', { long: true }), [{ name: 'huge.bin', type: 'file', size: 64 * MiB }])
   })
 
   test('fails requests in flight with ECLOSED when the server goes away', async (t) => {

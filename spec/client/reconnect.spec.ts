@@ -31,7 +31,7 @@ describe('reconnect after the server closed an idle connection', () => {
     await sleep(50) // the client has seen the close by now
     assert.equal((await client.stat('a.bin')).size, data.length)
     assert.equal(server.stats().totalConnections, 2)
-    assert.deepEqual(await client.ls(), [{ name: 'a.bin', type: 'file', size: data.length }])
+    assert.deepEqual(await client.ls('', { long: true }), [{ name: 'a.bin', type: 'file', size: data.length }])
     assert.ok((await client.readFile('a.bin')).equals(data))
     const { bytes, error } = await drain(client.read('a.bin', { offset: 1000 }))
     assert.equal(error, null)

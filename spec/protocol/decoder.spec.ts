@@ -173,7 +173,7 @@ describe('FrameDecoder', () => {
       for (let f = 0; f < flips; f++) input[randInt(rnd, 0, input.length - 1)] ^= 1 << randInt(rnd, 0, 7)
       return input
     }
-    const h = { type: randInt(rnd, 0, 255), id: randInt(rnd, 0, 0xffffffff), seq: randInt(rnd, 0, 9), length: randInt(rnd, 0, 400), checksum: randInt(rnd, 0, 3), flags: 0 }
+    const h = { type: randInt(rnd, 0, 255), id: randInt(rnd, 0, 0xffffffff), seq: randInt(rnd, 0, 9), length: randInt(rnd, 0, 400), checksum: randInt(rnd, 0, 3), epoch: 0 }
     return Buffer.concat([randomBytes(rnd, randInt(rnd, 0, 3)), encodeHeader(h), randomBytes(rnd, randInt(rnd, 0, 500)), stream.subarray(randInt(rnd, 0, 200))])
   }
 

@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
+import { connect as connectRaw } from 'node:net'
 import { describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { connect } from '../../lib/client/client.js'
 import { faultyProxy } from '../helpers/faulty-proxy.js'
 import { writeFile } from '../helpers/fixtures.js'
@@ -54,5 +57,38 @@ describe('reads within a four-block memory budget', () => {
     assert.ok(part.equals(data.subarray(1000, 1000 + 20 * BLOCK)))
     assert.ok(server.stats().nacks > 0, 'the server resent')
     assert.equal(server.stats().bufferedBytes, 0)
+  })
+
+  test('pages copied across blocks for clients that do not read stay within the budget', async (t) => {
+    // Everything cached: the only data held outside the cache is copies of straddling pages.
+    const { server, url, root } = await startServer(t, { ...tight, cacheSize: 512 * BLOCK })
+    const data = writeFile(root, 'f.bin', 400 * BLOCK + 3)
+    const client = await connect(url)
+    t.after(() => client.close())
+    assert.equal(sha(await client.readFile('f.bin')), sha(data))
+    const port = Number(new URL(url).port)
+    const sockets = await Promise.all(
+      Array.from({ length: 16 }, async (_, i) => {
+        const s = connectRaw(port, '127.0.0.1')
+        s.on('error', () => {})
+        t.after(() => s.destroy())
+        await once(s, 'connect')
+        s.pause() // never reads
+        for (let j = 1; j <= 4; j++) s.write(JSON.stringify({ id: j, op: 'read', path: 'f.bin', offset: 1000 + i * 7 + j }) + '\n')
+        return s
+      }),
+    )
+    let peak = 0
+    for (const deadline = Date.now() + 1500; Date.now() < deadline; ) {
+      peak = Math.max(peak, server.stats().bufferedBytes)
+      await sleep(5)
+    }
+    assert.ok(peak > 0, 'pages were copied')
+    assert.ok(peak <= tight.maxBuffered, `${peak} bytes held outside the cache; the budget is ${tight.maxBuffered}`)
+    for (const s of sockets) s.destroy()
+    // A client that reads still gets its bytes meanwhile and after.
+    assert.ok((await client.readFile('f.bin', { offset: 999, length: 5 * BLOCK })).equals(data.subarray(999, 999 + 5 * BLOCK)))
+    for (let i = 0; i < 100 && server.stats().bufferedBytes > 0; i++) await sleep(20)
+    assert.equal(server.stats().bufferedBytes, 0, 'nothing held once they are gone')
   })
 })

@@ -128,8 +128,8 @@ function frameBytes(frame: Frame, checksum: number): Buffer {
 }
 
 /** A header with any length field (valid CRC), for frames that lie about their size. */
-function headerOnly(h: { type: number; id: number; seq: number; length: number; checksum: number; flags?: number }): Buffer {
-  return encodeHeader({ flags: 0, ...h })
+function headerOnly(h: { type: number; id: number; seq: number; length: number; checksum: number; epoch?: number }): Buffer {
+  return encodeHeader({ epoch: 0, ...h })
 }
 
 function countBy(map: Map<string, number>, key: string, n = 1): void {

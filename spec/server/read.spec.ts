@@ -109,7 +109,7 @@ describe('paths', () => {
     const data = writeFile(root, rel, 70_000)
     const client = await connectTo(t, url)
     assert.ok((await client.readFile(rel)).equals(data))
-    assert.deepEqual(await client.ls('dir with space'), [{ name: 'ünïcødé 名前 🚀.bin', type: 'file', size: 70_000 }])
+    assert.deepEqual(await client.ls('dir with space', { long: true }), [{ name: 'ünïcødé 名前 🚀.bin', type: 'file', size: 70_000 }])
     assert.equal((await client.stat(rel)).size, 70_000)
   })
 
@@ -138,7 +138,7 @@ describe('paths', () => {
     const { url, root } = await startServer(t)
     for (const f of ['b.txt', 'a.txt', 'z/1', 'c/2']) writeFile(root, f, 'x')
     const client = await connectTo(t, url)
-    assert.deepEqual(await client.ls(), [
+    assert.deepEqual(await client.ls('', { long: true }), [
       { name: 'a.txt', type: 'file', size: 1 },
       { name: 'b.txt', type: 'file', size: 1 },
       { name: 'c', type: 'dir' },

@@ -81,7 +81,7 @@ SILENT_TIMEOUTS = 4
 #: Seconds waited before each new attempt of a request its connection died under (``retry_delays``).
 RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 #: Requests that change nothing on the server, so may be sent again (not write, warm, evict).
-_REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats'))
+_REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree'))
 #: Errors that mean the connection died (or the server is going away), not that the request failed.
 _RETRIED = frozenset(('ECLOSED', 'ESHUTDOWN'))
 #: Errors after which a Client with ``fallback_root`` reads the files itself.
@@ -467,10 +467,37 @@ class Client(object):
                     for _, req in window:
                         self._abandon(req)
 
-    def ls(self, path=''):
+    def ls(self, path='', long=False):
         """Entries of a directory under the root: ``[{'name', 'type'}]``, sorted by name;
-        ``type`` is ``file``, ``dir`` or ``other`` (files have a ``size`` too)."""
-        return self._or_fallback(lambda: self.request('ls', path=path)['entries'], lambda: _local_ls(self._local(path)))
+        ``type`` is ``file``, ``dir`` or ``other``. With ``long=True`` files have a ``size``
+        too (the server then looks at each file; without it, only at the directory)."""
+        args = {'path': path, 'long': True} if long else {'path': path}
+        return self._or_fallback(lambda: self.request('ls', **args)['entries'], lambda: _local_ls(self._local(path), long))
+
+    def tree(self, path='', suffix='', page_size=None):
+        """Every file under ``path`` (or the file itself) as ``{'path', 'size'}``, depth first
+        in name order, a page of files per round trip; ``suffix`` keeps names ending with it."""
+        if self._falling_back():
+            yield from _local_tree(self._local(path), path.strip('/'), suffix)
+            return
+        after = None
+        while True:
+            args = {'path': path.strip('/')}
+            if suffix:
+                args['suffix'] = suffix
+            if page_size is not None:
+                args['limit'] = page_size
+            if after is not None:
+                args['after'] = after
+            page = self._or_fallback(lambda: self.request('tree', **args), lambda: None)
+            if page is None:  # the server went away before the first page: list the fallback root
+                yield from _local_tree(self._local(path), path.strip('/'), suffix, after)
+                return
+            for f in page['files']:
+                yield f
+            after = page['next']
+            if after is None:
+                return
 
     def stat(self, path):
         """``{path, type, size, mtimeMs, mtime, cachedBytes, cached}``."""
@@ -1179,7 +1206,7 @@ def _local_read(full, offset=0, length=None):
         raise _local_error(e, full)
 
 
-def _local_ls(full):
+def _local_ls(full, long=False):
     """Entries of a local directory, as ``ls`` answers them (upload temporaries hidden)."""
     try:
         entries = []
@@ -1188,12 +1215,50 @@ def _local_ls(full):
                 continue
             st = d.stat()
             if _stat.S_ISREG(st.st_mode):
-                entries.append({'name': d.name, 'type': 'file', 'size': st.st_size})
+                entries.append({'name': d.name, 'type': 'file', 'size': st.st_size} if long else {'name': d.name, 'type': 'file'})
             else:
                 entries.append({'name': d.name, 'type': 'dir' if _stat.S_ISDIR(st.st_mode) else 'other'})
         return sorted(entries, key=lambda e: e['name'])
     except OSError as e:
         raise _local_error(e, full)
+
+
+def _local_tree(full, rel, suffix='', after=None):
+    """Files under a local path, as ``tree`` lists them: depth first, names sorted, each
+    directory once; only those after the cursor ``after``."""
+    cursor = None if after is None else after.split('/')
+    seen = set()
+
+    def visit(path, rel):
+        real = os.path.realpath(path)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as e:
+            raise _local_error(e, path)
+        for name in names:
+            if name.endswith('.cacheserv-tmp'):
+                continue
+            child = os.path.join(path, name)
+            child_rel = rel + '/' + name if rel else name
+            if os.path.isdir(child):
+                segs = child_rel.split('/')
+                if cursor is not None and segs < cursor and segs != cursor[:len(segs)]:
+                    continue
+                yield from visit(child, child_rel)
+            elif os.path.isfile(child):
+                if cursor is not None and child_rel.split('/') <= cursor:
+                    continue
+                if child_rel.endswith(suffix):
+                    yield {'path': child_rel, 'size': os.path.getsize(child)}
+
+    if os.path.isfile(full):
+        if rel.endswith(suffix):
+            yield {'path': rel, 'size': os.path.getsize(full)}
+        return
+    yield from visit(full, rel)
 
 
 # --- files ------------------------------------------------------------------

@@ -88,7 +88,7 @@ class CacheservFileSystem(AbstractFileSystem):
     def ls(self, path, detail=True, **kwargs):
         path = self._strip_protocol(path)
         try:
-            entries = self.client.ls(path)
+            entries = self.client.ls(path, long=detail)
         except CacheservError as e:
             if e.code == 'ENOTDIR':
                 info = self.info(path)

@@ -24,13 +24,11 @@ def list_files(client, directory='', recursive=True):
 
 
 def _walk(client, prefix, recursive):
-    out = []
-    for e in client.ls(prefix):
-        if e['type'] == 'file':
-            out.append(e['name'])
-        elif e['type'] == 'dir' and recursive:
-            out.extend(e['name'] + '/' + r for r in _walk(client, prefix + e['name'] + '/', True))
-    return out
+    """Paths of the files under ``prefix``, relative to it: one ``tree`` listing (a page per
+    round trip), or, not recursive, one ``ls``."""
+    if not recursive:
+        return [e['name'] for e in client.ls(prefix) if e['type'] == 'file']
+    return [f['path'][len(prefix):] for f in client.tree(prefix)]
 
 
 class CacheservDataset(Dataset):

@@ -2,12 +2,11 @@
  * Trace-driven comparison of cache policies on the workloads that matter for
  * training: epochs over a dataset larger than the cache (same order and
  * shuffled, equal and variable sizes) and a skewed (Zipf) one. Deterministic
- * (seeded PRNG), no dependencies; used by the specs and runnable as
- * `node dist/lib/cache/simulate.js` to print a table.
+ * (seeded PRNG), no dependencies; used by the specs and by
+ * `npm run bench:policies`, which prints the table.
  */
-import { pathToFileURL } from 'node:url'
-import { createPolicy, POLICIES, type PolicyName } from './policy.js'
-import { prng as mulberry32 } from '../prng.js'
+import { createPolicy, type PolicyName } from '../../lib/cache/policy.js'
+import { prng as mulberry32 } from '../../lib/prng.js'
 
 export { mulberry32 }
 
@@ -131,13 +130,3 @@ export function standardWorkloads(): Workload[] {
     zipfWorkload({ name: 'zipf 0.9, 5000 keys, cache 500', keys: 5000, s: 0.9, size: 4 * KIB, cacheEntries: 500, rounds: 6, perRound: 20_000, seed: 7 }),
   ]
 }
-
-export function main(): void {
-  const rows = standardWorkloads().map((w) => [w.name, ...POLICIES.map((p) => simulate(p, w).warm.toFixed(3))])
-  const header = ['workload (hit ratio after round 1)', ...POLICIES]
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ')
-  console.log([line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n'))
-}
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) main()

@@ -5,7 +5,6 @@
  * close lets its running response finish.
  */
 import type { Socket } from 'node:net'
-import { once } from 'node:events'
 import type { Connection } from '../server/connection.js'
 import { LeaseBook } from '../server/lease-book.js'
 
@@ -25,10 +24,15 @@ export class HttpConnection implements Connection {
 
   constructor(socket: Socket) {
     this.socket = socket
-    this.closed = once(socket, 'close').then(() => {
-      // Whatever was on its way out went with the socket.
-      this.leases.releaseAll()
-    })
+    // Not events.once: it rejects when 'error' comes first (a peer's reset), and the leases
+    // would never be released.
+    this.closed = new Promise<void>((resolve) =>
+      socket.once('close', () => {
+        // Whatever was on its way out went with the socket.
+        this.leases.releaseAll()
+        resolve()
+      }),
+    )
   }
 
   /** A write has reached the socket's buffer's end: the peer is reading. */

@@ -6,10 +6,10 @@
  * been written to the socket; the connection's LeaseBook answers for the
  * rest if the socket goes first.
  *
- * The read checks the file's version once more after its last block (it may
- * have changed while being read): the part that completes the body is held
- * until that check has passed, so a body that would mix versions is never
- * complete, and the reset that follows cannot be mistaken for an end.
+ * The part that completes the body is held until the read has ended well
+ * (every block it read from disk was checked against the file's version), so
+ * a body that would mix versions is never complete, and the reset that
+ * follows a failure cannot be mistaken for an end.
  */
 import type { ServerResponse } from 'node:http'
 import { error } from '../errors.js'

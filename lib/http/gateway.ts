@@ -204,7 +204,7 @@ async function serveDirectory(host: GatewayHost, req: IncomingMessage, res: Serv
     return sendText(req, res, 301, 'text/plain; charset=utf-8', `${location}\n`, { location })
   }
   let entries: Entry[] = []
-  for await (const part of ls({ path: target.path }, host.ctx)) {
+  for await (const part of ls({ path: target.path, long: true }, host.ctx)) {
     if (part.kind === 'result') entries = (part.body as { entries: Entry[] }).entries
   }
   if (wantsJson(req.headers.accept)) return sendText(req, res, 200, 'application/json', jsonIndex(entries), { vary: 'Accept' })

@@ -1442,6 +1442,20 @@ class TestCacheCommands(unittest.TestCase):
         self.assertGreater(s['hits'] + s['misses'], 0)
         self.assertIsInstance(s['policy'], str)
 
+    def test_warm_a_list_loads_exactly_those_files_and_skips_the_rest(self):
+        names = sorted(os.listdir(os.path.join(ROOT, 'warmdir')))
+        call_or_skip(self, self.c.evict, 'warmdir')
+        listed = ['warmdir/' + names[1], 'no/such.bin', 'warmdir', 'warmdir/' + names[0]]
+        seen = []
+        r = call_or_skip(self, self.c.warm, paths=iter(listed), progress=seen.append)
+        self.assertEqual(r['files'], 2)
+        self.assertEqual(r['skipped'], 2)
+        self.assertEqual(r['skippedPaths'], [{'path': 'no/such.bin', 'code': 'ENOENT'}, {'path': 'warmdir', 'code': 'EISDIR'}])
+        for n in names:
+            self.assertEqual(self.c.stat('warmdir/' + n)['cached'], n in names[:2], n)
+        with self.assertRaises(ValueError):
+            self.c.warm('warmdir', paths=['x'])
+
     def test_warm_then_evict(self):
         names = sorted(os.listdir(os.path.join(ROOT, 'warmdir')))
         total = sum(os.path.getsize(os.path.join(ROOT, 'warmdir', n)) for n in names)

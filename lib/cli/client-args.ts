@@ -81,7 +81,7 @@ export const CLIENT = {
       name: 'warm',
       description: 'load a file or a whole tree into the cache (a progress bar on a terminal, a summary line at the end)',
       arguments: [{ ...PATH, default: '' }],
-      options: [],
+      options: [{ flags: '--list <file>', description: 'load exactly the paths listed in this file, one a line, in that order ("-" for stdin)' }],
     },
     { name: 'evict', description: 'drop a file or a tree from the cache; without a path, everything', arguments: [PATH], options: [] },
     {

@@ -63,12 +63,13 @@ const ACTIONS: Record<CommandName, Action> = {
     await print((o.json ? JSON.stringify(s, null, 2) : formatStats(s)) + '\n')
   },
 
-  async warm(client, [path]) {
+  async warm(client, [path], o) {
     const started = Date.now()
     const [{ formatWarm }, { warmDisplay }] = await Promise.all([import('./format.js'), import('./warm-progress.js')])
     const display = await warmDisplay()
     try {
-      const result = await client.warm(path!, (p) => display.update(p))
+      const list = o.list as string | undefined
+      const result = list === undefined ? await client.warm(path!, (p) => display.update(p)) : await client.warmList((await import('./path-list.js')).readPathList(list), (p) => display.update(p))
       display.update(result)
       display.stop()
       console.error(formatWarm(result, (Date.now() - started) / 1000))
@@ -157,6 +158,11 @@ export async function main(argv: string[]): Promise<void> {
   if (parsed.kind === 'help') return help(parsed)
   if (parsed.kind === 'version') {
     stdout().write(`${VERSION}\n`)
+    return
+  }
+  if (parsed.command.name === 'warm' && parsed.options.list !== undefined && parsed.args[0]) {
+    console.error('error: warm takes a PATH or --list FILE, not both\n(add --help for usage)')
+    process.exitCode = EXIT_USAGE
     return
   }
   const global = parsed.global as GlobalOptions

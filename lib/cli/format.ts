@@ -35,5 +35,8 @@ export function formatWarm(w: WarmResult, seconds: number): string {
   const rate = seconds > 0 ? `, ${size(w.bytes / seconds)}/s` : ''
   const of = w.files === w.totalFiles ? '' : ` of ${count(w.totalFiles)} files, ${size(w.totalBytes)}`
   const full = w.full ? '; the cache is full, so it stopped at its limit' : ''
-  return `warmed ${count(w.files)} files, ${size(w.bytes)}${of} in ${duration(seconds)}${rate}${full}`
+  const skipped = w.skipped
+    ? `; skipped ${count(w.skipped)} listed paths (${(w.skippedPaths ?? []).map((p) => `${p.path}: ${p.code}`).join(', ')}${w.skipped > (w.skippedPaths ?? []).length ? ', ...' : ''})`
+    : ''
+  return `warmed ${count(w.files)} files, ${size(w.bytes)}${of} in ${duration(seconds)}${rate}${full}${skipped}`
 }

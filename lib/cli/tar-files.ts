@@ -4,9 +4,8 @@
  * on stdin (read line by line, so the archive starts with the first path).
  * Loaded by `tar` only.
  */
-import { createReadStream } from 'node:fs'
-import { createInterface } from 'node:readline'
 import type { Client } from '../client/client.js'
+import { readPathList } from './path-list.js'
 import type { TarFile } from './tar.js'
 
 export function tarFiles(client: Client, dir: string, list: string | undefined): AsyncIterable<TarFile> {
@@ -15,16 +14,5 @@ export function tarFiles(client: Client, dir: string, list: string | undefined):
 
 /** Paths listed one a line. Their sizes are not asked for: each read's START says it. */
 async function* listed(list: string): AsyncGenerator<TarFile> {
-  const input = list === '-' ? process.stdin : createReadStream(list, 'utf8')
-  const lines = createInterface({ input, crlfDelay: Infinity })
-  try {
-    for await (const line of lines) {
-      const path = line.trim()
-      if (path !== '') yield { path }
-    }
-  } finally {
-    lines.close()
-    if (list === '-') process.stdin.destroy() // left unread after a failure, it would keep the process alive
-    else input.destroy()
-  }
+  for await (const path of readPathList(list)) yield { path }
 }

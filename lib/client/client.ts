@@ -82,6 +82,8 @@ export interface Hello {
   idleTimeout?: number
   /** Ms after HELLO within which the server wants the first request; 0 or absent: no limit. */
   requestTimeout?: number
+  /** Longest request line the server takes, in bytes; absent in older servers. */
+  maxRequest?: number
 }
 
 export interface Entry {
@@ -116,7 +118,14 @@ export interface WarmResult {
   totalFiles: number
   totalBytes: number
   full: boolean
+  /** Listed paths not loaded (missing, not regular files, refused); 0 for a tree. */
+  skipped?: number
+  /** The first few of them, with their error codes. */
+  skippedPaths?: { path: string; code: string }[]
 }
+
+/** Bytes of paths one `warm` request of a list carries (request lines are bounded: --max-request). */
+const WARM_BATCH_BYTES = 32 * 1024
 
 export interface EvictResult {
   files: number | null
@@ -656,6 +665,43 @@ export class Client {
   /** Load a file or a tree into the server's cache; `onProgress` sees how far it got. */
   warm(path = '', onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
     return this.request<WarmResult>('warm', { path }, onProgress as (p: unknown) => void)
+  }
+
+  /**
+   * Load exactly the files listed, in that order, into the server's cache
+   * (an epoch's sample order, say): a request per batch of paths, with
+   * progress and the result summed over them. Stops once the cache is full.
+   */
+  async warmList(paths: Iterable<string> | AsyncIterable<string>, onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
+    const total: Required<WarmResult> = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false, skipped: 0, skippedPaths: [] }
+    const sum = (r: WarmResult): Required<WarmResult> => ({
+      files: total.files + r.files,
+      bytes: total.bytes + r.bytes,
+      totalFiles: total.totalFiles + r.totalFiles,
+      totalBytes: total.totalBytes + r.totalBytes,
+      full: r.full,
+      skipped: total.skipped + (r.skipped ?? 0),
+      skippedPaths: [...total.skippedPaths, ...(r.skippedPaths ?? [])].slice(0, 20),
+    })
+    let batch: string[] = []
+    let bytes = 0
+    const send = async () => {
+      const r = await this.request<WarmResult>('warm', { paths: batch }, onProgress && ((p) => onProgress(sum(p as WarmResult))))
+      Object.assign(total, sum(r))
+      batch = []
+      bytes = 0
+    }
+    // Batches well within the server's longest request line (a path's JSON may be 6× its bytes: \u escapes).
+    const limit = () => Math.min(WARM_BATCH_BYTES, Math.floor((this.hello?.maxRequest ?? WARM_BATCH_BYTES * 2) / 2))
+    for await (const path of paths) {
+      if (total.full) break
+      const size = Buffer.byteLength(JSON.stringify(path)) + 1
+      if (batch.length > 0 && bytes + size > limit()) await send()
+      batch.push(path)
+      bytes += size
+    }
+    if (batch.length > 0 && !total.full) await send()
+    return total
   }
 
   /** Drop a file, a tree, or (without a path) everything from the server's cache. */

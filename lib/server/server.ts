@@ -246,7 +246,7 @@ export class CacheServer extends EventEmitter {
       retries: this.#opts.retries,
       heartbeat: this.#opts.heartbeat,
       onNack: () => void this.#nacks++,
-      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout, requestTimeout },
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout, requestTimeout, maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST },
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)

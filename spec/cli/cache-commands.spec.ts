@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { before, describe, it } from 'node:test'
 import { POLICIES } from '../../lib/cache/policy.js'
-import { CLIENT_BIN, type RunResult, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
+import { CLIENT_BIN, run, type RunResult, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope } from '../helpers/suite.js'
 import { STATS_NUMBERS } from '../helpers/stats.js'
@@ -101,6 +101,22 @@ describe('cache commands against a writable server process', () => {
     const r = await runClient(url, ['warm', 'nope'])
     assert.equal(r.code, 1)
     assert.match(r.stderr, /ENOENT:/)
+  })
+
+  it('warm --list FILE and --list - (stdin) load exactly the listed paths, naming those skipped', async () => {
+    assert.equal((await runClient(url, ['evict'])).code, 0)
+    const list = join(tempDir(scope), 'list.txt')
+    writeFileSync(list, 'tree/b.bin\n\nnope.bin\ntree/sub/c.bin\n')
+    const r = await runClient(url, ['warm', '--list', list])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /^warmed 2 files/)
+    assert.match(r.stderr, /skipped 1 listed paths \(nope\.bin: ENOENT\)/)
+    assert.equal((await statsJson(url)).cacheBytes, 5000 + 300_000)
+    const piped = await run('bash', ['-c', `printf 'tree/a.bin\\n' | "$0" "$1" --server "$2" warm --list -`, process.execPath, CLIENT_BIN, url])
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.equal((await statsJson(url)).cacheBytes, treeBytes)
+    const both = await runClient(url, ['warm', 'tree', '--list', list])
+    assert.equal(both.code, 2, 'a path and a list: a usage error')
   })
 
   it('evict exits 0 and empties the cache', async () => {

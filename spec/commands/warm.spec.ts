@@ -245,3 +245,58 @@ describe('server.warm() (as --warm uses it)', () => {
     await assert.rejects(server.warm('../x'), { code: 'EACCES' })
   })
 })
+
+describe('warm from a list', () => {
+  test('loads exactly the listed files, in that order, until the cache is full; the rest stay out', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 4 * MiB, policy: 'lru' })
+    const names = Array.from({ length: 12 }, (_, i) => `d${i % 3}/f${String(i).padStart(2, '0')}.bin`)
+    for (const n of names) writeFile(root, n, 700 * KiB)
+    const client = await connectTo(t, url)
+    // An epoch's order: not the walk's.
+    const order = [7, 2, 11, 0, 5, 9, 1, 3, 4, 6, 8, 10].map((i) => names[i])
+    const r = await client.warmList(order)
+    assert.equal(r.full, true)
+    assert.equal(r.files, 5, '5 of 700 KiB fit in 4 MiB')
+    for (const [i, n] of order.entries()) assert.equal((await client.stat(n)).cached, i < 5, `${n}, listed ${i}`)
+    assert.equal(server.stats().cacheBytes, 5 * 700 * KiB)
+  })
+
+  test('missing paths, directories and escapes are skipped with their codes; the others are loaded', async (t) => {
+    const { url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    const r = await client.warmList(['tree/b.bin', 'nope.bin', 'tree/sub', '../etc/passwd', 'tree/a.bin'])
+    assert.equal(r.files, 2)
+    assert.equal(r.bytes, files.get('tree/b.bin')!.length + files.get('tree/a.bin')!.length)
+    assert.equal(r.skipped, 3)
+    assert.deepEqual(r.skippedPaths, [
+      { path: 'nope.bin', code: 'ENOENT' },
+      { path: 'tree/sub', code: 'EISDIR' },
+      { path: '../etc/passwd', code: 'EACCES' },
+    ])
+  })
+
+  test('a list longer than one request line is sent in batches, progress summed over them', async (t) => {
+    const { url, root } = await startServer(t, { cacheSize: 64 * MiB, maxRequest: 16 * KiB })
+    const names = Array.from({ length: 1500 }, (_, i) => `a-rather-long-directory-name/file-${String(i).padStart(5, '0')}.txt`)
+    for (const n of names) writeFile(root, n, 'x')
+    const client = await connectTo(t, url)
+    const seen: WarmResult[] = []
+    const r = await client.warmList(
+      (function* () {
+        yield* names
+      })(),
+      (p) => seen.push(p),
+    )
+    assert.equal(r.files, names.length)
+    assert.equal(r.totalFiles, names.length)
+    assert.equal(r.skipped, 0)
+  })
+
+  test('a request with both path and paths, or paths that are not strings, is EBADREQ', async (t) => {
+    const { url } = await startServer(t)
+    const client = await connectTo(t, url)
+    await assert.rejects(client.request('warm', { path: 'a', paths: ['b'] }), { code: 'EBADREQ' })
+    await assert.rejects(client.request('warm', { paths: [1] }), { code: 'EBADREQ' })
+  })
+})

@@ -81,6 +81,9 @@ SILENT_TIMEOUTS = 4
 #: Seconds waited before each new attempt of a request its connection died under (``retry_delays``).
 RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 #: Requests that change nothing on the server, so may be sent again (not write, warm, evict).
+#: Bytes of paths one ``warm`` request of a list carries (request lines are bounded: --max-request).
+_WARM_BATCH_BYTES = 32 * 1024
+
 _REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree'))
 #: Errors that mean the connection died (or the server is going away), not that the request failed.
 _RETRIED = frozenset(('ECLOSED', 'ESHUTDOWN'))
@@ -507,10 +510,44 @@ class Client(object):
         """The server's counters since it started (hits, misses, cacheBytes, nacks, ...)."""
         return self.request('stats')
 
-    def warm(self, path='', progress=None):
-        """Load a file, or every file under a directory, into the server's cache. ``progress``,
-        if given, is called with each PROGRESS dict. Returns ``{files, bytes, totalFiles, totalBytes, full}``."""
-        return self.request('warm', progress=progress, path=path)
+    def warm(self, path='', progress=None, paths=None):
+        """Load a file, or every file under a directory, into the server's cache; with
+        ``paths`` (any iterable), exactly the files listed, in that order (a request per batch
+        of paths; it stops once the cache is full). ``progress``, if given, is called with each
+        PROGRESS dict. Returns ``{files, bytes, totalFiles, totalBytes, full, skipped}``; for a
+        list, ``skipped`` counts listed paths that were missing, not files or refused, and
+        ``skippedPaths`` names the first few with their codes."""
+        if paths is None:
+            return self.request('warm', progress=progress, path=path)
+        if path:
+            raise ValueError('give path or paths, not both')
+        total = {'files': 0, 'bytes': 0, 'totalFiles': 0, 'totalBytes': 0, 'full': False, 'skipped': 0, 'skippedPaths': []}
+
+        def summed(r):
+            out = {k: total[k] + r.get(k, 0) for k in ('files', 'bytes', 'totalFiles', 'totalBytes', 'skipped')}
+            out['full'] = r.get('full', False)
+            out['skippedPaths'] = (total['skippedPaths'] + r.get('skippedPaths', []))[:20]
+            return out
+
+        def send(batch):
+            r = self.request('warm', progress=progress and (lambda p: progress(summed(p))), paths=batch)
+            total.update(summed(r))
+
+        batch, size = [], 0
+        for p in paths:
+            if total['full']:
+                break
+            n = len(json.dumps(p)) + 1
+            # Well within the server's longest request line (HELLO maxRequest).
+            limit = min(_WARM_BATCH_BYTES, (self.hello or {}).get('maxRequest', 2 * _WARM_BATCH_BYTES) // 2)
+            if batch and size + n > limit:
+                send(batch)
+                batch, size = [], 0
+            batch.append(p)
+            size += n
+        if batch and not total['full']:
+            send(batch)
+        return total
 
     def evict(self, path=None):
         """Drop the cached blocks of a file or directory; everything without ``path``.

@@ -10,6 +10,7 @@ export const ErrorCodes = {
   EISDIR: 'the path is a directory where a file was expected',
   EACCES: 'the path is outside the served root, or permission was denied',
   ERANGE: 'the requested offset lies beyond the end of the file',
+  ENOSPC: 'pinning would take more of the cache than it can give (its size, less room for one more block)',
   EIO: 'the disk failed to deliver or to store the bytes (also a full disk or quota on write)',
   EMFILE: 'the server ran out of file descriptors',
   ECHANGED: 'the file changed on disk while it was being read',

@@ -6,7 +6,7 @@
  */
 export { CacheServer, createServer, DEFAULT_CACHE_SIZE, type ServerOptions, type ServerStats } from './server/server.js'
 export type { Connection } from './server/connection.js'
-export { Client, connect, type ConnectOptions, type Entry, type Hello, type ReadOptions, type StatResult, type TreeFile } from './client/client.js'
+export { Client, connect, type ConnectOptions, type Entry, type Hello, type ReadOptions, type PinResult, type StatResult, type TreeFile } from './client/client.js'
 export { ReadStream } from './client/read-stream.js'
 export type { ReadInfo, ReadSink } from './client/read-receiver.js'
 export { DEFAULT_BLOCK_SIZE, type CacheStats } from './cache/block-cache.js'

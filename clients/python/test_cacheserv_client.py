@@ -1456,6 +1456,19 @@ class TestCacheCommands(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.c.warm('warmdir', paths=['x'])
 
+    def test_pin_and_unpin(self):
+        r = call_or_skip(self, self.c.pin, 'one.bin')
+        self.assertEqual((r['files'], r['bytes']), (1, 1))
+        self.assertGreaterEqual(r['pinnedFiles'], 1)
+        self.assertTrue(self.c.stat('one.bin')['pinned'])
+        self.assertGreaterEqual(self.c.stats()['pinnedBytes'], 1)
+        u = self.c.unpin('one.bin')
+        self.assertEqual(u['files'], 1)
+        self.assertFalse(self.c.stat('one.bin')['pinned'])
+        with self.assertRaises(CacheservError) as cm:
+            self.c.pin('no/such/file')
+        self.assertEqual(cm.exception.code, 'ENOENT')
+
     def test_warm_then_evict(self):
         names = sorted(os.listdir(os.path.join(ROOT, 'warmdir')))
         total = sum(os.path.getsize(os.path.join(ROOT, 'warmdir', n)) for n in names)

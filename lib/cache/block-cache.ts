@@ -69,6 +69,8 @@ export interface CacheStats {
   cacheBytes: number
   cacheLimit: number
   entries: number
+  /** Bytes of pinned files' blocks (counted in cacheBytes too). */
+  pinnedBytes: number
   policy: PolicyName
 }
 
@@ -82,11 +84,17 @@ export class BlockCache {
   #memory: MemoryBudget | null
   /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
   #held = new Map<Buffer, Holding>()
+  /** Blocks of pinned files, out of the policy's reach; the policy's budget is the limit less these. */
+  #pinned = new Map<string, Buffer>()
+  #pinnedBlocks = new Set<Buffer>()
+  #pinnedBytes = 0
+  readonly #limit: number
 
   constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
+    this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
     this.#lru = createPolicy(policy, {
       limit,
@@ -109,7 +117,7 @@ export class BlockCache {
     if (!h) {
       h = { refs: 0, charged: false }
       this.#held.set(block, h)
-      if (this.#lru.peek(`${file.key}#${index}`) !== block) this.#charge(h, block)
+      if (this.#peek(`${file.key}#${index}`) !== block) this.#charge(h, block)
     }
     h.refs++
     const holding = h
@@ -169,7 +177,14 @@ export class BlockCache {
   }
 
   stats(): CacheStats {
-    return { ...this.#stats, cacheBytes: this.#lru.bytes, cacheLimit: this.#lru.limit, entries: this.#lru.size, policy: this.policy }
+    return {
+      ...this.#stats,
+      cacheBytes: this.#lru.bytes + this.#pinnedBytes,
+      cacheLimit: this.#limit,
+      entries: this.#lru.size + this.#pinned.size,
+      pinnedBytes: this.#pinnedBytes,
+      policy: this.policy,
+    }
   }
 
   /**
@@ -181,7 +196,7 @@ export class BlockCache {
     const key = `${file.key}#${index}`
     const counted = !use.uncounted
     const served = (b: Buffer) => (use.bytes === undefined ? b.length : Math.min(use.bytes, b.length))
-    const hit = this.#lru.get(key)
+    const hit = this.#pinned.get(key) ?? this.#lru.get(key)
     if (hit) {
       if (counted) {
         this.#stats.hits++
@@ -234,10 +249,11 @@ export class BlockCache {
    * null and nothing is counted.
    */
   cachedBlocks(file: { key: string }, first: number, last: number, from = 0, end = Infinity): Buffer[] | null {
-    for (let i = first; i <= last; i++) if (!this.#lru.has(`${file.key}#${i}`)) return null
+    for (let i = first; i <= last; i++) if (!this.#has(`${file.key}#${i}`)) return null
     const blocks: Buffer[] = []
     for (let i = first; i <= last; i++) {
-      const block = this.#lru.get(`${file.key}#${i}`)
+      const key = `${file.key}#${i}`
+      const block = this.#pinned.get(key) ?? this.#lru.get(key)
       if (!block) return null // cannot happen after has(); never serve a hole
       const base = i * this.blockSize
       this.#stats.hits++
@@ -264,11 +280,11 @@ export class BlockCache {
     return { blocks, bytes }
   }
 
-  /** Drop everything; returns what was dropped. */
+  /** Drop everything but pinned blocks; returns what was dropped. */
   clear(): { blocks: number; bytes: number } {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
-    for (const [block, h] of this.#held) this.#charge(h, block)
+    for (const [block, h] of this.#held) if (!this.#pinnedBlocks.has(block)) this.#charge(h, block)
     noteDropped(dropped.bytes)
     return dropped
   }
@@ -278,12 +294,63 @@ export class BlockCache {
     return Math.max(0, this.#lru.limit - this.#lru.bytes)
   }
 
+  /** Bytes of pinned blocks. */
+  get pinnedBytes(): number {
+    return this.#pinnedBytes
+  }
+
+  /** Most bytes that may be pinned: the policy keeps room for one block at least (its admission window). */
+  get pinLimit(): number {
+    return Math.max(0, this.#limit - 2 * this.blockSize)
+  }
+
+  /**
+   * Pin block `index` of this version of a file (as `block()` gave it): it
+   * leaves the policy (which can no longer evict it) and the policy's budget
+   * shrinks by as much. The caller keeps the pinned bytes within pinLimit.
+   */
+  pinBlock(file: { key: string }, index: number, block: Buffer): void {
+    const key = `${file.key}#${index}`
+    if (this.#pinned.has(key)) return
+    if (this.#lru.peek(key) === block) this.#lru.delete(key)
+    this.#pinned.set(key, block)
+    this.#pinnedBlocks.add(block)
+    this.#pinnedBytes += block.length
+    this.#lru.resize(this.#limit - this.#pinnedBytes)
+  }
+
+  /** Unpin this version of a file: its blocks go back to the policy as ordinary entries (`keep`), or are dropped. */
+  unpin(file: { key: string; size: number }, keep = true): void {
+    const count = Math.ceil(file.size / this.blockSize)
+    const freed: [string, Buffer][] = []
+    for (let i = 0; i < count; i++) {
+      const key = `${file.key}#${i}`
+      const block = this.#pinned.get(key)
+      if (!block) continue
+      this.#pinned.delete(key)
+      this.#pinnedBlocks.delete(block)
+      this.#pinnedBytes -= block.length
+      freed.push([key, block])
+      if (!keep) this.#letGo(block)
+    }
+    this.#lru.resize(this.#limit - this.#pinnedBytes)
+    if (keep) for (const [key, block] of freed) this.#lru.set(key, block)
+  }
+
+  #has(key: string): boolean {
+    return this.#pinned.has(key) || this.#lru.has(key)
+  }
+
+  #peek(key: string): Buffer | undefined {
+    return this.#pinned.get(key) ?? this.#lru.peek(key)
+  }
+
   /** How many bytes of this version of the file are cached. */
   cachedBytes(file: { key: string; size: number }): number {
     let total = 0
     const blocks = Math.ceil(file.size / this.blockSize)
     for (let i = 0; i < blocks; i++) {
-      if (this.#lru.has(`${file.key}#${i}`)) total += Math.min(this.blockSize, file.size - i * this.blockSize)
+      if (this.#has(`${file.key}#${i}`)) total += Math.min(this.blockSize, file.size - i * this.blockSize)
     }
     return total
   }

@@ -18,16 +18,26 @@ export interface ByteLruOptions {
 }
 
 export class ByteLru {
-  readonly limit: number
+  #limit: number
   #bytes = 0
   #lru: QuickLRU<string, Buffer>
   #onEvict?: (key: string, value: Buffer) => void
 
   constructor({ limit, maxEntries = 4_000_000, onEvict }: ByteLruOptions) {
-    this.limit = limit
+    this.#limit = limit
     this.#onEvict = onEvict
     // quick-lru drops a whole generation at once when its entry cap is hit; account for it.
     this.#lru = new QuickLRU({ maxSize: maxEntries, onEviction: (key, value) => this.#evicted(key, value) })
+  }
+
+  get limit(): number {
+    return this.#limit
+  }
+
+  /** A new byte budget; a smaller one evicts the least recently used entries at once. */
+  resize(limit: number): void {
+    this.#limit = Math.max(0, limit)
+    if (this.#bytes > this.#limit) this.#shrink()
   }
 
   get bytes(): number {

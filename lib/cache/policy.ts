@@ -13,6 +13,8 @@ import { TinyLfu, type TinyLfuTuning } from './tiny-lfu.js'
 export interface CachePolicy {
   /** Byte budget; `bytes` never exceeds it. */
   readonly limit: number
+  /** Change the byte budget; shrinking evicts (reported by onEvict) until `bytes` fits. */
+  resize(limit: number): void
   readonly bytes: number
   readonly size: number
   get(key: string): Buffer | undefined

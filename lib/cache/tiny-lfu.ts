@@ -45,7 +45,7 @@ export type TinyLfuOptions = PolicyOptions & TinyLfuTuning
 const ADMIT_MARGIN = 1
 
 export class TinyLfu implements CachePolicy {
-  readonly limit: number
+  #limit: number
   #window: ByteLru
   #main: ByteLru
   #sketch: FrequencySketch
@@ -54,7 +54,7 @@ export class TinyLfu implements CachePolicy {
 
   constructor({ limit, maxEntries = 4_000_000, onEvict, windowFraction = 0.01, minWindow = 0, expectedEntries = 64 }: TinyLfuOptions) {
     if (!(windowFraction >= 0 && windowFraction <= 0.5)) throw new RangeError(`windowFraction must be in 0..0.5, got ${windowFraction}`)
-    this.limit = limit
+    this.#limit = limit
     this.#onEvict = onEvict
     this.#maxEntries = maxEntries
     this.#sketch = new FrequencySketch(expectedEntries)
@@ -67,6 +67,16 @@ export class TinyLfu implements CachePolicy {
     this.#window = new ByteLru({ limit: windowLimit, maxEntries: unbounded, onEvict: (k, v) => this.#admit(k, v, true) })
     // Main never evicts on its own: #admit makes room first.
     this.#main = new ByteLru({ limit: limit - windowLimit, maxEntries: unbounded, onEvict })
+  }
+
+  get limit(): number {
+    return this.#limit
+  }
+
+  /** A new byte budget: the main region takes the difference (evicting its least recently used entries to shrink). */
+  resize(limit: number): void {
+    this.#limit = limit
+    this.#main.resize(limit - this.#window.limit)
   }
 
   get bytes(): number {

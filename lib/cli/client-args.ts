@@ -84,6 +84,8 @@ export const CLIENT = {
       options: [{ flags: '--list <file>', description: 'load exactly the paths listed in this file, one a line, in that order ("-" for stdin)' }],
     },
     { name: 'evict', description: 'drop a file or a tree from the cache; without a path, everything', arguments: [PATH], options: [] },
+    { name: 'pin', description: 'keep a file or a tree in the cache whatever the eviction policy does (more than fits is ENOSPC, and pins nothing)', arguments: [{ ...PATH, required: true }], options: [] },
+    { name: 'unpin', description: 'let pinned files at or under a path be evicted again; without a path, every pinned file', arguments: [PATH], options: [] },
     {
       name: 'tar',
       description: 'write files as a POSIX tar stream to stdout, in order (a directory tree, or the paths listed in a file), ending with a manifest member when complete',

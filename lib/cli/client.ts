@@ -78,6 +78,18 @@ const ACTIONS: Record<CommandName, Action> = {
     }
   },
 
+  async pin(client, [path]) {
+    const r = await client.pin(path!)
+    const { size } = await import('./format.js')
+    console.error(`pinned ${r.files} files, ${size(r.bytes)}; ${r.pinnedFiles} files, ${size(r.pinnedBytes)} pinned in all`)
+  },
+
+  async unpin(client, [path]) {
+    const r = await client.unpin(path ?? '')
+    const { size } = await import('./format.js')
+    console.error(`unpinned ${r.files} files, ${size(r.bytes)}; ${r.pinnedFiles} files, ${size(r.pinnedBytes)} pinned in all`)
+  },
+
   async evict(client, [path]) {
     const r = await client.evict(path)
     const { size } = await import('./format.js')

@@ -45,6 +45,7 @@ function program(): Command {
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
     .option('--http <host:port>', 'also serve the root over HTTP (GET/HEAD, ranges, directory pages, /-/metrics); port 0 picks a free one; anything but loopback needs --token (or --insecure-no-auth)')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
+    .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
     .option('--insecure-no-auth', 'allow a non-loopback --host without a token (trusted networks only)')
     .addOption(modeWithDefault('--socket-mode <octal>', 'permissions of the --socket file', 0o600))
@@ -87,6 +88,7 @@ export async function main(argv: string[]): Promise<void> {
     grace: number
     writable?: boolean
     warm?: string
+    pin: string[]
     http?: string
     policy: PolicyName
   }>()
@@ -148,6 +150,13 @@ export async function main(argv: string[]): Promise<void> {
       authTimeout: o.authTimeout * 1000,
       authBackoff: o.authBackoff * 1000,
     })
+    for (const p of o.pin) {
+      const r = await server.pins.pin(p).catch((err: Error & { code?: string }) => {
+        console.error(`cacheserv-pipe: --pin ${p}: ${err.code ? `${err.code}: ` : ''}${err.message}`)
+        process.exit(EXIT_FAILURE)
+      })
+      console.error(`cacheserv-pipe: pinned ${r.files} files, ${filesize(r.bytes, { standard: 'iec' })}, under ${p || 'the root'}`)
+    }
     url = await server.listen(o.socket ? { kind: 'unix', path: o.socket } : { kind: 'tcp', host: o.host, port: o.port })
     if (o.http !== undefined) await server.listenHttp(o.http)
   } catch (err) {

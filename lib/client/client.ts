@@ -107,6 +107,16 @@ export interface StatResult {
   mtime: string
   cachedBytes: number
   cached: boolean
+  /** Pinned in the cache (see pin). */
+  pinned?: boolean
+}
+
+/** What pin and unpin did, and what is pinned now. */
+export interface PinResult {
+  files: number
+  bytes: number
+  pinnedFiles: number
+  pinnedBytes: number
 }
 
 /** The server's counters, as the `stats` command returns them. */
@@ -702,6 +712,20 @@ export class Client {
     }
     if (batch.length > 0 && !total.full) await send()
     return total
+  }
+
+  /**
+   * Keep a file, or every file under a directory, in the server's cache
+   * whatever its eviction policy does (loading what is not cached). More than
+   * the cache can pin fails with ENOSPC and pins nothing.
+   */
+  pin(path: string): Promise<PinResult> {
+    return this.request<PinResult>('pin', { path })
+  }
+
+  /** Let the pinned files at or under `path` (everything without one) be evicted again. */
+  unpin(path = ''): Promise<PinResult> {
+    return this.request<PinResult>('unpin', { path })
   }
 
   /** Drop a file, a tree, or (without a path) everything from the server's cache. */

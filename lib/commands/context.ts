@@ -2,6 +2,7 @@ import type { BlockCache } from '../cache/block-cache.js'
 import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
+import type { Pins } from '../server/pins.js'
 import type { Settle } from '../fs/settle.js'
 import type { CacheservError } from '../errors.js'
 import type { ChecksumName } from '../protocol/constants.js'
@@ -14,6 +15,8 @@ export interface CommandContext {
   cache: BlockCache
   /** Recently opened files and their identities: reads of unchanged ones skip the open. */
   files: KnownFiles
+  /** Files pinned in the cache. */
+  pins: Pins
   /** When a file's version may be trusted: reads of one still being written wait (see settle.ts). */
   settle: Settle
   /** The payload checksum of the server's frames (HELLO): uploads must carry it too. */

@@ -5,6 +5,7 @@ import type { TableEntry } from './context.js'
 import { evict } from './evict.js'
 import { ls } from './ls.js'
 import { nack } from './nack.js'
+import { pin, unpin } from './pin.js'
 import { read } from './read.js'
 import { stat } from './stat.js'
 import { stats } from './stats.js'
@@ -24,6 +25,8 @@ export const commands = new Map<string, TableEntry>([
   ['warm', { run: warm }],
   ['evict', { run: evict, heartbeat: true }],
   ['write', { run: write, input: true }],
+  ['pin', { run: pin, heartbeat: true }],
+  ['unpin', { run: unpin, heartbeat: true }],
   // About the connection's other requests: answered at once, no job of their own.
   ['auth', auth],
   ['cancel', cancel],

@@ -48,6 +48,7 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
     // check at the end.
     yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp, left: end - from }), io)
     ctx.files.remember(path, file)
+    ctx.pins.refresh(path, file.key)
     yield { kind: 'end', body: { length: end - offset } }
   } finally {
     await file.fh.close()

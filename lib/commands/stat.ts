@@ -1,4 +1,4 @@
-/** stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached}. */
+/** stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached, pinned}. */
 import { identityOf } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { requiredString } from './args.js'
@@ -17,6 +17,6 @@ export async function* stat(args: Record<string, unknown>, ctx: CommandContext):
   const mtimeMs = Number(st.mtimeMs)
   yield {
     kind: 'result',
-    body: { path, type, size, mtimeMs, mtime: new Date(mtimeMs).toISOString(), cachedBytes, cached: type === 'file' && cachedBytes === size },
+    body: { path, type, size, mtimeMs, mtime: new Date(mtimeMs).toISOString(), cachedBytes, cached: type === 'file' && cachedBytes === size, pinned: type === 'file' && ctx.pins.has(path) },
   }
 }

@@ -19,6 +19,8 @@ export interface MetricsSource {
   diskReads: number
   cacheBytes: number
   cacheLimit: number
+  pinnedBytes: number
+  pinnedFiles: number
   bufferedBytes: number
   bufferedLimit: number
   nacks: number
@@ -59,6 +61,8 @@ export class Metrics {
     } })
     gauge('open_connections', 'Connections open now, socket and HTTP.', (s) => s.connections)
     gauge('cache_bytes', 'Bytes of blocks in the cache.', (s) => s.cacheBytes)
+    gauge('pinned_bytes', 'Bytes of pinned files kept in the cache.', (s) => s.pinnedBytes)
+    gauge('pinned_files', 'Files pinned in the cache.', (s) => s.pinnedFiles)
     gauge('cache_limit_bytes', 'The cache\'s byte budget.', (s) => s.cacheLimit)
     gauge('buffered_bytes', 'File data held outside the cache for responses on their way out.', (s) => s.bufferedBytes)
     gauge('buffered_limit_bytes', 'Limit of the file data held outside the cache.', (s) => s.bufferedLimit)

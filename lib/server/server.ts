@@ -17,6 +17,7 @@ import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
+import { Pins } from './pins.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { removeOrphanedUploads } from '../fs/upload-temp.js'
 import { checksumId } from '../protocol/checksum.js'
@@ -106,6 +107,8 @@ export interface ServerStats extends CacheStats {
   bytesServed: number
   /** Of bytesServed, those sent by the HTTP gateway. */
   httpBytesServed: number
+  /** Files pinned (their bytes are pinnedBytes). */
+  pinnedFiles: number
   uptime: number
 }
 
@@ -135,6 +138,8 @@ export class CacheServer extends EventEmitter {
   readonly cache: BlockCache
   /** Recently checked files, whose cached reads skip the open. */
   readonly files: KnownFiles
+  /** Files pinned in the cache (pin, unpin, --pin). */
+  readonly pins: Pins
   readonly pageSize: number
   readonly checksum: ChecksumName
   #ctx: CommandContext
@@ -179,7 +184,9 @@ export class CacheServer extends EventEmitter {
     this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? defaultMaxBuffered(cacheSize), blockSize), () => this.#closeStalled())
     this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory })
     this.files = new KnownFiles(jail)
-    this.#ctx = { jail, cache: this.cache, files: this.files, settle: new Settle(opts.settle ?? DEFAULT_SETTLE_MS), checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    const settle = new Settle(opts.settle ?? DEFAULT_SETTLE_MS)
+    this.pins = new Pins(jail, this.cache, settle)
+    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
     this.#metrics = new Metrics(() => {
@@ -287,6 +294,7 @@ export class CacheServer extends EventEmitter {
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,
       httpBytesServed: this.#httpBytes,
+      pinnedFiles: this.pins.files,
       uptime: (Date.now() - this.#started) / 1000,
     }
   }

@@ -549,6 +549,17 @@ class Client(object):
             send(batch)
         return total
 
+    def pin(self, path):
+        """Keep a file, or every file under a directory, in the server's cache whatever its
+        eviction policy does (loading what is not cached). More than the cache can pin raises
+        ENOSPC and pins nothing. Returns ``{files, bytes, pinnedFiles, pinnedBytes}``."""
+        return self.request('pin', path=path)
+
+    def unpin(self, path=''):
+        """Let the pinned files at or under ``path`` (every pinned file without one) be evicted
+        again. Returns ``{files, bytes, pinnedFiles, pinnedBytes}``."""
+        return self.request('unpin', path=path)
+
     def evict(self, path=None):
         """Drop the cached blocks of a file or directory; everything without ``path``.
         Returns ``{files, blocks, bytes}`` (``files`` is None when everything was dropped)."""

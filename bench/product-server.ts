@@ -6,7 +6,8 @@
  *
  *   node product-server.js ROOT CACHE_BYTES UNIX_PATH
  *
- * Prints one JSON line {"tcp", "unix"} when ready; exits on SIGTERM or when
+ * Also serves the HTTP gateway on a loopback port. Prints one JSON line
+ * {"tcp", "unix", "http"} when ready; exits on SIGTERM or when
  * its stdin closes (the benchmark went away).
  */
 import net from 'node:net'
@@ -25,7 +26,8 @@ async function main(): Promise<void> {
     unix.once('error', reject)
     unix.listen({ path: unixPath }, resolve)
   })
-  process.stdout.write(JSON.stringify({ tcp, unix: `unix:${unixPath}` }) + '\n')
+  const http = await server.listenHttp('127.0.0.1:0')
+  process.stdout.write(JSON.stringify({ tcp, unix: `unix:${unixPath}`, http }) + '\n')
   let stopping = false
   const stop = () => {
     if (stopping) return

@@ -5,6 +5,7 @@
  * test: it exits 0 when targets are missed, non-zero only when something
  * broke (a wrong byte count, a process that failed).
  */
+import { fsspecPython, httpContenders, startNginx } from './http-gateway.js'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -137,6 +138,18 @@ async function main(): Promise<void> {
   const hot = await alternate(hotName, hotContenders(setup), { rounds: plan.hotRounds[1], minRounds: plan.hotRounds[0], deadline: 0.5 * B })
   const stats1 = await control.stats()
 
+  // 1b. The same file over HTTP: the gateway against nginx (sendfile), with curl and fsspec.
+  const httpName = `${fmtBytes(ds.big.size)} over HTTP`
+  const nginx = await startNginx(tmp, ds.root, log)
+  const python = fsspecPython()
+  const httpNotes: string[] = []
+  if ('skipped' in nginx) httpNotes.push(`no nginx row: ${nginx.skipped}`)
+  if (!python) httpNotes.push('no fsspec rows: no Python that imports fsspec and aiohttp (apt-get install python3-fsspec python3-aiohttp)')
+  for (const n of httpNotes) log(`${httpName}: ${n}`)
+  const httpTargets = [{ key: 'gateway', label: 'the gateway', url: product.http }, ...('url' in nginx ? [{ key: 'nginx', label: 'nginx sendfile', url: nginx.url }] : [])]
+  const http = await alternate(httpName, httpContenders(ds, httpTargets, plan.timeoutMs, python), { rounds: plan.hotRounds[1], minRounds: plan.hotRounds[0], deadline: 0.62 * B })
+  if ('child' in nginx) await stop(nginx.child)
+
   // 2. Many small files: each round a different slice of them, the same for every contender.
   const smallName = `${ds.small.length.toLocaleString('en-US')} × ~110 KB files`
   let slice: Slice = { first: 0, files: ds.small.slice(0, WARM_FILES) }
@@ -190,6 +203,10 @@ async function main(): Promise<void> {
     row(hotName, g(hot, 'cat')),
     row(hotName, g(hot, 'fs-stream'), g(hot, 'cat')),
     row(hotName, g(hot, 'py-tcp'), g(hot, 'lib-tcp'), 'stdlib client, read_into an 8 MiB buffer'),
+    ...(http.has('curl-nginx') ? [row(httpName, g(http, 'curl-gateway'), g(http, 'curl-nginx'), 'curl to /dev/null; bytes compared with the file once')] : [row(httpName, g(http, 'curl-gateway'))]),
+    ...(http.has('curl-nginx') ? [row(httpName, g(http, 'curl-nginx'))] : []),
+    ...(http.has('fsspec-gateway') ? [row(httpName, g(http, 'fsspec-gateway'), http.has('fsspec-nginx') ? g(http, 'fsspec-nginx') : undefined, '40 random 5 MiB ranges, each checked')] : []),
+    ...(http.has('fsspec-nginx') ? [row(httpName, g(http, 'fsspec-nginx'))] : []),
     row(smallName, g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8')),
     row(smallName, g(small, 'lib-unix-8'), g(small, 'bare-unix-8')),
     row(smallName, g(small, 'lib-tcp-1'), g(small, 'bare-tcp-8')),
@@ -219,6 +236,7 @@ async function main(): Promise<void> {
     ratioTarget('hot read, library readChunks unix ≥ bare pair unix', g(hot, 'chunks-unix'), g(hot, 'bare-unix'), 1.0),
     ratioTarget('cli read f | cat ≥ 0.5 × cat f | cat', g(hot, 'cli'), g(hot, 'cat-cat'), 0.5),
     ratioTarget('small files, library 8 in flight ≥ bare pair 8 conns (tcp)', g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8'), 1.0),
+    ...(http.has('curl-nginx') ? [ratioTarget('hot read over HTTP, curl via the gateway ≥ 0.8 × nginx sendfile', g(http, 'curl-gateway'), g(http, 'curl-nginx'), 0.8)] : []),
     ratioTarget('hot read, python client ≥ 0.5 × library read() (tcp)', g(hot, 'py-tcp'), g(hot, 'lib-tcp'), 0.5),
     ratioTarget('small files, python client 8 in flight ≥ 0.5 × library (tcp)', g(small, 'py-tcp-8'), g(small, 'lib-tcp-8'), 0.5),
     {

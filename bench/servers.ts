@@ -38,12 +38,14 @@ export interface ProductServer {
   child: ChildProcess
   tcp: string
   unix: string
+  /** Its HTTP gateway, http://127.0.0.1:PORT. */
+  http: string
 }
 
 export async function startProduct(ds: Dataset, cacheBytes: number, name = 'product'): Promise<ProductServer> {
   const { child, line } = await startServer(`${name} server`, process.execPath, [...serverNodeFlags(), PRODUCT_SERVER, ds.root, String(cacheBytes), join(ds.dir, `${name}.sock`)], START_TIMEOUT, serverEnv())
-  const { tcp, unix } = JSON.parse(line) as { tcp: string; unix: string }
-  return { child, tcp, unix }
+  const { tcp, unix, http } = JSON.parse(line) as { tcp: string; unix: string; http: string }
+  return { child, tcp, unix, http }
 }
 
 export interface BareServer {

@@ -166,6 +166,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_FAILURE)
   }
   server.on('error', (err: Error) => console.error(`cacheserv-pipe: ${err.message}`))
+  server.on('warning', (message: string) => console.error(`cacheserv-pipe: warning: ${message}`))
   const size = (n: number) => filesize(n, { standard: 'iec' })
   let stopping = false
   const stop = (signal: string) => {

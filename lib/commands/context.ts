@@ -2,6 +2,7 @@ import type { BlockCache } from '../cache/block-cache.js'
 import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
+import type { ListingSizes } from '../server/listing-sizes.js'
 import type { Pins } from '../server/pins.js'
 import type { Settle } from '../fs/settle.js'
 import type { CacheservError } from '../errors.js'
@@ -17,6 +18,8 @@ export interface CommandContext {
   files: KnownFiles
   /** Files pinned in the cache. */
   pins: Pins
+  /** Bytes shown by tree listings, to warn once of a dataset larger than the cache. */
+  listings?: ListingSizes
   /** When a file's version may be trusted: reads of one still being written wait (see settle.ts). */
   settle: Settle
   /** The payload checksum of the server's frames (HELLO): uploads must carry it too. */

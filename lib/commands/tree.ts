@@ -42,5 +42,6 @@ export async function* tree(args: Record<string, unknown>, ctx: CommandContext, 
     }
     files.push({ path: f.rel, size: f.size })
   }
+  ctx.listings?.page(path, after, next, files.reduce((n, f) => n + f.size, 0))
   yield { kind: 'result', body: { files, next } }
 }

@@ -17,6 +17,7 @@ import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
+import { ListingSizes } from './listing-sizes.js'
 import { Pins } from './pins.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { removeOrphanedUploads } from '../fs/upload-temp.js'
@@ -186,7 +187,11 @@ export class CacheServer extends EventEmitter {
     this.files = new KnownFiles(jail)
     const settle = new Settle(opts.settle ?? DEFAULT_SETTLE_MS)
     this.pins = new Pins(jail, this.cache, settle)
-    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    // Told once, as a 'warning' event: the CLI prints it (a library user may listen).
+    const listings = new ListingSizes(cacheSize, (path, bytes) =>
+      this.emit('warning', `${path || 'the root'} holds more than the cache (${mib(bytes)} listed so far, cache ${mib(cacheSize)}): repeated epochs will read part of it from disk; raise --cache-size to keep all of it in RAM`),
+    )
+    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
     this.#metrics = new Metrics(() => {
@@ -473,4 +478,9 @@ export async function createServer(opts: ServerOptions): Promise<CacheServer> {
 
 function closedWhileWarming(): Error {
   return error('ESHUTDOWN', 'the server closed before warm finished')
+}
+
+/** Bytes as MiB for messages. */
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`
 }

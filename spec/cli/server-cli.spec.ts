@@ -319,4 +319,15 @@ describe('cacheserv-pipe --warm', () => {
     assert.match(server.stderr(), /warmed 1 files, 1000 B/)
     assert.doesNotMatch(server.stderr(), /warning/)
   })
+
+  it('warns when the first tree listing shows more than the cache holds', async (t) => {
+    const root = tempDir(t)
+    for (let i = 0; i < 6; i++) writeFile(root, `train/shard-${i}.bin`, 1024 * 1024)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--cache-size', '4MiB', '--settle', '0'])
+    const r = await runClient(server.url, ['tree', 'train'])
+    assert.equal(r.code, 0, r.stderr)
+    const until = Date.now() + 5000
+    while (!/warning/.test(server.stderr()) && Date.now() < until) await new Promise((res) => setTimeout(res, 20))
+    assert.match(server.stderr(), /warning: train holds more than the cache \(6\.0 MiB listed so far, cache 4\.0 MiB\)/)
+  })
 })

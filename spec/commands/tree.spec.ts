@@ -133,3 +133,21 @@ describe('ls', () => {
     ])
   })
 })
+
+describe('a listing larger than the cache', () => {
+  test('the server warns once, adding up the pages of one listing', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * 1024, blockSize: 16 * 1024 })
+    for (let i = 0; i < 10; i++) writeFile(root, `d/${i}.bin`, 10_000)
+    const warnings: string[] = []
+    server.on('warning', (m: string) => warnings.push(m))
+    const client = await connectTo(t, url)
+    let seen = 0
+    for await (const _ of client.tree('d', { pageSize: 6 })) if (++seen === 6) break // one page, 60 KB
+    assert.equal(warnings.length, 0, '60 KB listed: within the 64 KiB cache')
+    assert.equal((await collect(client.tree('d', { pageSize: 3 }))).length, 10)
+    assert.equal(warnings.length, 1, 'pages of 30 KB, adding up to 100 KB')
+    assert.match(warnings[0], /^d holds more than the cache/)
+    await collect(client.tree('d'))
+    assert.equal(warnings.length, 1, 'once')
+  })
+})

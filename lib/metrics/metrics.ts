@@ -5,28 +5,13 @@
  * plain integer counters; only request latencies are observed as they come.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { ServerStats } from '../server/server.js'
 
 /** Every name starts with this. */
 export const PREFIX = 'cacheserv_'
 
-/** What the metrics read at each scrape. */
-export interface MetricsSource {
-  hits: number
-  misses: number
-  hitBytes: number
-  missBytes: number
-  evictions: number
-  diskReads: number
-  cacheBytes: number
-  cacheLimit: number
-  pinnedBytes: number
-  pinnedFiles: number
-  bufferedBytes: number
-  bufferedLimit: number
-  nacks: number
-  connections: number
-  totalConnections: number
-  stalledClosed: number
+/** What the metrics read at each scrape: the server's stats, and its bytes sent by interface. */
+export type MetricsSource = Omit<ServerStats, 'policy' | 'entries' | 'uptime'> & {
   /** Bytes of file data sent, by interface. */
   bytesServedByInterface: Record<string, number>
 }

@@ -70,18 +70,23 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   const worker = async () => {
     while (!stopped && !full && !signal?.aborted && next < files.length) {
       const f = files[next++]
+      // Room is taken in the order of the files, before any await: the last file loaded is the
+      // last that fits, whichever worker opens its file first.
+      const missing = f.size - ctx.cache.cachedBytes(f)
+      if (missing > budget) {
+        progress.full = full = true
+        return
+      }
+      budget -= missing
       const file = await openFileAt(ctx.jail, f.names, f.rel, ctx.settle).catch((err: unknown) => {
         if (listed) skip(f.rel, err)
         return null
       })
-      if (!file) continue // vanished or changed type since the walk
+      if (!file) {
+        budget += missing
+        continue // vanished or changed type since the walk
+      }
       try {
-        const missing = file.size - ctx.cache.cachedBytes(file)
-        if (missing > budget) {
-          progress.full = full = true
-          return
-        }
-        budget -= missing
         const blocks = Math.ceil(file.size / ctx.cache.blockSize)
         try {
           for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true })

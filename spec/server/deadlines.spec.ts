@@ -106,7 +106,8 @@ describe('idle: a connection must send requests or take its answers', () => {
   })
 
   test('a reader taking a large read slowly but steadily is not dropped', async (t) => {
-    const { url, root } = await startServer(t, { idleTimeout: 300, requestTimeout: 300 })
+    // Timeouts well above the reader's 40 ms steps, so a loaded machine's pauses are not taken for idleness.
+    const { url, root } = await startServer(t, { idleTimeout: 800, requestTimeout: 800 })
     const data = writeFile(root, 'big.bin', 4 * MiB)
     const peer = await rawPeer(t, url)
     peer.socket.pause()

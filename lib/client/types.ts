@@ -1,0 +1,132 @@
+/**
+ * What the client's calls take and return: the shapes of the server's
+ * answers (PROTOCOL.md) and the client's options.
+ */
+import type { ServerStats } from '../server/server.js'
+import type { CorruptOptions } from '../stages/corrupt.js'
+import type { ReadInfo } from './read-receiver.js'
+
+export interface Hello {
+  protocol: number
+  server: string
+  checksum: string
+  pageSize: number
+  /** The server wants a token (`auth`) before anything else. */
+  auth?: boolean
+  /** Ms without a byte either way after which the server closes a connection; 0 or absent: never. */
+  idleTimeout?: number
+  /** Ms after HELLO within which the server wants the first request; 0 or absent: no limit. */
+  requestTimeout?: number
+  /** Longest request line the server takes, in bytes; absent in older servers. */
+  maxRequest?: number
+}
+
+export interface Entry {
+  name: string
+  type: 'file' | 'dir' | 'other'
+  /** Files only. */
+  size?: number
+}
+
+/** A file found by `tree`: its path under the root and its size. */
+export interface TreeFile {
+  path: string
+  size: number
+}
+
+export interface StatResult {
+  path: string
+  type: 'file' | 'dir' | 'other'
+  size: number
+  mtimeMs: number
+  mtime: string
+  cachedBytes: number
+  cached: boolean
+  /** Pinned in the cache (see pin). */
+  pinned?: boolean
+}
+
+/** What pin and unpin did, and what is pinned now. */
+export interface PinResult {
+  files: number
+  bytes: number
+  pinnedFiles: number
+  pinnedBytes: number
+}
+
+/** The server's counters, as the `stats` command returns them. */
+export type ServerStatsResult = ServerStats
+
+export interface WarmResult {
+  files: number
+  bytes: number
+  totalFiles: number
+  totalBytes: number
+  full: boolean
+  /** Listed paths not loaded (missing, not regular files, refused); 0 for a tree. */
+  skipped?: number
+  /** The first few of them, with their error codes. */
+  skippedPaths?: { path: string; code: string }[]
+}
+
+export interface EvictResult {
+  files: number | null
+  blocks: number
+  bytes: number
+}
+
+export interface ReadOptions {
+  /** First byte to read. Default 0. */
+  offset?: number
+  /** Bytes to read; clipped at the end of the file. Default: to the end. */
+  length?: number
+  /** Bytes the returned stream buffers before it holds the connection. Default 1 MiB. */
+  highWaterMark?: number
+}
+
+export interface ConnectOptions {
+  /** Give up connecting (and waiting for HELLO) after this many ms. Default 10000. */
+  timeout?: number
+  /**
+   * With requests waiting and the connection not held by a slow consumer,
+   * this many ms without a byte means something was lost: every request in
+   * flight is asked again. Default 5000.
+   */
+  progressTimeout?: number
+  /**
+   * Damage received bytes on purpose (see corrupt()), to watch the NACK path
+   * repair them. For diagnostics and tests; the HELLO is always spared.
+   */
+  faults?: CorruptOptions
+  /** Token for a server that needs one. Default: $CACHESERV_TOKEN. */
+  token?: string
+  /**
+   * When the connection dies (ECLOSED) or the server shuts down (ESHUTDOWN)
+   * before a read, stat, ls or stats is answered, it is sent again on a new
+   * connection after each of these waits (ms) in turn, until one attempt
+   * gets an answer; then it fails with the last attempt's error. Default
+   * [100, 300, 1000, 3000]; [] turns retrying off.
+   */
+  retryDelays?: readonly number[]
+}
+
+/** One read as its consumer sees it, over however many attempts it takes. */
+export interface ReadHandle {
+  /** What the first START announced. */
+  readonly info: ReadInfo | null
+  /** NACKs sent, over every attempt. */
+  readonly nacks: number
+  /** The consumer left: stop the read (on the server too), and make no new attempt. */
+  release(): void
+}
+
+export interface ClientStats {
+  /** NACKs sent. */
+  nacks: number
+  /** Times the byte stream lost sync (bad header, garbage). */
+  lostSync: number
+  /** Times nothing arrived within the progress timeout while requests waited. */
+  timeouts: number
+  /** Faults injected by the `faults` option. */
+  injected: number
+}

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, get_worker_info  # noqa: E402
 import cacheserv_client.fsspec  # noqa: E402,F401  (registers cacheserv://)
 from cacheserv_client import Client  # noqa: E402
 from cacheserv_client.fsspec import CacheservFileSystem  # noqa: E402
-from cacheserv_client.torch import CacheservDataset, TarShardDataset  # noqa: E402
+from cacheserv_client.torch import CacheservDataset, TarShardDataset, connect_worker  # noqa: E402
 
 ENV = os.environ
 ROOT = ENV['CACHESERV_TEST_ROOT']
@@ -124,6 +124,13 @@ def loaders(dataset, **kwargs):
         yield '2 %s workers' % ctx, DataLoader(dataset, num_workers=2, multiprocessing_context=ctx, **kwargs)
 
 
+def connect_and_check(worker_id):
+    """worker_init_fn: connect_worker, then make sure the worker is connected before its first item."""
+    connect_worker(worker_id)
+    if get_worker_info().dataset.client._sock is None:
+        raise AssertionError('worker %d is not connected after connect_worker' % worker_id)
+
+
 def wait_for_idle_closes(test):
     """Persistent workers live on, but the idle server closes their connections: wait until
     only the one asking is open, so the next epoch starts on closed connections."""
@@ -145,6 +152,15 @@ class MapDataset(unittest.TestCase):
                 self.assertEqual(len(got), len(want))
                 for rel, data in zip(want, got):
                     self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(local(rel)).hexdigest(), rel)
+
+    def test_workers_connect_as_they_start(self):
+        ds = CacheservDataset.from_dir('images', server=SERVER)
+        connect_worker(0)  # outside a worker: nothing to do
+        for ctx in ('fork', 'spawn'):
+            with self.subTest(ctx):
+                loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context=ctx, worker_init_fn=connect_and_check)
+                got = list(loader)
+                self.assertEqual([hashlib.sha256(d).hexdigest() for d in got], [hashlib.sha256(local(r)).hexdigest() for r in ds.files])
 
     def test_labels_decoded_images_in_batches(self):
         ds = CacheservDataset.from_dir('images', server=SERVER, transform=decode_png, labels=True)

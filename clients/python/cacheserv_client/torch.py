@@ -14,7 +14,18 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from . import Client, iter_tar
 
-__all__ = ['CacheservDataset', 'TarShardDataset', 'list_files']
+__all__ = ['CacheservDataset', 'TarShardDataset', 'connect_worker', 'list_files']
+
+
+def connect_worker(worker_id=None):
+    """``DataLoader(..., worker_init_fn=connect_worker)``: each worker opens its connection to
+    the server as it starts, beside the others, so its first item pays no connection set-up.
+    Without it a worker connects on its first item. Does nothing outside a worker, or for a
+    dataset without a ``client``."""
+    info = get_worker_info()
+    client = getattr(info.dataset, 'client', None) if info is not None else None
+    if client is not None:
+        client.connect()
 
 
 def list_files(client, directory='', recursive=True):

@@ -2,6 +2,7 @@
  * What the client's calls take and return: the shapes of the server's
  * answers (PROTOCOL.md) and the client's options.
  */
+import type { WarmProgress } from '../commands/warm.js'
 import type { ServerStats } from '../server/server.js'
 import type { CorruptOptions } from '../stages/corrupt.js'
 import type { ReadInfo } from './read-receiver.js'
@@ -57,15 +58,8 @@ export interface PinResult {
 /** The server's counters, as the `stats` command returns them. */
 export type ServerStatsResult = ServerStats
 
-export interface WarmResult {
-  files: number
-  bytes: number
-  totalFiles: number
-  totalBytes: number
-  full: boolean
-  /** Listed paths not loaded (missing, not regular files, refused); 0 for a tree. */
-  skipped?: number
-  /** The first few of them, with their error codes. */
+/** What `warm` reports (PROGRESS and RESULT), and for a list the first paths it skipped with their codes. */
+export type WarmResult = WarmProgress & {
   skippedPaths?: { path: string; code: string }[]
 }
 

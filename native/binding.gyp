@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "shm",
+      "sources": ["shm.cc"],
+      "cflags_cc": ["-O2", "-Wall"]
+    }
+  ]
+}

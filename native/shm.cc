@@ -1,0 +1,89 @@
+/*
+ * What the shared-memory block store needs that Node's fs lacks: map a store
+ * file into memory, make an ArrayBuffer of any range of it, and give a
+ * file's pages back to the tmpfs without unmapping them.
+ *
+ * Mappings are never unmapped: JavaScript may hold views into any of it until
+ * they are collected, and a view into an unmapped range would crash the
+ * process. A closed store punches out its pages instead; a stray view then
+ * reads zeros. A view is a bare V8 ArrayBuffer over the mapped bytes (no
+ * finalizer: the mapping outlives it), made per block, so that V8 counts only
+ * the block's own length toward its external memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <node.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <memory>
+
+namespace {
+
+using v8::ArrayBuffer;
+using v8::BackingStore;
+using v8::BigInt;
+using v8::FunctionCallbackInfo;
+using v8::Isolate;
+using v8::Local;
+using v8::Number;
+using v8::Value;
+
+void Throw(Isolate *isolate, const char *what, int err = 0) {
+  char msg[160];
+  if (err) snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  else snprintf(msg, sizeof msg, "%s", what);
+  isolate->ThrowException(v8::Exception::Error(v8::String::NewFromUtf8(isolate, msg).ToLocalChecked()));
+}
+
+bool Int(const FunctionCallbackInfo<Value> &args, int i, int64_t *out) {
+  if (i >= args.Length() || !args[i]->IsNumber()) return false;
+  double d = args[i].As<Number>()->Value();
+  if (d < 0 || d > 9007199254740991.0 || d != static_cast<double>(static_cast<int64_t>(d))) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+/* mapFile(fd, length): the address of the file's first `length` bytes, mapped shared (a bigint handle for view()). */
+void MapFile(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, length;
+  if (!Int(args, 0, &fd) || !Int(args, 1, &length) || length <= 0 || length % 4096 != 0) {
+    return Throw(isolate, "mapFile(fd, length): length a positive multiple of 4096");
+  }
+  void *base = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, MAP_SHARED, static_cast<int>(fd), 0);
+  if (base == MAP_FAILED) return Throw(isolate, "mmap", errno);
+  args.GetReturnValue().Set(BigInt::NewFromUnsigned(isolate, reinterpret_cast<uint64_t>(base)));
+}
+
+/* view(handle, offset, length): an ArrayBuffer over those bytes of the mapping. The caller keeps within its length. */
+void View(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t offset, length;
+  if (args.Length() < 1 || !args[0]->IsBigInt() || !Int(args, 1, &offset) || !Int(args, 2, &length)) {
+    return Throw(isolate, "view(handle, offset, length)");
+  }
+  char *base = reinterpret_cast<char *>(args[0].As<BigInt>()->Uint64Value());
+  std::unique_ptr<BackingStore> store =
+      ArrayBuffer::NewBackingStore(base + offset, static_cast<size_t>(length), BackingStore::EmptyDeleter, nullptr);
+  args.GetReturnValue().Set(ArrayBuffer::New(isolate, std::move(store)));
+}
+
+/* punchHole(fd, offset, length): free the file's pages in that range; its size and mappings stay. */
+void PunchHole(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, offset, length;
+  if (!Int(args, 0, &fd) || !Int(args, 1, &offset) || !Int(args, 2, &length)) return Throw(isolate, "punchHole(fd, offset, length)");
+  if (fallocate(static_cast<int>(fd), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) != 0) Throw(isolate, "fallocate", errno);
+}
+
+void Init(Local<v8::Object> exports) {
+  NODE_SET_METHOD(exports, "mapFile", MapFile);
+  NODE_SET_METHOD(exports, "view", View);
+  NODE_SET_METHOD(exports, "punchHole", PunchHole);
+}
+
+}  // namespace
+
+NODE_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -10,3 +10,26 @@ import type { BigIntStats } from 'node:fs'
 export function identityOf(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
+
+/** Bytes of an identity in binary (writeIdentity). */
+export const IDENTITY_BYTES = 40
+
+/** Write an identity (as identityOf made it) in 40 bytes at `offset`; false if `key` is not one. */
+export function writeIdentity(key: string, buf: Buffer, offset: number): boolean {
+  const parts = key.split(':')
+  if (parts.length !== 5 || !parts.every((p) => /^-?\d+$/.test(p))) return false
+  const [dev, ino, size, mtime, ctime] = parts.map(BigInt)
+  if (dev < 0n || ino < 0n || size < 0n || dev >= 2n ** 64n || ino >= 2n ** 64n || size >= 2n ** 63n) return false
+  if ([mtime, ctime].some((t) => t < -(2n ** 63n) || t >= 2n ** 63n)) return false
+  buf.writeBigUInt64LE(dev, offset)
+  buf.writeBigUInt64LE(ino, offset + 8)
+  buf.writeBigUInt64LE(size, offset + 16)
+  buf.writeBigInt64LE(mtime, offset + 24)
+  buf.writeBigInt64LE(ctime, offset + 32)
+  return true
+}
+
+/** The identity writeIdentity wrote at `offset`. */
+export function readIdentity(buf: Buffer, offset: number): string {
+  return `${buf.readBigUInt64LE(offset)}:${buf.readBigUInt64LE(offset + 8)}:${buf.readBigUInt64LE(offset + 16)}:${buf.readBigInt64LE(offset + 24)}:${buf.readBigInt64LE(offset + 32)}`
+}

@@ -1,0 +1,35 @@
+/**
+ * The native half of the shared-memory store (native/shm.cc, built by
+ * `npm run build` or at install): mapping a file, ArrayBuffers over ranges
+ * of it, and punching out a file's pages. Null where it was not built.
+ */
+import { createRequire } from 'node:module'
+import createDebug from '../debug.js'
+
+const debug = createDebug('cacheserv:shm')
+
+/** The address of a file mapped shared; never unmapped (views may outlive it). */
+export type Mapping = bigint
+
+export interface ShmNative {
+  /** The file's first `length` bytes (a multiple of 4096), mapped shared. */
+  mapFile(fd: number, length: number): Mapping
+  /** An ArrayBuffer over `length` bytes of the mapping at `offset`: unchecked, the caller stays inside the mapping. */
+  view(mapping: Mapping, offset: number, length: number): ArrayBuffer
+  /** Give the file's pages in the range back to the tmpfs; its size and mappings stay (they then read zeros). */
+  punchHole(fd: number, offset: number, length: number): void
+}
+
+let loaded: ShmNative | null | undefined
+
+export function shmNative(): ShmNative | null {
+  if (loaded !== undefined) return loaded
+  try {
+    // dist/lib/cache → the package root.
+    loaded = createRequire(import.meta.url)('../../../native/build/Release/shm.node') as ShmNative
+  } catch (err) {
+    debug('native/shm.node not loaded: %s', (err as Error).message)
+    loaded = null
+  }
+  return loaded
+}

@@ -1,0 +1,479 @@
+/**
+ * Cached blocks in shared memory: slots in files under a private tmpfs
+ * directory, mapped into the server. The cache keeps each block as a view of
+ * its slot, so the socket path serves them as before, while a client on the
+ * same host can read the same bytes from the files (short-circuit). Because
+ * tmpfs outlives the process, a server restarted after a crash finds its
+ * blocks still there and adopts those whose record and checksum hold.
+ *
+ * Slots come in size classes, whole pages doubling up to the block size, so
+ * a small file's block takes a small slot; a block uses only the pages it
+ * fills. Each class grows by slab files of its own, made as needed:
+ *   slab-<slotSize>-<n>   a head of one RECORD per slot (the block it holds), then the slots
+ *   meta                  the block size the records are keyed by
+ *   owner                 the pid of the server using the store (a second one refuses it)
+ *   root                  the directory it serves (so a store nobody will adopt can be found)
+ * The directory is mode 0700; slab files are mode 0400, so a client of the
+ * same user reads them and cannot write them by accident (the server writes
+ * through its own mapping).
+ */
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import createDebug from '../debug.js'
+import { readIdentity, writeIdentity } from '../fs/identity.js'
+import { crc32 } from '../protocol/crc32.js'
+import { type Mapping, shmNative } from './shm-native.js'
+
+const debug = createDebug('cacheserv:shm')
+
+const PAGE = 4096
+/** Bytes of slots per slab file (one block's slot at least). */
+const SLAB_BYTES = 64 * 1024 * 1024
+/**
+ * One slot's record in its slab's head, little-endian: magic, crc32 of bytes
+ * 8–63, the block's crc32, its length, its index in the file, 4 spare bytes,
+ * then the file version's identity (identity.ts, 40 bytes).
+ */
+export const RECORD = 64
+const MAGIC = 0x32505343 // "CSP2"
+/** Bytes of freed slots whose pages are kept for the next block (reused without page faults); beyond, a freed slot's pages go back. */
+const WARM_FREE_BYTES = 8 * 1024 * 1024
+
+export interface ShmStoreOptions {
+  dir: string
+  blockSize: number
+  /** Bytes of blocks the store holds at most (the cache's size and what it may hold outside it); the tmpfs must have room. */
+  bytes: number
+  /** The served directory, noted in the store. */
+  root?: string
+}
+
+/** Where one block lives: a slot of a slab, and the ArrayBuffer over the block's bytes in it. */
+export interface Slot {
+  readonly slab: Slab
+  readonly index: number
+  readonly buffer: ArrayBuffer
+  /** The owner's name for the block (the cache's key); '' until it sets one. */
+  key: string
+}
+
+/** A block an earlier server left in the store, for the cache to adopt once its checksum holds. */
+export interface StoredBlock {
+  slot: Slot
+  /** The file version's identity (identity.ts) and the block's index in it. */
+  fileKey: string
+  index: number
+  crc: number
+}
+
+/** Where a block's bytes are, for a client reading them itself. */
+export interface SlotLocation {
+  file: string
+  offset: number
+}
+
+class Slab {
+  readonly free: number[] = []
+  /** Bytes of pages each slot may have allocated (the longest block it held since its pages last went back). */
+  readonly dirty: number[]
+  readonly head: number
+  readonly records: Buffer
+
+  constructor(
+    readonly path: string,
+    readonly fd: number,
+    readonly mapping: Mapping,
+    readonly slotSize: number,
+    readonly slots: number,
+  ) {
+    this.head = headBytes(slots)
+    this.dirty = new Array<number>(slots).fill(0)
+    this.records = Buffer.from(shmNative()!.view(mapping, 0, this.head))
+    for (let i = slots - 1; i >= 0; i--) this.free.push(i)
+  }
+
+  offset(index: number): number {
+    return this.head + index * this.slotSize
+  }
+}
+
+export class ShmStore {
+  readonly dir: string
+  readonly blockSize: number
+  /** Slot sizes, smallest first; the last holds a whole block. */
+  readonly #classes: number[]
+  /** Slabs of each class, in order made. */
+  #slabs = new Map<number, Slab[]>()
+  readonly #bytes: number
+  /** Bytes of pages the blocks in slots take (whole pages). */
+  #usedBytes = 0
+  #usedSlots = 0
+  #freeDirty = 0
+  #closed = false
+  #owned = false
+  /** Slab files are numbered across classes, in order made. */
+  #nextSlab = 0
+
+  private constructor(dir: string, blockSize: number, bytes: number) {
+    this.dir = dir
+    this.blockSize = blockSize
+    this.#bytes = bytes
+    const top = pages(blockSize)
+    this.#classes = []
+    for (let s = PAGE; s < top; s *= 2) this.#classes.push(s)
+    this.#classes.push(top)
+  }
+
+  /**
+   * Open the store at `dir`: create it, or take over one a server that is no
+   * longer running left (its blocks become `adoptable()`). Throws when shared
+   * memory cannot be mapped, the directory is not private to this user, it
+   * is in use by a running server, or the tmpfs has no room for `bytes`.
+   */
+  static open({ dir, blockSize, bytes, root }: ShmStoreOptions): ShmStore {
+    if (!shmNative()) throw new Error('the shared-memory store is not built (native/shm.node); run `npm run build` with a C compiler')
+    claimDir(dir)
+    const store = new ShmStore(dir, blockSize, bytes)
+    try {
+      store.#lock()
+      store.#checkRoom()
+      store.#mapExisting()
+      if (root !== undefined) writeFileSync(join(dir, 'root'), root, { mode: 0o600 })
+    } catch (err) {
+      store.close()
+      throw err
+    }
+    return store
+  }
+
+  /** Blocks in slots. */
+  get slots(): number {
+    return this.#usedSlots
+  }
+
+  /** Bytes of pages blocks in slots take. */
+  get used(): number {
+    return this.#usedBytes
+  }
+
+  /** A slot for a block of `length` bytes, or null when the store is full (the block then lives on the heap). */
+  take(length: number): Slot | null {
+    const need = pages(length)
+    if (this.#closed || length <= 0 || need > this.#classes.at(-1)! || this.#usedBytes + need > this.#bytes) return null
+    const size = this.#classes.find((s) => s >= need)!
+    const slab = this.#slabs.get(size)?.find((s) => s.free.length > 0) ?? this.#newSlab(size)
+    if (!slab) return null
+    const index = slab.free.pop()!
+    this.#clearRecord(slab, index)
+    const dirty = slab.dirty[index]
+    this.#freeDirty -= dirty
+    // Pages past this block's end would be memory no block accounts for.
+    if (dirty > need) this.#punch(slab, index, need, dirty - need)
+    slab.dirty[index] = need
+    this.#usedBytes += need
+    this.#usedSlots++
+    return this.#slot(slab, index, length)
+  }
+
+  /** The slot is free again: its record is cleared before anyone can reuse it. */
+  give(slot: Slot): void {
+    if (this.#closed) return
+    const { slab, index } = slot
+    this.#clearRecord(slab, index)
+    this.#usedBytes -= pages(slot.buffer.byteLength)
+    this.#usedSlots--
+    const dirty = slab.dirty[index]
+    if (this.#freeDirty + dirty > WARM_FREE_BYTES) this.#punch(slab, index, 0, dirty)
+    else this.#freeDirty += dirty
+    slab.free.push(index)
+  }
+
+  /** Record what the slot holds, so a server restarted after a crash can adopt it. */
+  record(slot: Slot, fileKey: string, index: number, crc: number): void {
+    if (this.#closed) return
+    const r = slot.slab.records.subarray(slot.index * RECORD, (slot.index + 1) * RECORD)
+    if (!writeIdentity(fileKey, r, 24)) return
+    r.writeUInt32LE(crc >>> 0, 8)
+    r.writeUInt32LE(slot.buffer.byteLength, 12)
+    r.writeUInt32LE(index, 16)
+    r.writeUInt32LE(0, 20)
+    r.writeUInt32LE(crc32(r.subarray(8)), 4)
+    r.writeUInt32LE(MAGIC, 0)
+  }
+
+  location(slot: Slot): SlotLocation {
+    return { file: slot.slab.path, offset: slot.slab.offset(slot.index) }
+  }
+
+  /**
+   * Blocks recorded by a server that used this directory before, their slots
+   * taken (the cache gives back those it does not keep). A torn or foreign
+   * record is dropped; the data's checksum is the cache's to check. Every
+   * other slot's pages go back to the tmpfs.
+   */
+  adoptable(): StoredBlock[] {
+    const found: StoredBlock[] = []
+    for (const slab of [...this.#slabs.values()].flat()) {
+      const taken = new Set<number>()
+      for (let i = 0; i < slab.slots; i++) {
+        const r = slab.records.subarray(i * RECORD, (i + 1) * RECORD)
+        if (r.readUInt32LE(0) !== MAGIC) continue
+        const length = r.readUInt32LE(12)
+        if (r.readUInt32LE(4) !== crc32(r.subarray(8)) || length === 0 || length > slab.slotSize || length > this.blockSize) {
+          this.#clearRecord(slab, i)
+          continue
+        }
+        const need = pages(length)
+        if (this.#usedBytes + need > this.#bytes) {
+          this.#clearRecord(slab, i)
+          continue
+        }
+        taken.add(i)
+        this.#usedBytes += need
+        this.#usedSlots++
+        if (slab.dirty[i] > need) this.#punch(slab, i, need, slab.dirty[i] - need)
+        slab.dirty[i] = need
+        found.push({ slot: this.#slot(slab, i, length), fileKey: readIdentity(r, 24), index: r.readUInt32LE(16), crc: r.readUInt32LE(8) })
+      }
+      slab.free.splice(0, slab.free.length, ...slab.free.filter((i) => !taken.has(i)))
+      // The rest of the slab's slots, one call for the whole range when none was kept.
+      if (taken.size === 0) this.#punch(slab, 0, 0, slab.slots * slab.slotSize)
+      else for (const i of slab.free) if (slab.dirty[i] > 0) this.#punch(slab, i, 0, slab.dirty[i])
+    }
+    this.#freeDirty = 0
+    return found
+  }
+
+  /** Give the pages back and remove the directory (a clean exit leaves nothing to adopt). */
+  close(): void {
+    if (this.#closed) return
+    this.#closed = true
+    for (const slab of [...this.#slabs.values()].flat()) {
+      try {
+        shmNative()?.punchHole(slab.fd, 0, slab.head + slab.slots * slab.slotSize)
+      } catch (err) {
+        debug('punching %s: %s', slab.path, (err as Error).message)
+      }
+      closeSync(slab.fd)
+      unlinkQuiet(slab.path)
+    }
+    this.#slabs.clear()
+    for (const name of ['meta', 'root']) unlinkQuiet(join(this.dir, name))
+    if (this.#owned) unlinkQuiet(join(this.dir, 'owner'))
+    try {
+      rmdirSync(this.dir)
+    } catch (err) {
+      debug('leaving %s: %s', this.dir, (err as Error).message)
+    }
+  }
+
+  #slot(slab: Slab, index: number, length: number): Slot {
+    return { slab, index, buffer: shmNative()!.view(slab.mapping, slab.offset(index), length), key: '' }
+  }
+
+  #clearRecord(slab: Slab, index: number): void {
+    slab.records.writeUInt32LE(0, index * RECORD)
+  }
+
+  #punch(slab: Slab, index: number, from: number, length: number): void {
+    if (length <= 0) return
+    shmNative()?.punchHole(slab.fd, slab.offset(index) + from, length)
+    for (let i = index; i < slab.slots && slab.offset(i) < slab.offset(index) + from + length; i++) slab.dirty[i] = i === index ? from : 0
+  }
+
+  /** A new slab of `slotSize` slots, or null when the tmpfs refuses one. */
+  #newSlab(slotSize: number): Slab | null {
+    const list = this.#slabs.get(slotSize) ?? []
+    try {
+      const slab = this.#openSlab(join(this.dir, `slab-${slotSize}-${this.#nextSlab++}`), slotSize, true)
+      list.push(slab)
+      this.#slabs.set(slotSize, list)
+      return slab
+    } catch (err) {
+      debug('no new slab of %d-byte slots: %s', slotSize, (err as Error).message)
+      return null
+    }
+  }
+
+  #openSlab(path: string, slotSize: number, fresh: boolean): Slab {
+    const slots = slotsPerSlab(slotSize)
+    const size = slabBytes(slotSize)
+    // Writable only through this descriptor: the file itself stays read-only.
+    if (!fresh) chmodSync(path, 0o600)
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | (fresh ? constants.O_EXCL : 0), 0o600)
+    try {
+      fchmodSync(fd, 0o400)
+      // The head is written from JavaScript: its pages are allocated now, as a store through a mapping
+      // to a full tmpfs would kill the process (SIGBUS). Slots are only written by read(2), which fails
+      // with EFAULT instead (see BlockCache).
+      const head = fresh ? Buffer.alloc(headBytes(slots)) : readHead(fd, headBytes(slots))
+      ftruncateSync(fd, size)
+      writeSync(fd, head, 0, head.length, 0)
+      const slab = new Slab(path, fd, shmNative()!.mapFile(fd, size), slotSize, slots)
+      if (!fresh) slab.dirty.fill(slotSize)
+      return slab
+    } catch (err) {
+      closeSync(fd)
+      if (fresh) unlinkQuiet(path)
+      throw err
+    }
+  }
+
+  /** Map the slabs an earlier server left, if it used the same block size; else start empty. */
+  #mapExisting(): void {
+    const meta = join(this.dir, 'meta')
+    const names = readdirSync(this.dir).filter((n) => n.startsWith('slab-'))
+    const same = readFileQuiet(meta) === `blockSize ${this.blockSize}\n`
+    for (const name of names) {
+      const m = /^slab-(\d+)-(\d+)$/.exec(name)
+      const size = m ? Number(m[1]) : 0
+      if (!same || !m || !this.#classes.includes(size) || lstatSync(join(this.dir, name)).size !== slabBytes(size)) {
+        unlinkQuiet(join(this.dir, name))
+        continue
+      }
+      const list = this.#slabs.get(size) ?? []
+      list.push(this.#openSlab(join(this.dir, name), size, false))
+      this.#slabs.set(size, list)
+      this.#nextSlab = Math.max(this.#nextSlab, Number(m[2]) + 1)
+    }
+    writeFileSync(meta, `blockSize ${this.blockSize}\n`, { mode: 0o600 })
+    debug('store %s: %d slabs adopted', this.dir, [...this.#slabs.values()].flat().length)
+  }
+
+  /** The owner file names the running server; one left by a process that is gone is taken over. */
+  #lock(): void {
+    const owner = join(this.dir, 'owner')
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(owner, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
+        this.#owned = true
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const pid = Number.parseInt(readFileQuiet(owner) ?? '', 10)
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
+        throw new Error(`the shared-memory store ${this.dir} is in use by the server with pid ${pid}; give this one another --shm-dir`)
+      }
+      unlinkQuiet(owner)
+    }
+    throw new Error(`could not take the shared-memory store ${this.dir}`)
+  }
+
+  #checkRoom(): void {
+    const fs = statfsSync(this.dir)
+    let have = fs.bavail * fs.bsize
+    // What an earlier server left here is reused, not added.
+    for (const name of readdirSync(this.dir)) if (name.startsWith('slab-')) have += lstatSync(join(this.dir, name)).blocks * 512
+    if (have < this.#bytes) {
+      throw new Error(
+        `the cache does not fit the shared memory at ${this.dir}: it needs ${mib(this.#bytes)} MiB and the filesystem has ${mib(have)} MiB free; lower --cache-size, enlarge the tmpfs, or give --shm-dir another tmpfs`,
+      )
+    }
+  }
+}
+
+/** Create `dir` private to this user, or accept it only if it already is (a tmpfs is shared by all users). */
+function claimDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  }
+  const st = lstatSync(dir)
+  const uid = process.getuid?.() ?? st.uid
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new Error(`the shared-memory store ${dir} must be a directory owned by this user with mode 0700`)
+  }
+}
+
+/**
+ * Remove the stores under `parent` (named `prefix`…) of this user that no
+ * server runs on and none will adopt: a temporary one, or one whose served
+ * directory is gone. Their tmpfs pages are memory nobody else gets back.
+ */
+export function sweepStores(parent: string, prefix: string): string[] {
+  const removed: string[] = []
+  let names: string[]
+  try {
+    names = readdirSync(parent).filter((n) => n.startsWith(prefix))
+  } catch {
+    return removed
+  }
+  const uid = process.getuid?.()
+  for (const name of names) {
+    const dir = join(parent, name)
+    try {
+      const st = lstatSync(dir)
+      if (!st.isDirectory() || st.uid !== uid) continue
+      // No owner file: being made right now, or not a store.
+      const pid = Number.parseInt(readFileSync(join(dir, 'owner'), 'utf8'), 10)
+      if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue
+      const root = readFileQuiet(join(dir, 'root'))
+      if (root !== undefined && existsSync(root)) continue
+      rmSync(dir, { recursive: true, force: true })
+      removed.push(dir)
+    } catch (err) {
+      debug('sweeping %s: %s', dir, (err as Error).message)
+    }
+  }
+  return removed
+}
+
+function slotsPerSlab(slotSize: number): number {
+  return Math.max(1, Math.floor(SLAB_BYTES / slotSize))
+}
+
+function slabBytes(slotSize: number): number {
+  return headBytes(slotsPerSlab(slotSize)) + slotsPerSlab(slotSize) * slotSize
+}
+
+function headBytes(slots: number): number {
+  return pages(slots * RECORD)
+}
+
+function pages(n: number): number {
+  return Math.ceil(n / PAGE) * PAGE
+}
+
+function readHead(fd: number, length: number): Buffer {
+  const head = Buffer.alloc(length)
+  readSyncAll(fd, head)
+  return head
+}
+
+function readSyncAll(fd: number, buf: Buffer): void {
+  let done = 0
+  while (done < buf.length) {
+    const n = readSync(fd, buf, done, buf.length - done, done)
+    if (n === 0) break
+    done += n
+  }
+}
+
+function readFileQuiet(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function unlinkQuiet(path: string): void {
+  try {
+    unlinkSync(path)
+  } catch {
+    // already gone
+  }
+}
+
+const mib = (n: number) => Math.ceil(n / 2 ** 20)

@@ -7,10 +7,12 @@ import createDebug from '../debug.js'
 import { error } from '../errors.js'
 import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
+import { crc32 } from '../protocol/crc32.js'
 import { BlockLease } from './block-lease.js'
 import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
+import type { ShmStore, Slot, SlotLocation } from './shm-store.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
 export const DEFAULT_POLICY: PolicyName = 'tinylfu'
@@ -27,6 +29,8 @@ export interface BlockCacheOptions {
   policy?: PolicyName
   /** Bounds block memory outside the cache: disk reads in progress and leased blocks it does not hold. */
   memory?: MemoryBudget
+  /** Shared memory for the blocks (see ShmStore); without it, or when it is full, blocks live on the heap. */
+  store?: ShmStore
 }
 
 /** What one block lookup is for (see BlockCache.block). */
@@ -89,11 +93,20 @@ export class BlockCache {
   #pinnedBlocks = new Set<Buffer>()
   #pinnedBytes = 0
   readonly #limit: number
+  #store: ShmStore | null
+  /** Blocks that live in a store slot, and the cache key each was read for. */
+  #inStore = new Map<Buffer, Slot>()
+  /** Store blocks that may have lost their last holder; their slots are freed on the next turn of the event loop. */
+  #recycling = new Set<Buffer>()
+  #recycleScheduled = false
+  /** Store blocks whose slots were freed: a view of one must never be sent. */
+  #recycled = new WeakSet<Buffer>()
 
-  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory }: BlockCacheOptions) {
+  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
+    this.#store = store ?? null
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
     this.#lru = createPolicy(policy, {
@@ -113,6 +126,7 @@ export class BlockCache {
    * evicted meanwhile.
    */
   lease(file: { key: string }, index: number, block: Buffer): BlockLease {
+    this.#assertLive(block)
     let h = this.#held.get(block)
     if (!h) {
       h = { refs: 0, charged: false }
@@ -128,6 +142,7 @@ export class BlockCache {
         if (!holding.charged) return
         this.#memory?.free(block.length)
         noteDropped(block.length)
+        this.#recycle(block)
       },
       () => holding.charged,
     )
@@ -167,7 +182,90 @@ export class BlockCache {
   #letGo(block: Buffer): void {
     const h = this.#held.get(block)
     if (h) this.#charge(h, block)
-    else noteDropped(block.length)
+    else {
+      noteDropped(block.length)
+      this.#recycle(block)
+    }
+  }
+
+  /**
+   * A store block may have no holder left: free its slot on the next turn of
+   * the event loop, if by then nothing holds it. The wait is for a caller that
+   * has the block from a settled promise and leases it in its continuation.
+   */
+  #recycle(block: Buffer): void {
+    if (!this.#inStore.has(block)) return
+    this.#recycling.add(block)
+    if (this.#recycleScheduled) return
+    this.#recycleScheduled = true
+    setImmediate(() => {
+      this.#recycleScheduled = false
+      const blocks = [...this.#recycling]
+      this.#recycling.clear()
+      for (const b of blocks) {
+        const slot = this.#inStore.get(b)
+        if (!slot || this.#held.has(b) || this.#peek(slot.key) === b) continue
+        this.#inStore.delete(b)
+        this.#recycled.add(b)
+        this.#store?.give(slot)
+      }
+    })
+  }
+
+  /** A store block handed out must still own its slot: serving a reused slot would serve another block's bytes. */
+  #assertLive(block: Buffer): void {
+    if (this.#recycled.has(block)) {
+      throw error('EINTERNAL', 'a cached block was recycled before it was sent; read again')
+    }
+  }
+
+  /** Blocks live in shared memory, where a slot is reused once its block's leases are released (not when the last view of it is collected). */
+  get inSharedMemory(): boolean {
+    return this.#store !== null
+  }
+
+  /** Where a cached block's bytes are in the shared-memory store, or undefined when it lives on the heap. */
+  location(block: Buffer): SlotLocation | undefined {
+    const slot = this.#inStore.get(block)
+    return slot && this.#store?.location(slot)
+  }
+
+  /**
+   * Take in the blocks a server that used the store before left there, each
+   * whose checksum still holds; a block of a file changed since is never hit,
+   * as its identity is part of its key. Returns what was kept.
+   */
+  adoptStored(): { blocks: number; bytes: number; dropped: number } {
+    const kept = { blocks: 0, bytes: 0, dropped: 0 }
+    if (!this.#store) return kept
+    for (const stored of this.#store.adoptable()) {
+      const block = Buffer.from(stored.slot.buffer)
+      if (crc32(block) !== stored.crc) {
+        this.#store.give(stored.slot)
+        kept.dropped++
+        continue
+      }
+      const key = `${stored.fileKey}#${stored.index}`
+      stored.slot.key = key
+      this.#inStore.set(block, stored.slot)
+      markImmutable(block)
+      this.#cacheBlock(key, block, stored.crc)
+      if (this.#peek(key) === block) {
+        kept.blocks++
+        kept.bytes += block.length
+      } else kept.dropped++
+    }
+    return kept
+  }
+
+  /** Put a filled block in the cache (if the policy takes it); a store block is recorded for adoption, or freed if not taken. */
+  #cacheBlock(key: string, block: Buffer, crc?: number): void {
+    this.#lru.set(key, block)
+    const slot = this.#inStore.get(block)
+    if (!slot) return
+    if (this.#peek(key) !== block) return this.#recycle(block)
+    const hash = key.lastIndexOf('#')
+    this.#store?.record(slot, key.slice(0, hash), Number(key.slice(hash + 1)), crc ?? crc32(block))
   }
 
   #charge(h: Holding, block: Buffer): void {
@@ -286,6 +384,7 @@ export class BlockCache {
     this.#lru.clear()
     for (const [block, h] of this.#held) if (!this.#pinnedBlocks.has(block)) this.#charge(h, block)
     noteDropped(dropped.bytes)
+    for (const block of this.#inStore.keys()) this.#recycle(block)
     return dropped
   }
 
@@ -310,6 +409,7 @@ export class BlockCache {
    * shrinks by as much. The caller keeps the pinned bytes within pinLimit.
    */
   pinBlock(file: { key: string }, index: number, block: Buffer): void {
+    this.#assertLive(block)
     const key = `${file.key}#${index}`
     if (this.#pinned.has(key)) return
     if (this.#lru.peek(key) === block) this.#lru.delete(key)
@@ -367,11 +467,12 @@ export class BlockCache {
       }
     }
     try {
-      const buf = await this.#fill(file, start, length)
+      const key = `${file.key}#${index}`
+      const buf = await this.#fill(file, key, start, length)
       // Cached before its room is given back: a leased block this pushes out of the cache is
       // charged in its place, so the read never holds more than it reserved (and no waiter is
       // let in on bytes the charge is about to take).
-      this.#lru.set(`${file.key}#${index}`, buf)
+      this.#cacheBlock(key, buf)
       return buf
     } finally {
       // From here the cache holds the block, or its leases charge it (or nothing holds it).
@@ -379,22 +480,35 @@ export class BlockCache {
     }
   }
 
-  async #fill(file: OpenFile, start: number, length: number): Promise<Buffer> {
+  async #fill(file: OpenFile, key: string, start: number, length: number, inStore = true): Promise<Buffer> {
     const index = start / this.blockSize
-    // Slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
-    const buf = Buffer.allocUnsafeSlow(length)
-    let filled = 0
-    while (filled < length) {
-      this.#stats.diskReads++
-      const { bytesRead } = await file.fh.read(buf, filled, length - filled, start + filled)
-      if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
-      filled += bytesRead
+    // In a store slot, or a slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
+    const slot = (inStore && file.size >= MIN_STORE_FILE && this.#store?.take(length)) || null
+    const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
+    try {
+      let filled = 0
+      while (filled < length) {
+        this.#stats.diskReads++
+        const { bytesRead } = await file.fh.read(buf, filled, length - filled, start + filled)
+        if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
+        filled += bytesRead
+      }
+      // Cached under this version's key, the bytes must be this version's. A write changes the mtime
+      // before it copies its bytes, so a read that saw new bytes sees the new identity here (as far
+      // as the mtime's clock tells writes apart: the same tick and the same size go unseen).
+      if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
+    } catch (err) {
+      // Nobody has seen the slot's bytes: it is free at once.
+      if (slot) this.#store?.give(slot)
+      // The tmpfs had no page for the slot (another process filled it): this block goes on the heap.
+      if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#fill(file, key, start, length, false)
+      throw err
     }
-    // Cached under this version's key, the bytes must be this version's. A write changes the mtime
-    // before it copies its bytes, so a read that saw new bytes sees the new identity here (as far
-    // as the mtime's clock tells writes apart: the same tick and the same size go unseen).
-    if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     debug('read block %s#%d (%d bytes)', file.key, index, length)
+    if (slot) {
+      slot.key = key
+      this.#inStore.set(buf, slot)
+    }
     // Never written again: the framer may remember the crc32 of its pages.
     markImmutable(buf)
     return buf
@@ -402,6 +516,13 @@ export class BlockCache {
 }
 
 const never = () => false
+
+/**
+ * Files smaller than this keep their block on the heap: in the store a block
+ * takes whole pages (up to 4 KiB more) and a few hundred bytes of bookkeeping,
+ * a quarter or more of a tiny file. Same-host clients read them over the socket.
+ */
+export const MIN_STORE_FILE = 16 * 1024
 
 /** A disk read that stopped waiting for memory because the request that started it stopped. */
 class GaveUp extends Error {

@@ -1,4 +1,6 @@
 /** `cacheserv-pipe`: serve a directory from RAM until SIGINT or SIGTERM. */
+import { realpathSync } from 'node:fs'
+import { defaultStoreDir } from '../server/open-store.js'
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
@@ -44,6 +46,8 @@ function program(): Command {
     .addOption(new Option('--policy <name>', 'cache eviction: tinylfu keeps a hit ratio near cache/dataset over repeated epochs; lru is plain LRU').choices([...POLICIES]).default(DEFAULT_POLICY))
     .option('--writable', 'allow clients to write files (atomically, inside the root); read-only otherwise')
     .option('--http <host:port>', 'also serve the root over HTTP (GET/HEAD, ranges, directory pages, /-/metrics); port 0 picks a free one; anything but loopback needs --token (or --insecure-no-auth)')
+    .option('--shm-dir <dir>', 'keep cached blocks in this shared-memory (tmpfs) directory, private to this user; a server restarted after a crash adopts the blocks still valid in it (default: one under /dev/shm named for the root, or the heap when that cannot be had)')
+    .option('--no-shm', 'keep cached blocks on the heap: nothing in shared memory, and same-host clients read over the socket')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
@@ -91,6 +95,8 @@ export async function main(argv: string[]): Promise<void> {
     pin: string[]
     http?: string
     policy: PolicyName
+    shmDir?: string
+    shm: boolean
   }>()
   if (o.token === '') {
     // `--token "$TOKEN"` with TOKEN unset: an empty secret would let anyone in.
@@ -149,7 +155,13 @@ export async function main(argv: string[]): Promise<void> {
       requestTimeout: o.requestTimeout * 1000,
       authTimeout: o.authTimeout * 1000,
       authBackoff: o.authBackoff * 1000,
+      ...storeOptions(o),
     })
+    for (const w of server.warnings) console.error(`cacheserv-pipe: warning: ${w}`)
+    const { adopted } = server
+    if (adopted.blocks > 0 || adopted.dropped > 0) {
+      console.error(`cacheserv-pipe: adopted ${adopted.blocks} cached blocks (${filesize(adopted.bytes, { standard: 'iec' })}) left in ${server.stats().shm?.dir}${adopted.dropped ? `; dropped ${adopted.dropped} that failed their checksum or did not fit` : ''}`)
+    }
     for (const p of o.pin) {
       const r = await server.pins.pin(p).catch((err: Error & { code?: string }) => {
         console.error(`cacheserv-pipe: --pin ${p}: ${err.code ? `${err.code}: ` : ''}${err.message}`)
@@ -185,7 +197,7 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
   console.log(
-    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
+    `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}${server.stats().shm ? ' in shared memory' : ''}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
   )
   if (o.http !== undefined) console.log(`cacheserv-pipe ${VERSION} listening on ${server.httpUrl} (the same root over HTTP; metrics at /-/metrics)`)
   if (o.warm !== undefined) warmAtStart(server, o.warm, o.cacheSize)
@@ -227,4 +239,16 @@ async function warmAtStart(server: CacheServer, path: string, cacheSize: number)
     console.error(`cacheserv-pipe: warm ${path}: ${e.code ? `${e.code}: ` : ''}${e.message}`)
   }
 
+}
+
+/** --no-shm: the heap; --shm-dir: that store or no start; neither: the root's own store under /dev/shm, or the heap with a warning. */
+function storeOptions(o: { root: string; shm: boolean; shmDir?: string }): { shmDir?: string | false; shmOptional?: boolean } {
+  if (!o.shm) return { shmDir: false }
+  if (o.shmDir !== undefined) return { shmDir: o.shmDir, shmOptional: false }
+  try {
+    return { shmDir: defaultStoreDir(realpathSync(o.root)), shmOptional: true }
+  } catch {
+    // The root is not there: create() says so.
+    return { shmDir: false }
+  }
 }

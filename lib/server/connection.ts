@@ -9,6 +9,7 @@
 import createDebug from '../debug.js'
 import pumpify from 'pumpify'
 import { type Duplex, finished } from 'node:stream'
+import { Socket } from 'node:net'
 import type { CommandContext } from '../commands/context.js'
 import { error } from '../errors.js'
 import type { ChecksumName } from '../protocol/constants.js'
@@ -161,7 +162,12 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
   //
   // Written by hand rather than piped: each write's callback says how far the socket has got,
   // which releases the leases of the frames written (see LeaseBook).
-  chain.on('data', (chunk: Buffer) => {
+  // A socket copies what it writes into the kernel before the callback; any other duplex may keep
+  // the chunks it was given, and a block's slot in shared memory is reused once its lease is
+  // released: such a duplex gets copies.
+  const copies = ctx.cache.inSharedMemory && !(duplex instanceof Socket)
+  chain.on('data', (data: Buffer) => {
+    const chunk = copies ? Buffer.from(data) : data
     written += chunk.length
     const end = written
     if (duplex.writableCorked === 0) {

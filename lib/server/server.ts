@@ -13,6 +13,8 @@ import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
 import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
 import { MemoryBudget } from '../cache/memory-budget.js'
+import type { ShmStore } from '../cache/shm-store.js'
+import { openStore } from './open-store.js'
 import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
@@ -93,6 +95,14 @@ export interface ServerOptions {
    * 4 to 16 MiB (defaultMaxBuffered).
    */
   maxBuffered?: number
+  /**
+   * Directory of the shared-memory block store (see README, "Shared memory");
+   * blocks a crashed server left there are adopted. Default: a fresh one under
+   * /dev/shm, or the heap if that cannot be had. False: the heap.
+   */
+  shmDir?: string | false
+  /** A store that cannot be opened leaves blocks on the heap, with a warning, instead of failing. Default: true only without shmDir. */
+  shmOptional?: boolean
 }
 
 export interface ServerStats extends CacheStats {
@@ -110,6 +120,8 @@ export interface ServerStats extends CacheStats {
   httpBytesServed: number
   /** Files pinned (their bytes are pinnedBytes). */
   pinnedFiles: number
+  /** The shared-memory store: its directory, and the blocks in it and the bytes of pages they take; null when blocks live on the heap. */
+  shm: { dir: string; blocks: number; bytes: number } | null
   uptime: number
 }
 
@@ -164,6 +176,11 @@ export class CacheServer extends EventEmitter {
   #stalledClosed = 0
   #throttle: AuthThrottle
   #memory: MemoryBudget
+  #store: ShmStore | null
+  /** Said once at start (the CLI prints them): what the server runs without. */
+  readonly warnings: string[] = []
+  /** Blocks taken over from the store a crashed server left. */
+  readonly adopted: { blocks: number; bytes: number; dropped: number }
 
   private constructor(jail: Jail, opts: ServerOptions) {
     super()
@@ -183,7 +200,12 @@ export class CacheServer extends EventEmitter {
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE
     const cacheSize = opts.cacheSize ?? DEFAULT_CACHE_SIZE
     this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? defaultMaxBuffered(cacheSize), blockSize), () => this.#closeStalled())
-    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory })
+    const { store, warning } = openStore({ dir: opts.shmDir, optional: opts.shmOptional, cacheSize, blockSize, outside: this.#memory.limit, root: jail.root })
+    if (warning) this.warnings.push(warning)
+    this.#store = store
+    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined })
+    this.adopted = this.cache.adoptStored()
+    if (this.adopted.blocks > 0) debug('adopted %d blocks (%d bytes) from %s', this.adopted.blocks, this.adopted.bytes, store?.dir)
     this.files = new KnownFiles(jail)
     const settle = new Settle(opts.settle ?? DEFAULT_SETTLE_MS)
     this.pins = new Pins(jail, this.cache, settle)
@@ -300,6 +322,7 @@ export class CacheServer extends EventEmitter {
       bytesServed: this.#bytesServed,
       httpBytesServed: this.#httpBytes,
       pinnedFiles: this.pins.files,
+      shm: this.#store ? { dir: this.#store.dir, blocks: this.#store.slots, bytes: this.#store.used } : null,
       uptime: (Date.now() - this.#started) / 1000,
     }
   }
@@ -439,6 +462,8 @@ export class CacheServer extends EventEmitter {
     this.#unixPath = null
     // The root's descriptor goes once the lookups still under way are done.
     this.#ctx.jail.close()
+    // Nothing is sent any more: the store's pages go back (a clean exit leaves nothing to adopt).
+    this.#store?.close()
   }
 }
 

@@ -7,6 +7,7 @@ import type { TestContext } from 'node:test'
 import { Jail } from '../../lib/fs/jail.js'
 import { openFile } from '../../lib/fs/open-file.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { fdCount } from '../helpers/fds.js'
 
 const mkfifo = (path: string) => execFileSync('mkfifo', [path])
 
@@ -115,7 +116,6 @@ describe('Jail', () => {
 })
 
 /** Open file descriptors of this process. */
-const fdCount = () => readdirSync('/proc/self/fd').length
 
 describe('Jail path shapes', () => {
   test('a trailing "/" or "/." after a file is ENOTDIR; after a directory it is the directory', async (t) => {

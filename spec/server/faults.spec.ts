@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync, truncateSync, unlinkSync } from 'node:fs'
+import { truncateSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, describe, test, type TestContext } from 'node:test'
@@ -19,6 +19,7 @@ import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { poll, within } from '../helpers/wait.js'
+import { fdCount } from '../helpers/fds.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -34,7 +35,6 @@ after(() => {
   process.off('unhandledRejection', onUnhandled)
 })
 
-const fdCount = () => readdirSync('/proc/self/fd').length
 
 const isCode = (c: unknown): c is string => typeof c === 'string' && /^E[A-Z]+$/.test(c)
 

@@ -32,6 +32,7 @@ import { startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { loopbackServer } from '../helpers/loopback.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { fdCount } from '../helpers/fds.js'
 
 const SEED = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) >>> 0 : randomInt(2 ** 32)
 const KNOWN_BUGS = process.env.FUZZ_KNOWN_BUGS !== '0' // the bugs they found are fixed: exercise their inputs too
@@ -144,9 +145,6 @@ function nested(depth: number, leaf: string): string {
   return '['.repeat(depth) + leaf + ']'.repeat(depth)
 }
 
-function fdCount(): number {
-  return readdirSync('/proc/self/fd').length
-}
 
 // ─── a. a live server ───────────────────────────────────────────────────────
 

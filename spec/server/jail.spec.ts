@@ -15,11 +15,11 @@ import { openFile } from '../../lib/fs/open-file.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { codeOf } from '../helpers/outcome.js'
 import { connectTo, type Running, startServer } from '../helpers/server.js'
+import { fdCount } from '../helpers/fds.js'
 
 const KiB = 1024
 
 /** Open file descriptors of this process. */
-const fdCount = () => readdirSync('/proc/self/fd').length
 
 /** Cleanups for suite-level fixtures (the helpers take anything with an `after`). */
 function suiteScope() {

@@ -224,10 +224,15 @@ export class BlockCache {
     return this.#store !== null
   }
 
-  /** Where a cached block's bytes are in the shared-memory store, or undefined when it lives on the heap. */
+  /** The shared-memory store's directory, or null when blocks live on the heap. */
+  get storeDir(): string | null {
+    return this.#store?.dir ?? null
+  }
+
+  /** Where a cached block's bytes are in the shared-memory store, with their crc32; undefined for a block on the heap or not cached. */
   location(block: Buffer): SlotLocation | undefined {
     const slot = this.#inStore.get(block)
-    return slot && this.#store?.location(slot)
+    return slot && slot.crc >= 0 ? this.#store?.location(slot) : undefined
   }
 
   /**

@@ -55,6 +55,8 @@ export interface Slot {
   readonly buffer: ArrayBuffer
   /** The owner's name for the block (the cache's key); '' until it sets one. */
   key: string
+  /** The block's crc32 once recorded, else -1. */
+  crc: number
 }
 
 /** A block an earlier server left in the store, for the cache to adopt once its checksum holds. */
@@ -66,10 +68,11 @@ export interface StoredBlock {
   crc: number
 }
 
-/** Where a block's bytes are, for a client reading them itself. */
+/** Where a block's bytes are, for a client reading them itself, and their crc32. */
 export interface SlotLocation {
   file: string
   offset: number
+  crc: number
 }
 
 class Slab {
@@ -199,10 +202,11 @@ export class ShmStore {
     r.writeUInt32LE(0, 20)
     r.writeUInt32LE(crc32(r.subarray(8)), 4)
     r.writeUInt32LE(MAGIC, 0)
+    slot.crc = crc >>> 0
   }
 
   location(slot: Slot): SlotLocation {
-    return { file: slot.slab.path, offset: slot.slab.offset(slot.index) }
+    return { file: slot.slab.path, offset: slot.slab.offset(slot.index), crc: slot.crc }
   }
 
   /**
@@ -233,7 +237,9 @@ export class ShmStore {
         this.#usedSlots++
         if (slab.dirty[i] > need) this.#punch(slab, i, need, slab.dirty[i] - need)
         slab.dirty[i] = need
-        found.push({ slot: this.#slot(slab, i, length), fileKey: readIdentity(r, 24), index: r.readUInt32LE(16), crc: r.readUInt32LE(8) })
+        const slot = this.#slot(slab, i, length)
+        slot.crc = r.readUInt32LE(8)
+        found.push({ slot, fileKey: readIdentity(r, 24), index: r.readUInt32LE(16), crc: slot.crc })
       }
       slab.free.splice(0, slab.free.length, ...slab.free.filter((i) => !taken.has(i)))
       // The rest of the slab's slots, one call for the whole range when none was kept.
@@ -268,7 +274,7 @@ export class ShmStore {
   }
 
   #slot(slab: Slab, index: number, length: number): Slot {
-    return { slab, index, buffer: shmNative()!.view(slab.mapping, slab.offset(index), length), key: '' }
+    return { slab, index, buffer: shmNative()!.view(slab.mapping, slab.offset(index), length), key: '', crc: -1 }
   }
 
   #clearRecord(slab: Slab, index: number): void {

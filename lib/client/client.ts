@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
 import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
-import { type CacheservError, error } from '../errors.js'
+import { type CacheservError, error, isErrorCode } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
 import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
@@ -38,6 +38,7 @@ import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestContro
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
+import { type LocateAnswer, SlabFiles } from './short-circuit.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 
@@ -64,7 +65,9 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * server. Not write (the bytes would be stored twice, or half), nor warm and
  * evict (a second run reports what it did, not what the first one did).
  */
-const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree'])
+const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
+/** Most paths readMany asks for in one `locate`. */
+const LOCATE_BATCH = 1024
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -133,6 +136,9 @@ function closesAfter(link: Link): number {
 export class Client {
   #address: string | Address
   #opts: ConnectOptions
+  #slabs = new SlabFiles()
+  /** The grant of the last `locate`, released by the next one. */
+  #grant: number | null = null
   #link!: Link
   /** The next connection while it opens: every request that starts meanwhile waits for it. */
   #connecting: Promise<Link> | null = null
@@ -387,6 +393,10 @@ export class Client {
 
   /** Read a whole file (or range) into one Buffer: allocated once START says the length, filled page by page. */
   readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
+    return this.#readRemote(path, opts)
+  }
+
+  #readRemote(path: string, opts: ReadOptions = {}): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       let buf: Buffer = EMPTY
       let at = 0
@@ -703,6 +713,20 @@ export class Client {
    */
   async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
+    if (this.#shortCircuitOn()) {
+      let batch: string[] = []
+      const flush = async function* (this: Client) {
+        const got = await this.#located(batch)
+        for (const [i, data] of got.entries()) yield { path: batch[i], data: await data() }
+        batch = []
+      }.bind(this)
+      for (const path of paths) {
+        batch.push(path)
+        if (batch.length === Math.min(inFlight, LOCATE_BATCH)) yield* flush()
+      }
+      if (batch.length > 0) yield* flush()
+      return
+    }
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
     const refill = () => {
@@ -765,7 +789,38 @@ export class Client {
   }
 
   /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
+  /** Short-circuit reads are on, and this connection may make them (HELLO `shm`). */
+  #shortCircuitOn(): boolean {
+    return this.#opts.shortCircuit !== false && !this.#opts.faults && this.#link?.hello.shm === true
+  }
+
+  /**
+   * One `locate` for `paths` (releasing the previous grant), then each file
+   * read from shared memory, or over the socket when the server could not
+   * place it there or the grant ran out first: per path, a function giving
+   * its bytes or throwing its error.
+   */
+  async #located(paths: string[]): Promise<(() => Promise<Buffer>)[]> {
+    const release = this.#grant === null ? [] : [this.#grant]
+    this.#grant = null
+    const grantedAt = performance.now()
+    const answer = await this.request<LocateAnswer>('locate', { paths, release })
+    this.#grant = answer.lease
+    return answer.files.map((file) => {
+      if ('code' in file) {
+        const err = error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
+        return () => Promise.reject(err)
+      }
+      const data = file.blocks && this.#slabs.read(answer, { ...file, blocks: file.blocks }, grantedAt)
+      if (data) return () => Promise.resolve(data)
+      const remote = this.#readRemote(file.path)
+      remote.catch(() => {}) // surfaced when asked for
+      return () => remote
+    })
+  }
+
   async close(): Promise<void> {
+    this.#slabs.close()
     this.#closed ??= error('ECLOSED', 'client closed')
     const connecting = this.#connecting
     const link = this.#link

@@ -20,6 +20,8 @@ export interface Hello {
   requestTimeout?: number
   /** Longest request line the server takes, in bytes; absent in older servers. */
   maxRequest?: number
+  /** This connection may read cached blocks from the server's shared memory itself (`locate`). */
+  shm?: boolean
 }
 
 export interface Entry {
@@ -102,6 +104,14 @@ export interface ConnectOptions {
    * [100, 300, 1000, 3000]; [] turns retrying off.
    */
   retryDelays?: readonly number[]
+  /**
+   * On the server's host (HELLO `shm`), readMany asks where a batch of files'
+   * cached blocks are (`inFlight` paths in one request) and reads them from
+   * the server's shared memory instead of the socket; files it cannot place
+   * there (under 16 KiB, or more than the connection may hold) come over the
+   * socket. Default true; no effect with `faults` (which act on the socket).
+   */
+  shortCircuit?: boolean
 }
 
 /** One read as its consumer sees it, over however many attempts it takes. */

@@ -3,6 +3,7 @@ import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
 import type { KnownFiles } from '../fs/known-files.js'
 import type { ListingSizes } from '../server/listing-sizes.js'
+import type { LeaseGrants } from '../server/lease-grants.js'
 import type { Pins } from '../server/pins.js'
 import type { Settle } from '../fs/settle.js'
 import type { CacheservError } from '../errors.js'
@@ -57,6 +58,8 @@ export interface CommandIO {
   pageSize?: () => number
   /** Every lease the command takes is shown here first: the connection then answers for it, whatever becomes of the command. */
   hold?: (lease: Releasable) => void
+  /** The connection's short-circuit grants: present for a same-host client of a server whose cache is in shared memory. */
+  grants?: LeaseGrants
 }
 
 /**

@@ -3,6 +3,7 @@ import { auth } from './auth.js'
 import { cancel } from './cancel.js'
 import type { TableEntry } from './context.js'
 import { evict } from './evict.js'
+import { locate, releaseGrant } from './locate.js'
 import { ls } from './ls.js'
 import { nack } from './nack.js'
 import { pin, unpin } from './pin.js'
@@ -27,6 +28,8 @@ export const commands = new Map<string, TableEntry>([
   ['write', { run: write, input: true }],
   ['pin', { run: pin, heartbeat: true }],
   ['unpin', { run: unpin, heartbeat: true }],
+  ['locate', { run: locate, heartbeat: true }],
+  ['release', { run: releaseGrant }],
   // About the connection's other requests: answered at once, no job of their own.
   ['auth', auth],
   ['cancel', cancel],

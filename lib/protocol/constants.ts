@@ -48,3 +48,6 @@ export const DEFAULT_MAX_IN_FLIGHT = 32
 
 /** Uploads (`write`) one connection may run at once; a client queues more itself rather than get EBUSY. */
 export const MAX_UPLOADS_PER_CONNECTION = 8
+
+/** Paths one `locate` may name (its answer is one RESULT). */
+export const MAX_LOCATE_PATHS = 4096

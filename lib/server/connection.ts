@@ -16,6 +16,7 @@ import type { ChecksumName } from '../protocol/constants.js'
 import { AuthGate } from '../stages/auth-gate.js'
 import { createFramer } from '../stages/framer.js'
 import { LeaseBook } from './lease-book.js'
+import type { LeaseGrants } from './lease-grants.js'
 import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
 import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
@@ -51,6 +52,8 @@ export interface PipelineOptions {
   requestTimeout?: number
   /** Close a connection that for this many ms neither sent a complete request nor took any output (0: never). */
   idleTimeout?: number
+  /** A same-host client's short-circuit reads (`locate`): the blocks handed out. Absent: locate is refused. */
+  grants?: LeaseGrants
 }
 
 export interface ServerPipeline {
@@ -70,6 +73,7 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
   const leases = new LeaseBook()
   const source = new CommandSource(ctx, {
     onLease: (lease) => leases.hold(lease),
+    grants: opts.grants,
     backedUp: opts.backedUp,
     maxInFlight: opts.maxInFlight,
     hello: opts.hello,
@@ -197,6 +201,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       chain.destroy()
       duplex.destroy()
       // Whatever was on its way out is dropped with the chain.
+      opts.grants?.close()
       leases.releaseAll()
       resolve()
     }

@@ -15,6 +15,7 @@ import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-
 import { MemoryBudget } from '../cache/memory-budget.js'
 import type { ShmStore } from '../cache/shm-store.js'
 import { openStore } from './open-store.js'
+import { LeaseGrants } from './lease-grants.js'
 import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
@@ -103,6 +104,8 @@ export interface ServerOptions {
   shmDir?: string | false
   /** A store that cannot be opened leaves blocks on the heap, with a warning, instead of failing. Default: true only without shmDir. */
   shmOptional?: boolean
+  /** Let same-host clients read blocks from the store themselves (`locate`). Default true (with a store). */
+  shortCircuit?: boolean
 }
 
 export interface ServerStats extends CacheStats {
@@ -266,6 +269,8 @@ export class CacheServer extends EventEmitter {
     const requestTimeout = this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
     // Failed tokens are throttled per client address; connections without one (unix sockets, other duplexes) share one.
     const peer = (duplex as Partial<net.Socket>).remoteAddress ?? 'local'
+    // Short-circuit reads are for clients on this host: a unix socket, loopback, or a duplex in this process.
+    const shortCircuit = this.#store !== null && this.#opts.shortCircuit !== false && (!(duplex instanceof net.Socket) || isLocal(duplex.remoteAddress))
     const conn = serveConnection(duplex, this.#ctx, {
       token: this.#opts.token,
       authTimeout: this.#opts.authTimeout ?? DEFAULT_AUTH_TIMEOUT,
@@ -280,7 +285,8 @@ export class CacheServer extends EventEmitter {
       retries: this.#opts.retries,
       heartbeat: this.#opts.heartbeat,
       onNack: () => void this.#nacks++,
-      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout, requestTimeout, maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST },
+      hello: { protocol: PROTOCOL_VERSION, server: `cacheserv-pipe/${VERSION}`, checksum: this.checksum, pageSize: this.pageSize, auth: this.#opts.token !== undefined, idleTimeout, requestTimeout, maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST, shm: shortCircuit },
+      grants: shortCircuit ? new LeaseGrants(grantLimit(this.cache.stats().cacheLimit, this.cache.blockSize)) : undefined,
       onData: (n) => void (this.#bytesServed += n),
     })
     this.#connections.add(conn)
@@ -499,6 +505,16 @@ async function removeStaleSocket(path: string): Promise<void> {
 
 export async function createServer(opts: ServerOptions): Promise<CacheServer> {
   return CacheServer.create(opts)
+}
+
+/** A unix socket has no remote address; loopback is 127/8, ::1, or 127/8 mapped into IPv6. */
+function isLocal(address: string | undefined): boolean {
+  return address === undefined || address === '::1' || /^(::ffff:)?127\./.test(address)
+}
+
+/** Bytes one connection's grants may hold: an eighth of the cache (at most 256 MiB), one block at least. */
+function grantLimit(cacheSize: number, blockSize: number): number {
+  return Math.max(blockSize, Math.min(Math.floor(cacheSize / 8), 256 * 1024 * 1024))
 }
 
 function closedWhileWarming(): Error {

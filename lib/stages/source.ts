@@ -33,6 +33,7 @@ import { PageSize } from './page-size.js'
 import { type RequestRecord, ResendRecords } from './resend-records.js'
 import { RoundRobin } from './round-robin.js'
 import type { Inbound } from './request-parser.js'
+import type { LeaseGrants } from '../server/lease-grants.js'
 
 const debug = createDebug('cacheserv:source')
 
@@ -61,6 +62,8 @@ export interface SourceOptions {
   backedUp?: () => boolean
   /** Called for the lease of every DATA part handed on: the connection answers for it from here. */
   onLease?: (lease: Releasable) => void
+  /** The connection's short-circuit grants (`locate`), if it may have any. */
+  grants?: LeaseGrants
 }
 
 /**
@@ -291,7 +294,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   }
 
   #io(signal: AbortSignal, record: RequestRecord): CommandIO {
-    return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease }
+    return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease, grants: this.#opts.grants }
   }
 
   #pageSize(): PageSize {

@@ -49,6 +49,8 @@ import time
 import zlib
 from collections import deque
 
+from .shortcircuit import ShmReader, StaleGrant
+
 __all__ = ['Client', 'RemoteFile', 'CacheservError', 'iter_tar', 'TAR_MANIFEST', 'parse_address', 'DEFAULT_ADDRESS', 'PROTOCOL_VERSION']
 __version__ = '0.1.0'
 
@@ -84,7 +86,9 @@ RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 #: Bytes of paths one ``warm`` request of a list carries (request lines are bounded: --max-request).
 _WARM_BATCH_BYTES = 32 * 1024
 
-_REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree'))
+_REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree', 'locate'))
+#: Most paths ``read_many`` asks for in one ``locate`` (it asks for ``in_flight`` at a time).
+LOCATE_BATCH = 1024
 #: Errors that mean the connection died (or the server is going away), not that the request failed.
 _RETRIED = frozenset(('ECLOSED', 'ESHUTDOWN'))
 #: Errors after which a Client with ``fallback_root`` reads the files itself.
@@ -288,9 +292,20 @@ class Client(object):
     ``read_into`` and ``ls`` read that directory instead, with a warning on
     stderr the first time; for the next 30 s (``FALLBACK_SECONDS``) they go
     there directly, then try the server again.
+
+    ``short_circuit``: on the server's host (a unix socket or loopback, HELLO
+    ``shm``), ``read_many`` and ``read_batch`` ask the server where a batch of
+    files' cached blocks are (``in_flight`` of them, or the whole batch, per
+    request) and read them from its shared
+    memory, without the bytes crossing the socket; files it cannot place there
+    (under 16 KiB) are read over the socket, pipelined. False always reads over
+    the socket.
+    ``verify``: check each block read from shared memory against the crc32
+    the server computed when it cached it (costs about as much as the read).
     """
 
-    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0, retry_delays=RETRY_DELAYS, fallback_root=None):
+    def __init__(self, addr=None, token=None, timeout=10.0, progress_timeout=5.0, retry_delays=RETRY_DELAYS, fallback_root=None,
+                 short_circuit=True, verify=False):
         if addr is None:
             addr = os.environ.get('CACHESERV_SERVER') or DEFAULT_ADDRESS
         self.address = str(addr)
@@ -301,6 +316,8 @@ class Client(object):
         self.progress_timeout = float(progress_timeout)
         self.retry_delays = tuple(float(d) for d in (retry_delays or ()))
         self.fallback_root = None if fallback_root is None else os.fspath(fallback_root)
+        self.short_circuit = bool(short_circuit)
+        self.verify = bool(verify)
         #: NACKs sent, times the frame boundary was lost, progress timeouts: over this Client's life.
         self.nacks = 0
         self.lost_sync = 0
@@ -329,15 +346,19 @@ class Client(object):
         self._gone = None  # why the last connection ended (the message), once one has
         self._fallback_until = 0.0  # time.monotonic() until which reads go to fallback_root
         self._warned = False  # the fallback warning was printed
+        self._shm = None  # the ShmReader, once a short-circuit read was made
+        self._grant = None  # the server's grant of the last locate, released by the next one
 
     # pickling: settings only; the copy connects on first use
     def __getstate__(self):
         return {'address': self.address, 'token': self.token, 'timeout': self.timeout, 'progress_timeout': self.progress_timeout,
-                'retry_delays': self.retry_delays, 'fallback_root': self.fallback_root}
+                'retry_delays': self.retry_delays, 'fallback_root': self.fallback_root,
+                'short_circuit': self.short_circuit, 'verify': self.verify}
 
     def __setstate__(self, state):
         self.__init__(state['address'], state['token'], state['timeout'], state['progress_timeout'],
-                      state.get('retry_delays', RETRY_DELAYS), state.get('fallback_root'))
+                      state.get('retry_delays', RETRY_DELAYS), state.get('fallback_root'),
+                      state.get('short_circuit', True), state.get('verify', False))
 
     def __repr__(self):
         return '<cacheserv Client %s%s>' % (self.address, ' closed' if self._closed else '')
@@ -368,6 +389,8 @@ class Client(object):
         with self._guard():
             self._closed = True
             self._drop(CacheservError('ECLOSED', 'client closed'))
+            if self._shm is not None:
+                self._shm.close()
 
     @property
     def closed(self):
@@ -375,6 +398,16 @@ class Client(object):
 
     def read(self, path, offset=0, length=None):
         """The bytes of a file, or of the range ``[offset, offset + length)`` clipped to its end."""
+        return self._read_remote(path, offset, length)
+
+    def read_batch(self, paths):
+        """The bytes of each path, in order, as a list: on the server's host one round trip
+        for a batch (short-circuit), else reads pipelined on the connection. Raises the
+        first failed path's CacheservError."""
+        paths = list(paths)
+        return [data for _, data in self.read_many(paths, in_flight=max(1, min(len(paths), LOCATE_BATCH)))]
+
+    def _read_remote(self, path, offset=0, length=None):
         def call():
             req = self._read_request(path, offset, length)
             self._wait(req)
@@ -410,6 +443,84 @@ class Client(object):
         the generator is closed or fails."""
         if in_flight < 1:
             raise ValueError('in_flight must be at least 1')
+        if not self._short_circuit_on():
+            return self._read_many_remote(paths, in_flight)
+        return self._read_many_located(paths, in_flight)
+
+    def _read_many_located(self, paths, in_flight):
+        it = iter(paths)
+        while True:
+            batch = []
+            for p in it:
+                batch.append(p)
+                if len(batch) == min(in_flight, LOCATE_BATCH):
+                    break
+            if not batch:
+                return
+            whole = [p for p in batch if isinstance(p, (str, bytes, os.PathLike))]
+            if len(whole) < len(batch):
+                # Ranges: over the socket, pipelined.
+                for item in self._read_many_remote(batch, in_flight):
+                    yield item
+                continue
+            for p, outcome in zip(batch, self._located(batch)):
+                yield p, outcome.get()
+
+    def _short_circuit_on(self):
+        """Short-circuit reads are on and this connection may make them (HELLO ``shm``)."""
+        if not self.short_circuit or self._falling_back():
+            return False
+        try:
+            with self._guard():
+                self._connection()
+                return bool(self._hello.get('shm'))
+        except CacheservError:
+            return False
+
+    def _located(self, paths):
+        """One ``locate`` for ``paths`` (releasing the last grant), then each file read from
+        shared memory, or over the socket when the server could not place it there or the
+        grant ran out first: an _Outcome per path, in order."""
+        with self._guard():
+            release = [] if self._grant is None else [self._grant]
+            self._grant = None
+            granted_at = time.monotonic()
+            answer = self.request('locate', paths=[os.fsdecode(p) for p in paths], release=release)
+            self._grant = answer.get('lease')
+            if self._shm is None:
+                self._shm = ShmReader(self.verify)
+            shm = self._shm
+        out = []
+        remote = []  # indexes of the files to read over the socket
+        for entry in answer['files']:
+            if 'code' in entry:
+                out.append(_Outcome(error=CacheservError(entry['code'], entry['message'], entry['path'])))
+                continue
+            try:
+                if entry['blocks'] is not None:
+                    out.append(_Outcome(shm.read(answer, entry, granted_at)))
+                    continue
+            except StaleGrant:
+                pass
+            remote.append(len(out))
+            out.append(None)
+        if remote:
+            # Pipelined; after a failure, the rest one by one, each with its own outcome.
+            done = 0
+            try:
+                for i, (_, data) in zip(remote, self._read_many_remote([answer['files'][i]['path'] for i in remote], 8)):
+                    out[i] = _Outcome(data)
+                    done += 1
+            except CacheservError:
+                pass
+            for i in remote[done:]:
+                try:
+                    out[i] = _Outcome(self._read_remote(answer['files'][i]['path']))
+                except CacheservError as e:
+                    out[i] = _Outcome(error=e)
+        return out
+
+    def _read_many_remote(self, paths, in_flight):
         it = iter(paths)
         window = deque()
         again = deque()
@@ -1208,6 +1319,20 @@ class Client(object):
                     self._finish(req, cancel=True)
         else:
             raise CacheservError('EPROTO', 'unexpected frame type %d in reply to request %d' % (ftype, req.id))
+
+
+class _Outcome(object):
+    """The bytes of one path, or the error it failed with (raised when asked for)."""
+    __slots__ = ('data', 'error')
+
+    def __init__(self, data=None, error=None):
+        self.data = data
+        self.error = error
+
+    def get(self):
+        if self.error is not None:
+            raise self.error
+        return self.data
 
 
 def _span(item):

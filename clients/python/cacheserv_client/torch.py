@@ -93,10 +93,34 @@ class CacheservDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, index):
-        data = self.client.read(self.files[index])
+        if isinstance(index, (list, tuple)):
+            # A whole batch of indices (a BatchSampler as the sampler, batch_size=None: see loader()).
+            return self.__getitems__(index)
+        return self._item(index, self.client.read(self.files[index]))
+
+    def __getitems__(self, indices):
+        """The items of a batch, read in one round trip on the server's host (the DataLoader
+        of torch 2 calls this with each batch's indices; see ``loader()`` for older ones)."""
+        return [self._item(i, data) for i, data in zip(indices, self.client.read_batch([self.files[i] for i in indices]))]
+
+    def _item(self, index, data):
         if self.transform is not None:
             data = self.transform(data)
         return data if self.labels is None else (data, self.labels[index])
+
+    def loader(self, batch_size=64, shuffle=False, drop_last=False, collate_fn=None, generator=None, **kwargs):
+        """A DataLoader over this dataset whose workers fetch each batch with one request
+        (``__getitems__``), on any torch version: the batch sampler is its sampler, so each
+        fetch is a whole batch. Other arguments (``num_workers``, ``pin_memory``, ...) go to
+        the DataLoader; ``collate_fn`` defaults to torch's ``default_collate``."""
+        from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+        try:
+            from torch.utils.data import default_collate
+        except ImportError:  # torch < 1.11
+            from torch.utils.data.dataloader import default_collate
+        order = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
+        return DataLoader(self, sampler=BatchSampler(order, batch_size, drop_last), batch_size=None,
+                          collate_fn=collate_fn or default_collate, **kwargs)
 
 
 def _split_key(name):

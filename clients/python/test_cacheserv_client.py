@@ -1419,6 +1419,50 @@ class TestMd5Server(unittest.TestCase):
             self.assertEqual(c.nacks, 0)
 
 
+@needs('CACHESERV_TEST_MD5_SERVER', 'CACHESERV_TEST_ROOT', 'CACHESERV_TEST_FILES')
+class TestShortCircuit(unittest.TestCase):
+    """Batches read from the server's shared memory (its HELLO says ``shm`` on loopback)."""
+
+    NAMES = ['block.bin', 'one.bin', 'random3m.bin', 'empty.bin', 'odd.bin', 'page1.bin', 'missing.bin', 'page.bin']
+
+    def served(self, c):
+        return c.stats()['bytesServed']
+
+    def test_a_batch_comes_from_shared_memory_byte_exact(self):
+        with Client(MD5_SERVER) as c:
+            if not c.hello.get('shm'):
+                self.skipTest('the server has no shared-memory cache here')
+            names = [n for n in self.NAMES if n != 'missing.bin']
+            before = self.served(c)
+            got = c.read_batch(names)
+            for name, data in zip(names, got):
+                self.assertEqual(sha(data), disk_sha(name), name)
+            # Only the files under 16 KiB crossed the socket.
+            small = sum(len(disk(n)) for n in names if len(disk(n)) < 16 * 1024)
+            self.assertEqual(self.served(c) - before, small)
+            # Again, with every block checked against its crc32.
+            with Client(MD5_SERVER, verify=True) as v:
+                self.assertEqual([sha(d) for d in v.read_batch(names)], [disk_sha(n) for n in names])
+
+    def test_read_many_yields_in_order_and_raises_at_the_failed_path(self):
+        with Client(MD5_SERVER) as c:
+            seen = []
+            with self.assertRaises(CacheservError) as cm:
+                for path, data in c.read_many(self.NAMES, in_flight=len(self.NAMES)):
+                    self.assertEqual(sha(data), disk_sha(path), path)
+                    seen.append(path)
+            self.assertEqual(cm.exception.code, 'ENOENT')
+            self.assertEqual(cm.exception.path, 'missing.bin')
+            self.assertEqual(seen, self.NAMES[:self.NAMES.index('missing.bin')])
+
+    def test_off_everything_crosses_the_socket(self):
+        with Client(MD5_SERVER, short_circuit=False) as c:
+            names = ['block.bin', 'random3m.bin']
+            before = self.served(c)
+            self.assertEqual([sha(d) for d in c.read_batch(names)], [disk_sha(n) for n in names])
+            self.assertEqual(self.served(c) - before, sum(len(disk(n)) for n in names))
+
+
 @needs('CACHESERV_TEST_MD5_SERVER', 'CACHESERV_TEST_ROOT')
 class TestCacheCommands(unittest.TestCase):
     """stats, warm, evict: skipped while the server does not implement them."""

@@ -153,6 +153,17 @@ class MapDataset(unittest.TestCase):
                 for rel, data in zip(want, got):
                     self.assertEqual(hashlib.sha256(data).hexdigest(), hashlib.sha256(local(rel)).hexdigest(), rel)
 
+    def test_loader_fetches_whole_batches_in_order(self):
+        ds = CacheservDataset.from_dir('images', server=SERVER)
+        want = [hashlib.sha256(local(r)).hexdigest() for r in ds.files]
+        for workers in (0, 2):
+            with self.subTest(workers=workers):
+                batches = list(ds.loader(batch_size=5, num_workers=workers))
+                self.assertEqual([len(b) for b in batches[:-1]], [5] * (len(batches) - 1))
+                self.assertEqual([hashlib.sha256(d).hexdigest() for b in batches for d in b], want)
+        got = ds.__getitems__([2, 0])
+        self.assertEqual([hashlib.sha256(d).hexdigest() for d in got], [want[2], want[0]])
+
     def test_workers_connect_as_they_start(self):
         ds = CacheservDataset.from_dir('images', server=SERVER)
         connect_worker(0)  # outside a worker: nothing to do

@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from '../lib/index.js'
+import { mlEpochs } from './ml-epoch.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
 import { type Dataset, makeDataset } from './data.js'
 import { alternate, type Measured } from './measure.js'
@@ -57,10 +58,13 @@ interface Plan {
   hotRounds: [min: number, max: number]
   smallRounds: [min: number, max: number]
   ttfbRounds: [min: number, max: number]
+  /** Files of the DataLoader epochs, and their rounds. */
+  mlFiles: number
+  mlRounds: [min: number, max: number]
 }
 
-const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25] }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11] }
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4] }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2] }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 
@@ -185,6 +189,10 @@ async function main(): Promise<void> {
   await control.close()
   await Promise.all([stop(product.child), stop(bare.child), stop(idle.child)])
 
+  // 4. The ML workload: a DataLoader epoch through the server and from the page cache.
+  const ml = await mlEpochs(tmp, plan.mlFiles, plan.mlRounds, plan.timeoutMs)
+  for (const n of ml.notes) log(n)
+
   // The table.
   const g = (m: Map<string, Measured>, k: string) => m.get(k)!
   /** Ms a time-to-first-byte contender took beyond `node -e 0`. */
@@ -224,6 +232,7 @@ async function main(): Promise<void> {
     row('time to first byte', g(ttfb, 'node-byte/end'), g(ttfb, 'node-e0'), `${over('node-byte/end')}`),
     row('time to first byte', g(ttfb, 'node-e0')),
     ...mem.rows,
+    ...ml.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
   // pipeline, timed at the same point as the CLI (head has the byte). The target holds against the quicker of the two.
@@ -248,6 +257,7 @@ async function main(): Promise<void> {
       spread: Math.max(...['cli-ttfb', 'node-e0', 'node-byte'].map((k) => g(ttfb, k).spread)),
     },
     mem.target,
+    ...ml.targets,
   ]
 
   const wall = elapsed()

@@ -1,0 +1,71 @@
+"""One epoch of a PyTorch DataLoader over a directory of files, as a training
+script reads it: 2 workers, batches of 64 in a seeded shuffled order, raw
+bytes. Prints {"files", "bytes", "seconds"} as JSON; the epoch is timed from
+the first batch asked for to the last one received.
+
+usage: ml-epoch.py local ROOT LIST | server URL LIST [socket]
+LIST is a file of the relative paths, one a line.
+"""
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'clients', 'python'))
+
+import torch  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler  # noqa: E402
+
+from cacheserv_client.torch import CacheservDataset  # noqa: E402
+
+BATCH = 64
+WORKERS = 2
+
+
+class LocalFiles(Dataset):
+    """The baseline: the same files read with open() (from the page cache, or the disk)."""
+
+    def __init__(self, root, files):
+        self.root = root
+        self.files = files
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        if isinstance(index, list):
+            return [self[i] for i in index]
+        with open(os.path.join(self.root, self.files[index]), 'rb') as f:
+            return f.read()
+
+
+def as_is(batch):
+    return batch
+
+
+def main():
+    mode, where, listing = sys.argv[1:4]
+    with open(listing) as f:
+        files = [line.rstrip('\n') for line in f if line.strip()]
+    order = torch.Generator()
+    order.manual_seed(int(os.environ.get('EPOCH_SEED', '0')))
+    if mode == 'local':
+        ds = LocalFiles(where, files)
+        loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
+                            num_workers=WORKERS, collate_fn=as_is)
+    else:
+        ds = CacheservDataset(files, server=where)
+        ds.client.short_circuit = 'socket' not in sys.argv[4:]
+        loader = ds.loader(batch_size=BATCH, shuffle=True, generator=order, num_workers=WORKERS, collate_fn=as_is)
+    n = 0
+    size = 0
+    t = time.perf_counter()
+    for batch in loader:
+        n += len(batch)
+        size += sum(len(b) for b in batch)
+    seconds = time.perf_counter() - t
+    print(json.dumps({'files': n, 'bytes': size, 'seconds': seconds}))
+
+
+if __name__ == '__main__':
+    main()

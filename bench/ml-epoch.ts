@@ -1,0 +1,119 @@
+/**
+ * The ML workload: one epoch of a PyTorch DataLoader (2 workers, batches of
+ * 64, shuffled, raw bytes) over ~120 KB files in class folders, as a training
+ * script reads them (bench/ml-epoch.py), alternating: through the server with
+ * short-circuit reads, through the server over the socket, and the same files
+ * with open() from the page cache. Needs a Python with torch (Debian's
+ * python3-torch for /usr/bin/python3); skipped with a note otherwise.
+ */
+import { spawnSync } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { connect } from '../lib/index.js'
+import { alternate, type Measured } from './measure.js'
+import { shell, stop } from './procs.js'
+import { rssOf, startBin } from './servers.js'
+import { ratioTarget, row, type Row, type Target } from './table.js'
+import { BenchError, fmtBytes, log, MiB } from './util.js'
+
+const SCRIPT = fileURLToPath(new URL('../../bench/ml-epoch.py', import.meta.url))
+const CLASSES = 10
+
+export interface MlResult {
+  rows: Row[]
+  targets: Target[]
+  notes: string[]
+}
+
+/** A Python that imports torch, or null. */
+function torchPython(): string | null {
+  for (const py of ['/usr/bin/python3', 'python3']) {
+    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0) return py
+  }
+  return null
+}
+
+/** `files` files of 90–150 KB under dir/classN/, each distinct; returns their relative paths and total bytes. */
+function makeImages(dir: string, files: number): { paths: string[]; bytes: number } {
+  const piece = Buffer.alloc(150 * 1024)
+  for (let i = 0; i < piece.length; i++) piece[i] = (i * 2654435761) >>> 24
+  const paths: string[] = []
+  let bytes = 0
+  let seed = 12345
+  for (let c = 0; c < CLASSES; c++) mkdirSync(join(dir, `class${c}`), { recursive: true })
+  for (let i = 0; i < files; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0
+    const size = 90 * 1024 + (seed % (60 * 1024))
+    const rel = `class${i % CLASSES}/${String(i).padStart(6, '0')}.jpg`
+    piece.writeUInt32BE(i, 0)
+    const fd = openSync(join(dir, rel), 'w')
+    writeSync(fd, piece, 0, size)
+    closeSync(fd)
+    paths.push(rel)
+    bytes += size
+  }
+  return { paths, bytes }
+}
+
+export async function mlEpochs(tmp: string, files: number, rounds: [number, number], timeoutMs: number): Promise<MlResult> {
+  const section = `DataLoader epoch, ${files.toLocaleString('en-US')} × ~120 KB files`
+  const python = torchPython()
+  if (!python) return { rows: [], targets: [], notes: [`no ${section} rows: no Python that imports torch (apt-get install python3-torch)`] }
+  const root = join(tmp, 'images')
+  const { paths, bytes } = makeImages(root, files)
+  const listing = join(tmp, 'images.txt')
+  writeFileSync(listing, paths.join('\n'))
+  const cacheBytes = Math.ceil((bytes * 1.2 + 256 * MiB) / MiB) * MiB
+  const server = await startBin(root, cacheBytes)
+  try {
+    const control = await connect(server.url)
+    const warmed = await control.warm('')
+    if (warmed.files !== files) throw new BenchError(`${section}: warm cached ${warmed.files} of ${files} files`)
+    log(`${section}: ${fmtBytes(bytes)}, server ${server.url} warm; page cache warm from writing them`)
+    let seed = 0
+    const epoch = (label: string, args: string[]) => async () => {
+      const r = await shell(label, [python, SCRIPT, ...args].map((a) => `'${a}'`).join(' '), timeoutMs, true)
+      if (r.code !== 0) throw new BenchError(`${label}: exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`)
+      const out = JSON.parse(r.stdout.toString()) as { files: number; bytes: number; seconds: number }
+      if (out.files !== files || out.bytes !== bytes) throw new BenchError(`${label}: read ${out.files} files, ${out.bytes} bytes; expected ${files}, ${bytes}`)
+      return out.files / out.seconds
+    }
+    const measured = await alternate(
+      section,
+      [
+        { key: 'shm', label: 'server, short-circuit (shared memory)', unit: 'files/s', run: epoch('ml shm', ['server', server.url, listing]) },
+        { key: 'socket', label: 'server, over the socket', unit: 'files/s', run: epoch('ml socket', ['server', server.url, listing, 'socket']) },
+        { key: 'local', label: 'open() from the page cache', unit: 'files/s', run: epoch('ml local', ['local', root, listing]) },
+      ],
+      { rounds: rounds[1], minRounds: rounds[0], deadline: Infinity, onRound: () => void (process.env.EPOCH_SEED = String(seed++)) },
+      (v) => v.toFixed(0),
+    )
+    const stats = await control.stats()
+    await control.close()
+    const rss = rssOf(server.child.pid!)
+    const g = (k: string): Measured => measured.get(k)!
+    const bound = 1.05 * stats.cacheBytes + 80 * MiB
+    return {
+      rows: [
+        row(section, g('shm'), g('local'), 'CacheservDataset.loader(), 2 workers'),
+        row(section, g('socket'), g('local'), 'the same with short_circuit=False'),
+        row(section, g('local')),
+      ],
+      targets: [
+        ratioTarget('DataLoader epoch through the server (warm) ≥ 0.8 × the page cache', g('shm'), g('local'), 0.8),
+        {
+          name: 'server RSS (store pages included) ≤ 1.05 × cached + 80 MiB',
+          measured: `${fmtBytes(rss)} for ${fmtBytes(stats.cacheBytes)} cached`,
+          required: `≤ ${fmtBytes(bound)}`,
+          pass: rss <= bound,
+          margin: rss <= bound ? `${fmtBytes(bound - rss)} to spare` : `over by ${fmtBytes(rss - bound)}`,
+          spread: 0,
+        },
+      ],
+      notes: [],
+    }
+  } finally {
+    await stop(server.child)
+  }
+}

@@ -3,8 +3,10 @@ script reads it: 2 workers, batches of 64 in a seeded shuffled order, raw
 bytes. Prints {"files", "bytes", "seconds"} as JSON; the epoch is timed from
 the first batch asked for to the last one received.
 
-usage: ml-epoch.py local ROOT LIST | server URL LIST [socket]
-LIST is a file of the relative paths, one a line.
+usage: ml-epoch.py local ROOT LIST [cold] | server URL LIST [socket]
+LIST is a file of the relative paths, one a line. With `cold`, the files are
+first dropped from the page cache (posix_fadvise DONTNEED), so the epoch reads
+them from the disk.
 """
 import json
 import os
@@ -51,6 +53,13 @@ def main():
     order.manual_seed(int(os.environ.get('EPOCH_SEED', '0')))
     if mode == 'local':
         ds = LocalFiles(where, files)
+        if 'cold' in sys.argv[4:]:
+            for rel in files:
+                fd = os.open(os.path.join(where, rel), os.O_RDONLY)
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
         loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
                             num_workers=WORKERS, collate_fn=as_is)
     else:

@@ -14,11 +14,14 @@ import { connect } from '../lib/index.js'
 import { alternate, type Measured } from './measure.js'
 import { shell, stop } from './procs.js'
 import { rssOf, startBin } from './servers.js'
+import { slowStorage } from './slow-storage.js'
 import { ratioTarget, row, type Row, type Target } from './table.js'
 import { BenchError, fmtBytes, log, MiB } from './util.js'
 
 const SCRIPT = fileURLToPath(new URL('../../bench/ml-epoch.py', import.meta.url))
 const CLASSES = 10
+/** Slow storage's read rate: a network disk's. */
+const SLOW_BPS = 150 * MiB
 
 export interface MlResult {
   rows: Row[]
@@ -66,14 +69,18 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
   writeFileSync(listing, paths.join('\n'))
   const cacheBytes = Math.ceil((bytes * 1.2 + 256 * MiB) / MiB) * MiB
   const server = await startBin(root, cacheBytes)
+  let slow: ReturnType<typeof slowStorage> = { skipped: 'not set up' }
   try {
     const control = await connect(server.url)
     const warmed = await control.warm('')
     if (warmed.files !== files) throw new BenchError(`${section}: warm cached ${warmed.files} of ${files} files`)
     log(`${section}: ${fmtBytes(bytes)}, server ${server.url} warm; page cache warm from writing them`)
+    // Slow storage: reads of the dataset's device throttled (cgroup v1 blkio), the files dropped from the page cache first.
+    slow = slowStorage(root, SLOW_BPS)
+    const notes = 'skipped' in slow ? [`no slow-storage row: ${slow.skipped}`] : []
     let seed = 0
-    const epoch = (label: string, args: string[]) => async () => {
-      const r = await shell(label, [python, SCRIPT, ...args].map((a) => `'${a}'`).join(' '), timeoutMs, true)
+    const epoch = (label: string, args: string[], wrap = (cmd: string) => cmd) => async () => {
+      const r = await shell(label, wrap([python, SCRIPT, ...args].map((a) => `'${a}'`).join(' ')), timeoutMs, true)
       if (r.code !== 0) throw new BenchError(`${label}: exited ${r.code}: ${r.stderr.trim().split('\n').slice(-3).join(' ')}`)
       const out = JSON.parse(r.stdout.toString()) as { files: number; bytes: number; seconds: number }
       if (out.files !== files || out.bytes !== bytes) throw new BenchError(`${label}: read ${out.files} files, ${out.bytes} bytes; expected ${files}, ${bytes}`)
@@ -85,6 +92,9 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         { key: 'shm', label: 'server, short-circuit (shared memory)', unit: 'files/s', run: epoch('ml shm', ['server', server.url, listing]) },
         { key: 'socket', label: 'server, over the socket', unit: 'files/s', run: epoch('ml socket', ['server', server.url, listing, 'socket']) },
         { key: 'local', label: 'open() from the page cache', unit: 'files/s', run: epoch('ml local', ['local', root, listing]) },
+        ...('wrap' in slow
+          ? [{ key: 'slow', label: `open() from slow storage (${fmtBytes(slow.bps)}/s, cold)`, unit: 'files/s', run: epoch('ml slow', ['local', root, listing, 'cold'], slow.wrap) }]
+          : []),
       ],
       { rounds: rounds[1], minRounds: rounds[0], deadline: Infinity, onRound: () => void (process.env.EPOCH_SEED = String(seed++)) },
       (v) => v.toFixed(0),
@@ -99,9 +109,11 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         row(section, g('shm'), g('local'), 'CacheservDataset.loader(), 2 workers'),
         row(section, g('socket'), g('local'), 'the same with short_circuit=False'),
         row(section, g('local')),
+        ...(measured.has('slow') ? [row(section, g('slow'))] : []),
       ],
       targets: [
         ratioTarget('DataLoader epoch through the server (warm) ≥ 0.8 × the page cache', g('shm'), g('local'), 0.8),
+        ...(measured.has('slow') ? [ratioTarget('DataLoader epoch through the server (warm) ≥ 10 × slow storage', g('shm'), g('slow'), 10)] : []),
         {
           name: 'server RSS (store pages included) ≤ 1.05 × cached + 80 MiB',
           measured: `${fmtBytes(rss)} for ${fmtBytes(stats.cacheBytes)} cached`,
@@ -111,9 +123,10 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
           spread: 0,
         },
       ],
-      notes: [],
+      notes,
     }
   } finally {
+    if ('remove' in slow) slow.remove()
     await stop(server.child)
   }
 }

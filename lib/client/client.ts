@@ -66,8 +66,6 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * evict (a second run reports what it did, not what the first one did).
  */
 const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
-/** Most paths readMany asks for in one `locate`. */
-const LOCATE_BATCH = 1024
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -137,8 +135,8 @@ export class Client {
   #address: string | Address
   #opts: ConnectOptions
   #slabs = new SlabFiles()
-  /** The grant of the last `locate`, released by the next one. */
-  #grant: number | null = null
+  /** Grants of `locate` whose blocks were read, released by the next one. */
+  #readGrants: number[] = []
   #link!: Link
   /** The next connection while it opens: every request that starts meanwhile waits for it. */
   #connecting: Promise<Link> | null = null
@@ -713,27 +711,15 @@ export class Client {
    */
   async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
-    if (this.#shortCircuitOn()) {
-      let batch: string[] = []
-      const flush = async function* (this: Client) {
-        const got = await this.#located(batch)
-        for (const [i, data] of got.entries()) yield { path: batch[i], data: await data() }
-        batch = []
-      }.bind(this)
-      for (const path of paths) {
-        batch.push(path)
-        if (batch.length === Math.min(inFlight, LOCATE_BATCH)) yield* flush()
-      }
-      if (batch.length > 0) yield* flush()
-      return
-    }
+    // On the server's host each file is located (pipelined like reads) and read from shared memory.
+    const read = this.#shortCircuitOn() ? (path: string) => this.#located([path]).then(([one]) => one()) : (path: string) => this.readFile(path)
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
     const refill = () => {
       while (queue.length < inFlight) {
         const next = iterator.next()
         if (next.done) return
-        const data = this.readFile(next.value)
+        const data = read(next.value)
         data.catch(() => {}) // surfaced when its turn comes
         queue.push({ path: next.value, data })
       }
@@ -801,12 +787,11 @@ export class Client {
    * its bytes or throwing its error.
    */
   async #located(paths: string[]): Promise<(() => Promise<Buffer>)[]> {
-    const release = this.#grant === null ? [] : [this.#grant]
-    this.#grant = null
+    // Grants whose blocks were all read: released by this request (several may be in flight).
+    const release = this.#readGrants.splice(0)
     const grantedAt = performance.now()
     const answer = await this.request<LocateAnswer>('locate', { paths, release })
-    this.#grant = answer.lease
-    return answer.files.map((file) => {
+    const got = answer.files.map((file) => {
       if ('code' in file) {
         const err = error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
         return () => Promise.reject(err)
@@ -817,6 +802,8 @@ export class Client {
       remote.catch(() => {}) // surfaced when asked for
       return () => remote
     })
+    if (answer.lease !== null) this.#readGrants.push(answer.lease)
+    return got
   }
 
   async close(): Promise<void> {

@@ -105,9 +105,9 @@ export interface ConnectOptions {
    */
   retryDelays?: readonly number[]
   /**
-   * On the server's host (HELLO `shm`), readMany asks where a batch of files'
-   * cached blocks are (`inFlight` paths in one request) and reads them from
-   * the server's shared memory instead of the socket; files it cannot place
+   * On the server's host (HELLO `shm`), readMany asks where each file's
+   * cached blocks are (`locate`, `inFlight` requests pipelined) and reads them
+   * from the server's shared memory instead of the socket; files it cannot place
    * there (under 16 KiB, or more than the connection may hold) come over the
    * socket. Default true; no effect with `faults` (which act on the socket).
    */

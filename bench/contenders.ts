@@ -158,7 +158,8 @@ export interface Slice {
 export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
   const t = s.timeoutMs
 
-  const library = (key: string, label: string, url: string, inFlight: number): Contender => ({
+  // The socket path (a remote client's), unless `sharedMemory`: the same host's short-circuit reads.
+  const library = (key: string, label: string, url: string, inFlight: number, sharedMemory = false): Contender => ({
     key,
     label,
     unit: 'files/s',
@@ -166,7 +167,7 @@ export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
       const { files } = slice()
       const n = files.length
       const paths = files.map((f) => f.path)
-      const client = await connect(url)
+      const client = await connect(url, { shortCircuit: sharedMemory })
       try {
         const cpu = cpuMeter(s.product.child.pid)
         const t0 = now()
@@ -238,6 +239,7 @@ export function smallContenders(s: Setup, slice: () => Slice): Contender[] {
     library('lib-tcp-8', 'library tcp inFlight 8', s.product.tcp, 8),
     library('lib-unix-1', 'library unix inFlight 1', s.product.unix, 1),
     library('lib-unix-8', 'library unix inFlight 8', s.product.unix, 8),
+    library('lib-shm-8', 'library unix inFlight 8, shared memory', s.product.unix, 8, true),
     { key: 'py-tcp-8', label: 'python client tcp inFlight 8', unit: 'files/s', run: () => pythonMany(s.product.tcp, slice().files, 8, t, 'python client tcp inFlight 8') },
     bare('bare-tcp-8', 'bare pair tcp 8 conns', s.bare.tcp, 8),
     bare('bare-unix-8', 'bare pair unix 8 conns', s.bare.unix, 8),

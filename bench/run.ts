@@ -217,6 +217,7 @@ async function main(): Promise<void> {
     ...(http.has('fsspec-nginx') ? [row(httpName, g(http, 'fsspec-nginx'))] : []),
     row(smallName, g(small, 'lib-tcp-8'), g(small, 'bare-tcp-8')),
     row(smallName, g(small, 'lib-unix-8'), g(small, 'bare-unix-8')),
+    row(smallName, g(small, 'lib-shm-8'), g(small, 'lib-unix-8'), 'readMany on the same host: locate, then the blocks from shared memory'),
     row(smallName, g(small, 'lib-tcp-1'), g(small, 'bare-tcp-8')),
     row(smallName, g(small, 'py-tcp-8'), g(small, 'lib-tcp-8'), 'stdlib client, read_many'),
     row(smallName, g(small, 'lib-unix-1'), g(small, 'bare-unix-8')),

@@ -1455,6 +1455,21 @@ class TestShortCircuit(unittest.TestCase):
             self.assertEqual(cm.exception.path, 'missing.bin')
             self.assertEqual(seen, self.NAMES[:self.NAMES.index('missing.bin')])
 
+    def test_large_ranges_come_from_shared_memory(self):
+        with Client(MD5_SERVER) as c:
+            if not c.hello.get('shm'):
+                self.skipTest('the server has no shared-memory cache here')
+            big = disk('random3m.bin')
+            before = self.served(c)
+            for offset, length in [(0, 3 * MiB), (1000, 2 * MiB), (MiB - 1, MiB + 2), (len(big) - MiB, 5 * MiB)]:
+                self.assertEqual(c.read('random3m.bin', offset, length), big[offset:offset + length], (offset, length))
+            self.assertEqual(self.served(c) - before, 0)
+            with Client(MD5_SERVER, verify=True) as v:
+                self.assertEqual(v.read('random3m.bin', 1000, 2 * MiB), big[1000:1000 + 2 * MiB])
+            with self.assertRaises(CacheservError) as cm:
+                c.read('random3m.bin', len(big) + 1, 2 * MiB)
+            self.assertEqual(cm.exception.code, 'ERANGE')
+
     def test_off_everything_crosses_the_socket(self):
         with Client(MD5_SERVER, short_circuit=False) as c:
             names = ['block.bin', 'random3m.bin']

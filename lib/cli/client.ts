@@ -23,7 +23,8 @@ const ACTIONS: Record<CommandName, Action> = {
     // Each verified piece goes from the receive buffer to stdout, never copied (see write-sync.ts).
     const out = stdoutForSyncWrites()
     try {
-      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined })
+      // On the server's host the bytes come from its shared memory (sharedMemory), a range at a time.
+      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined, sharedMemory: true })
     } catch (err) {
       // The reader went away (`| head -c 10`): that is how pipes end, not an error.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err

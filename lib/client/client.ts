@@ -66,6 +66,8 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * evict (a second run reports what it did, not what the first one did).
  */
 const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
+/** Bytes readChunks({ sharedMemory }) locates at a time. */
+const LOCATE_RANGE = 16 * 1024 * 1024
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -422,6 +424,11 @@ export class Client {
    * `onChunk` throws, the read stops with that error.
    */
   readChunks(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'> = {}): Promise<ReadInfo> {
+    if (opts.sharedMemory && this.#shortCircuitOn()) return this.#readChunksLocated(path, onChunk, opts)
+    return this.#readChunksRemote(path, onChunk, opts)
+  }
+
+  #readChunksRemote(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'>): Promise<ReadInfo> {
     return new Promise((resolve, reject) => {
       let info: ReadInfo | null = null
       this.#readWith(path, opts, {
@@ -775,6 +782,34 @@ export class Client {
   }
 
   /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
+  /** readChunks from shared memory, a range at a time, while the server has the file there; the rest over the socket. */
+  async #readChunksLocated(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'>): Promise<ReadInfo> {
+    const start = opts.offset ?? 0
+    const stop = opts.length === undefined ? Infinity : start + opts.length
+    let info: ReadInfo | null = null
+    for (let at = start; ; ) {
+      const release = this.#readGrants.splice(0)
+      const grantedAt = performance.now()
+      const answer = await this.request<LocateAnswer>('locate', { paths: [{ path, offset: at, length: Math.min(LOCATE_RANGE, stop - at) }], release })
+      if (answer.lease !== null) this.#readGrants.push(answer.lease)
+      const file = answer.files[0]
+      if ('code' in file) throw error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
+      if (!info) info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
+      else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
+      const end = info.offset + info.length
+      const data = file.blocks && this.#slabs.read(answer, { ...file, blocks: file.blocks }, grantedAt)
+      if (!data) {
+        // Not in shared memory (or the grant ran out): the rest over the socket, of the same version.
+        const rest = await this.#readChunksRemote(path, onChunk, { offset: at, length: end - at })
+        if (rest.size !== info.size || rest.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
+        return info
+      }
+      if (data.length > 0) onChunk(data)
+      at += data.length
+      if (at >= end || data.length === 0) return info
+    }
+  }
+
   /** Short-circuit reads are on, and this connection may make them (HELLO `shm`). */
   #shortCircuitOn(): boolean {
     return this.#opts.shortCircuit !== false && !this.#opts.faults && this.#link?.hello.shm === true

@@ -17,7 +17,10 @@ const TTL_MARGIN_MS = 1000
 /** [slab index, offset, length, crc32] */
 export type LocatedBlock = [number, number, number, number]
 
-export type LocatedFile = { path: string; size: number; blocks: LocatedBlock[] | null } | { path: string; code: string; message: string }
+/** A located file, or range of one (`offset`, `length`: its bytes start `skip` bytes into the first block). */
+export type LocatedFile =
+  | { path: string; size: number; mtimeMs: number; blocks: LocatedBlock[] | null; offset?: number; length?: number; skip?: number }
+  | { path: string; code: string; message: string }
 
 export interface LocateAnswer {
   lease: number | null
@@ -25,6 +28,15 @@ export interface LocateAnswer {
   dir: string
   slabs: string[]
   files: LocatedFile[]
+}
+
+function readAll(fd: number, into: Buffer, position: number, path: string): void {
+  let got = 0
+  while (got < into.length) {
+    const n = readSync(fd, into, got, into.length - got, position + got)
+    if (n === 0) throw error('EIO', `${path}: the shared-memory store ended early`)
+    got += n
+  }
 }
 
 /** The slab files a client has opened, each once. */
@@ -36,21 +48,27 @@ export class SlabFiles {
    * `grantedAt`, performance.now()) ended before the read did. With `verify`,
    * each block is checked against its crc32.
    */
-  read(answer: LocateAnswer, file: { path: string; size: number; blocks: LocatedBlock[] }, grantedAt: number, verify = false): Buffer | null {
-    const out = Buffer.allocUnsafe(file.size)
+  read(answer: LocateAnswer, file: { path: string; size: number; blocks: LocatedBlock[]; length?: number; skip?: number }, grantedAt: number, verify = false): Buffer | null {
+    const want = file.length ?? file.size
+    const out = Buffer.allocUnsafe(want)
+    // Bytes of the blocks to pass over before the range, and the range's bytes still to read.
+    let skip = file.skip ?? 0
     let at = 0
     for (const [slab, offset, length, crc] of file.blocks) {
-      const part = out.subarray(at, at + length)
-      let got = 0
-      while (got < length) {
-        const n = readSync(this.#fd(answer.dir, answer.slabs[slab]), part, got, length - got, offset + got)
-        if (n === 0) throw error('EIO', `${file.path}: the shared-memory store ended early`)
-        got += n
+      const fd = this.#fd(answer.dir, answer.slabs[slab])
+      if (verify) {
+        const block = Buffer.allocUnsafe(length)
+        readAll(fd, block, offset, file.path)
+        if (crc32(block) !== crc) throw error('ECHECKSUM', `${file.path}: a block failed its crc32 in shared memory`)
+        at += block.copy(out, at, skip, Math.min(length, skip + want - at))
+      } else {
+        const n = Math.min(length - skip, want - at)
+        if (n > 0) readAll(fd, out.subarray(at, at + n), offset + skip, file.path)
+        at += Math.max(0, n)
       }
-      if (verify && crc32(part) !== crc) throw error('ECHECKSUM', `${file.path}: a block failed its crc32 in shared memory`)
-      at += length
+      skip = Math.max(0, skip - length)
     }
-    if (at !== file.size) throw error('EPROTO', `${file.path}: ${file.size} bytes located, ${at} in its blocks`)
+    if (at !== want) throw error('EPROTO', `${file.path}: ${want} bytes located, ${at} in its blocks`)
     return performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS ? null : out
   }
 

@@ -78,6 +78,14 @@ export interface ReadOptions {
   length?: number
   /** Bytes the returned stream buffers before it holds the connection. Default 1 MiB. */
   highWaterMark?: number
+  /**
+   * readChunks only: on the server's host (HELLO `shm`), take the bytes from
+   * the server's shared memory, 16 MiB at a time (`locate` of a range), as
+   * long as it has them there; the rest comes over the socket. Each range
+   * must be of the version the first one was (size and mtime), or ECHANGED.
+   * One more round trip: for large files (the CLI's read). Default false.
+   */
+  sharedMemory?: boolean
 }
 
 export interface ConnectOptions {

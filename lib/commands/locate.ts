@@ -1,5 +1,6 @@
 /**
- * locate {paths, release?}: RESULT {lease, ttl, dir, slabs, files}. For a client on the
+ * locate {paths, release?}: RESULT {lease, ttl, dir, slabs, files}. A path may
+ * be a range, {path, offset, length}: its blocks only. For a client on the
  * server's host: where each file's blocks are in the shared-memory store, so
  * the client reads them itself (a short-circuit read). The blocks are loaded
  * if they are not cached, and held under one grant until the client releases
@@ -22,7 +23,9 @@ import type { CommandContext, CommandIO } from './context.js'
 /** [slab (an index into the answer's `slabs`), offset in it, length, crc32]. */
 type LocatedBlock = [number, number, number, number]
 
-type Entry = { path: string; size: number; blocks: LocatedBlock[] | null } | { path: string; code: string; message: string }
+type Entry =
+  | { path: string; size: number; mtimeMs: number; blocks: LocatedBlock[] | null; offset?: number; length?: number; skip?: number }
+  | { path: string; code: string; message: string }
 
 /** Slab files named in one answer, each once. */
 class Slabs {
@@ -43,9 +46,10 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   const grants = io.grants
   if (!grants) throw error('EACCES', 'locate is for clients on the server\'s host, of a server whose cache is in shared memory (HELLO "shm")')
   const paths = args.paths
-  if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_LOCATE_PATHS || !paths.every((p) => typeof p === 'string')) {
-    throw error('EBADREQ', `"paths" must be a list of 1 to ${MAX_LOCATE_PATHS} strings`)
+  if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_LOCATE_PATHS) {
+    throw error('EBADREQ', `"paths" must be a list of 1 to ${MAX_LOCATE_PATHS} paths`)
   }
+  const wants = paths.map(wanted)
   const release = args.release ?? []
   if (!Array.isArray(release) || !release.every((id) => Number.isSafeInteger(id))) throw error('EBADREQ', '"release" must be a list of lease numbers')
   for (const id of release) grants.release(id as number)
@@ -55,17 +59,17 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   const files: Entry[] = []
   const slabs = new Slabs()
   try {
-    for (const path of paths as string[]) {
+    for (const want of wants) {
       io.signal?.throwIfAborted()
       try {
-        const { entry, leases, size } = await locateFile(path, ctx, io, grants.room - bytes, slabs)
+        const { entry, leases, size } = await locateFile(want, ctx, io, grants.room - bytes, slabs)
         held.push(...leases)
         bytes += size
         files.push(entry)
       } catch (err) {
         if (io.signal?.aborted) throw err
         const e = toCacheservError(err)
-        files.push({ path, code: e.code, message: e.message })
+        files.push({ path: want.path, code: e.code, message: e.message })
       }
     }
   } catch (err) {
@@ -82,8 +86,29 @@ export async function* releaseGrant(args: Record<string, unknown>, _ctx: Command
   yield { kind: 'result', body: { released: io.grants?.release(id) ?? false } }
 }
 
-/** One file's blocks, leased; `blocks: null` (nothing leased) when they cannot all be read from the store within `room` bytes. */
-async function locateFile(path: string, ctx: CommandContext, io: CommandIO, room: number, slabs: Slabs): Promise<{ entry: Entry; leases: Releasable[]; size: number }> {
+/** What one item of `paths` asks for: a whole file, or the range `offset`..`offset + length` of one (clipped to its end). */
+interface Wanted {
+  path: string
+  offset?: number
+  length?: number
+}
+
+function wanted(item: unknown): Wanted {
+  if (typeof item === 'string') return { path: item }
+  if (item === null || typeof item !== 'object' || Array.isArray(item)) throw error('EBADREQ', '"paths" items must be strings or {path, offset, length} objects')
+  const args = item as Record<string, unknown>
+  if (typeof args.path !== 'string') throw error('EBADREQ', 'a "paths" item needs a "path" string')
+  return { path: args.path, offset: optionalCount(args, 'offset'), length: optionalCount(args, 'length') }
+}
+
+/**
+ * The blocks of one file (or of the range asked for), leased; `blocks: null`
+ * (nothing leased) when they cannot all be read from the store within `room`
+ * bytes. A range's entry says where its bytes start in its first block (`skip`).
+ */
+async function locateFile(want: Wanted, ctx: CommandContext, io: CommandIO, room: number, slabs: Slabs): Promise<{ entry: Entry; leases: Releasable[]; size: number }> {
+  const { path } = want
+  const ranged = want.offset !== undefined || want.length !== undefined
   const bs = ctx.cache.blockSize
   const leases: Releasable[] = []
   const lease = (file: KnownFile, index: number, block: Buffer) => {
@@ -92,25 +117,42 @@ async function locateFile(path: string, ctx: CommandContext, io: CommandIO, room
     leases.push(l)
     return block
   }
+  /** The span asked for in `file`, and its blocks: first..last (none for an empty span). */
+  const span = (file: KnownFile) => {
+    const from = want.offset ?? 0
+    if (from > file.size) throw error('ERANGE', `offset ${from} is beyond the end of ${path} (${file.size} bytes)`)
+    const end = want.length === undefined ? file.size : Math.min(file.size, from + want.length)
+    const first = Math.floor(from / bs)
+    const last = end > from ? Math.ceil(end / bs) - 1 : first - 1
+    return { from, end, first, last, bytes: last >= first ? Math.min(file.size, (last + 1) * bs) - first * bs : 0 }
+  }
+  const entryOf = (file: KnownFile, blocks: LocatedBlock[] | null) => {
+    const { from, end, first } = span(file)
+    return ranged
+      ? { path, size: file.size, mtimeMs: file.mtimeMs, offset: from, length: end - from, skip: from - first * bs, blocks }
+      : { path, size: file.size, mtimeMs: file.mtimeMs, blocks }
+  }
   const viaSocket = (file: KnownFile) => {
     for (const l of leases) l.release()
-    return { entry: { path, size: file.size, blocks: null }, leases: [], size: 0 }
+    return { entry: entryOf(file, null), leases: [], size: 0 }
   }
   // A file read moments ago whose blocks are all cached: no open (see KnownFiles).
   let file: KnownFile | null = ctx.files.current(path)
   let blocks: Buffer[] | null = null
   if (file) {
-    if (file.size > room) return viaSocket(file)
-    blocks = file.size === 0 ? [] : ctx.cache.cachedBlocks(file, 0, Math.ceil(file.size / bs) - 1)
-    if (blocks) blocks.forEach((b, i) => lease(file!, i, b))
+    const { first, last, bytes } = span(file)
+    if (bytes > room) return viaSocket(file)
+    blocks = last < first ? [] : ctx.cache.cachedBlocks(file, first, last)
+    if (blocks) blocks.forEach((b, i) => lease(file!, first + i, b))
   }
   if (!blocks) {
     const opened = await openFile(ctx.jail, path, ctx.settle)
     try {
       file = opened
-      if (opened.size > room) return viaSocket(opened)
+      const { first, last, bytes } = span(opened)
+      if (bytes > room) return viaSocket(opened)
       blocks = []
-      for (let i = 0; i * bs < opened.size; i++) {
+      for (let i = first; i <= last; i++) {
         // Leased as soon as it is there: it cannot be recycled while the next one loads.
         blocks.push(lease(opened, i, await ctx.cache.block(opened, i, { signal: io.signal, later: io.backedUp })))
       }
@@ -124,10 +166,12 @@ async function locateFile(path: string, ctx: CommandContext, io: CommandIO, room
     }
   }
   const located: LocatedBlock[] = []
+  let bytes = 0
   for (const block of blocks) {
     const at = ctx.cache.location(block)
     if (!at) return viaSocket(file!)
     located.push([slabs.of(at.file), at.offset, block.length, at.crc])
+    bytes += block.length
   }
-  return { entry: { path, size: file!.size, blocks: located }, leases, size: file!.size }
+  return { entry: entryOf(file!, located), leases, size: bytes }
 }

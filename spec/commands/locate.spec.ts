@@ -42,7 +42,8 @@ describe('locate', { skip }, () => {
     assert.ok(a.ttl > 0)
     assert.ok(bytesAt(a, located(a, 0)).equals(big), 'the located bytes are the file')
     assert.equal(located(a, 0).length, 3)
-    assert.deepEqual(a.files[1], { path: 'tiny.bin', size: 100, blocks: null }, 'a file under 16 KiB is read over the socket')
+    assert.deepEqual({ ...a.files[1], mtimeMs: 0 }, { path: 'tiny.bin', size: 100, mtimeMs: 0, blocks: null }, 'a file under 16 KiB is read over the socket')
+    assert.ok((a.files[0] as { mtimeMs: number }).mtimeMs > 0)
     assert.equal((a.files[2] as { code: string }).code, 'ENOENT')
     assert.equal((a.files[3] as { code: string }).code, 'EACCES')
     assert.deepEqual(await client.request('release', { lease: a.lease }), { released: true })
@@ -91,7 +92,7 @@ describe('locate', { skip }, () => {
     const a = await locate(client, Array.from({ length: 6 }, (_, i) => `f${i}.bin`))
     const placed = a.files.filter((f) => 'blocks' in f && f.blocks).length
     assert.equal(placed, 4, '4 blocks of 64 KiB: an eighth of 2 MiB')
-    assert.deepEqual(a.files[5], { path: 'f5.bin', size: BLOCK, blocks: null })
+    assert.deepEqual({ ...a.files[5], mtimeMs: 0 }, { path: 'f5.bin', size: BLOCK, mtimeMs: 0, blocks: null })
   })
 
   test('a server without short-circuit reads says so in HELLO and refuses locate', async (t) => {
@@ -116,6 +117,51 @@ describe('locate', { skip }, () => {
     assert.deepEqual(seen, [...files.keys()])
     const small = [...files.values()].filter((b) => b.length < 16 * KiB).reduce((n, b) => n + b.length, 0)
     assert.equal(server.stats().bytesServed - before, small, 'only the small files crossed the socket')
+  })
+})
+
+describe('locate of ranges', { skip }, () => {
+  test('a range is located by its blocks, with where its bytes start in the first', async (t) => {
+    const { url, root } = await startServer(t, { cacheSize: 64 * BLOCK, blockSize: BLOCK })
+    const data = writeFile(root, 'f.bin', 5 * BLOCK + 123)
+    const client = await connectTo(t, url)
+    for (const [offset, length] of [[0, 10], [BLOCK - 5, 10], [BLOCK, BLOCK], [3 * BLOCK + 7, 10 * BLOCK], [5 * BLOCK + 123, 5]]) {
+      const a = await locate(client, [{ path: 'f.bin', offset, length }] as unknown as string[])
+      const f = a.files[0] as { size: number; offset: number; length: number; skip: number; blocks: LocatedBlock[] }
+      const want = data.subarray(offset, offset + length)
+      assert.equal(f.offset, offset)
+      assert.equal(f.length, want.length)
+      assert.equal(f.skip, offset % BLOCK)
+      assert.ok(bytesAt(a, f.blocks).subarray(f.skip, f.skip + f.length).equals(want), `${offset}+${length}`)
+      if (a.lease !== null) await client.request('release', { lease: a.lease })
+      else assert.equal(f.length, 0, 'nothing to hold for an empty range')
+    }
+    const past = await locate(client, [{ path: 'f.bin', offset: 6 * BLOCK }] as unknown as string[])
+    assert.equal((past.files[0] as { code: string }).code, 'ERANGE')
+    await assert.rejects(client.request('locate', { paths: [{ offset: 1 }] }), { code: 'EBADREQ' })
+  })
+
+  test('readChunks with sharedMemory reads a large file a range at a time from shared memory, the rest over the socket', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 4096 * BLOCK, blockSize: BLOCK })
+    const data = writeFile(root, 'big.bin', 300 * BLOCK + 77)
+    const client = await connectTo(t, url)
+    const before = server.stats().bytesServed
+    const parts: Buffer[] = []
+    const info = await client.readChunks('big.bin', (c) => parts.push(Buffer.from(c)), { sharedMemory: true })
+    assert.ok(Buffer.concat(parts).equals(data))
+    assert.equal(info.size, data.length)
+    assert.equal(parts.length, 2, 'two ranges: 16 MiB and the rest')
+    assert.equal(server.stats().bytesServed, before, 'nothing crossed the socket')
+    const ranged: Buffer[] = []
+    await client.readChunks('big.bin', (c) => ranged.push(Buffer.from(c)), { sharedMemory: true, offset: 1000, length: 3 * BLOCK })
+    assert.ok(Buffer.concat(ranged).equals(data.subarray(1000, 1000 + 3 * BLOCK)))
+    // A connection may hold an eighth of the cache: from a small one's server, the ranges come over the socket.
+    const small = await startServer(t, { cacheSize: 64 * BLOCK, blockSize: BLOCK, root })
+    const other = await connectTo(t, small.url)
+    const viaSocket: Buffer[] = []
+    await other.readChunks('big.bin', (c) => viaSocket.push(Buffer.from(c)), { sharedMemory: true })
+    assert.ok(Buffer.concat(viaSocket).equals(data))
+    assert.equal(small.server.stats().bytesServed, data.length)
   })
 })
 

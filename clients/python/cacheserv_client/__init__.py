@@ -87,6 +87,8 @@ RETRY_DELAYS = (0.1, 0.3, 1.0, 3.0)
 _WARM_BATCH_BYTES = 32 * 1024
 
 _REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree', 'locate'))
+#: Ranges ``read`` takes from shared memory on the server's host, at least (smaller ones: the socket).
+SHARED_RANGE = 1024 * 1024
 #: Most paths ``read_many`` asks for in one ``locate`` (it asks for ``in_flight`` at a time).
 LOCATE_BATCH = 1024
 #: Errors that mean the connection died (or the server is going away), not that the request failed.
@@ -397,7 +399,11 @@ class Client(object):
         return self._closed
 
     def read(self, path, offset=0, length=None):
-        """The bytes of a file, or of the range ``[offset, offset + length)`` clipped to its end."""
+        """The bytes of a file, or of the range ``[offset, offset + length)`` clipped to its end.
+        On the server's host a range of ``SHARED_RANGE`` bytes or more (a tar shard's
+        readahead, say) comes from the server's shared memory (see ``short_circuit``)."""
+        if length is not None and length >= SHARED_RANGE and self._short_circuit_on():
+            return self._located([{'path': os.fsdecode(path), 'offset': offset, 'length': length}])[0].get()
         return self._read_remote(path, offset, length)
 
     def read_batch(self, paths):
@@ -485,7 +491,7 @@ class Client(object):
             release = [] if self._grant is None else [self._grant]
             self._grant = None
             granted_at = time.monotonic()
-            answer = self.request('locate', paths=[os.fsdecode(p) for p in paths], release=release)
+            answer = self.request('locate', paths=[p if isinstance(p, dict) else os.fsdecode(p) for p in paths], release=release)
             self._grant = answer.get('lease')
             if self._shm is None:
                 self._shm = ShmReader(self.verify)
@@ -504,6 +510,13 @@ class Client(object):
                 pass
             remote.append(len(out))
             out.append(None)
+        # Ranges the server could not place: over the socket, as asked.
+        for i in [i for i in remote if isinstance(paths[i], dict)]:
+            remote.remove(i)
+            try:
+                out[i] = _Outcome(self._read_remote(paths[i]['path'], paths[i]['offset'], paths[i]['length']))
+            except CacheservError as e:
+                out[i] = _Outcome(error=e)
         if remote:
             # Pipelined; after a failure, the rest one by one, each with its own outcome.
             done = 0

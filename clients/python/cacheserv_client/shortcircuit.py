@@ -38,21 +38,27 @@ class ShmReader(object):
         blocks = entry['blocks']
         slabs = answer['slabs']
         directory = answer['dir']
-        if len(blocks) == 1:
-            s, offset, length, crc = blocks[0]
-            data = self._pread(directory, slabs[s], length, offset)
-            self._check(data, crc, entry['path'])
-        else:
-            parts = []
-            for s, offset, length, crc in blocks:
+        # A range (``length``) starts ``skip`` bytes into its first block.
+        want = entry.get('length', entry['size'])
+        skip = entry.get('skip', 0)
+        parts = []
+        got = 0
+        for s, offset, length, crc in blocks:
+            if self.verify:
                 part = self._pread(directory, slabs[s], length, offset)
                 self._check(part, crc, entry['path'])
-                parts.append(part)
-            data = b''.join(parts)
+                part = part[skip:skip + want - got] if skip or length - skip > want - got else part
+            else:
+                n = min(length - skip, want - got)
+                part = self._pread(directory, slabs[s], n, offset + skip) if n > 0 else b''
+            parts.append(part)
+            got += len(part)
+            skip = max(0, skip - length)
+        data = parts[0] if len(parts) == 1 else b''.join(parts)
         if time.monotonic() - granted_at > answer['ttl'] / 1000.0 - TTL_MARGIN:
             raise StaleGrant(entry['path'])
-        if len(data) != entry['size']:
-            raise ValueError('%s: %d bytes located, %d read' % (entry['path'], entry['size'], len(data)))
+        if len(data) != want:
+            raise ValueError('%s: %d bytes located, %d read' % (entry['path'], want, len(data)))
         return data
 
     def close(self):

@@ -3,10 +3,11 @@ script reads it: 2 workers, batches of 64 in a seeded shuffled order, raw
 bytes. Prints {"files", "bytes", "seconds"} as JSON; the epoch is timed from
 the first batch asked for to the last one received.
 
-usage: ml-epoch.py local ROOT LIST [cold] | server URL LIST [socket]
+usage: ml-epoch.py local ROOT LIST [cold] [half] | server URL LIST [socket] [half] | drop ROOT LIST
 LIST is a file of the relative paths, one a line. With `cold`, the files are
 first dropped from the page cache (posix_fadvise DONTNEED), so the epoch reads
-them from the disk.
+them from the disk; `drop` only does that. With `half`, the run stops after
+half the epoch's batches, as a training script that crashes there would.
 """
 import json
 import os
@@ -51,25 +52,30 @@ def main():
         files = [line.rstrip('\n') for line in f if line.strip()]
     order = torch.Generator()
     order.manual_seed(int(os.environ.get('EPOCH_SEED', '0')))
+    if mode == 'drop' or 'cold' in sys.argv[4:]:
+        for rel in files:
+            fd = os.open(os.path.join(where, rel), os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        if mode == 'drop':
+            return
     if mode == 'local':
         ds = LocalFiles(where, files)
-        if 'cold' in sys.argv[4:]:
-            for rel in files:
-                fd = os.open(os.path.join(where, rel), os.O_RDONLY)
-                try:
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
         loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
                             num_workers=WORKERS, collate_fn=as_is)
     else:
         ds = CacheservDataset(files, server=where)
         ds.client.short_circuit = 'socket' not in sys.argv[4:]
         loader = ds.loader(batch_size=BATCH, shuffle=True, generator=order, num_workers=WORKERS, collate_fn=as_is)
+    stop = (len(files) + BATCH - 1) // BATCH // 2 if 'half' in sys.argv[4:] else None
     n = 0
     size = 0
     t = time.perf_counter()
-    for batch in loader:
+    for i, batch in enumerate(loader):
+        if i == stop:
+            break
         n += len(batch)
         size += sum(len(b) for b in batch)
     seconds = time.perf_counter() - t

@@ -14,6 +14,7 @@ import { connect } from '../lib/index.js'
 import { alternate, type Measured } from './measure.js'
 import { shell, stop } from './procs.js'
 import { rssOf, startBin } from './servers.js'
+import { crashContenders } from './crash-restart.js'
 import { slowStorage } from './slow-storage.js'
 import { ratioTarget, row, type Row, type Target } from './table.js'
 import { BenchError, fmtBytes, log, MiB } from './util.js'
@@ -102,6 +103,12 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
     const stats = await control.stats()
     await control.close()
     const rss = rssOf(server.child.pid!)
+    // A first epoch on slow storage that crashes half-way, and its restart, with and without the server.
+    const crashName = `crash at half an epoch on slow storage, and restart (${files.toLocaleString('en-US')} files)`
+    const crash =
+      'wrap' in slow
+        ? await alternate(crashName, crashContenders({ python, script: SCRIPT, root, listing, files, cacheBytes, slow, timeoutMs }), { rounds: rounds[0], minRounds: rounds[0], deadline: Infinity }, (v) => v.toFixed(0))
+        : null
     const g = (k: string): Measured => measured.get(k)!
     const bound = 1.05 * stats.cacheBytes + 80 * MiB
     return {
@@ -110,10 +117,24 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         row(section, g('socket'), g('local'), 'the same with short_circuit=False'),
         row(section, g('local')),
         ...(measured.has('slow') ? [row(section, g('slow'))] : []),
+        ...(crash
+          ? [
+              row(crashName, crash.get('crash-server')!, crash.get('crash-direct')!, 'the first half, server cold (on the same slow storage)'),
+              row(crashName, crash.get('crash-direct')!),
+              row(crashName, crash.get('crash-server/restart')!, crash.get('crash-direct/restart')!, 'the restarted epoch: the server adopts its store'),
+              row(crashName, crash.get('crash-direct/restart')!, undefined, 'the restarted epoch, direct: the first half is in the page cache'),
+            ]
+          : []),
       ],
       targets: [
         ratioTarget('DataLoader epoch through the server (warm) ≥ 0.8 × the page cache', g('shm'), g('local'), 0.8),
         ...(measured.has('slow') ? [ratioTarget('DataLoader epoch through the server (warm) ≥ 10 × slow storage', g('shm'), g('slow'), 10)] : []),
+        ...(crash
+          ? [
+              ratioTarget('first epoch through a cold server ≥ 1.0 × direct reads (slow storage)', crash.get('crash-server')!, crash.get('crash-direct')!, 1.0),
+              ratioTarget('restart after a crash at half an epoch, through the server ≥ 1.0 × direct', crash.get('crash-server/restart')!, crash.get('crash-direct/restart')!, 1.0),
+            ]
+          : []),
         {
           name: 'server RSS (store pages included) ≤ 1.05 × cached + 80 MiB',
           measured: `${fmtBytes(rss)} for ${fmtBytes(stats.cacheBytes)} cached`,

@@ -23,8 +23,9 @@ const ACTIONS: Record<CommandName, Action> = {
     // Each verified piece goes from the receive buffer to stdout, never copied (see write-sync.ts).
     const out = stdoutForSyncWrites()
     try {
-      // On the server's host the bytes come from its shared memory (sharedMemory), a range at a time.
-      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined, sharedMemory: true })
+      // Over the socket even on the server's host: into a pipe, the server's copy on the other core
+      // runs beside this one's, where a read from shared memory would be one more copy in this thread.
+      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined })
     } catch (err) {
       // The reader went away (`| head -c 10`): that is how pipes end, not an error.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err

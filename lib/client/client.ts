@@ -787,6 +787,8 @@ export class Client {
     const start = opts.offset ?? 0
     const stop = opts.length === undefined ? Infinity : start + opts.length
     let info: ReadInfo | null = null
+    // One buffer for every block: valid until onChunk returns, as readChunks promises.
+    const scratch = { buf: Buffer.alloc(0) }
     for (let at = start; ; ) {
       const release = this.#readGrants.splice(0)
       const grantedAt = performance.now()
@@ -797,16 +799,16 @@ export class Client {
       if (!info) info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
       else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
       const end = info.offset + info.length
-      const data = file.blocks && this.#slabs.read(answer, { ...file, blocks: file.blocks }, grantedAt)
-      if (!data) {
+      const asked = Math.min(LOCATE_RANGE, end - at)
+      const got = file.blocks ? this.#slabs.stream(answer, { ...file, blocks: file.blocks }, grantedAt, scratch, onChunk) : 0
+      at += got
+      if (at >= end) return info
+      if (got < asked) {
         // Not in shared memory (or the grant ran out): the rest over the socket, of the same version.
         const rest = await this.#readChunksRemote(path, onChunk, { offset: at, length: end - at })
         if (rest.size !== info.size || rest.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
         return info
       }
-      if (data.length > 0) onChunk(data)
-      at += data.length
-      if (at >= end || data.length === 0) return info
     }
   }
 

@@ -72,6 +72,33 @@ export class SlabFiles {
     return performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS ? null : out
   }
 
+  /**
+   * Hand the located bytes to `onPiece` a block at a time, each read into
+   * `scratch` (grown as needed) and valid only until `onPiece` returns.
+   * Stops before a block once the grant (asked for at `grantedAt`) is too
+   * near its end for the block to be read in time. Returns the bytes handed
+   * on; fewer than the file's means the rest must be read elsewhere.
+   */
+  stream(answer: LocateAnswer, file: { path: string; size: number; blocks: LocatedBlock[]; length?: number; skip?: number }, grantedAt: number, scratch: { buf: Buffer }, onPiece: (piece: Buffer) => void): number {
+    const want = file.length ?? file.size
+    let skip = file.skip ?? 0
+    let at = 0
+    for (const [slab, offset, length] of file.blocks) {
+      if (at >= want) break
+      if (performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS) break
+      const n = Math.min(length - skip, want - at)
+      if (n > 0) {
+        if (scratch.buf.length < n) scratch.buf = Buffer.allocUnsafe(n)
+        const piece = scratch.buf.subarray(0, n)
+        readAll(this.#fd(answer.dir, answer.slabs[slab]), piece, offset + skip, file.path)
+        onPiece(piece)
+        at += n
+      }
+      skip = Math.max(0, skip - length)
+    }
+    return at
+  }
+
   close(): void {
     for (const fd of this.#fds.values()) closeSync(fd)
     this.#fds.clear()

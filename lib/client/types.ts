@@ -83,7 +83,9 @@ export interface ReadOptions {
    * the server's shared memory, 16 MiB at a time (`locate` of a range), as
    * long as it has them there; the rest comes over the socket. Each range
    * must be of the version the first one was (size and mtime), or ECHANGED.
-   * One more round trip: for large files (the CLI's read). Default false.
+   * One more round trip per range, and the copy out of shared memory is
+   * made in this thread: it pays where the consumer keeps the bytes in this
+   * process (not where they go on to a pipe). Default false.
    */
   sharedMemory?: boolean
 }

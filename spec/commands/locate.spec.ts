@@ -150,7 +150,7 @@ describe('locate of ranges', { skip }, () => {
     const info = await client.readChunks('big.bin', (c) => parts.push(Buffer.from(c)), { sharedMemory: true })
     assert.ok(Buffer.concat(parts).equals(data))
     assert.equal(info.size, data.length)
-    assert.equal(parts.length, 2, 'two ranges: 16 MiB and the rest')
+    assert.ok(parts.length > 2, 'a block at a time')
     assert.equal(server.stats().bytesServed, before, 'nothing crossed the socket')
     const ranged: Buffer[] = []
     await client.readChunks('big.bin', (c) => ranged.push(Buffer.from(c)), { sharedMemory: true, offset: 1000, length: 3 * BLOCK })

@@ -70,7 +70,8 @@ export function crashContenders(c: CrashSetup): Contender[] {
       unit: 'files/s',
       run: async (): Promise<Sample> => {
         await drop()
-        const dir = join('/dev/shm', `cacheserv-bench-crash-${process.pid}-${run++}`)
+        // Named as the servers name their stores, so a server started later sweeps it away if this run is cut short.
+        const dir = join('/dev/shm', `cacheserv-pipe-bench-crash-${process.pid}-${run++}`)
         const cold = await server(dir)
         let restarted: Awaited<ReturnType<typeof server>> | null = null
         try {

@@ -102,13 +102,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
   // A last bound on everything: past this, something hangs; give up (non-zero) rather than run on.
+  // The DataLoader and crash-restart rows run after the budgeted sections, for ~4 minutes more.
+  const guard = plan.budget * 2.5 + 300
   setTimeout(() => {
     markStopping()
     const n = killAllNow()
-    process.stderr.write(`bench: FAILED: still running after ${(plan.budget * 2.5).toFixed(0)} s; killed ${n} processes\n`)
+    process.stderr.write(`bench: FAILED: still running after ${guard.toFixed(0)} s; killed ${n} processes\n`)
     removeTmp()
     process.exit(1)
-  }, plan.budget * 2.5 * 1000).unref()
+  }, guard * 1000).unref()
   const load0 = loadavg()
   log(`cacheserv-pipe bench${opts.quick ? ' --quick (smaller data: figures are not those of a full run)' : ''}: ${fmtBytes(plan.bigBytes)} file, ${plan.smallFiles.toLocaleString('en-US')} files of ~110 KB; ${cpus().length} cores, load ${load0.map((l) => l.toFixed(2)).join(' ')}`)
   tmp = mkdtempSync(join(tmpdir(), 'cacheserv-bench-'))

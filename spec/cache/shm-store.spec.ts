@@ -5,22 +5,18 @@
  */
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { RECORD, ShmStore } from '../../lib/cache/shm-store.js'
 import { crc32 } from '../../lib/protocol/crc32.js'
+import { noSharedMemory, storeDir } from '../helpers/fixtures.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-const skip = !existsSync('/dev/shm') || !shmNative() ? 'needs /dev/shm and native/shm.node' : false
+const skip = noSharedMemory(shmNative())
 
-function storeDir(t: TestContext): string {
-  const parent = mkdtempSync('/dev/shm/cacheserv-spec-')
-  t.after(() => rmSync(parent, { recursive: true, force: true }))
-  return join(parent, 'store')
-}
 
 function readAt(file: string, offset: number, length: number): Buffer {
   const fd = openSync(file, 'r')

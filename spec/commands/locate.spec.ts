@@ -4,19 +4,19 @@
  * they were while granted, whatever the cache does meanwhile.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { readFileSync, renameSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import type { Client } from '../../lib/client/client.js'
 import type { LocateAnswer, LocatedBlock } from '../../lib/client/short-circuit.js'
 import { LeaseGrants } from '../../lib/server/lease-grants.js'
-import { writeFile } from '../helpers/fixtures.js'
+import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const KiB = 1024
 const BLOCK = 64 * KiB
-const skip = !existsSync('/dev/shm') || !shmNative() ? 'needs /dev/shm and native/shm.node' : false
+const skip = noSharedMemory(shmNative())
 
 function bytesAt(answer: LocateAnswer, blocks: LocatedBlock[]): Buffer {
   return Buffer.concat(blocks.map(([slab, offset, length]) => readFileSync(join(answer.dir, answer.slabs[slab])).subarray(offset, offset + length)))

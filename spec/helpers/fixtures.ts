@@ -1,6 +1,6 @@
 /** Temp directories and files for specs; everything is removed after the test. */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import type { TestContext } from 'node:test'
@@ -19,4 +19,16 @@ export function writeFile(root: string, rel: string, content: number | Buffer | 
   mkdirSync(dirname(path), { recursive: true })
   writeFileSync(path, data)
   return data
+}
+
+/** Why shared-memory specs cannot run here (no /dev/shm, or native/shm.node not built), or false. */
+export function noSharedMemory(native: unknown): string | false {
+  return !existsSync('/dev/shm') || !native ? 'needs /dev/shm and native/shm.node' : false
+}
+
+/** A path for a shared-memory store in a fresh private directory under /dev/shm (not created), removed after the test. */
+export function storeDir(t: Pick<TestContext, 'after'>): string {
+  const parent = mkdtempSync('/dev/shm/cacheserv-spec-')
+  t.after(() => rmSync(parent, { recursive: true, force: true }))
+  return join(parent, 'store')
 }

@@ -5,26 +5,21 @@
  * exit that leaves nothing behind.
  */
 import assert from 'node:assert/strict'
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { prng } from '../../lib/prng.js'
 import type { Client } from '../../lib/client/client.js'
 import { startServerProcess } from '../helpers/cli.js'
-import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { noSharedMemory, storeDir, tempDir, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const BLOCK = 64 * KiB
-const skip = !existsSync('/dev/shm') || !shmNative() ? 'needs /dev/shm and native/shm.node' : false
+const skip = noSharedMemory(shmNative())
 
-function storeDir(t: TestContext): string {
-  const parent = mkdtempSync('/dev/shm/cacheserv-spec-')
-  t.after(() => rmSync(parent, { recursive: true, force: true }))
-  return join(parent, 'store')
-}
 
 /** The store's slab files, concatenated (to find a block's bytes in them). */
 function slabBytes(dir: string): Buffer {

@@ -7,12 +7,12 @@ import createDebug from '../debug.js'
 import { error } from '../errors.js'
 import { currentIdentity, type OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
-import { crc32 } from '../protocol/crc32.js'
 import { BlockLease } from './block-lease.js'
 import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
-import type { ShmStore, Slot, SlotLocation } from './shm-store.js'
+import type { ShmStore, SlotLocation } from './shm-store.js'
+import { StoreBlocks } from './store-blocks.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
 export const DEFAULT_POLICY: PolicyName = 'tinylfu'
@@ -93,20 +93,14 @@ export class BlockCache {
   #pinnedBlocks = new Set<Buffer>()
   #pinnedBytes = 0
   readonly #limit: number
-  #store: ShmStore | null
-  /** Blocks that live in a store slot, and the cache key each was read for. */
-  #inStore = new Map<Buffer, Slot>()
-  /** Store blocks that may have lost their last holder; their slots are freed on the next turn of the event loop. */
-  #recycling = new Set<Buffer>()
-  #recycleScheduled = false
-  /** Store blocks whose slots were freed: a view of one must never be sent. */
-  #recycled = new WeakSet<Buffer>()
+  /** Blocks in shared memory, when the cache has a store. */
+  #stored: StoreBlocks | null
 
   constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
-    this.#store = store ?? null
+    this.#stored = store ? new StoreBlocks(store, (block, key) => this.#held.has(block) || this.#peek(key) === block) : null
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
     this.#lru = createPolicy(policy, {
@@ -126,7 +120,7 @@ export class BlockCache {
    * evicted meanwhile.
    */
   lease(file: { key: string }, index: number, block: Buffer): BlockLease {
-    this.#assertLive(block)
+    this.#stored?.assertLive(block)
     let h = this.#held.get(block)
     if (!h) {
       h = { refs: 0, charged: false }
@@ -142,7 +136,7 @@ export class BlockCache {
         if (!holding.charged) return
         this.#memory?.free(block.length)
         noteDropped(block.length)
-        this.#recycle(block)
+        this.#stored?.recycle(block)
       },
       () => holding.charged,
     )
@@ -184,55 +178,23 @@ export class BlockCache {
     if (h) this.#charge(h, block)
     else {
       noteDropped(block.length)
-      this.#recycle(block)
-    }
-  }
-
-  /**
-   * A store block may have no holder left: free its slot on the next turn of
-   * the event loop, if by then nothing holds it. The wait is for a caller that
-   * has the block from a settled promise and leases it in its continuation.
-   */
-  #recycle(block: Buffer): void {
-    if (!this.#inStore.has(block)) return
-    this.#recycling.add(block)
-    if (this.#recycleScheduled) return
-    this.#recycleScheduled = true
-    setImmediate(() => {
-      this.#recycleScheduled = false
-      const blocks = [...this.#recycling]
-      this.#recycling.clear()
-      for (const b of blocks) {
-        const slot = this.#inStore.get(b)
-        if (!slot || this.#held.has(b) || this.#peek(slot.key) === b) continue
-        this.#inStore.delete(b)
-        this.#recycled.add(b)
-        this.#store?.give(slot)
-      }
-    })
-  }
-
-  /** A store block handed out must still own its slot: serving a reused slot would serve another block's bytes. */
-  #assertLive(block: Buffer): void {
-    if (this.#recycled.has(block)) {
-      throw error('EINTERNAL', 'a cached block was recycled before it was sent; read again')
+      this.#stored?.recycle(block)
     }
   }
 
   /** Blocks live in shared memory, where a slot is reused once its block's leases are released (not when the last view of it is collected). */
   get inSharedMemory(): boolean {
-    return this.#store !== null
+    return this.#stored !== null
   }
 
   /** The shared-memory store's directory, or null when blocks live on the heap. */
   get storeDir(): string | null {
-    return this.#store?.dir ?? null
+    return this.#stored?.store.dir ?? null
   }
 
   /** Where a cached block's bytes are in the shared-memory store, with their crc32; undefined for a block on the heap or not cached. */
   location(block: Buffer): SlotLocation | undefined {
-    const slot = this.#inStore.get(block)
-    return slot && slot.crc >= 0 ? this.#store?.location(slot) : undefined
+    return this.#stored?.location(block)
   }
 
   /**
@@ -241,20 +203,12 @@ export class BlockCache {
    * as its identity is part of its key. Returns what was kept.
    */
   adoptStored(): { blocks: number; bytes: number; dropped: number } {
-    const kept = { blocks: 0, bytes: 0, dropped: 0 }
-    if (!this.#store) return kept
-    for (const stored of this.#store.adoptable()) {
-      const block = Buffer.from(stored.slot.buffer)
-      if (crc32(block) !== stored.crc) {
-        this.#store.give(stored.slot)
-        kept.dropped++
-        continue
-      }
-      const key = `${stored.fileKey}#${stored.index}`
-      stored.slot.key = key
-      this.#inStore.set(block, stored.slot)
+    if (!this.#stored) return { blocks: 0, bytes: 0, dropped: 0 }
+    const { blocks, dropped } = this.#stored.adopt()
+    const kept = { blocks: 0, bytes: 0, dropped }
+    for (const { block, key, crc } of blocks) {
       markImmutable(block)
-      this.#cacheBlock(key, block, stored.crc)
+      this.#cacheBlock(key, block, crc)
       if (this.#peek(key) === block) {
         kept.blocks++
         kept.bytes += block.length
@@ -266,11 +220,9 @@ export class BlockCache {
   /** Put a filled block in the cache (if the policy takes it); a store block is recorded for adoption, or freed if not taken. */
   #cacheBlock(key: string, block: Buffer, crc?: number): void {
     this.#lru.set(key, block)
-    const slot = this.#inStore.get(block)
-    if (!slot) return
-    if (this.#peek(key) !== block) return this.#recycle(block)
-    const hash = key.lastIndexOf('#')
-    this.#store?.record(slot, key.slice(0, hash), Number(key.slice(hash + 1)), crc ?? crc32(block))
+    if (!this.#stored?.has(block)) return
+    if (this.#peek(key) !== block) this.#stored.recycle(block)
+    else this.#stored.record(block, crc)
   }
 
   #charge(h: Holding, block: Buffer): void {
@@ -389,7 +341,7 @@ export class BlockCache {
     this.#lru.clear()
     for (const [block, h] of this.#held) if (!this.#pinnedBlocks.has(block)) this.#charge(h, block)
     noteDropped(dropped.bytes)
-    for (const block of this.#inStore.keys()) this.#recycle(block)
+    if (this.#stored) for (const block of this.#stored.blocks()) this.#stored.recycle(block)
     return dropped
   }
 
@@ -414,7 +366,7 @@ export class BlockCache {
    * shrinks by as much. The caller keeps the pinned bytes within pinLimit.
    */
   pinBlock(file: { key: string }, index: number, block: Buffer): void {
-    this.#assertLive(block)
+    this.#stored?.assertLive(block)
     const key = `${file.key}#${index}`
     if (this.#pinned.has(key)) return
     if (this.#lru.peek(key) === block) this.#lru.delete(key)
@@ -488,7 +440,8 @@ export class BlockCache {
   async #fill(file: OpenFile, key: string, start: number, length: number, inStore = true): Promise<Buffer> {
     const index = start / this.blockSize
     // In a store slot, or a slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
-    const slot = (inStore && file.size >= MIN_STORE_FILE && this.#store?.take(length)) || null
+    const store = this.#stored?.store
+    const slot = (inStore && file.size >= MIN_STORE_FILE && store?.take(length)) || null
     const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
     try {
       let filled = 0
@@ -504,16 +457,13 @@ export class BlockCache {
       if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     } catch (err) {
       // Nobody has seen the slot's bytes: it is free at once.
-      if (slot) this.#store?.give(slot)
+      if (slot) store?.give(slot)
       // The tmpfs had no page for the slot (another process filled it): this block goes on the heap.
       if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#fill(file, key, start, length, false)
       throw err
     }
     debug('read block %s#%d (%d bytes)', file.key, index, length)
-    if (slot) {
-      slot.key = key
-      this.#inStore.set(buf, slot)
-    }
+    if (slot) this.#stored?.keep(buf, slot, key)
     // Never written again: the framer may remember the crc32 of its pages.
     markImmutable(buf)
     return buf

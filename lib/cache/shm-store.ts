@@ -17,10 +17,11 @@
  * same user reads them and cannot write them by accident (the server writes
  * through its own mapping).
  */
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import createDebug from '../debug.js'
 import { readIdentity, writeIdentity } from '../fs/identity.js'
+import { readFullySync } from '../fs/read-fully.js'
 import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
 
@@ -444,17 +445,8 @@ function pages(n: number): number {
 
 function readHead(fd: number, length: number): Buffer {
   const head = Buffer.alloc(length)
-  readSyncAll(fd, head)
+  readFullySync(fd, head, 0)
   return head
-}
-
-function readSyncAll(fd: number, buf: Buffer): void {
-  let done = 0
-  while (done < buf.length) {
-    const n = readSync(fd, buf, done, buf.length - done, done)
-    if (n === 0) break
-    done += n
-  }
 }
 
 function readFileQuiet(path: string): string | undefined {

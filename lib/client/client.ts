@@ -393,10 +393,6 @@ export class Client {
 
   /** Read a whole file (or range) into one Buffer: allocated once START says the length, filled page by page. */
   readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
-    return this.#readRemote(path, opts)
-  }
-
-  #readRemote(path: string, opts: ReadOptions = {}): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       let buf: Buffer = EMPTY
       let at = 0
@@ -835,7 +831,7 @@ export class Client {
       }
       const data = file.blocks && this.#slabs.read(answer, { ...file, blocks: file.blocks }, grantedAt)
       if (data) return () => Promise.resolve(data)
-      const remote = this.#readRemote(file.path)
+      const remote = this.readFile(file.path)
       remote.catch(() => {}) // surfaced when asked for
       return () => remote
     })

@@ -6,10 +6,10 @@
  * bytes are the ones it checked when it cached them, as long as the read ends
  * within the grant's time; past it, they are not used.
  */
-import { closeSync, openSync, readSync } from 'node:fs'
+import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { error } from '../errors.js'
-import { crc32 } from '../protocol/crc32.js'
+import { readFullySync } from '../fs/read-fully.js'
 
 /** Seconds-worth of margin before a grant's end after which bytes read under it are not trusted. */
 const TTL_MARGIN_MS = 1000
@@ -30,14 +30,8 @@ export interface LocateAnswer {
   files: LocatedFile[]
 }
 
-function readAll(fd: number, into: Buffer, position: number, path: string): void {
-  let got = 0
-  while (got < into.length) {
-    const n = readSync(fd, into, got, into.length - got, position + got)
-    if (n === 0) throw error('EIO', `${path}: the shared-memory store ended early`)
-    got += n
-  }
-}
+/** One located file, or range of one, as `locate` answered it. */
+type Located = { path: string; size: number; blocks: LocatedBlock[]; length?: number; skip?: number }
 
 /** The slab files a client has opened, each once. */
 export class SlabFiles {
@@ -45,30 +39,13 @@ export class SlabFiles {
 
   /**
    * The bytes of one located file, or null when the grant (asked for at
-   * `grantedAt`, performance.now()) ended before the read did. With `verify`,
-   * each block is checked against its crc32.
+   * `grantedAt`, performance.now()) ended before the read did.
    */
-  read(answer: LocateAnswer, file: { path: string; size: number; blocks: LocatedBlock[]; length?: number; skip?: number }, grantedAt: number, verify = false): Buffer | null {
-    const want = file.length ?? file.size
-    const out = Buffer.allocUnsafe(want)
-    // Bytes of the blocks to pass over before the range, and the range's bytes still to read.
-    let skip = file.skip ?? 0
+  read(answer: LocateAnswer, file: Located, grantedAt: number): Buffer | null {
+    const out = Buffer.allocUnsafe(file.length ?? file.size)
     let at = 0
-    for (const [slab, offset, length, crc] of file.blocks) {
-      const fd = this.#fd(answer.dir, answer.slabs[slab])
-      if (verify) {
-        const block = Buffer.allocUnsafe(length)
-        readAll(fd, block, offset, file.path)
-        if (crc32(block) !== crc) throw error('ECHECKSUM', `${file.path}: a block failed its crc32 in shared memory`)
-        at += block.copy(out, at, skip, Math.min(length, skip + want - at))
-      } else {
-        const n = Math.min(length - skip, want - at)
-        if (n > 0) readAll(fd, out.subarray(at, at + n), offset + skip, file.path)
-        at += Math.max(0, n)
-      }
-      skip = Math.max(0, skip - length)
-    }
-    if (at !== want) throw error('EPROTO', `${file.path}: ${want} bytes located, ${at} in its blocks`)
+    for (const part of this.#parts(answer, file)) at += part.readInto(out.subarray(at, at + part.length))
+    if (at !== out.length) throw error('EPROTO', `${file.path}: ${out.length} bytes located, ${at} in its blocks`)
     return performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS ? null : out
   }
 
@@ -79,24 +56,45 @@ export class SlabFiles {
    * near its end for the block to be read in time. Returns the bytes handed
    * on; fewer than the file's means the rest must be read elsewhere.
    */
-  stream(answer: LocateAnswer, file: { path: string; size: number; blocks: LocatedBlock[]; length?: number; skip?: number }, grantedAt: number, scratch: { buf: Buffer }, onPiece: (piece: Buffer) => void): number {
+  stream(answer: LocateAnswer, file: Located, grantedAt: number, scratch: { buf: Buffer }, onPiece: (piece: Buffer) => void): number {
+    let at = 0
+    for (const part of this.#parts(answer, file)) {
+      if (performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS) break
+      if (scratch.buf.length < part.length) scratch.buf = Buffer.allocUnsafe(part.length)
+      const piece = scratch.buf.subarray(0, part.length)
+      part.readInto(piece)
+      onPiece(piece)
+      at += part.length
+    }
+    return at
+  }
+
+  /**
+   * The located bytes block by block: each block's part of the file or range
+   * (the first may start `skip` bytes in, the last end early), read from its
+   * slab on demand. The slabs are in memory (tmpfs): reading them
+   * synchronously costs a copy, never a wait.
+   */
+  *#parts(answer: LocateAnswer, file: Located): Generator<{ length: number; readInto(into: Buffer): number }> {
     const want = file.length ?? file.size
     let skip = file.skip ?? 0
     let at = 0
     for (const [slab, offset, length] of file.blocks) {
-      if (at >= want) break
-      if (performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS) break
       const n = Math.min(length - skip, want - at)
       if (n > 0) {
-        if (scratch.buf.length < n) scratch.buf = Buffer.allocUnsafe(n)
-        const piece = scratch.buf.subarray(0, n)
-        readAll(this.#fd(answer.dir, answer.slabs[slab]), piece, offset + skip, file.path)
-        onPiece(piece)
+        const fd = this.#fd(answer.dir, answer.slabs[slab])
+        const from = offset + skip
+        yield {
+          length: n,
+          readInto: (into) => {
+            if (readFullySync(fd, into, from) !== into.length) throw error('EIO', `${file.path}: the shared-memory store ended early`)
+            return into.length
+          },
+        }
         at += n
       }
       skip = Math.max(0, skip - length)
     }
-    return at
   }
 
   close(): void {

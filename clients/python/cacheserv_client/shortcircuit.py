@@ -47,7 +47,7 @@ class ShmReader(object):
             if self.verify:
                 part = self._pread(directory, slabs[s], length, offset)
                 self._check(part, crc, entry['path'])
-                part = part[skip:skip + want - got] if skip or length - skip > want - got else part
+                part = part[skip:skip + want - got]  # the whole block when the range covers it (no copy)
             else:
                 n = min(length - skip, want - got)
                 part = self._pread(directory, slabs[s], n, offset + skip) if n > 0 else b''

@@ -4,12 +4,12 @@
  * directory, and nothing left behind.
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
-import { RECORD, ShmStore } from '../../lib/cache/shm-store.js'
+import { RECORD, ShmStore, sweepStores } from '../../lib/cache/shm-store.js'
 import { crc32 } from '../../lib/protocol/crc32.js'
 import { noSharedMemory, storeDir } from '../helpers/fixtures.js'
 
@@ -140,5 +140,26 @@ describe('ShmStore', { skip }, () => {
     store.close()
     assert.equal(existsSync(dir), false)
     assert.equal(view[0], 0, 'a stray view reads zeros, not freed memory')
+  })
+
+  test('a sweep removes only the stores nobody runs and nobody will adopt', (t) => {
+    const parent = join(storeDir(t), '..')
+    const gone = spawnSync('true').pid!
+    const make = (name: string, owner?: number, root?: string) => {
+      const dir = join(parent, name)
+      mkdirSync(dir, { mode: 0o700 })
+      if (owner !== undefined) writeFileSync(join(dir, 'owner'), `${owner}\n`)
+      if (root !== undefined) writeFileSync(join(dir, 'root'), root)
+      writeFileSync(join(dir, 'slab-4096-0'), 'x')
+      return dir
+    }
+    const orphan = make('s-orphan', gone, join(parent, 'no-such-root'))
+    const temporary = make('s-temporary', gone)
+    const running = make('s-running', process.pid, join(parent, 'no-such-root'))
+    const adoptable = make('s-adoptable', gone, parent)
+    const starting = make('s-starting')
+    const other = make('t-other', gone)
+    assert.deepEqual(sweepStores(parent, 's-').sort(), [orphan, temporary].sort())
+    for (const kept of [running, adoptable, starting, other]) assert.ok(existsSync(kept), kept)
   })
 })

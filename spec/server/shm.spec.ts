@@ -116,11 +116,18 @@ describe('shared-memory cache', { skip }, () => {
     assert.equal(existsSync(dir), false, 'a clean exit removes the store')
   })
 
-  test('--no-shm keeps blocks on the heap; a --shm-dir others can enter stops the start', async (t) => {
+  test('--no-shm keeps blocks on the heap; --no-short-circuit refuses locate; a --shm-dir others can enter stops the start', async (t) => {
     const root = tempDir(t)
     writeFileSync(join(root, 'a'), 'a')
     const heap = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm'])
-    assert.equal((await stats(await connectTo(t, heap.url))).shm, null)
+    const onHeap = await connectTo(t, heap.url)
+    assert.equal((await stats(onHeap)).shm, null)
+    assert.equal(onHeap.hello.shm, false, 'no store: no short-circuit reads')
+    const noShort = await startServerProcess(t, ['--root', root, '--port', '0', '--shm-dir', storeDir(t), '--no-short-circuit'])
+    const client = await connectTo(t, noShort.url)
+    assert.notEqual((await stats(client)).shm, null, 'the cache is in shared memory')
+    assert.equal(client.hello.shm, false, '--no-short-circuit: clients read over the socket')
+    await assert.rejects(client.request('locate', { paths: ['a'] }), { code: 'EACCES' })
     const open = storeDir(t)
     mkdirSync(open, { mode: 0o755 })
     chmodSync(open, 0o755)

@@ -21,7 +21,7 @@ import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync,
 import { join } from 'node:path'
 import createDebug from '../debug.js'
 import { readIdentity, writeIdentity } from '../fs/identity.js'
-import { readFullySync } from '../fs/read-fully.js'
+import { readFullySync } from '../read-fully.js'
 import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
 

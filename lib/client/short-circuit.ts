@@ -9,7 +9,7 @@
 import { closeSync, openSync } from 'node:fs'
 import { join } from 'node:path'
 import { error } from '../errors.js'
-import { readFullySync } from '../fs/read-fully.js'
+import { readFullySync } from '../read-fully.js'
 
 /** Seconds-worth of margin before a grant's end after which bytes read under it are not trusted. */
 const TTL_MARGIN_MS = 1000

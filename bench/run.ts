@@ -12,6 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from '../lib/index.js'
 import { mlEpochs } from './ml-epoch.js'
+import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
 import { type Dataset, makeDataset } from './data.js'
 import { alternate, type Measured } from './measure.js'
@@ -60,11 +61,12 @@ interface Plan {
   ttfbRounds: [min: number, max: number]
   /** Files of the DataLoader epochs, and their rounds. */
   mlFiles: number
+  pipeBytes: number
   mlRounds: [min: number, max: number]
 }
 
-const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4] }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2] }
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 
@@ -194,6 +196,9 @@ async function main(): Promise<void> {
   // 4. The ML workload: a DataLoader epoch through the server and from the page cache.
   const ml = await mlEpochs(tmp, plan.mlFiles, plan.mlRounds, plan.timeoutMs)
   for (const n of ml.notes) log(n)
+  // 5. The CLI into a Python loop, against that loop reading slow storage.
+  const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)
+  for (const n of pipe.notes) log(n)
 
   // The table.
   const g = (m: Map<string, Measured>, k: string) => m.get(k)!
@@ -236,6 +241,7 @@ async function main(): Promise<void> {
     row('time to first byte', g(ttfb, 'node-e0')),
     ...mem.rows,
     ...ml.rows,
+    ...pipe.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
   // pipeline, timed at the same point as the CLI (head has the byte). The target holds against the quicker of the two.
@@ -261,6 +267,7 @@ async function main(): Promise<void> {
     },
     mem.target,
     ...ml.targets,
+    ...pipe.targets,
   ]
 
   const wall = elapsed()

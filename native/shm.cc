@@ -9,12 +9,18 @@
  * reads zeros. A view is a bare V8 ArrayBuffer over the mapped bytes (no
  * finalizer: the mapping outlives it), made per block, so that V8 counts only
  * the block's own length toward its external memory.
+ *
+ * The client CLI uses the rest, to move a store's pages into the pipe on its
+ * stdout: a pipe's buffer size (Linux's default, 64 KiB, makes a pipe slower
+ * than the bytes coming into it), the bytes still unread in it, and
+ * splice(2) from a store file.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <node.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 
 #include <memory>
@@ -78,10 +84,62 @@ void PunchHole(const FunctionCallbackInfo<Value> &args) {
   if (fallocate(static_cast<int>(fd), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) != 0) Throw(isolate, "fallocate", errno);
 }
 
+/* pipeSize(fd[, bytes]): the pipe's buffer size, after asking for at least `bytes` if given (F_GETPIPE_SZ, F_SETPIPE_SZ). */
+void PipeSize(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, bytes = -1;
+  if (!Int(args, 0, &fd) || (args.Length() > 1 && (!Int(args, 1, &bytes) || bytes > 0x7fffffff))) return Throw(isolate, "pipeSize(fd[, bytes])");
+  int size = bytes < 0 ? fcntl(static_cast<int>(fd), F_GETPIPE_SZ) : fcntl(static_cast<int>(fd), F_SETPIPE_SZ, static_cast<int>(bytes));
+  if (size < 0) return Throw(isolate, "fcntl(F_SETPIPE_SZ)", errno);
+  args.GetReturnValue().Set(Number::New(isolate, size));
+}
+
+/* pipeUnread(fd): bytes written into the pipe and not yet read (FIONREAD). */
+void PipeUnread(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd;
+  if (!Int(args, 0, &fd)) return Throw(isolate, "pipeUnread(fd)");
+  int unread = 0;
+  if (ioctl(static_cast<int>(fd), FIONREAD, &unread) != 0) return Throw(isolate, "ioctl(FIONREAD)", errno);
+  args.GetReturnValue().Set(Number::New(isolate, unread));
+}
+
+/*
+ * splice(fd, offset, pipe, length): move up to `length` bytes of the file at
+ * `offset` into the pipe without copying them (the pipe then refers to the
+ * file's pages); blocks while the pipe is full. Returns the bytes moved, 0 at
+ * the file's end. An error throws with its errno name as `code` (EPIPE: the
+ * reader is gone).
+ */
+void Splice(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, offset, pipe, length;
+  if (!Int(args, 0, &fd) || !Int(args, 1, &offset) || !Int(args, 2, &pipe) || !Int(args, 3, &length)) {
+    return Throw(isolate, "splice(fd, offset, pipe, length)");
+  }
+  loff_t from = offset;
+  ssize_t n;
+  do n = splice(static_cast<int>(fd), &from, static_cast<int>(pipe), nullptr, static_cast<size_t>(length), SPLICE_F_MOVE);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int err = errno;
+    Local<Value> e = v8::Exception::Error(v8::String::NewFromUtf8(isolate, strerror(err)).ToLocalChecked());
+    Local<v8::Context> context = isolate->GetCurrentContext();
+    const char *code = strerrorname_np(err);
+    e.As<v8::Object>()->Set(context, v8::String::NewFromUtf8Literal(isolate, "code"), v8::String::NewFromUtf8(isolate, code ? code : "EIO").ToLocalChecked()).Check();
+    isolate->ThrowException(e);
+    return;
+  }
+  args.GetReturnValue().Set(Number::New(isolate, static_cast<double>(n)));
+}
+
 void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "mapFile", MapFile);
   NODE_SET_METHOD(exports, "view", View);
   NODE_SET_METHOD(exports, "punchHole", PunchHole);
+  NODE_SET_METHOD(exports, "pipeSize", PipeSize);
+  NODE_SET_METHOD(exports, "pipeUnread", PipeUnread);
+  NODE_SET_METHOD(exports, "splice", Splice);
 }
 
 }  // namespace

@@ -192,6 +192,11 @@ export class BlockCache {
     return this.#stored?.store.dir ?? null
   }
 
+  /** Blocks located for a client whose grant ended without its release: their slots get new pages when reused (StoreBlocks.expose). */
+  exposed(blocks: Iterable<Buffer>): void {
+    for (const block of blocks) this.#stored?.expose(block)
+  }
+
   /** Where a cached block's bytes are in the shared-memory store, with their crc32; undefined for a block on the heap or not cached. */
   location(block: Buffer): SlotLocation | undefined {
     return this.#stored?.location(block)

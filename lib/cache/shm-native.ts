@@ -1,7 +1,8 @@
 /**
  * The native half of the shared-memory store (native/shm.cc, built by
  * `npm run build` or at install): mapping a file, ArrayBuffers over ranges
- * of it, and punching out a file's pages. Null where it was not built.
+ * of it, punching out a file's pages; and for the client CLI, a pipe's size
+ * and splice(2) into it. Null where it was not built.
  */
 import { createRequire } from 'node:module'
 import createDebug from '../debug.js'
@@ -18,6 +19,12 @@ export interface ShmNative {
   view(mapping: Mapping, offset: number, length: number): ArrayBuffer
   /** Give the file's pages in the range back to the tmpfs; its size and mappings stay (they then read zeros). */
   punchHole(fd: number, offset: number, length: number): void
+  /** The pipe's buffer size, after asking for at least `bytes` if given (F_SETPIPE_SZ). */
+  pipeSize(fd: number, bytes?: number): number
+  /** Bytes in the pipe not yet read (FIONREAD). */
+  pipeUnread(fd: number): number
+  /** Move up to `length` bytes of file `fd` at `offset` into the pipe without a copy, blocking while it is full; the bytes moved. Throws with `code` (EPIPE). */
+  splice(fd: number, offset: number, pipe: number, length: number): number
 }
 
 let loaded: ShmNative | null | undefined

@@ -179,15 +179,20 @@ export class ShmStore {
     return this.#slot(slab, index, length)
   }
 
-  /** The slot is free again: its record is cleared before anyone can reuse it. */
-  give(slot: Slot): void {
+  /**
+   * The slot is free again: its record is cleared before anyone can reuse it.
+   * `fresh`: its pages are punched out whatever the warm budget, so the next
+   * block written there goes to new pages and a pipe that still refers to the
+   * old ones (a client's splice) keeps their bytes.
+   */
+  give(slot: Slot, fresh = false): void {
     if (this.#closed) return
     const { slab, index } = slot
     this.#clearRecord(slab, index)
     this.#usedBytes -= pages(slot.buffer.byteLength)
     this.#usedSlots--
     const dirty = slab.dirty[index]
-    if (this.#freeDirty + dirty > WARM_FREE_BYTES) this.#punch(slab, index, 0, dirty)
+    if (fresh || this.#freeDirty + dirty > WARM_FREE_BYTES) this.#punch(slab, index, 0, dirty)
     else this.#freeDirty += dirty
     slab.free.push(index)
   }

@@ -16,6 +16,8 @@ export class StoreBlocks {
   #recycling = new Set<Buffer>()
   #scheduled = false
   #recycled = new WeakSet<Buffer>()
+  /** Blocks whose pages may be referred to after their last lease ended (see expose()). */
+  #exposed = new WeakSet<Buffer>()
   /** The block is still held (leased, or cached or pinned under `key`). */
   #held: (block: Buffer, key: string) => boolean
 
@@ -61,9 +63,18 @@ export class StoreBlocks {
         if (!slot || this.#held(b, slot.key)) continue
         this.#slots.delete(b)
         this.#recycled.add(b)
-        this.store.give(slot)
+        this.store.give(slot, this.#exposed.has(b))
       }
     })
+  }
+
+  /**
+   * `block`'s pages were handed to a client whose grant ended without its
+   * release (it disconnected, or its time ran out): a pipe it spliced them
+   * into may still refer to them, so its slot gets new pages when reused.
+   */
+  expose(block: Buffer): void {
+    if (this.#slots.has(block)) this.#exposed.add(block)
   }
 
   /** A block handed out must still own its slot: serving a reused slot would serve another block's bytes. */

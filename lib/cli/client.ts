@@ -20,12 +20,14 @@ type Action = (client: Client, args: (string | undefined)[], o: Values) => Promi
 
 const ACTIONS: Record<CommandName, Action> = {
   async read(client, [file], o) {
-    // Each verified piece goes from the receive buffer to stdout, never copied (see write-sync.ts).
+    // Each verified piece goes from the receive buffer to stdout, or from the server's shared memory.
     const out = stdoutForSyncWrites()
     try {
-      // Over the socket even on the server's host: into a pipe, the server's copy on the other core
-      // runs beside this one's, where a read from shared memory would be one more copy in this thread.
-      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { offset: o.offset as number | undefined, length: o.length as number | undefined })
+      // Into a pipe, shared memory pays only once the pipe is wide and blocks are spliced into it: through
+      // 64 KiB hand-offs the socket is faster, its copies spread over two processes.
+      const pipe = out.pipe ? (await import('./stdout-pipe.js')).widePipe(out.fd) : null
+      const range = { offset: o.offset as number | undefined, length: o.length as number | undefined }
+      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { ...range, sharedMemory: !out.pipe || pipe !== null, pipe: pipe ?? undefined })
     } catch (err) {
       // The reader went away (`| head -c 10`): that is how pipes end, not an error.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err

@@ -15,19 +15,19 @@ const pause = new Int32Array(new SharedArrayBuffer(4))
  * again through /proc is a blocking descriptor of the same pipe (Linux).
  * Anything else (a file, a terminal) is fd 1 itself.
  */
-export function stdoutForSyncWrites(): { fd: number; close(): void } {
+export function stdoutForSyncWrites(): { fd: number; pipe: boolean; close(): void } {
   try {
     if (fstatSync(1).isFIFO()) {
       // A blocking open of a FIFO waits for a reader: probe without blocking first (ENXIO: none left,
       // and writes to fd 1 fail with EPIPE as they should).
       closeSync(openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK))
       const fd = openSync('/proc/self/fd/1', constants.O_WRONLY)
-      return { fd, close: () => closeSync(fd) }
+      return { fd, pipe: true, close: () => closeSync(fd) }
     }
   } catch {
     // no /proc: fd 1 with the EAGAIN fallback below
   }
-  return { fd: 1, close: () => {} }
+  return { fd: 1, pipe: false, close: () => {} }
 }
 
 /** Write all of `chunk`; on a non-blocking descriptor whose reader is behind (EAGAIN), wait a moment and go on. */

@@ -38,8 +38,8 @@ import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestContro
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
-import { type LocateAnswer, SlabFiles } from './short-circuit.js'
-import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
+import { type LocateAnswer, SlabFiles, TTL_MARGIN_MS } from './short-circuit.js'
+import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats, PipeTarget } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 
 const debug = createDebug('cacheserv:client')
@@ -784,27 +784,74 @@ export class Client {
     const stop = opts.length === undefined ? Infinity : start + opts.length
     let info: ReadInfo | null = null
     // One buffer for every block: valid until onChunk returns, as readChunks promises.
-    const scratch = { buf: Buffer.alloc(0) }
-    for (let at = start; ; ) {
+    let scratch = Buffer.alloc(0)
+    /** Bytes from here to the end are copied, never spliced (see ReadOptions.pipe). */
+    let spliceUntil = 0
+    const tail = opts.pipe?.size() ?? 0
+    let at = start
+    /** When the newest grant must have been read by (performance.now()). */
+    let deadline = 0
+    const copy = (length: number, fd: number, offset: number): void => {
+      if (scratch.length < length) scratch = Buffer.allocUnsafe(length)
+      const piece = scratch.subarray(0, length)
+      SlabFiles.readInto(fd, offset, piece, path)
+      onChunk(piece)
+    }
+    const move = (length: number, fd: number, offset: number): void => {
+      const spliced = opts.pipe ? this.#splice(opts.pipe, fd, offset, Math.max(0, Math.min(length, spliceUntil - at)), path) : 0
+      if (spliced < length) copy(length - spliced, fd, offset + spliced)
+      at += length
+    }
+    const done = async (): Promise<ReadInfo> => {
+      if (opts.pipe && spliceUntil > start) await this.#pipeDrained(opts.pipe, tail, deadline, path)
+      return info!
+    }
+    for (;;) {
       const release = this.#readGrants.splice(0)
       const grantedAt = performance.now()
       const answer = await this.request<LocateAnswer>('locate', { paths: [{ path, offset: at, length: Math.min(LOCATE_RANGE, stop - at) }], release })
       if (answer.lease !== null) this.#readGrants.push(answer.lease)
+      deadline = grantedAt + answer.ttl - TTL_MARGIN_MS
       const file = answer.files[0]
       if ('code' in file) throw error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
-      if (!info) info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
-      else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
+      if (!info) {
+        info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
+        spliceUntil = info.offset + info.length - tail
+      } else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
       const end = info.offset + info.length
       const asked = Math.min(LOCATE_RANGE, end - at)
-      const got = file.blocks ? this.#slabs.stream(answer, { ...file, blocks: file.blocks }, grantedAt, scratch, onChunk) : 0
-      at += got
-      if (at >= end) return info
-      if (got < asked) {
+      const from = at
+      if (file.blocks) this.#slabs.stream(answer, { ...file, blocks: file.blocks }, grantedAt, move)
+      if (at >= end) return done()
+      if (at - from < asked) {
         // Not in shared memory (or the grant ran out): the rest over the socket, of the same version.
         const rest = await this.#readChunksRemote(path, onChunk, { offset: at, length: end - at })
         if (rest.size !== info.size || rest.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
-        return info
+        return done()
       }
+    }
+  }
+
+  /** Splice `length` bytes of a slab at `offset` into the pipe; returns them. */
+  #splice(pipe: PipeTarget, fd: number, offset: number, length: number, path: string): number {
+    for (let moved = 0; moved < length; ) {
+      const n = pipe.splice(fd, offset + moved, length - moved)
+      if (n === 0) throw error('EIO', `${path}: the shared-memory store ended early`)
+      moved += n
+    }
+    return length
+  }
+
+  /**
+   * The last pipe-full was copied, so the pipe refers to no page of the
+   * server's any more, unless it was made bigger meanwhile: then wait (within
+   * the grant) until it has been read.
+   */
+  async #pipeDrained(pipe: PipeTarget, copied: number, deadline: number, path: string): Promise<void> {
+    if (pipe.size() <= copied) return
+    while (pipe.unread() > 0) {
+      if (performance.now() > deadline) throw error('EIO', `${path}: the pipe grew while it was written and was not read in time; the bytes in it cannot be vouched for`)
+      await sleep(1)
     }
   }
 

@@ -11,8 +11,8 @@ import { join } from 'node:path'
 import { error } from '../errors.js'
 import { readFullySync } from '../read-fully.js'
 
-/** Seconds-worth of margin before a grant's end after which bytes read under it are not trusted. */
-const TTL_MARGIN_MS = 1000
+/** Margin before a grant's end after which bytes read under it are not trusted, ms. */
+export const TTL_MARGIN_MS = 1000
 
 /** [slab index, offset, length, crc32] */
 export type LocatedBlock = [number, number, number, number]
@@ -50,20 +50,17 @@ export class SlabFiles {
   }
 
   /**
-   * Hand the located bytes to `onPiece` a block at a time, each read into
-   * `scratch` (grown as needed) and valid only until `onPiece` returns.
-   * Stops before a block once the grant (asked for at `grantedAt`) is too
-   * near its end for the block to be read in time. Returns the bytes handed
-   * on; fewer than the file's means the rest must be read elsewhere.
+   * Hand the located bytes to `move` a block at a time: its part's length,
+   * the slab's descriptor and the part's offset there. Stops before a block
+   * once the grant (asked for at `grantedAt`) is too near its end for the
+   * block to be read in time. Returns the bytes handed on; fewer than the
+   * file's means the rest must be read elsewhere.
    */
-  stream(answer: LocateAnswer, file: Located, grantedAt: number, scratch: { buf: Buffer }, onPiece: (piece: Buffer) => void): number {
+  stream(answer: LocateAnswer, file: Located, grantedAt: number, move: (length: number, fd: number, offset: number) => void): number {
     let at = 0
     for (const part of this.#parts(answer, file)) {
       if (performance.now() - grantedAt > answer.ttl - TTL_MARGIN_MS) break
-      if (scratch.buf.length < part.length) scratch.buf = Buffer.allocUnsafe(part.length)
-      const piece = scratch.buf.subarray(0, part.length)
-      part.readInto(piece)
-      onPiece(piece)
+      move(part.length, part.fd, part.from)
       at += part.length
     }
     return at
@@ -75,7 +72,7 @@ export class SlabFiles {
    * slab on demand. The slabs are in memory (tmpfs): reading them
    * synchronously costs a copy, never a wait.
    */
-  *#parts(answer: LocateAnswer, file: Located): Generator<{ length: number; readInto(into: Buffer): number }> {
+  *#parts(answer: LocateAnswer, file: Located): Generator<{ length: number; fd: number; from: number; readInto(into: Buffer): number }> {
     const want = file.length ?? file.size
     let skip = file.skip ?? 0
     let at = 0
@@ -86,8 +83,10 @@ export class SlabFiles {
         const from = offset + skip
         yield {
           length: n,
+          fd,
+          from,
           readInto: (into) => {
-            if (readFullySync(fd, into, from) !== into.length) throw error('EIO', `${file.path}: the shared-memory store ended early`)
+            SlabFiles.readInto(fd, from, into, file.path)
             return into.length
           },
         }
@@ -95,6 +94,11 @@ export class SlabFiles {
       }
       skip = Math.max(0, skip - length)
     }
+  }
+
+  /** Read `into.length` bytes of a slab at `offset`. */
+  static readInto(fd: number, offset: number, into: Buffer, path: string): void {
+    if (readFullySync(fd, into, offset) !== into.length) throw error('EIO', `${path}: the shared-memory store ended early`)
   }
 
   close(): void {

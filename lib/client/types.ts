@@ -85,9 +85,27 @@ export interface ReadOptions {
    * must be of the version the first one was (size and mtime), or ECHANGED.
    * One more round trip per range, and the copy out of shared memory is
    * made in this thread: it pays where the consumer keeps the bytes in this
-   * process (not where they go on to a pipe). Default false.
+   * process, or with `pipe`. Default false.
    */
   sharedMemory?: boolean
+  /**
+   * readChunks with `sharedMemory` only: the pipe `onChunk` writes to. The
+   * blocks are moved into it from shared memory without a copy (splice(2)),
+   * all but the last pipe-full, which goes through `onChunk`: once it is
+   * written, the pipe no longer refers to the server's pages, which may then
+   * be reused. The client CLI's stdout.
+   */
+  pipe?: PipeTarget
+}
+
+/** A pipe that blocks of the server's shared memory can be moved into (native/shm.cc). */
+export interface PipeTarget {
+  /** The most the pipe holds, bytes. */
+  size(): number
+  /** Bytes written into the pipe and not yet read. */
+  unread(): number
+  /** Move up to `length` bytes of the file `fd` at `offset` into the pipe, blocking while it is full; returns the bytes moved. */
+  splice(fd: number, offset: number, length: number): number
 }
 
 export interface ConnectOptions {

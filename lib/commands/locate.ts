@@ -55,6 +55,7 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   for (const id of release) grants.release(id as number)
 
   const held: Releasable[] = []
+  const blocks: Buffer[] = []
   let bytes = 0
   const files: Entry[] = []
   const slabs = new Slabs()
@@ -62,8 +63,9 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
     for (const want of wants) {
       io.signal?.throwIfAborted()
       try {
-        const { entry, leases, size } = await locateFile(want, ctx, io, grants.room - bytes, slabs)
+        const { entry, leases, located, size } = await locateFile(want, ctx, io, grants.room - bytes, slabs)
         held.push(...leases)
+        blocks.push(...located)
         bytes += size
         files.push(entry)
       } catch (err) {
@@ -76,7 +78,7 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
     for (const lease of held) lease.release()
     throw err
   }
-  const lease = held.length > 0 ? grants.grant(held, bytes) : null
+  const lease = held.length > 0 ? grants.grant(held, bytes, () => ctx.cache.exposed(blocks)) : null
   yield { kind: 'result', body: { lease, ttl: grants.ttl, dir: ctx.cache.storeDir, slabs: slabs.names, files } }
 }
 
@@ -106,7 +108,13 @@ function wanted(item: unknown): Wanted {
  * (nothing leased) when they cannot all be read from the store within `room`
  * bytes. A range's entry says where its bytes start in its first block (`skip`).
  */
-async function locateFile(want: Wanted, ctx: CommandContext, io: CommandIO, room: number, slabs: Slabs): Promise<{ entry: Entry; leases: Releasable[]; size: number }> {
+async function locateFile(
+  want: Wanted,
+  ctx: CommandContext,
+  io: CommandIO,
+  room: number,
+  slabs: Slabs,
+): Promise<{ entry: Entry; leases: Releasable[]; located: Buffer[]; size: number }> {
   const { path } = want
   const ranged = want.offset !== undefined || want.length !== undefined
   const bs = ctx.cache.blockSize
@@ -134,7 +142,7 @@ async function locateFile(want: Wanted, ctx: CommandContext, io: CommandIO, room
   }
   const viaSocket = (file: KnownFile) => {
     for (const l of leases) l.release()
-    return { entry: entryOf(file, null), leases: [], size: 0 }
+    return { entry: entryOf(file, null), leases: [], located: [], size: 0 }
   }
   // A file read moments ago whose blocks are all cached: no open (see KnownFiles).
   let file: KnownFile | null = ctx.files.current(path)
@@ -173,5 +181,5 @@ async function locateFile(want: Wanted, ctx: CommandContext, io: CommandIO, room
     located.push([slabs.of(at.file), at.offset, block.length, at.crc])
     bytes += block.length
   }
-  return { entry: entryOf(file!, located), leases, size: bytes }
+  return { entry: entryOf(file!, located), leases, located: blocks, size: bytes }
 }

@@ -2,7 +2,9 @@
  * Blocks handed to a same-host client to read from the shared-memory store
  * itself (`locate`): each grant holds its blocks' leases, so no slot of them
  * is reused, until the client releases it, its connection ends, or its time
- * is up. One connection's grants hold a bounded number of bytes.
+ * is up. One connection's grants hold a bounded number of bytes. A grant that
+ * ends without its release tells the cache: the client may have left
+ * references to the blocks' pages behind (a pipe it spliced them into).
  */
 import type { Releasable } from '../cache/block-lease.js'
 
@@ -13,6 +15,7 @@ interface Grant {
   leases: Releasable[]
   bytes: number
   timer: NodeJS.Timeout
+  lapsed?: () => void
 }
 
 export class LeaseGrants {
@@ -37,29 +40,34 @@ export class LeaseGrants {
     return Math.max(0, this.limit - this.#bytes)
   }
 
-  /** Hold `leases` (of `bytes` of blocks) until release(id), close(), or the ttl; returns the grant's id. */
-  grant(leases: Releasable[], bytes: number): number {
+  /**
+   * Hold `leases` (of `bytes` of blocks) until release(id), close(), or the
+   * ttl; returns the grant's id. `lapsed` is called when it ends other than
+   * by release(id), just before its leases go.
+   */
+  grant(leases: Releasable[], bytes: number, lapsed?: () => void): number {
     const id = this.#next++
-    const timer = setTimeout(() => this.release(id), this.ttl)
+    const timer = setTimeout(() => this.release(id, true), this.ttl)
     timer.unref()
-    this.#grants.set(id, { leases, bytes, timer })
+    this.#grants.set(id, { leases, bytes, timer, lapsed })
     this.#bytes += bytes
     return id
   }
 
-  /** Let grant `id` go; false if there is none (released, expired, or never made). */
-  release(id: number): boolean {
+  /** Let grant `id` go (`lapsed`: the client did not release it); false if there is none (released, expired, or never made). */
+  release(id: number, lapsed = false): boolean {
     const g = this.#grants.get(id)
     if (!g) return false
     this.#grants.delete(id)
     clearTimeout(g.timer)
     this.#bytes -= g.bytes
+    if (lapsed) g.lapsed?.()
     for (const lease of g.leases) lease.release()
     return true
   }
 
   /** The connection ended: every grant goes. */
   close(): void {
-    for (const id of [...this.#grants.keys()]) this.release(id)
+    for (const id of [...this.#grants.keys()]) this.release(id, true)
   }
 }

@@ -183,4 +183,16 @@ describe('LeaseGrants', () => {
     assert.deepEqual(released, [1, 2, 3, 4])
     assert.equal(grants.bytes, 0)
   })
+
+  test('a grant that ends without its release says so (the client may have spliced its pages)', async () => {
+    const lapsed: string[] = []
+    const grants = new LeaseGrants(100, 40)
+    const released = grants.grant([], 1, () => lapsed.push('released'))
+    grants.grant([], 1, () => lapsed.push('ttl'))
+    grants.release(released)
+    await new Promise((r) => setTimeout(r, 80))
+    grants.grant([], 1, () => lapsed.push('closed'))
+    grants.close()
+    assert.deepEqual(lapsed, ['ttl', 'closed'])
+  })
 })

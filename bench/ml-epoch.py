@@ -4,7 +4,11 @@ bytes. Prints {"files", "bytes", "seconds"} as JSON; the epoch is timed from
 the first batch asked for to the last one received.
 
 usage: ml-epoch.py local ROOT LIST [cold] [half] | server URL LIST [socket] [half] | drop ROOT LIST
-LIST is a file of the relative paths, one a line. With `cold`, the files are
+                   | tar-local ROOT SHARDS | tar-server URL SHARDS
+LIST is a file of the relative paths, one a line. The tar modes read the
+same files packed in tar shards (SHARDS lists them), WebDataset-style: an
+IterableDataset whose workers each read their share of the shards with
+tarfile, from the page cache or through the server. With `cold`, the files are
 first dropped from the page cache (posix_fadvise DONTNEED), so the epoch reads
 them from the disk; `drop` only does that. With `half`, the run stops after
 half the epoch's batches, as a training script that crashes there would.
@@ -17,9 +21,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'clients', 'python'))
 
 import torch  # noqa: E402
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, get_worker_info  # noqa: E402
 
-from cacheserv_client.torch import CacheservDataset  # noqa: E402
+from cacheserv_client import iter_tar  # noqa: E402
+from cacheserv_client.torch import CacheservDataset, TarShardDataset  # noqa: E402
 
 BATCH = 64
 WORKERS = 2
@@ -42,6 +47,21 @@ class LocalFiles(Dataset):
             return f.read()
 
 
+class LocalShards(IterableDataset):
+    """The baseline for shards: each worker reads its share of them with open() and tarfile."""
+
+    def __init__(self, root, shards):
+        self.root = root
+        self.shards = shards
+
+    def __iter__(self):
+        info = get_worker_info()
+        for shard in self.shards if info is None else self.shards[info.id::info.num_workers]:
+            with open(os.path.join(self.root, shard), 'rb') as f:
+                for item in iter_tar(f, check=False):
+                    yield item
+
+
 def as_is(batch):
     return batch
 
@@ -61,7 +81,10 @@ def main():
                 os.close(fd)
         if mode == 'drop':
             return
-    if mode == 'local':
+    if mode.startswith('tar-'):
+        ds = LocalShards(where, files) if mode == 'tar-local' else TarShardDataset(files, server=where, group=False)
+        loader = DataLoader(ds, batch_size=BATCH, num_workers=WORKERS, collate_fn=as_is)
+    elif mode == 'local':
         ds = LocalFiles(where, files)
         loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
                             num_workers=WORKERS, collate_fn=as_is)
@@ -77,7 +100,7 @@ def main():
         if i == stop:
             break
         n += len(batch)
-        size += sum(len(b) for b in batch)
+        size += sum(len(b[1] if isinstance(b, tuple) else b) for b in batch)
     seconds = time.perf_counter() - t
     print(json.dumps({'files': n, 'bytes': size, 'seconds': seconds}))
 

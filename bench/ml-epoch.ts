@@ -3,11 +3,13 @@
  * 64, shuffled, raw bytes) over ~120 KB files in class folders, as a training
  * script reads them (bench/ml-epoch.py), alternating: through the server with
  * short-circuit reads, through the server over the socket, and the same files
- * with open() from the page cache. Needs a Python with torch (Debian's
- * python3-torch for /usr/bin/python3); skipped with a note otherwise.
+ * with open() from the page cache; and the same files packed in 8 tar
+ * shards, read WebDataset-style through the server and with tarfile from the
+ * page cache. Needs a Python with torch (Debian's python3-torch for
+ * /usr/bin/python3); skipped with a note otherwise.
  */
 import { spawnSync } from 'node:child_process'
-import { closeSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { connect } from '../lib/index.js'
@@ -21,6 +23,7 @@ import { BenchError, fmtBytes, log, MiB } from './util.js'
 
 const SCRIPT = fileURLToPath(new URL('../../bench/ml-epoch.py', import.meta.url))
 const CLASSES = 10
+const SHARDS = 8
 /** Slow storage's read rate: a network disk's. */
 const SLOW_BPS = 150 * MiB
 
@@ -60,6 +63,22 @@ function makeImages(dir: string, files: number): { paths: string[]; bytes: numbe
   return { paths, bytes }
 }
 
+/** The files packed in SHARDS tar shards under dir/shards/, in order; returns the shards' paths relative to dir. */
+function makeShards(dir: string, paths: string[]): string[] {
+  mkdirSync(join(dir, 'shards'))
+  const shards: string[] = []
+  for (let k = 0; k < SHARDS; k++) {
+    const rel = `shards/shard-${String(k).padStart(4, '0')}.tar`
+    const members = join(dir, 'shards', `members-${k}.txt`)
+    writeFileSync(members, paths.slice(Math.floor((k * paths.length) / SHARDS), Math.floor(((k + 1) * paths.length) / SHARDS)).join('\n') + '\n')
+    const r = spawnSync('tar', ['-cf', join(dir, rel), '-C', dir, '-T', members], { encoding: 'utf8' })
+    rmSync(members)
+    if (r.status !== 0) throw new BenchError(`tar -cf ${rel}: ${r.stderr}`)
+    shards.push(rel)
+  }
+  return shards
+}
+
 export async function mlEpochs(tmp: string, files: number, rounds: [number, number], timeoutMs: number): Promise<MlResult> {
   const section = `DataLoader epoch, ${files.toLocaleString('en-US')} × ~120 KB files`
   const python = torchPython()
@@ -68,13 +87,16 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
   const { paths, bytes } = makeImages(root, files)
   const listing = join(tmp, 'images.txt')
   writeFileSync(listing, paths.join('\n'))
-  const cacheBytes = Math.ceil((bytes * 1.2 + 256 * MiB) / MiB) * MiB
+  const shardList = join(tmp, 'shards.txt')
+  writeFileSync(shardList, makeShards(root, paths).join('\n'))
+  // The files and their shards.
+  const cacheBytes = Math.ceil((2 * bytes * 1.2 + 256 * MiB) / MiB) * MiB
   const server = await startBin(root, cacheBytes)
   let slow: ReturnType<typeof slowStorage> = { skipped: 'not set up' }
   try {
     const control = await connect(server.url)
     const warmed = await control.warm('')
-    if (warmed.files !== files) throw new BenchError(`${section}: warm cached ${warmed.files} of ${files} files`)
+    if (warmed.files !== files + SHARDS) throw new BenchError(`${section}: warm cached ${warmed.files} of ${files} files and ${SHARDS} shards`)
     log(`${section}: ${fmtBytes(bytes)}, server ${server.url} warm; page cache warm from writing them`)
     // Slow storage: reads of the dataset's device throttled (cgroup v1 blkio), the files dropped from the page cache first.
     slow = slowStorage(root, SLOW_BPS)
@@ -93,6 +115,8 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         { key: 'shm', label: 'server, short-circuit (shared memory)', unit: 'files/s', run: epoch('ml shm', ['server', server.url, listing]) },
         { key: 'socket', label: 'server, over the socket', unit: 'files/s', run: epoch('ml socket', ['server', server.url, listing, 'socket']) },
         { key: 'local', label: 'open() from the page cache', unit: 'files/s', run: epoch('ml local', ['local', root, listing]) },
+        { key: 'tar-shm', label: `${SHARDS} tar shards, server (TarShardDataset)`, unit: 'files/s', run: epoch('ml tar shm', ['tar-server', server.url, shardList]) },
+        { key: 'tar-local', label: `${SHARDS} tar shards, tarfile from the page cache`, unit: 'files/s', run: epoch('ml tar local', ['tar-local', root, shardList]) },
         ...('wrap' in slow
           ? [{ key: 'slow', label: `open() from slow storage (${fmtBytes(slow.bps)}/s, cold)`, unit: 'files/s', run: epoch('ml slow', ['local', root, listing, 'cold'], slow.wrap) }]
           : []),
@@ -116,6 +140,8 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         row(section, g('shm'), g('local'), 'CacheservDataset.loader(), 2 workers'),
         row(section, g('socket'), g('local'), 'the same with short_circuit=False'),
         row(section, g('local')),
+        row(section, g('tar-shm'), g('tar-local'), 'TarShardDataset, 2 workers, a shard\'s stream at a time'),
+        row(section, g('tar-local')),
         ...(measured.has('slow') ? [row(section, g('slow'))] : []),
         ...(crash
           ? [
@@ -128,6 +154,7 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
       ],
       targets: [
         ratioTarget('DataLoader epoch through the server (warm) ≥ 0.8 × the page cache', g('shm'), g('local'), 0.8),
+        ratioTarget('DataLoader epoch over tar shards through the server ≥ 0.8 × tarfile from the page cache', g('tar-shm'), g('tar-local'), 0.8),
         ...(measured.has('slow') ? [ratioTarget('DataLoader epoch through the server (warm) ≥ 10 × slow storage', g('shm'), g('slow'), 10)] : []),
         ...(crash
           ? [

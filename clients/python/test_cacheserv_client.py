@@ -1470,6 +1470,48 @@ class TestShortCircuit(unittest.TestCase):
                 c.read('random3m.bin', len(big) + 1, 2 * MiB)
             self.assertEqual(cm.exception.code, 'ERANGE')
 
+    def test_read_into_and_open_fill_large_buffers_from_shared_memory(self):
+        with Client(MD5_SERVER) as c:
+            if not c.hello.get('shm'):
+                self.skipTest('the server has no shared-memory cache here')
+            big = disk('odd.bin')
+            before = self.served(c)
+            buf = bytearray(2 * MiB)
+            for offset in [0, 1000, len(big) - MiB]:
+                n = c.read_into('odd.bin', buf, offset)
+                self.assertEqual(n, min(len(buf), len(big) - offset))
+                self.assertEqual(bytes(buf[:n]), big[offset:offset + n], offset)
+            # A file object read in large pieces (a BufferedReader over it, as TarShardDataset reads shards).
+            with io.BufferedReader(c.open('odd.bin', readahead=0), buffer_size=MiB) as f:
+                self.assertEqual(f.read(10), big[:10])
+                f.seek(3 * MiB - 5)
+                self.assertEqual(f.read(), big[3 * MiB - 5:])
+                f.seek(0)
+                self.assertEqual(f.read(), big)
+            # Only the read of the last 22 bytes, under SHARED_RANGE, crossed the socket.
+            self.assertEqual(self.served(c) - before, 22)
+
+    def test_a_file_changed_under_an_open_shared_memory_read_is_echanged(self):
+        with Client(MD5_SERVER) as c:
+            if not c.hello.get('shm'):
+                self.skipTest('the server has no shared-memory cache here')
+            path = os.path.join(ROOT, 'changing-shm.bin')
+            with open(path, 'wb') as f:
+                f.write(os.urandom(3 * MiB))
+            try:
+                with c.open('changing-shm.bin', readahead=0) as f:
+                    buf = bytearray(MiB)
+                    self.assertEqual(f.readinto(buf), MiB)
+                    time.sleep(0.02)
+                    with open(path + '.new', 'wb') as g:
+                        g.write(os.urandom(4 * MiB))
+                    os.rename(path + '.new', path)
+                    with self.assertRaises(CacheservError) as cm:
+                        f.readinto(buf)
+                    self.assertEqual(cm.exception.code, 'ECHANGED')
+            finally:
+                os.unlink(path)
+
     def test_off_everything_crosses_the_socket(self):
         with Client(MD5_SERVER, short_circuit=False) as c:
             names = ['block.bin', 'random3m.bin']
@@ -1595,7 +1637,8 @@ class TestDamagedLink(unittest.TestCase):
 class TestHopelessLink(unittest.TestCase):
     def test_gives_up_with_ecorrupt_and_hands_on_no_wrong_byte(self):
         data = disk('block.bin')
-        with Client(HOPELESS, progress_timeout=0.1) as c:
+        # Over the link: on its host a read this large would come from shared memory instead.
+        with Client(HOPELESS, progress_timeout=0.1, short_circuit=False) as c:
             buf = bytearray(len(data))
             t0 = time.monotonic()
             with self.assertRaises(CacheservError) as cm:

@@ -61,6 +61,32 @@ class ShmReader(object):
             raise ValueError('%s: %d bytes located, %d read' % (entry['path'], want, len(data)))
         return data
 
+    def read_into(self, answer, entry, granted_at, mv):
+        """Like ``read``, but into the writable memoryview ``mv`` (at least the entry's
+        length): no bytes object is made. Returns the bytes read."""
+        want = entry.get('length', entry['size'])
+        if len(mv) < want:
+            raise ValueError('%s: %d bytes located, room for %d' % (entry['path'], want, len(mv)))
+        skip = entry.get('skip', 0)
+        got = 0
+        for s, offset, length, crc in entry['blocks']:
+            n = min(length - skip, want - got)
+            if n > 0:
+                fd = self._fd(answer['dir'], answer['slabs'][s])
+                if self.verify:
+                    block = os.pread(fd, length, offset)
+                    self._check(block, crc, entry['path'])
+                    mv[got:got + n] = memoryview(block)[skip:skip + n]
+                elif os.preadv(fd, [mv[got:got + n]], offset + skip) != n:
+                    raise ValueError('%s: short read at %d' % (answer['slabs'][s], offset + skip))
+                got += n
+            skip = max(0, skip - length)
+        if time.monotonic() - granted_at > answer['ttl'] / 1000.0 - TTL_MARGIN:
+            raise StaleGrant(entry['path'])
+        if got != want:
+            raise ValueError('%s: %d bytes located, %d read' % (entry['path'], want, got))
+        return got
+
     def close(self):
         if self._pid == os.getpid():
             for fd in self._fds.values():
@@ -70,13 +96,16 @@ class ShmReader(object):
                     pass
         self._fds.clear()
 
-    def _pread(self, directory, name, length, offset):
+    def _fd(self, directory, name):
         key = (directory, name)
         fd = self._fds.get(key)
         if fd is None:
             fd = os.open(os.path.join(directory, name), os.O_RDONLY | getattr(os, 'O_CLOEXEC', 0))
             self._fds[key] = fd
-        data = os.pread(fd, length, offset)
+        return fd
+
+    def _pread(self, directory, name, length, offset):
+        data = os.pread(self._fd(directory, name), length, offset)
         if len(data) != length:
             raise ValueError('%s: short read at %d' % (name, offset))
         return data

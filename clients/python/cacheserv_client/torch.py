@@ -10,6 +10,8 @@ spawned one unpickles the settings), and a connection the server closed while
 idle between epochs is opened again by the next read.
 """
 
+import io
+
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from . import Client, iter_tar
@@ -168,7 +170,9 @@ class TarShardDataset(IterableDataset):
 
     def members(self, shard):
         """``(name, bytes)`` of each file of one shard, in order, read as a stream."""
-        with self.client.open(shard, readahead=self.readahead) as f:
+        # tarfile reads 10 KiB at a time: a BufferedReader serves those in C, and fills
+        # itself ``readahead`` bytes at a time straight into its buffer.
+        with io.BufferedReader(self.client.open(shard, readahead=0), buffer_size=self.readahead) as f:
             for item in iter_tar(f, check=False):
                 yield item
 

@@ -104,8 +104,10 @@ export class Job {
     if (this.#outcome) dropOutcome(this.#outcome)
     this.#outcome = null
     this.#waiting = false
-    if (!this.#abort.signal.aborted) this.#abort.abort(new Error('request stopped'))
     this.inbox?.close()
+    // A command at work (a part in the making) is told through its signal; one paused at a yield (the
+    // usual case: its END was taken) runs its cleanup on return(), and an Error per request would be waste.
+    if (this.#next && !this.#abort.signal.aborted) this.#abort.abort(new Error('request stopped'))
     this.#gen.return().catch(() => {})
   }
 

@@ -28,7 +28,7 @@ import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
 import { type CacheservError, error, isErrorCode } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
-import { type ChecksumName, FrameType, MAX_ID, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type ChecksumName, FrameType, MAX_ID, MAX_LOCATE_PATHS, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
 import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
@@ -710,21 +710,28 @@ export class Client {
 
   /**
    * Read many files over this one connection, keeping `inFlight` requests
-   * pipelined, and yield them in the order given.
+   * pipelined, and yield them in the order given. On the server's host the
+   * files are located `inFlight` at a time, one `locate` per batch with the
+   * next batch's on its way, and read from shared memory.
    */
   async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
-    // On the server's host each file is located (pipelined like reads) and read from shared memory.
-    const read = this.#shortCircuitOn() ? (path: string) => this.#located([path]).then(([one]) => one()) : (path: string) => this.readFile(path)
+    const located = this.#shortCircuitOn()
+    const batch = located ? Math.min(inFlight, MAX_LOCATE_PATHS) : 1
+    const ahead = located ? 2 * batch : inFlight
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
     const refill = () => {
-      while (queue.length < inFlight) {
-        const next = iterator.next()
-        if (next.done) return
-        const data = read(next.value)
-        data.catch(() => {}) // surfaced when its turn comes
-        queue.push({ path: next.value, data })
+      while (queue.length + batch <= ahead) {
+        const next: string[] = []
+        for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
+        if (next.length === 0) return
+        const answers = located ? this.#located(next) : null
+        next.forEach((path, i) => {
+          const data = answers ? answers.then((got) => got[i]()) : this.readFile(path)
+          data.catch(() => {}) // surfaced when its turn comes
+          queue.push({ path, data })
+        })
       }
     }
     refill()

@@ -27,6 +27,15 @@ type Entry =
   | { path: string; size: number; mtimeMs: number; blocks: LocatedBlock[] | null; offset?: number; length?: number; skip?: number }
   | { path: string; code: string; message: string }
 
+/** Files of one request located at once: their disk reads overlap, as a DataLoader batch's misses should. */
+const LOCATE_CONCURRENCY = 8
+
+/** Bytes of blocks the request's grant may still hold, taken as each file is placed. */
+interface Budget {
+  take(bytes: number): boolean
+  give(bytes: number): void
+}
+
 /** Slab files named in one answer, each once. */
 class Slabs {
   readonly names: string[] = []
@@ -54,30 +63,42 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   if (!Array.isArray(release) || !release.every((id) => Number.isSafeInteger(id))) throw error('EBADREQ', '"release" must be a list of lease numbers')
   for (const id of release) grants.release(id as number)
 
-  const held: Releasable[] = []
-  const blocks: Buffer[] = []
-  let bytes = 0
-  const files: Entry[] = []
+  // The files are located a few at a time, so that the disk reads of a batch's misses overlap;
+  // the answer keeps the order asked for.
+  const results: { entry: Entry; leases: Releasable[]; located: Buffer[]; size: number }[] = new Array(wants.length)
   const slabs = new Slabs()
-  try {
-    for (const want of wants) {
-      io.signal?.throwIfAborted()
+  let reserved = 0
+  const budget: Budget = {
+    take: (n) => (reserved + n <= grants.room ? ((reserved += n), true) : false),
+    give: (n) => void (reserved -= n),
+  }
+  let next = 0
+  let failure: unknown = null
+  const worker = async () => {
+    while (next < wants.length && failure === null) {
+      const i = next++
+      const want = wants[i]
       try {
-        const { entry, leases, located, size } = await locateFile(want, ctx, io, grants.room - bytes, slabs)
-        held.push(...leases)
-        blocks.push(...located)
-        bytes += size
-        files.push(entry)
+        io.signal?.throwIfAborted()
+        results[i] = await locateFile(want, ctx, io, budget, slabs)
       } catch (err) {
-        if (io.signal?.aborted) throw err
-        const e = toCacheservError(err)
-        files.push({ path: want.path, code: e.code, message: e.message })
+        if (io.signal?.aborted) failure ??= err
+        else {
+          const e = toCacheservError(err)
+          results[i] = { entry: { path: want.path, code: e.code, message: e.message }, leases: [], located: [], size: 0 }
+        }
       }
     }
-  } catch (err) {
-    for (const lease of held) lease.release()
-    throw err
   }
+  await Promise.all(Array.from({ length: Math.min(LOCATE_CONCURRENCY, wants.length) }, worker))
+  const held = results.flatMap((r) => r?.leases ?? [])
+  if (failure !== null) {
+    for (const lease of held) lease.release()
+    throw failure
+  }
+  const blocks = results.flatMap((r) => r.located)
+  const bytes = results.reduce((sum, r) => sum + r.size, 0)
+  const files = results.map((r) => r.entry)
   const lease = held.length > 0 ? grants.grant(held, bytes, () => ctx.cache.exposed(blocks)) : null
   yield { kind: 'result', body: { lease, ttl: grants.ttl, dir: ctx.cache.storeDir, slabs: slabs.names, files } }
 }
@@ -105,14 +126,14 @@ function wanted(item: unknown): Wanted {
 
 /**
  * The blocks of one file (or of the range asked for), leased; `blocks: null`
- * (nothing leased) when they cannot all be read from the store within `room`
- * bytes. A range's entry says where its bytes start in its first block (`skip`).
+ * (nothing leased) when they cannot all be read from the store within the
+ * `budget`. A range's entry says where its bytes start in its first block (`skip`).
  */
 async function locateFile(
   want: Wanted,
   ctx: CommandContext,
   io: CommandIO,
-  room: number,
+  budget: Budget,
   slabs: Slabs,
 ): Promise<{ entry: Entry; leases: Releasable[]; located: Buffer[]; size: number }> {
   const { path } = want
@@ -140,8 +161,16 @@ async function locateFile(
       ? { path, size: file.size, mtimeMs: file.mtimeMs, offset: from, length: end - from, skip: from - first * bs, blocks }
       : { path, size: file.size, mtimeMs: file.mtimeMs, blocks }
   }
+  /** Bytes of the budget this file holds: its span's, once it is known to fit. */
+  let taken = 0
+  const fits = (bytes: number): boolean => {
+    budget.give(taken)
+    taken = budget.take(bytes) ? bytes : 0
+    return taken === bytes
+  }
   const viaSocket = (file: KnownFile) => {
     for (const l of leases) l.release()
+    budget.give(taken)
     return { entry: entryOf(file, null), leases: [], located: [], size: 0 }
   }
   // A file read moments ago whose blocks are all cached: no open (see KnownFiles).
@@ -149,7 +178,7 @@ async function locateFile(
   let blocks: Buffer[] | null = null
   if (file) {
     const { first, last, bytes } = span(file)
-    if (bytes > room) return viaSocket(file)
+    if (!fits(bytes)) return viaSocket(file)
     blocks = last < first ? [] : ctx.cache.cachedBlocks(file, first, last)
     if (blocks) blocks.forEach((b, i) => lease(file!, first + i, b))
   }
@@ -158,7 +187,7 @@ async function locateFile(
     try {
       file = opened
       const { first, last, bytes } = span(opened)
-      if (bytes > room) return viaSocket(opened)
+      if (!fits(bytes)) return viaSocket(opened)
       blocks = []
       for (let i = first; i <= last; i++) {
         // Leased as soon as it is there: it cannot be recycled while the next one loads.
@@ -168,6 +197,7 @@ async function locateFile(
       ctx.pins.refresh(path, opened.key)
     } catch (err) {
       for (const l of leases) l.release()
+      budget.give(taken)
       throw err
     } finally {
       await opened.fh.close()

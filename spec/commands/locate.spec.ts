@@ -120,6 +120,31 @@ describe('locate', { skip }, () => {
   })
 })
 
+describe('locate of many files', { skip }, () => {
+  test('loads the files of one request a few at a time, so that their disk reads overlap, and answers in order', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 256 * BLOCK, blockSize: BLOCK })
+    const files = Array.from({ length: 20 }, (_, i) => writeFile(root, `m/${i}.bin`, BLOCK + 1000 * i))
+    const client = await connectTo(t, url)
+    // Count the block loads under way at once (the cache's own entry point, called by the command).
+    let running = 0
+    let most = 0
+    const block = server.cache.block.bind(server.cache)
+    server.cache.block = async (...args: Parameters<typeof block>) => {
+      most = Math.max(most, ++running)
+      try {
+        return await block(...args)
+      } finally {
+        running--
+      }
+    }
+    const paths = [...files.map((_, i) => `m/${i}.bin`), 'nope']
+    const a = await locate(client, paths)
+    assert.ok(most > 1 && most <= 8, `${most} loads at once`)
+    files.forEach((data, i) => assert.ok(bytesAt(a, located(a, i)).equals(data), `file ${i} in its place`))
+    assert.equal((a.files[20] as { code: string }).code, 'ENOENT')
+  })
+})
+
 describe('locate of ranges', { skip }, () => {
   test('a range is located by its blocks, with where its bytes start in the first', async (t) => {
     const { url, root } = await startServer(t, { cacheSize: 64 * BLOCK, blockSize: BLOCK })

@@ -10,6 +10,9 @@
  * finalizer: the mapping outlives it), made per block, so that V8 counts only
  * the block's own length toward its external memory.
  *
+ * openBeneath opens a file of the served tree the cheap way, when its path
+ * allows (see lib/fs/open-beneath.ts).
+ *
  * The client CLI uses the rest, to move a store's pages into the pipe on its
  * stdout: a pipe's buffer size (Linux's default, 64 KiB, makes a pipe slower
  * than the bytes coming into it), the bytes still unread in it, and
@@ -17,13 +20,19 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <node.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <uv.h>
 
 #include <memory>
+#include <string>
 
 namespace {
 
@@ -133,6 +142,93 @@ void Splice(const FunctionCallbackInfo<Value> &args) {
   args.GetReturnValue().Set(Number::New(isolate, static_cast<double>(n)));
 }
 
+/* One openBeneath call, run on libuv's thread pool. */
+struct OpenWork {
+  uv_work_t req;
+  v8::Isolate *isolate;
+  v8::Global<v8::Function> callback;
+  int dir;
+  std::string path;
+  int fd = -1;
+  int err = 0;
+  struct stat st;
+};
+
+void OpenWorkRun(uv_work_t *req) {
+  OpenWork *w = static_cast<OpenWork *>(req->data);
+  struct open_how how;
+  memset(&how, 0, sizeof how);
+  how.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int held = static_cast<int>(syscall(SYS_openat2, w->dir, w->path.c_str(), &how, sizeof how));
+  if (held < 0) {
+    w->err = errno;
+    return;
+  }
+  if (fstat(held, &w->st) != 0) {
+    w->err = errno;
+  } else if (S_ISREG(w->st.st_mode)) {
+    // Opened through the descriptor held: the very inode fstat described, whatever its name names now.
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", held);
+    w->fd = open(proc, O_RDONLY | O_CLOEXEC);
+    if (w->fd < 0) w->err = errno;
+  }
+  close(held);
+}
+
+void OpenWorkDone(uv_work_t *req, int) {
+  std::unique_ptr<OpenWork> w(static_cast<OpenWork *>(req->data));
+  v8::Isolate *isolate = w->isolate;
+  v8::HandleScope scope(isolate);
+  Local<v8::Context> context = isolate->GetCurrentContext();
+  Local<Value> code = v8::Null(isolate);
+  if (w->err) {
+    const char *name = strerrorname_np(w->err);
+    code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
+  }
+  Local<ArrayBuffer> buf = ArrayBuffer::New(isolate, 6 * sizeof(int64_t));
+  Local<v8::BigInt64Array> st = v8::BigInt64Array::New(buf, 0, 6);
+  if (!w->err) {
+    int64_t *v = static_cast<int64_t *>(buf->Data());
+    v[0] = static_cast<int64_t>(w->st.st_dev);
+    v[1] = static_cast<int64_t>(w->st.st_ino);
+    v[2] = static_cast<int64_t>(w->st.st_mode);
+    v[3] = static_cast<int64_t>(w->st.st_size);
+    v[4] = static_cast<int64_t>(w->st.st_mtim.tv_sec) * 1000000000 + w->st.st_mtim.tv_nsec;
+    v[5] = static_cast<int64_t>(w->st.st_ctim.tv_sec) * 1000000000 + w->st.st_ctim.tv_nsec;
+  }
+  Local<Value> argv[] = {code, Number::New(isolate, w->fd), st};
+  Local<v8::Function> cb = w->callback.Get(isolate);
+  node::MakeCallback(isolate, context->Global(), cb, 3, argv, {0, 0});
+}
+
+/*
+ * openBeneath(dir, path, callback): on the thread pool, resolve `path` under
+ * the directory descriptor `dir` with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_SYMLINKS) (a path with no symlink at all, staying under `dir`),
+ * as an O_PATH descriptor, fstat it, and only if it is a regular file open
+ * it for reading. callback(code, fd, stat): `code` an errno name or null; fd
+ * -1 when it is not a regular file; stat [dev, ino, mode, size, mtimeNs,
+ * ctimeNs] as a BigInt64Array.
+ */
+void OpenBeneath(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t dir;
+  if (!Int(args, 0, &dir) || args.Length() < 3 || !args[1]->IsString() || !args[2]->IsFunction()) {
+    return Throw(isolate, "openBeneath(dir, path, callback)");
+  }
+  auto w = std::make_unique<OpenWork>();
+  w->isolate = isolate;
+  w->dir = static_cast<int>(dir);
+  v8::String::Utf8Value path(isolate, args[1]);
+  w->path.assign(*path, path.length());
+  w->callback.Reset(isolate, args[2].As<v8::Function>());
+  w->req.data = w.get();
+  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, OpenWorkRun, OpenWorkDone) != 0) return Throw(isolate, "uv_queue_work");
+  w.release();
+}
+
 void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "mapFile", MapFile);
   NODE_SET_METHOD(exports, "view", View);
@@ -140,6 +236,7 @@ void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "pipeSize", PipeSize);
   NODE_SET_METHOD(exports, "pipeUnread", PipeUnread);
   NODE_SET_METHOD(exports, "splice", Splice);
+  NODE_SET_METHOD(exports, "openBeneath", OpenBeneath);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
 /**
  * The native half of the shared-memory store (native/shm.cc, built by
  * `npm run build` or at install): mapping a file, ArrayBuffers over ranges
- * of it, punching out a file's pages; and for the client CLI, a pipe's size
- * and splice(2) into it. Null where it was not built.
+ * of it, punching out a file's pages; a cheap open of a file under the root;
+ * and for the client CLI, a pipe's size and splice(2) into it. Null where it
+ * was not built.
  */
 import { createRequire } from 'node:module'
 import createDebug from '../debug.js'
@@ -25,6 +26,11 @@ export interface ShmNative {
   pipeUnread(fd: number): number
   /** Move up to `length` bytes of file `fd` at `offset` into the pipe without a copy, blocking while it is full; the bytes moved. Throws with `code` (EPIPE). */
   splice(fd: number, offset: number, pipe: number, length: number): number
+  /**
+   * On the thread pool: open `path` under the directory descriptor `dir` if it has no symlink and is a regular file
+   * (lib/fs/open-beneath.ts). `code` an errno name or null; `fd` -1 for anything but a regular file; `stat` [dev, ino, mode, size, mtimeNs, ctimeNs].
+   */
+  openBeneath(dir: number, path: string, callback: (code: string | null, fd: number, stat: BigInt64Array) => void): void
 }
 
 let loaded: ShmNative | null | undefined

@@ -7,7 +7,10 @@
  */
 import type { BigIntStats } from 'node:fs'
 
-export function identityOf(st: BigIntStats): string {
+/** What the server needs of a file's stat: a BigIntStats, or the few fields lib/fs/open-beneath.ts reads. */
+export type FileStat = Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'mtimeNs' | 'ctimeNs' | 'isFile' | 'isDirectory'>
+
+export function identityOf(st: FileStat): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
 

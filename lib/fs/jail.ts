@@ -24,6 +24,8 @@ import { type BigIntStats, closeSync, fstat, existsSync, open, openSync } from '
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
 import { CacheservError, error } from '../errors.js'
+import type { FileStat } from './identity.js'
+import { openBeneath } from './open-beneath.js'
 import { isUploadTemp } from './upload-temp.js'
 
 const MAX_PATH = 4096
@@ -157,6 +159,21 @@ export class Jail {
   under(parts: readonly string[]): string {
     if (this.#fd >= 0 && !this.#closed) return parts.length === 0 ? `/proc/self/fd/${this.#fd}` : `/proc/self/fd/${this.#fd}/${parts.join('/')}`
     return parts.length === 0 ? this.root : this.root + sep + parts.join(sep)
+  }
+
+  /**
+   * Open the regular file `parts` names for reading, the cheap way
+   * (open-beneath.ts), when its path has no symlink; null when the walk must
+   * decide (lookupParts). The root's descriptor stays open meanwhile.
+   */
+  async openPlain(parts: readonly string[]): Promise<{ fd: number; st: FileStat } | null> {
+    if (this.#closed || this.#fd < 0) return null
+    this.#users++
+    try {
+      return await openBeneath(this.#fd, parts)
+    } finally {
+      this.#release()
+    }
   }
 
   /** Absolute real path of a client path, guaranteed inside the root (when it was resolved). */

@@ -7,14 +7,15 @@
 import { constants } from 'node:fs'
 import { type FileHandle, open } from 'node:fs/promises'
 import { error } from '../errors.js'
-import { identityOf } from './identity.js'
+import { FdFile, type ReadableFile } from './fd-file.js'
+import { type FileStat, identityOf } from './identity.js'
 import { type Found, Jail } from './jail.js'
 import type { Settle } from './settle.js'
 
 export { identityOf }
 
 export interface OpenFile {
-  fh: FileHandle
+  fh: ReadableFile
   /** Cache key of this version of the file. */
   key: string
   size: number
@@ -23,11 +24,18 @@ export interface OpenFile {
 
 /** Open the regular file a client path names, for reading; with `settle`, once its version has settled. */
 export async function openFile(jail: Jail, path: unknown, settle?: Settle): Promise<OpenFile> {
-  return openFound(await jail.lookup(path), Jail.shown(String(path)), settle)
+  const { parts, dirOnly } = Jail.parse(path)
+  const shown = Jail.shown(String(path))
+  // A path with no symlink on it: one job on the thread pool (open-beneath.ts); anything else, the walk.
+  const plain = dirOnly ? null : await jail.openPlain(parts)
+  if (plain) return opened(new FdFile(plain.fd), plain.st, shown, settle)
+  return openFound(await jail.lookupParts(parts, String(path), dirOnly), shown, settle)
 }
 
 /** Open the regular file at real names under the root (from a walk), for reading; `shown` names it in errors. */
 export async function openFileAt(jail: Jail, names: readonly string[], shown: string, settle?: Settle): Promise<OpenFile> {
+  const plain = await jail.openPlain(names)
+  if (plain) return opened(new FdFile(plain.fd), plain.st, shown, settle)
   return openFound(await jail.lookupParts(names, shown), shown, settle)
 }
 
@@ -51,10 +59,15 @@ async function openFound(found: Found, shown: string, settle?: Settle): Promise<
   } finally {
     found.close()
   }
+  // Reopened through /proc, the descriptor is the very inode found.st describes: no second
+  // fstat. A real path (no /proc) may name another file by now: look again.
+  return opened(fh, held ? found.st : null, shown, settle)
+}
+
+/** An open file as OpenFile, once it is known to be a regular file (`st`: its fstat, or null to take one) and has settled. */
+async function opened(fh: ReadableFile, known: FileStat | null, shown: string, settle?: Settle): Promise<OpenFile> {
   try {
-    // Reopened through /proc, the descriptor is the very inode found.st describes: no second
-    // fstat. A real path (no /proc) may name another file by now: look again.
-    let st = held ? found.st : await fh.stat({ bigint: true })
+    let st = known ?? (await fh.stat({ bigint: true }))
     if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
     if (settle) st = await settle.wait(fh, st, shown)
     return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }

@@ -14,8 +14,8 @@
  * Reads of a version that has not settled wait until it has, so a reader
  * gets one whole version; a file that keeps changing fails with ECHANGED.
  */
-import type { BigIntStats } from 'node:fs'
-import type { FileHandle } from 'node:fs/promises'
+import type { ReadableFile } from './fd-file.js'
+import type { FileStat } from './identity.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import QuickLRU from 'quick-lru'
 import { error } from '../errors.js'
@@ -39,7 +39,7 @@ export class Settle {
   }
 
   /** Ms until this version counts as settled; 0 when it does now. */
-  remaining(st: BigIntStats): number {
+  remaining(st: FileStat): number {
     if (this.window <= 0) return 0
     const now = this.#now()
     const byCtime = Number(st.ctimeNs / 1_000_000n) + this.window - now
@@ -55,7 +55,7 @@ export class Settle {
    * return its stats then. Fails with ECHANGED when it is still changing
    * after `rounds` windows.
    */
-  async wait(fh: FileHandle, st: BigIntStats, shown: string, rounds = 3): Promise<BigIntStats> {
+  async wait(fh: ReadableFile, st: FileStat, shown: string, rounds = 3): Promise<FileStat> {
     const deadline = this.#now() + rounds * this.window
     for (let wait = this.remaining(st); wait > 0; wait = this.remaining(st)) {
       if (this.#now() + wait > deadline) {

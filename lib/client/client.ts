@@ -34,10 +34,12 @@ import type { Nack } from '../protocol/receive-window.js'
 import { encodeRequest } from '../protocol/request.js'
 import type { Corrupter, CorruptStats } from '../stages/corrupt.js'
 import { FrameDecoder } from '../protocol/decoder.js'
+import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
 import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
+import { BatchReads } from './read-batches.js'
 import { type LocateAnswer, SlabFiles, TTL_MARGIN_MS } from './short-circuit.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats, PipeTarget } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
@@ -66,6 +68,10 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * evict (a second run reports what it did, not what the first one did).
  */
 const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
+/** Paths a readMany over the socket asks for in one readv, at least. */
+const READV_BATCH = 256
+/** Errors of a request whose connection died under it: the request may be sent again. */
+const retryableErrors = new WeakSet<Error>()
 /** Bytes readChunks({ sharedMemory }) locates at a time. */
 const LOCATE_RANGE = 16 * 1024 * 1024
 
@@ -709,26 +715,36 @@ export class Client {
   }
 
   /**
-   * Read many files over this one connection, keeping `inFlight` requests
-   * pipelined, and yield them in the order given. On the server's host the
-   * files are located `inFlight` at a time, one `locate` per batch with the
-   * next batch's on its way, and read from shared memory.
+   * Read many files over this one connection and yield them in the order
+   * given. Over the socket the paths go out in batches of at least
+   * READV_BATCH, one `readv` request each, two batches on their way at once.
+   * On the server's host the files are located `inFlight` at a time, one
+   * `locate` per batch with the next batch's on its way, and read from shared
+   * memory.
    */
   async *readMany(paths: Iterable<string>, { inFlight = 8 }: { inFlight?: number } = {}): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
-    const located = this.#shortCircuitOn()
-    const batch = located ? Math.min(inFlight, MAX_LOCATE_PATHS) : 1
-    const ahead = located ? 2 * batch : inFlight
+    if (!this.#shortCircuitOn()) {
+      // Over the socket: a readv request per batch of paths (read-batches.ts).
+      const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+      const batches = new BatchReads(
+        (paths, onEntry, hold, onHeld) => this.#readv(paths, onEntry, hold, onHeld),
+        (err, attempt) => (attempt < delays.length && retryableErrors.has(err) ? delays[attempt] : null),
+      )
+      return yield* batches.read(paths, Math.max(inFlight, READV_BATCH))
+    }
+    const batch = Math.min(inFlight, MAX_LOCATE_PATHS)
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
     const refill = () => {
-      while (queue.length + batch <= ahead) {
+      // On the server's host: a locate per batch of paths, the next batch's on its way.
+      while (queue.length + batch <= 2 * batch) {
         const next: string[] = []
         for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
         if (next.length === 0) return
-        const answers = located ? this.#located(next) : null
+        const answers = this.#located(next)
         next.forEach((path, i) => {
-          const data = answers ? answers.then((got) => got[i]()) : this.readFile(path)
+          const data = answers.then((got) => got[i]())
           data.catch(() => {}) // surfaced when its turn comes
           queue.push({ path, data })
         })
@@ -741,6 +757,37 @@ export class Client {
       refill()
       yield { path: head.path, data }
     }
+  }
+
+  /** One readv request: its entries to `onEntry` as they arrive whole (see BatchReads). */
+  #readv(paths: string[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
+    const id = this.#allocId()
+    const slot: Slot = { link: null, released: false }
+    let receiver!: ReadReceiver
+    const done = new Promise<void>((resolve, reject) => {
+      const decoder = new EntryDecoder(onEntry)
+      receiver = new ReadReceiver(
+        id,
+        this.#control(id, slot),
+        {
+          info: () => {},
+          data: (views, resume) => {
+            for (const v of views) decoder.push(v)
+            if (!hold()) return true
+            onHeld(resume)
+            return false
+          },
+          end: () => (decoder.atBoundary ? resolve() : reject(error('EPROTO', `readv ${id}: the stream ended inside an entry`))),
+          fail: (err) => {
+            if (this.#retryable(err, slot)) retryableErrors.add(err)
+            reject(err)
+          },
+        },
+        { stream: true },
+      )
+    })
+    this.#begin(id, slot, receiver, 'readv', { paths })
+    return { done, cancel: () => receiver.release() }
   }
 
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */

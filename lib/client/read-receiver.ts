@@ -6,7 +6,8 @@
  * END is checked, so a short transfer is an error, never a quiet success.
  *
  * Sinks: a Readable (ReadStream), one Buffer (readFile), a callback per
- * piece (readChunks, what the CLI writes to stdout with).
+ * piece (readChunks, what the CLI writes to stdout with), the entries of a
+ * readv (BatchReads).
  */
 import { error } from '../errors.js'
 import { FrameType } from '../protocol/constants.js'
@@ -48,13 +49,18 @@ export class ReadReceiver implements FrameHandler {
   #control: RequestControl
   #sink: ReadSink
 
+  /** A readv's stream: START announces no length (any object), END says how many bytes came. */
+  #stream: boolean
+
   constructor(
     readonly id: number,
     control: RequestControl,
     sink: ReadSink,
+    { stream = false }: { stream?: boolean } = {},
   ) {
     this.#control = control
     this.#sink = sink
+    this.#stream = stream
   }
 
   /** NACKs this read has sent. */
@@ -80,7 +86,7 @@ export class ReadReceiver implements FrameHandler {
       case FrameType.START:
         if (this.info) return this.#fail(error('EPROTO', `read ${this.id}: second START frame`))
         try {
-          this.info = parseObject<ReadInfo>(frame, ['size', 'offset', 'length'])
+          this.info = parseObject<ReadInfo>(frame, this.#stream ? [] : ['size', 'offset', 'length'])
         } catch (err) {
           return this.#fail(err as Error)
         }
@@ -93,7 +99,7 @@ export class ReadReceiver implements FrameHandler {
         return true
       case FrameType.DATA: {
         if (!this.info) return this.#fail(error('EPROTO', `read ${this.id}: DATA before START`))
-        if (this.#window.offset > this.info.length) return this.#fail(error('EPROTO', `read ${this.id}: more bytes than announced`))
+        if (!this.#stream && this.#window.offset > this.info.length) return this.#fail(error('EPROTO', `read ${this.id}: more bytes than announced`))
         try {
           return this.#sink.data(payloadViews(frame), resume)
         } catch (err) {
@@ -109,7 +115,7 @@ export class ReadReceiver implements FrameHandler {
           return this.#fail(err as Error)
         }
         const got = this.#window.offset
-        if (!this.info || got !== this.info.length || end.length !== got) {
+        if (!this.info || (!this.#stream && got !== this.info.length) || end.length !== got) {
           return this.#fail(error('EPROTO', `read ${this.id}: got ${got} bytes, expected ${this.info?.length ?? '?'}`))
         }
         this.#finished = true

@@ -60,6 +60,11 @@ export interface CommandIO {
   hold?: (lease: Releasable) => void
   /** The connection's short-circuit grants: present for a same-host client of a server whose cache is in shared memory. */
   grants?: LeaseGrants
+  /**
+   * Kept with the request across its attempts: what a command whose response
+   * is made of several versions (readv) needs to send the same bytes again.
+   */
+  memo?: Record<string, unknown>
 }
 
 /**

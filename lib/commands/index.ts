@@ -8,6 +8,7 @@ import { ls } from './ls.js'
 import { nack } from './nack.js'
 import { pin, unpin } from './pin.js'
 import { read } from './read.js'
+import { readv } from './readv.js'
 import { stat } from './stat.js'
 import { stats } from './stats.js'
 import { tree } from './tree.js'
@@ -15,10 +16,11 @@ import { warm } from './warm.js'
 import { write } from './write.js'
 
 export const commands = new Map<string, TableEntry>([
-  // read streams its pages; warm reports its own progress; the others answer with one RESULT.
+  // read and readv stream their pages; warm reports its own progress; the others answer with one RESULT.
   // write sends no heartbeat: a damaged one would be NACKed, and an upload cannot be resent (the
   // client does not take the server's silence for a loss while it sends; see Client.#upload).
   ['read', { run: read }],
+  ['readv', { run: readv }],
   ['ls', { run: ls, heartbeat: true }],
   ['stat', { run: stat, heartbeat: true }],
   ['stats', { run: stats, heartbeat: true }],

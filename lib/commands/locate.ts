@@ -17,7 +17,7 @@ import type { KnownFile } from '../fs/known-files.js'
 import { openFile } from '../fs/open-file.js'
 import { MAX_LOCATE_PATHS } from '../protocol/constants.js'
 import type { Part } from '../stages/items.js'
-import { optionalCount } from './args.js'
+import { optionalCount, pathItems, type Wanted } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
 
 /** [slab (an index into the answer's `slabs`), offset in it, length, crc32]. */
@@ -54,11 +54,7 @@ class Slabs {
 export async function* locate(args: Record<string, unknown>, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
   const grants = io.grants
   if (!grants) throw error('EACCES', 'locate is for clients on the server\'s host, of a server whose cache is in shared memory (HELLO "shm")')
-  const paths = args.paths
-  if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_LOCATE_PATHS) {
-    throw error('EBADREQ', `"paths" must be a list of 1 to ${MAX_LOCATE_PATHS} paths`)
-  }
-  const wants = paths.map(wanted)
+  const wants = pathItems(args, MAX_LOCATE_PATHS)
   const release = args.release ?? []
   if (!Array.isArray(release) || !release.every((id) => Number.isSafeInteger(id))) throw error('EBADREQ', '"release" must be a list of lease numbers')
   for (const id of release) grants.release(id as number)
@@ -107,21 +103,6 @@ export async function* releaseGrant(args: Record<string, unknown>, _ctx: Command
   const id = optionalCount(args, 'lease')
   if (id === undefined) throw error('EBADREQ', 'missing "lease" argument')
   yield { kind: 'result', body: { released: io.grants?.release(id) ?? false } }
-}
-
-/** What one item of `paths` asks for: a whole file, or the range `offset`..`offset + length` of one (clipped to its end). */
-interface Wanted {
-  path: string
-  offset?: number
-  length?: number
-}
-
-function wanted(item: unknown): Wanted {
-  if (typeof item === 'string') return { path: item }
-  if (item === null || typeof item !== 'object' || Array.isArray(item)) throw error('EBADREQ', '"paths" items must be strings or {path, offset, length} objects')
-  const args = item as Record<string, unknown>
-  if (typeof args.path !== 'string') throw error('EBADREQ', 'a "paths" item needs a "path" string')
-  return { path: args.path, offset: optionalCount(args, 'offset'), length: optionalCount(args, 'length') }
 }
 
 /**

@@ -5,29 +5,52 @@
  * ERANGE. A resend (after a NACK) starts at the receiver's verified offset and
  * skips START unless that was lost too.
  *
- * A recently read file whose identity is unchanged and whose requested blocks
- * are all cached is served without opening it (see KnownFiles); any other
- * read opens and checks the file.
+ * serveRange does the work for read and readv: a recently read file whose
+ * identity is unchanged and whose requested blocks are all cached is served
+ * without opening it (see KnownFiles); any other read opens and checks the
+ * file.
  */
 import { error } from '../errors.js'
 import type { KnownFile } from '../fs/known-files.js'
 import { openFile } from '../fs/open-file.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, requiredString } from './args.js'
-import type { CommandContext, CommandIO, Resume } from './context.js'
+import type { CommandContext, CommandIO } from './context.js'
 import { diskBlocks, rangeParts } from './read-parts.js'
 
 /** Blocks a read served straight from the cache may pin at once (they stay referenced until sent). */
 const MAX_PINNED_BLOCKS = 16
 
 export async function* read(args: Record<string, unknown>, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
-  const { resume, signal, backedUp } = io
+  const { resume } = io
   const path = requiredString(args, 'path')
   const offset = optionalCount(args, 'offset') ?? 0
   const length = optionalCount(args, 'length')
+  const { end } = yield* serveRange(ctx, io, { path, offset, length, skip: resume?.offset ?? 0, identity: resume?.identity }, (file, end) =>
+    !resume || resume.seq === 0 ? [start(file, offset, end)] : [],
+  )
+  yield { kind: 'end', body: { length: end - offset } }
+}
+
+/** A range of a file to serve: `skip` bytes of it are left out (the receiver has them), and it must be version `identity` if given. */
+export interface RangeWanted {
+  path: string
+  offset: number
+  length: number | undefined
+  skip: number
+  identity?: string
+}
+
+/**
+ * The parts `head` makes of the file's version (once it is known, before any
+ * byte), then the range's bytes as DATA. Returns where the range ends.
+ */
+export async function* serveRange(ctx: CommandContext, io: CommandIO, want: RangeWanted, head: (file: KnownFile, end: number) => Part[]): AsyncGenerator<Part, { end: number }, void> {
+  const { signal, backedUp } = io
+  const { path, offset, length, skip, identity } = want
   const known = ctx.files.current(path)
   if (known) {
-    const parts = fromCache(known, path, offset, length, ctx, io)
+    const parts = fromCache(known, want, ctx, io, head)
     if (parts) {
       ctx.files.hits++
       return yield* parts
@@ -35,10 +58,10 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
   }
   const file = await openFile(ctx.jail, path, ctx.settle)
   try {
-    const end = span(file, path, offset, length, resume)
-    const from = offset + (resume?.offset ?? 0)
+    const end = span(file, path, offset, length, identity)
+    const from = offset + skip
     if (from > end) throw error('EBADREQ', `cannot resume ${path} at byte ${from}: the read ends at byte ${end}`)
-    if (!resume || resume.seq === 0) yield start(file, offset, end)
+    yield* head(file, end)
     // No block is read ahead of the connection's demand: the connection pulls the next part as
     // soon as it has handed this one on, so the disk works while this one's pages go out, and a
     // client that stops reading holds one block per read, not two.
@@ -49,16 +72,16 @@ export async function* read(args: Record<string, unknown>, ctx: CommandContext, 
     yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp, left: end - from }), io)
     ctx.files.remember(path, file)
     ctx.pins.refresh(path, file.key)
-    yield { kind: 'end', body: { length: end - offset } }
+    return { end }
   } finally {
     await file.fh.close()
   }
 }
 
 /** Where the read ends; throws for a resend of another version, or an offset past the end. */
-function span(file: KnownFile, path: string, offset: number, length: number | undefined, resume?: Resume): number {
+function span(file: KnownFile, path: string, offset: number, length: number | undefined, identity?: string): number {
   // A resend must serve the very bytes the first attempt started to serve.
-  if (resume?.identity && resume.identity !== file.key) throw changed(path)
+  if (identity && identity !== file.key) throw changed(path)
   if (offset > file.size) throw error('ERANGE', `offset ${offset} is beyond the end of ${path} (${file.size} bytes)`)
   return length === undefined ? file.size : Math.min(file.size, offset + length)
 }
@@ -68,15 +91,20 @@ function start(file: KnownFile, offset: number, end: number): Part {
 }
 
 /**
- * The whole response from cached blocks, or null when one of them is not
+ * The whole range from cached blocks, or null when one of them is not
  * cached (or too many would be pinned). The blocks are leased at once, so
  * one the cache evicts before its bytes are sent still counts (BlockLease),
  * until the response is over.
  */
-function fromCache(file: KnownFile, path: string, offset: number, length: number | undefined, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> | null {
-  const { resume } = io
-  const end = span(file, path, offset, length, resume)
-  const from = offset + (resume?.offset ?? 0)
+function fromCache(
+  file: KnownFile,
+  want: RangeWanted,
+  ctx: CommandContext,
+  io: CommandIO,
+  head: (file: KnownFile, end: number) => Part[],
+): AsyncGenerator<Part, { end: number }, void> | null {
+  const end = span(file, want.path, want.offset, want.length, want.identity)
+  const from = want.offset + want.skip
   if (from > end) return null // let the full path report it
   const bs = ctx.cache.blockSize
   const first = Math.floor(from / bs)
@@ -88,9 +116,9 @@ function fromCache(file: KnownFile, path: string, offset: number, length: number
   for (const lease of held) io.hold?.(lease)
   return (async function* () {
     try {
-      if (!resume || resume.seq === 0) yield start(file, offset, end)
+      yield* head(file, end)
       yield* rangeParts(ctx, file, from, end, (index) => cached[index - first], io)
-      yield { kind: 'end', body: { length: end - offset } }
+      return { end }
     } finally {
       for (const lease of held) lease.release()
     }

@@ -51,3 +51,5 @@ export const MAX_UPLOADS_PER_CONNECTION = 8
 
 /** Paths one `locate` may name (its answer is one RESULT). */
 export const MAX_LOCATE_PATHS = 4096
+/** Paths one readv may ask for (a request line holds fewer of any real length). */
+export const MAX_READV_PATHS = 100_000

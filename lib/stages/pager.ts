@@ -7,7 +7,8 @@
  * NACKs), and the lease on its memory: it rides on the last frame (or the
  * partial page) that holds the part's bytes, and the connection releases it
  * once that frame is written. A page joined from pieces of several parts is
- * a copy, charged as such. A resync part starts a resend: any partial page
+ * a copy, charged as such; a part marked `flush` ends its page instead (a
+ * short frame, no copy). A resync part starts a resend: any partial page
  * of the old attempt is dropped and numbering restarts at the seq the
  * receiver asked for.
  */
@@ -200,6 +201,10 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
         }
       }
       if (chunk.length > 0) cut(chunk, lease)
+      if (item.flush && st.carry.bytes > 0) {
+        const { payload, lease: held } = takeCarry(st)
+        frame(payload, held)
+      }
       return finish(frames)
     }
 

@@ -22,6 +22,8 @@ export interface RequestRecord {
   pages: PageSize
   /** DATA bytes handed on so far, counting from the start of the response (a resend starts at its offset). */
   sent: number
+  /** What the command keeps across its attempts to resend exactly what it sent (CommandIO.memo). */
+  memo: Record<string, unknown>
 }
 
 export const MAX_RECORDS = 1024

@@ -252,7 +252,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   #begin(req: Request, spec: CommandSpec, resync?: number): void {
     // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
     this.#opts.attempts?.delete(req.id)
-    const record: RequestRecord = { spec, args: req.args, pages: this.#pageSize(), sent: 0 }
+    const record: RequestRecord = { spec, args: req.args, pages: this.#pageSize(), sent: 0, memo: {} }
     this.#records.remember(req.id, record)
     if (resync !== undefined) {
       this.#opts.attempts?.set(req.id, resync)
@@ -294,7 +294,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   }
 
   #io(signal: AbortSignal, record: RequestRecord): CommandIO {
-    return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease, grants: this.#opts.grants }
+    return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease, grants: this.#opts.grants, memo: record.memo }
   }
 
   #pageSize(): PageSize {
@@ -488,17 +488,17 @@ export class CommandSource extends Duplex implements ConnectionControl {
     const record = this.#records.get(id)
     if (part.kind === 'data') {
       this.#opts.onData?.(part.chunk.length)
-      const { chunk, lease } = part
+      const { chunk, lease, flush } = part
       if (lease) this.#opts.onLease?.(lease)
       // The item takes the bytes over: a suspended generator keeps the part it yielded last, and
       // must not keep its block alive once the lease is released.
       part.chunk = EMPTY
       part.lease = undefined
-      if (!record) return { id, attempt, kind: 'data', chunk, lease }
+      if (!record) return { id, attempt, kind: 'data', chunk, lease, flush }
       const pageSize = record.pages.size
       record.sent += chunk.length
       record.pages.sent(chunk.length)
-      return { id, attempt, kind: 'data', chunk, pageSize, lease }
+      return { id, attempt, kind: 'data', chunk, pageSize, lease, flush }
     }
     if (part.kind === 'start') {
       if (record && part.identity) record.identity = part.identity

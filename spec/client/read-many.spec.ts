@@ -8,7 +8,7 @@ import { describe, test } from 'node:test'
 import { type Client, connect } from '../../lib/client/client.js'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
-import { connectTo, startServer } from '../helpers/server.js'
+import { startServer } from '../helpers/server.js'
 
 /** `count` small files of random sizes (some empty) under many/, in a shuffled order. */
 function makeFiles(root: string, count: number): { paths: string[]; data: Map<string, Buffer> } {
@@ -37,7 +37,14 @@ async function drain(client: Client, paths: string[], inFlight: number): Promise
   return { got, err: null }
 }
 
-describe('readMany', () => {
+// Each case on the server's host (locate and shared memory, for the files it places there) and over the socket (readv).
+for (const shortCircuit of [true, false]) describe(`readMany (${shortCircuit ? 'short-circuit' : 'over the socket'})`, () => {
+  const connectTo = async (t: Parameters<typeof startServer>[0], url: string) => {
+    const client = await connect(url, { shortCircuit })
+    t.after(() => client.close())
+    return client
+  }
+
   for (const inFlight of [8, 1]) {
     test(`yields 500 files byte-exact, in the order given (inFlight ${inFlight})`, async (t) => {
       const { url, root } = await startServer(t)
@@ -113,21 +120,23 @@ describe('readMany', () => {
     assert.ok(got[0].data.equals(a))
   })
 
+})
+
+describe('readMany', () => {
   test('accepts any iterable of paths, taken lazily', async (t) => {
     const { url, root } = await startServer(t)
     const { paths, data } = makeFiles(root, 30)
-    // Over the socket: 4 reads in flight, one more asked for when the first is yielded. On the
-    // server's host: two batches of 4 located.
-    for (const [shortCircuit, most] of [[false, 5], [true, 8]] as const) {
+    // Over the socket: two readv batches of 256 paths. On the server's host: two batches of 4 located.
+    for (const [shortCircuit, most] of [[false, 512], [true, 8]] as const) {
       if (shortCircuit && noSharedMemory(shmNative())) continue
       const client = await connect(url, { shortCircuit })
       t.after(() => client.close())
       assert.equal(client.hello.shm, true)
       let taken = 0
       function* lazy() {
-        for (const p of paths) {
+        for (let i = 0; i < 2000; i++) {
           taken++
-          yield p
+          yield paths[i % paths.length]
         }
       }
       const it = client.readMany(lazy(), { inFlight: 4 })[Symbol.asyncIterator]()

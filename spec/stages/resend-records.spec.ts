@@ -5,7 +5,7 @@ import { MAX_ARG_BYTES, MAX_RECORDS, type RequestRecord, ResendRecords } from '.
 import { PageSize } from '../../lib/stages/page-size.js'
 
 const spec = { run: async function* () {} }
-const record = (args: Record<string, unknown>): RequestRecord => ({ spec, args, pages: new PageSize({ max: 4096 }), sent: 0 })
+const record = (args: Record<string, unknown>): RequestRecord => ({ spec, args, pages: new PageSize({ max: 4096 }), sent: 0, memo: {} })
 
 test('a record keeps every argument of its request, whatever the command reads', () => {
   const records = new ResendRecords(() => false)

@@ -600,9 +600,11 @@ class TestReceiver(FakeCase):
                 i += n
         s = self.fake(handler)
         c = self.client(s.url)
-        got = dict(c.read_many(['b%d' % i for i in range(len(blobs))]))
-        for i, blob in enumerate(blobs):
-            self.assertEqual(got['b%d' % i], blob)
+        # Four reads in flight on the connection at once (read_many would send one readv).
+        reqs = [c._read_request('b%d' % i, 0, None) for i in range(len(blobs))]
+        for req, blob in zip(reqs, blobs):
+            c._wait(req)
+            self.assertEqual(req.take(), blob)
 
     def test_a_frame_larger_than_the_receive_buffer(self):
         blob = os.urandom(9 * MiB + 3)
@@ -1028,6 +1030,25 @@ class TestReads(unittest.TestCase):
         gen.close()
         self.assertEqual(sha(self.c.read('page.bin')), disk_sha('page.bin'))
         self.assertEqual(self.c._reqs, {})
+
+    def test_read_many_over_the_socket_asks_in_batches(self):
+        # readv: a few request lines for hundreds of files, entries in order, errors in their place.
+        with Client(SERVER, short_circuit=False) as c:
+            names = ['small/' + e['name'] for e in c.ls('small')]
+            before = c.stats()['totalConnections']
+            spans = names + ['empty.bin', ('big.bin', 3, 10), 'random3m.bin']
+            got = list(c.read_many(spans, in_flight=4))
+            self.assertEqual([p for p, _ in got], spans)
+            for p, d in got[:len(names) + 1]:
+                self.assertEqual(sha(d), disk_sha(p), p)
+            self.assertEqual(got[-2][1], disk('big.bin')[3:13])
+            self.assertEqual(sha(got[-1][1]), disk_sha('random3m.bin'))
+            self.assertEqual(c.stats()['totalConnections'], before, 'one connection')
+            with self.assertRaises(CacheservError) as cm:
+                for p, d in c.read_many(names[:3] + ['small', names[3]]):
+                    self.assertIn(p, names[:3])
+            self.assertEqual((cm.exception.code, cm.exception.path), ('EISDIR', 'small'))
+            self.assertEqual(c._reqs, {}, 'nothing left in flight')
 
     def test_address_forms(self):
         kind, host, port = parse_address(SERVER)
@@ -1620,6 +1641,13 @@ class TestDamagedLink(unittest.TestCase):
         with Client(FAULTY, progress_timeout=0.2) as c:
             for name in ['random3m.bin', 'big.bin', 'odd.bin']:
                 self.assertEqual(sha(c.read(name)), disk_sha(name), name)
+            self.assertGreater(c.nacks, 0, 'the client asked for resends')
+
+    def test_read_many_over_a_damaged_connection_asks_in_batches(self):
+        with Client(FAULTY, progress_timeout=0.2, short_circuit=False) as c:
+            names = ['small/' + e['name'] for e in c.ls('small')] + ['random3m.bin', 'odd.bin', 'empty.bin'] * 2
+            for path, data in c.read_many(names, in_flight=8):
+                self.assertEqual(sha(data), disk_sha(path), path)
             self.assertGreater(c.nacks, 0, 'the client asked for resends')
 
     def test_many_requests_in_flight_on_a_damaged_connection(self):

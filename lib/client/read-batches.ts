@@ -15,6 +15,8 @@ import { type Entry, ENTRY_ERROR } from '../protocol/readv-entry.js'
 
 /** Bytes of entries received and not yet taken before the connection is held. */
 const HIGH_WATER = 32 * 1024 * 1024
+/** Bytes of paths one batch carries at most: its request line must stay within the server's (64 KiB by default). */
+const BATCH_BYTES = 32 * 1024
 
 /**
  * How a batch is sent: `onEntry` gets each entry, in order; after each
@@ -58,7 +60,12 @@ export class BatchReads {
     const refill = () => {
       while (batches < 2 && queue.length <= batch) {
         const slots: Slot[] = []
-        for (let r = iterator.next(); !r.done; r = iterator.next()) if (slots.push(slot(r.value)) === batch) break
+        let bytes = 0
+        for (let r = iterator.next(); !r.done; r = iterator.next()) {
+          slots.push(slot(r.value))
+          bytes += Buffer.byteLength(JSON.stringify(r.value)) + 1
+          if (slots.length === batch || bytes >= BATCH_BYTES) break
+        }
         if (slots.length === 0) return
         queue.push(...slots)
         batches++

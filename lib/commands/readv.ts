@@ -66,7 +66,7 @@ async function* first(i: number, want: Wanted, sent: SentEntry[], ctx: CommandCo
       started = true
       const header = encodeEntryHeader({ index: i, kind: ENTRY_FILE, size: file.size, mtimeMs: file.mtimeMs, length: end - offset })
       sent[i] = { header, identity: file.key, bytes: ENTRY_HEADER + end - offset }
-      return [{ kind: 'data', chunk: header }]
+      return [{ kind: 'data', chunk: header, meta: true }]
     })
   } catch (err) {
     // Once its header is out, the entry cannot turn into an error: the request fails.
@@ -75,17 +75,17 @@ async function* first(i: number, want: Wanted, sent: SentEntry[], ctx: CommandCo
     const body = Buffer.from(JSON.stringify({ code: e.code, message: e.message }))
     const header = encodeEntryHeader({ index: i, kind: ENTRY_ERROR, size: 0, mtimeMs: 0, length: body.length })
     sent[i] = { header, error: body, bytes: ENTRY_HEADER + body.length }
-    yield { kind: 'data', chunk: header }
-    yield { kind: 'data', chunk: body }
+    yield { kind: 'data', chunk: header, meta: true }
+    yield { kind: 'data', chunk: body, meta: true }
   }
 }
 
 /** The rest of an entry sent before, from `skip` bytes into it: the same header, and the same version's bytes or the same error. */
 async function* again(entry: SentEntry, want: Wanted, skip: number, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
-  if (skip < ENTRY_HEADER) yield { kind: 'data', chunk: entry.header.subarray(skip) }
+  if (skip < ENTRY_HEADER) yield { kind: 'data', chunk: entry.header.subarray(skip), meta: true }
   const into = Math.max(0, skip - ENTRY_HEADER)
   if (entry.error) {
-    if (into < entry.error.length) yield { kind: 'data', chunk: entry.error.subarray(into) }
+    if (into < entry.error.length) yield { kind: 'data', chunk: entry.error.subarray(into), meta: true }
     return
   }
   yield* serveRange(ctx, io, { path: want.path, offset: want.offset ?? 0, length: want.length, skip: into, identity: entry.identity }, () => [])

@@ -11,8 +11,9 @@ export type Part =
    * `pageSize` is this request's current page size (it shrinks after NACKs).
    * `lease` holds the chunk's block until its bytes are written or dropped: whoever drops them releases it.
    * `flush`: the page ends with this chunk, short or not (no copy joins it to the next part's bytes).
+   * `meta`: the bytes are the response's own (a readv entry's header or error), not a file's: not counted as served.
    */
-  | { kind: 'data'; chunk: Buffer; pageSize?: number; lease?: Releasable; flush?: boolean }
+  | { kind: 'data'; chunk: Buffer; pageSize?: number; lease?: Releasable; flush?: boolean; meta?: boolean }
   | { kind: 'end'; body: unknown }
   | { kind: 'result'; body: unknown }
   /** How far a long command has got; not the end. */

@@ -487,7 +487,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   #tag({ id, attempt }: Job, part: Part): Item {
     const record = this.#records.get(id)
     if (part.kind === 'data') {
-      this.#opts.onData?.(part.chunk.length)
+      if (!part.meta) this.#opts.onData?.(part.chunk.length)
       const { chunk, lease, flush } = part
       if (lease) this.#opts.onLease?.(lease)
       // The item takes the bytes over: a suspended generator keeps the part it yielded last, and

@@ -148,3 +148,16 @@ describe('readMany', () => {
     }
   })
 })
+
+describe('readMany over the socket', () => {
+  test('long paths go out in batches whose request lines the server takes', async (t) => {
+    const { url, root } = await startServer(t)
+    const dir = 'd'.repeat(200) + '/' + 'e'.repeat(200)
+    const data = Array.from({ length: 400 }, (_, i) => writeFile(root, `${dir}/${String(i).padStart(200, '0')}.bin`, 10 + i))
+    const client = await connect(url, { shortCircuit: false })
+    t.after(() => client.close())
+    let i = 0
+    for await (const { data: bytes } of client.readMany(data.map((_, k) => `${dir}/${String(k).padStart(200, '0')}.bin`))) assert.ok(bytes.equals(data[i++]))
+    assert.equal(i, data.length)
+  })
+})

@@ -17,7 +17,7 @@ const KiB = 1024
 
 describe('readv', () => {
   test('answers START, the entries in the order asked (files, ranges, errors), END with the stream length', async (t) => {
-    const { url, root } = await startServer(t, { blockSize: 64 * KiB })
+    const { server, url, root } = await startServer(t, { blockSize: 64 * KiB })
     const a = writeFile(root, 'a.bin', 200 * KiB + 7)
     const b = writeFile(root, 'd/b.bin', 10)
     writeFile(root, 'empty.bin', Buffer.alloc(0))
@@ -53,6 +53,8 @@ describe('readv', () => {
     assert.equal(error(entries[5]), 'EACCES')
     assert.equal(error(entries[6]), 'ERANGE')
     assert.ok(entries[7].body.equals(b))
+    const fileBytes = entries.filter((e) => e.header.kind === ENTRY_FILE).reduce((n, e) => n + e.body.length, 0)
+    assert.equal(server.stats().bytesServed, fileBytes, 'bytesServed counts the files\' bytes, not the entries\' headers or errors')
   })
 
   test('refuses a request without a list of paths', async (t) => {

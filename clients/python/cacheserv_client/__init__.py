@@ -91,6 +91,11 @@ _REPEATABLE = frozenset(('read', 'stat', 'ls', 'stats', 'tree', 'locate'))
 SHARED_RANGE = 1024 * 1024
 #: Most paths ``read_many`` asks for in one ``locate`` (it asks for ``in_flight`` at a time).
 LOCATE_BATCH = 1024
+#: Paths ``read_many`` asks for in one ``readv`` over the socket, at most, and the bytes of their JSON.
+READV_BATCH = 256
+_READV_BATCH_BYTES = 32 * 1024
+#: A readv entry's header (PROTOCOL.md, "readv"): index, kind (0 file, 1 error), size, mtimeMs, length.
+_ENTRY = struct.Struct('<IIddd')
 #: Errors that mean the connection died (or the server is going away), not that the request failed.
 _RETRIED = frozenset(('ECLOSED', 'ESHUTDOWN'))
 #: Errors after which a Client with ``fallback_root`` reads the files itself.
@@ -165,6 +170,7 @@ class _Request(object):
     __slots__ = (
         'id', 'op', 'is_read', 'seq', 'offset', 'nacks', 'resync', 'awaiting', 'stalls',
         'done', 'error', 'exc', 'result', 'info', 'dest', 'chunks', 'scratch', 'expect', 'progress', 'path',
+        'entries',
     )
 
     def __init__(self, rid, op, is_read, path=None):
@@ -190,6 +196,7 @@ class _Request(object):
         self.chunks = None
         self.expect = None  # (size, mtimeMs) a read must match (RemoteFile)
         self.progress = None
+        self.entries = None  # a readv's _Entries
 
     def accept(self, ftype, seq, epoch, intact, payload):
         """The receive window: deliver, drop, the resend begins, or a NACK is due."""
@@ -570,20 +577,22 @@ class Client(object):
             return None
 
     def _read_many_remote(self, paths, in_flight):
+        """Over the socket: the paths go out in batches, one ``readv`` request each (PROTOCOL.md),
+        two on their way at once; entries are taken as they arrive whole, in order."""
         it = iter(paths)
-        window = deque()
-        again = deque()
+        again = deque()  # paths whose batch's connection died before their entries came
+        pending = deque()  # [items, req, entries taken]
         attempt = 0
+        exhausted = False
         try:
-            exhausted = False
             while True:
                 if self._falling_back():
                     # The server was unreachable a moment ago: read the files themselves.
                     with self._guard():
-                        left = [p for p, _ in window] + list(again)
+                        left = [p for items, _, k in pending for p in items[k:]] + list(again)
                         again.clear()
-                        while window:
-                            self._abandon(window.popleft()[1])
+                        while pending:
+                            self._abandon(pending.popleft()[1])
                     for p in left:
                         yield p, self.read(*_span(p))
                     for p in it:
@@ -591,23 +600,43 @@ class Client(object):
                     return
                 with self._guard():
                     try:
-                        # ``again``: paths taken from ``paths`` (or whose connection died), in order,
-                        # not yet asked for; a path leaves it only once its request went out.
-                        while len(window) < in_flight and (again or not exhausted):
-                            if not again:
-                                try:
-                                    again.append(next(it))
-                                except StopIteration:
-                                    exhausted = True
-                                    continue
-                            req = self._read_request(*_span(again[0]))
-                            window.append((again.popleft(), req))
-                        if not window:
+                        while len(pending) < 2 and (again or not exhausted):
+                            items = []
+                            size = 0
+                            while len(items) < max(in_flight, READV_BATCH) and size < _READV_BATCH_BYTES:
+                                if not again:
+                                    try:
+                                        again.append(next(it))
+                                    except StopIteration:
+                                        exhausted = True
+                                        break
+                                item = again.popleft()
+                                items.append(item)
+                                size += len(json.dumps(_readv_item(item))) + 1
+                            if not items:
+                                break
+                            pending.append([items, self._readv_request([_readv_item(p) for p in items]), 0])
+                        if not pending:
                             return
-                        path, req = window[0]
-                        self._wait(req)
-                        data = req.take()
-                        window.popleft()
+                        head = pending[0]
+                        items, req, k = head
+                        while not req.entries.ready and not req.done:
+                            if self._sock is None:
+                                # The connection went away under the batch.
+                                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
+                                break
+                            self._pump()
+                        if not req.entries.ready:
+                            req.take()  # raises what ended the request
+                            if k < len(items):
+                                raise CacheservError('EPROTO', 'readv %d: %d paths asked for, %d entries' % (req.id, len(items), k))
+                            pending.popleft()
+                            continue
+                        index, kind, _size, _mtime, body = req.entries.pop()
+                        if index != k:
+                            raise CacheservError('EPROTO', 'readv %d: entry %d where %d was due' % (req.id, index, k))
+                        head[2] = k + 1
+                        path = items[k]
                         attempt = 0
                     except CacheservError as e:
                         if not self._may_retry(e, attempt):
@@ -615,19 +644,25 @@ class Client(object):
                                 raise
                             self._fall_back(e)
                             continue
-                        # The connection died under the window: ask for every read in it again.
+                        # The connection died under the batches: ask for their rest again.
                         self._pause(attempt)
                         attempt += 1
-                        again.extendleft(reversed([p for p, _ in window]))
-                        for _, r in window:
+                        again.extendleft(reversed([p for items, _, k in pending for p in items[k:]]))
+                        for _, r, _k in pending:
                             self._abandon(r)
-                        window.clear()
+                        pending.clear()
                         continue
-                yield path, data
+                if kind != 0:
+                    try:
+                        err = json.loads(body.decode('utf-8'))
+                        raise CacheservError(str(err.get('code', 'EIO')), str(err.get('message', '')), path if isinstance(path, str) else _span(path)[0])
+                    except (ValueError, AttributeError):
+                        raise CacheservError('EPROTO', 'readv: an error entry that is not JSON')
+                yield path, body
         finally:
-            if window:
+            if pending:
                 with self._guard():
-                    for _, req in window:
+                    for _, req, _k in pending:
                         self._abandon(req)
 
     def ls(self, path='', long=False):
@@ -1069,6 +1104,11 @@ class Client(object):
         req.expect = expect
         return req
 
+    def _readv_request(self, paths):
+        req = self._begin('readv', {'paths': [p if isinstance(p, dict) else os.fsdecode(p) for p in paths]}, is_read=True)
+        req.entries = _Entries()
+        return req
+
     def _finish(self, req, error=None, cancel=False):
         req.done = True
         self._give_back(req)
@@ -1295,6 +1335,8 @@ class Client(object):
             self._finish(req, e, cancel=True)
 
     def _on_read_frame(self, req, ftype, payload):
+        if req.entries is not None:
+            return self._on_readv_frame(req, ftype, payload)
         if ftype == DATA:
             info = req.info
             if info is None:
@@ -1350,6 +1392,24 @@ class Client(object):
         else:
             raise CacheservError('EPROTO', 'read %d: unexpected frame type %d' % (req.id, ftype))
 
+    def _on_readv_frame(self, req, ftype, payload):
+        if ftype == DATA:
+            if req.info is None:
+                raise CacheservError('EPROTO', 'readv %d: DATA before START' % req.id)
+            req.entries.feed(payload)
+            req.offset += len(payload)
+        elif ftype == START:
+            if req.info is not None:
+                raise CacheservError('EPROTO', 'readv %d: second START frame' % req.id)
+            req.info = _json(payload, 'START')
+        elif ftype == END:
+            end = _json(payload, 'END')
+            if req.info is None or not isinstance(end, dict) or end.get('length') != req.offset or not req.entries.at_boundary():
+                raise CacheservError('EPROTO', 'readv %d: the stream ended short of its length or inside an entry' % req.id)
+            self._finish(req)
+        else:
+            raise CacheservError('EPROTO', 'readv %d: unexpected frame type %d' % (req.id, ftype))
+
     def _on_result_frame(self, req, ftype, payload):
         if ftype == RESULT:
             req.result = _json(payload, 'RESULT')
@@ -1387,6 +1447,70 @@ class _Outcome(object):
 def _span(item):
     """``(path, offset, length)`` of a read_many item: a path, or such a range already."""
     return (item, 0, None) if isinstance(item, (str, bytes, os.PathLike)) else tuple(item)
+
+
+def _readv_item(item):
+    """A read_many item as a readv ``paths`` item: the path, or ``{path, offset, length}``."""
+    path, offset, length = _span(item)
+    path = os.fsdecode(path)
+    if not offset and length is None:
+        return path
+    out = {'path': path, 'offset': offset}
+    if length is not None:
+        out['length'] = length
+    return out
+
+
+class _Entries(object):
+    """The entries of a readv stream (PROTOCOL.md, "readv"), cut as its pieces arrive:
+    each one whole, ``(index, kind, size, mtimeMs, body)``, in order."""
+
+    def __init__(self):
+        self._done = deque()
+        self._head = bytearray()  # a header being filled
+        self._entry = None  # the header of the entry whose body is being filled
+        self._parts = []
+        self._left = 0
+
+    @property
+    def ready(self):
+        return bool(self._done)
+
+    def pop(self):
+        return self._done.popleft()
+
+    def at_boundary(self):
+        return self._entry is None and not self._head
+
+    def feed(self, payload):
+        mv = memoryview(payload)
+        at = 0
+        n = len(mv)
+        while at < n:
+            if self._entry is None:
+                take = min(_ENTRY.size - len(self._head), n - at)
+                self._head += mv[at:at + take]
+                at += take
+                if len(self._head) < _ENTRY.size:
+                    return
+                index, kind, size, mtime, length = _ENTRY.unpack(bytes(self._head))
+                self._head = bytearray()
+                if kind not in (0, 1) or length < 0 or length != int(length):
+                    raise CacheservError('EPROTO', 'readv: a malformed entry header')
+                self._entry = (index, kind, size, mtime)
+                self._left = int(length)
+                self._parts = []
+            take = min(self._left, n - at)
+            if take:
+                self._parts.append(bytes(mv[at:at + take]))
+                at += take
+                self._left -= take
+            if self._left == 0:
+                parts = self._parts
+                body = parts[0] if len(parts) == 1 else b''.join(parts)
+                self._done.append(self._entry + (body,))
+                self._entry = None
+                self._parts = []
 
 
 def _check_header(buf, mv, at):

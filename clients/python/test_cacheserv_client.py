@@ -323,6 +323,25 @@ class TestProtocolExamples(FakeCase):
         self.assertEqual(cm.exception.message, 'no such file or directory: nope')
         self.assertEqual(cm.exception.path, 'nope')
 
+    def test_reads_the_readv_entry_example(self):
+        # PROTOCOL.md, "readv": the third item, 20,000 bytes of a file of 120,007 bytes.
+        header = hexbytes('02000000 00000000 00000000704cfd40 000080896aae7942 000000000088d340')
+        from cacheserv_client import _Entries
+        first = [hexbytes('00000000 00000000 0000000000000840 0000000000000000 0000000000000840'), b'abc']
+        second = [hexbytes('01000000 01000000 0000000000000000 0000000000000000 0000000000000000')]
+        body = os.urandom(20000)
+        stream = b''.join(first + second + [header, body])
+        for cut in (1, 7, 32, 1000, len(stream)):
+            entries = _Entries()
+            for at in range(0, len(stream), cut):
+                entries.feed(stream[at:at + cut])
+            got = [entries.pop() for _ in range(3)]
+            self.assertFalse(entries.ready)
+            self.assertTrue(entries.at_boundary())
+            self.assertEqual(got[0], (0, 0, 3.0, 0.0, b'abc'))
+            self.assertEqual(got[1], (1, 1, 0.0, 0.0, b''))
+            self.assertEqual(got[2], (2, 0, 120007.0, 1764806400000.0, body))
+
     def test_reads_the_md5_example(self):
         def handler(s, conn, req):
             conn.sendall(frame(2, 1, 0, b'{"size":6,"offset":0,"length":6,"mtimeMs":0}', ck=2) + EX_DATA_MD5 + frame(4, 1, 2, b'{"length":6}', ck=2))

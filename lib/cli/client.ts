@@ -23,11 +23,11 @@ const ACTIONS: Record<CommandName, Action> = {
     // Each verified piece goes from the receive buffer to stdout, or from the server's shared memory.
     const out = stdoutForSyncWrites()
     try {
-      // Into a pipe, shared memory pays only once the pipe is wide and blocks are spliced into it: through
-      // 64 KiB hand-offs the socket is faster, its copies spread over two processes.
-      const pipe = out.pipe ? (await import('./stdout-pipe.js')).widePipe(out.fd) : null
+      // Into a pipe, a read longer than a pipe-full widens the pipe and splices the blocks into it (the
+      // module and the native addon load only then: a small file's start-up does not pay for them).
+      const pipe = out.pipe ? async () => (await import('./stdout-pipe.js')).widePipe(out.fd) : undefined
       const range = { offset: o.offset as number | undefined, length: o.length as number | undefined }
-      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { ...range, sharedMemory: !out.pipe || pipe !== null, pipe: pipe ?? undefined })
+      await client.readChunks(file!, (chunk) => writeAllSync(out.fd, chunk), { ...range, sharedMemory: true, pipe })
     } catch (err) {
       // The reader went away (`| head -c 10`): that is how pipes end, not an error.
       if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err

@@ -68,6 +68,8 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * evict (a second run reports what it did, not what the first one did).
  */
 const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
+/** Reads longer than this are spliced into ReadOptions.pipe; a shorter one is copied whole (the pipe is not touched). */
+const SPLICE_MIN = 1024 * 1024
 /** Paths a readMany over the socket asks for in one readv, at least. */
 const READV_BATCH = 256
 /** Errors of a request whose connection died under it: the request may be sent again. */
@@ -841,7 +843,8 @@ export class Client {
     let scratch = Buffer.alloc(0)
     /** Bytes from here to the end are copied, never spliced (see ReadOptions.pipe). */
     let spliceUntil = 0
-    const tail = opts.pipe?.size() ?? 0
+    let tail = 0
+    let pipe: PipeTarget | null = null
     let at = start
     /** When the newest grant must have been read by (performance.now()). */
     let deadline = 0
@@ -852,12 +855,12 @@ export class Client {
       onChunk(piece)
     }
     const move = (length: number, fd: number, offset: number): void => {
-      const spliced = opts.pipe ? this.#splice(opts.pipe, fd, offset, Math.max(0, Math.min(length, spliceUntil - at)), path) : 0
+      const spliced = pipe ? this.#splice(pipe, fd, offset, Math.max(0, Math.min(length, spliceUntil - at)), path) : 0
       if (spliced < length) copy(length - spliced, fd, offset + spliced)
       at += length
     }
     const done = async (): Promise<ReadInfo> => {
-      if (opts.pipe && spliceUntil > start) await this.#pipeDrained(opts.pipe, tail, deadline, path)
+      if (pipe && spliceUntil > start) await this.#pipeDrained(pipe, tail, deadline, path)
       return info!
     }
     for (;;) {
@@ -870,7 +873,14 @@ export class Client {
       if ('code' in file) throw error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
       if (!info) {
         info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
-        spliceUntil = info.offset + info.length - tail
+        // A read that fits in a pipe-full would be copied whole anyway: the pipe is left as it is.
+        if (opts.pipe && info.length > SPLICE_MIN && file.blocks) {
+          pipe = await opts.pipe()
+          // A pipe that cannot be widened takes the socket's bytes faster: there, the server's copy runs beside ours.
+          if (!pipe) return this.#readChunksRemote(path, onChunk, { offset: start, length: opts.length })
+        }
+        tail = pipe?.size() ?? 0
+        spliceUntil = pipe ? info.offset + info.length - tail : 0
       } else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
       const end = info.offset + info.length
       const asked = Math.min(LOCATE_RANGE, end - at)

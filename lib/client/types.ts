@@ -89,13 +89,14 @@ export interface ReadOptions {
    */
   sharedMemory?: boolean
   /**
-   * readChunks with `sharedMemory` only: the pipe `onChunk` writes to. The
+   * readChunks with `sharedMemory` only: the pipe `onChunk` writes to, made
+   * ready (widened) when the read turns out longer than SPLICE_MIN. The
    * blocks are moved into it from shared memory without a copy (splice(2)),
    * all but the last pipe-full, which goes through `onChunk`: once it is
    * written, the pipe no longer refers to the server's pages, which may then
    * be reused. The client CLI's stdout.
    */
-  pipe?: PipeTarget
+  pipe?: () => Promise<PipeTarget | null>
 }
 
 /** A pipe that blocks of the server's shared memory can be moved into (native/shm.cc). */

@@ -49,7 +49,7 @@ describe('readChunks into a pipe', { skip }, () => {
       let copied = 0
       try {
         const before = server.stats().bytesServed
-        await client.readChunks('big.bin', (c) => ((copied += c.length), writeAllSync(fd, c)), { ...range, sharedMemory: true, pipe: target(fd) })
+        await client.readChunks('big.bin', (c) => ((copied += c.length), writeAllSync(fd, c)), { ...range, sharedMemory: true, pipe: async () => target(fd) })
         assert.equal(server.stats().bytesServed, before, 'nothing crossed the socket')
       } finally {
         closeSync(fd)
@@ -59,6 +59,17 @@ describe('readChunks into a pipe', { skip }, () => {
       assert.ok(readFileSync(out).equals(want), 'the pipe carried the bytes asked for')
       assert.ok(copied >= PIPE && copied < PIPE + BLOCK, `the last pipe-full was copied (${copied} bytes), the rest spliced`)
     }
+  })
+
+  test('a read that fits in a pipe-full leaves the pipe alone: copied, the native addon never asked', async (t) => {
+    const { url, root } = await startServer(t, { cacheSize: 256 * BLOCK, blockSize: BLOCK })
+    const data = writeFile(root, 'small.bin', 5 * BLOCK + 3)
+    const client = await connectTo(t, url)
+    let asked = 0
+    const got: Buffer[] = []
+    await client.readChunks('small.bin', (c) => got.push(Buffer.from(c)), { sharedMemory: true, pipe: async () => (asked++, null) })
+    assert.ok(Buffer.concat(got).equals(data))
+    assert.equal(asked, 0)
   })
 
   test('pages spliced under a grant that lapsed keep their bytes when the slot takes another block', async (t) => {

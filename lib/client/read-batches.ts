@@ -56,6 +56,8 @@ export class BatchReads {
     const iterator = paths[Symbol.iterator]()
     const queue: Slot[] = []
     let batches = 0
+    /** Wakes the consumer when a batch has ended (its entries may all have been taken before). */
+    let wake: (() => void) | null = null
     // Two batches at most on their way, and no new one while more than a batch of paths waits here.
     const refill = () => {
       while (batches < 2 && queue.length <= batch) {
@@ -72,12 +74,21 @@ export class BatchReads {
         void this.#run(slots).finally(() => {
           batches--
           refill()
+          wake?.()
         })
       }
     }
     refill()
     try {
-      while (queue.length > 0) {
+      for (;;) {
+        if (queue.length === 0) {
+          // Every entry taken: the list is done once no batch is on its way and refill finds no path.
+          if (batches === 0) refill()
+          else await new Promise<void>((resolve) => (wake = resolve))
+          wake = null
+          if (queue.length === 0 && batches === 0) break
+          continue
+        }
         const head = queue.shift()!
         const data = await head.done
         this.#taken(data.length)

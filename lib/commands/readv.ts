@@ -11,7 +11,8 @@
  * that changes while its bytes are being sent fails the request (ECHANGED);
  * the entries before it were whole. A resend (after a NACK) serves the same
  * bytes again from the receiver's offset: what each entry was is kept in the
- * request's memo (its header, its file's identity, an error's body).
+ * request's memo (its header, its file's identity, an error's body). The
+ * next few files are loaded while one is sent (read-ahead.ts).
  */
 import { toCacheservError } from '../errors.js'
 import { MAX_READV_PATHS } from '../protocol/constants.js'
@@ -19,6 +20,7 @@ import { ENTRY_ERROR, ENTRY_FILE, ENTRY_HEADER, encodeEntryHeader } from '../pro
 import type { Part } from '../stages/items.js'
 import { pathItems, type Wanted } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
+import { ReadAhead } from './read-ahead.js'
 import { serveRange } from './read.js'
 
 /** What an entry was when it was first sent. */
@@ -41,18 +43,25 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
   /** Where the receiver stands in the stream; entries before it are skipped. */
   const have = resume?.offset ?? 0
   let pos = 0
-  for (let i = 0; i < wants.length; i++) {
-    const known = sent[i]
-    if (known && pos + known.bytes <= have) {
-      pos += known.bytes
-      continue
+  // The next files load while this one is sent (read-ahead.ts).
+  const ahead = new ReadAhead(ctx, wants)
+  try {
+    for (let i = 0; i < wants.length; i++) {
+      const known = sent[i]
+      if (known && pos + known.bytes <= have) {
+        pos += known.bytes
+        continue
+      }
+      ahead.at(i)
+      for await (const part of known ? again(known, wants[i], have - pos, ctx, io) : first(i, wants[i], sent, ctx, io)) {
+        // Each file's bytes end their last page: joining them with the next entry's would be a copy.
+        if (part.kind === 'data') part.flush = true
+        yield part
+      }
+      pos += sent[i].bytes
     }
-    for await (const part of known ? again(known, wants[i], have - pos, ctx, io) : first(i, wants[i], sent, ctx, io)) {
-      // Each file's bytes end their last page: joining them with the next entry's would be a copy.
-      if (part.kind === 'data') part.flush = true
-      yield part
-    }
-    pos += sent[i].bytes
+  } finally {
+    ahead.stop()
   }
   yield { kind: 'end', body: { files: wants.length, length: pos } }
 }

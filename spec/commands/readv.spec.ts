@@ -57,6 +57,29 @@ describe('readv', () => {
     assert.equal(server.stats().bytesServed, fileBytes, 'bytesServed counts the files\' bytes, not the entries\' headers or errors')
   })
 
+  test('loads the next files while one is sent, so the disk reads of a cold list overlap', async (t) => {
+    const { server, url, root } = await startServer(t, { blockSize: 64 * KiB, cacheSize: 64 * 1024 * KiB })
+    const files = Array.from({ length: 24 }, (_, i) => writeFile(root, `cold/${i}.bin`, 20 * KiB + 997 * i))
+    let running = 0
+    let most = 0
+    const block = server.cache.block.bind(server.cache)
+    server.cache.block = async (...args: Parameters<typeof block>) => {
+      most = Math.max(most, ++running)
+      try {
+        return await block(...args)
+      } finally {
+        running--
+      }
+    }
+    const client = await connect(url, { shortCircuit: false })
+    t.after(() => client.close())
+    let i = 0
+    for await (const { data } of client.readMany(files.map((_, k) => `cold/${k}.bin`))) assert.ok(data.equals(files[i++]), `file ${i}`)
+    assert.equal(i, files.length)
+    assert.ok(most > 1, `${most} block loads at once`)
+    assert.ok(server.stats().hits > 0, 'files loaded ahead were served from the cache')
+  })
+
   test('refuses a request without a list of paths', async (t) => {
     const { url } = await startServer(t)
     const peer = await rawPeer(t, url)

@@ -56,7 +56,7 @@ export class ReadAhead {
 
   async #load(want: Wanted): Promise<void> {
     const ctx = this.#ctx
-    if (ctx.files.current(want.path)) return // read moments ago and unchanged: its blocks are likely cached
+    if (ctx.files.knows(want.path)) return // read lately: its blocks are likely cached (a stat here would cost a hot read)
     const file = await openFile(ctx.jail, want.path, ctx.settle)
     try {
       const bs = ctx.cache.blockSize

@@ -48,6 +48,15 @@ export class KnownFiles {
     this.#known.set(Jail.segments(path).join('/'), { key: file.key, size: file.size, mtimeMs: file.mtimeMs })
   }
 
+  /** `path` was opened and checked lately (no stat: whether it is unchanged is for current() to say). */
+  knows(path: string): boolean {
+    try {
+      return this.#known.has(Jail.segments(path).join('/'))
+    } catch {
+      return false // a path the jail refuses: the request says so
+    }
+  }
+
   forget(path: string): void {
     this.#known.delete(Jail.segments(path).join('/'))
   }

@@ -26,7 +26,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
 import net from 'node:net'
 import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
-import { type CacheservError, error, isErrorCode } from '../errors.js'
+import { type CacheservError, error } from '../errors.js'
 import { checksumId } from '../protocol/checksum.js'
 import { type ChecksumName, FrameType, MAX_ID, MAX_LOCATE_PATHS, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
@@ -40,8 +40,8 @@ import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
 import { BatchReads } from './read-batches.js'
-import { type LocateAnswer, SlabFiles, TTL_MARGIN_MS } from './short-circuit.js'
-import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats, PipeTarget } from './types.js'
+import { LocatedReads } from './located-reads.js'
+import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 
 const debug = createDebug('cacheserv:client')
@@ -68,14 +68,10 @@ export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
  * evict (a second run reports what it did, not what the first one did).
  */
 const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
-/** Reads longer than this are spliced into ReadOptions.pipe; a shorter one is copied whole (the pipe is not touched). */
-const SPLICE_MIN = 1024 * 1024
 /** Paths a readMany over the socket asks for in one readv, at least. */
 const READV_BATCH = 256
 /** Errors of a request whose connection died under it: the request may be sent again. */
 const retryableErrors = new WeakSet<Error>()
-/** Bytes readChunks({ sharedMemory }) locates at a time. */
-const LOCATE_RANGE = 16 * 1024 * 1024
 
 /** Bytes one socket read can bring; the buffer is reused for every read. */
 const RECEIVE_BUFFER = 1024 * 1024
@@ -144,9 +140,12 @@ function closesAfter(link: Link): number {
 export class Client {
   #address: string | Address
   #opts: ConnectOptions
-  #slabs = new SlabFiles()
-  /** Grants of `locate` whose blocks were read, released by the next one. */
-  #readGrants: number[] = []
+  /** Reads from the server's shared memory, on its host. */
+  #located = new LocatedReads({
+    request: (op, args) => this.request(op, args),
+    readFile: (path) => this.readFile(path),
+    readChunksRemote: (path, onChunk, opts) => this.#readChunksRemote(path, onChunk, opts),
+  })
   #link!: Link
   /** The next connection while it opens: every request that starts meanwhile waits for it. */
   #connecting: Promise<Link> | null = null
@@ -428,7 +427,7 @@ export class Client {
    * `onChunk` throws, the read stops with that error.
    */
   readChunks(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'> = {}): Promise<ReadInfo> {
-    if (opts.sharedMemory && this.#shortCircuitOn()) return this.#readChunksLocated(path, onChunk, opts)
+    if (opts.sharedMemory && this.#shortCircuitOn()) return this.#located.readChunks(path, onChunk, opts)
     return this.#readChunksRemote(path, onChunk, opts)
   }
 
@@ -744,7 +743,7 @@ export class Client {
         const next: string[] = []
         for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
         if (next.length === 0) return
-        const answers = this.#located(next)
+        const answers = this.#located.batch(next)
         next.forEach((path, i) => {
           const data = answers.then((got) => got[i]())
           data.catch(() => {}) // surfaced when its turn comes
@@ -833,125 +832,14 @@ export class Client {
     return { ...this.#stats, injected: this.#injected.reduce((sum, s) => sum + s.faults, 0) }
   }
 
-  /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
-  /** readChunks from shared memory, a range at a time, while the server has the file there; the rest over the socket. */
-  async #readChunksLocated(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'>): Promise<ReadInfo> {
-    const start = opts.offset ?? 0
-    const stop = opts.length === undefined ? Infinity : start + opts.length
-    let info: ReadInfo | null = null
-    // One buffer for every block: valid until onChunk returns, as readChunks promises.
-    let scratch = Buffer.alloc(0)
-    /** Bytes from here to the end are copied, never spliced (see ReadOptions.pipe). */
-    let spliceUntil = 0
-    let tail = 0
-    let pipe: PipeTarget | null = null
-    let at = start
-    /** When the newest grant must have been read by (performance.now()). */
-    let deadline = 0
-    const copy = (length: number, fd: number, offset: number): void => {
-      if (scratch.length < length) scratch = Buffer.allocUnsafe(length)
-      const piece = scratch.subarray(0, length)
-      SlabFiles.readInto(fd, offset, piece, path)
-      onChunk(piece)
-    }
-    const move = (length: number, fd: number, offset: number): void => {
-      const spliced = pipe ? this.#splice(pipe, fd, offset, Math.max(0, Math.min(length, spliceUntil - at)), path) : 0
-      if (spliced < length) copy(length - spliced, fd, offset + spliced)
-      at += length
-    }
-    const done = async (): Promise<ReadInfo> => {
-      if (pipe && spliceUntil > start) await this.#pipeDrained(pipe, tail, deadline, path)
-      return info!
-    }
-    for (;;) {
-      const release = this.#readGrants.splice(0)
-      const grantedAt = performance.now()
-      const answer = await this.request<LocateAnswer>('locate', { paths: [{ path, offset: at, length: Math.min(LOCATE_RANGE, stop - at) }], release })
-      if (answer.lease !== null) this.#readGrants.push(answer.lease)
-      deadline = grantedAt + answer.ttl - TTL_MARGIN_MS
-      const file = answer.files[0]
-      if ('code' in file) throw error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
-      if (!info) {
-        info = { size: file.size, offset: start, length: Math.min(file.size, stop) - start, mtimeMs: file.mtimeMs }
-        // A read that fits in a pipe-full would be copied whole anyway: the pipe is left as it is.
-        if (opts.pipe && info.length > SPLICE_MIN && file.blocks) {
-          pipe = await opts.pipe()
-          // A pipe that cannot be widened takes the socket's bytes faster: there, the server's copy runs beside ours.
-          if (!pipe) return this.#readChunksRemote(path, onChunk, { offset: start, length: opts.length })
-        }
-        tail = pipe?.size() ?? 0
-        spliceUntil = pipe ? info.offset + info.length - tail : 0
-      } else if (file.size !== info.size || file.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
-      const end = info.offset + info.length
-      const asked = Math.min(LOCATE_RANGE, end - at)
-      const from = at
-      if (file.blocks) this.#slabs.stream(answer, { ...file, blocks: file.blocks }, grantedAt, move)
-      if (at >= end) return done()
-      if (at - from < asked) {
-        // Not in shared memory (or the grant ran out): the rest over the socket, of the same version.
-        const rest = await this.#readChunksRemote(path, onChunk, { offset: at, length: end - at })
-        if (rest.size !== info.size || rest.mtimeMs !== info.mtimeMs) throw error('ECHANGED', `${path} changed on disk while it was being read; read it again`)
-        return done()
-      }
-    }
-  }
-
-  /** Splice `length` bytes of a slab at `offset` into the pipe; returns them. */
-  #splice(pipe: PipeTarget, fd: number, offset: number, length: number, path: string): number {
-    for (let moved = 0; moved < length; ) {
-      const n = pipe.splice(fd, offset + moved, length - moved)
-      if (n === 0) throw error('EIO', `${path}: the shared-memory store ended early`)
-      moved += n
-    }
-    return length
-  }
-
-  /**
-   * The last pipe-full was copied, so the pipe refers to no page of the
-   * server's any more, unless it was made bigger meanwhile: then wait (within
-   * the grant) until it has been read.
-   */
-  async #pipeDrained(pipe: PipeTarget, copied: number, deadline: number, path: string): Promise<void> {
-    if (pipe.size() <= copied) return
-    while (pipe.unread() > 0) {
-      if (performance.now() > deadline) throw error('EIO', `${path}: the pipe grew while it was written and was not read in time; the bytes in it cannot be vouched for`)
-      await sleep(1)
-    }
-  }
-
   /** Short-circuit reads are on, and this connection may make them (HELLO `shm`). */
   #shortCircuitOn(): boolean {
     return this.#opts.shortCircuit !== false && !this.#opts.faults && this.#link?.hello.shm === true
   }
 
-  /**
-   * One `locate` for `paths` (releasing the previous grant), then each file
-   * read from shared memory, or over the socket when the server could not
-   * place it there or the grant ran out first: per path, a function giving
-   * its bytes or throwing its error.
-   */
-  async #located(paths: string[]): Promise<(() => Promise<Buffer>)[]> {
-    // Grants whose blocks were all read: released by this request (several may be in flight).
-    const release = this.#readGrants.splice(0)
-    const grantedAt = performance.now()
-    const answer = await this.request<LocateAnswer>('locate', { paths, release })
-    const got = answer.files.map((file) => {
-      if ('code' in file) {
-        const err = error(isErrorCode(file.code) ? file.code : 'EIO', file.message)
-        return () => Promise.reject(err)
-      }
-      const data = file.blocks && this.#slabs.read(answer, { ...file, blocks: file.blocks }, grantedAt)
-      if (data) return () => Promise.resolve(data)
-      const remote = this.readFile(file.path)
-      remote.catch(() => {}) // surfaced when asked for
-      return () => remote
-    })
-    if (answer.lease !== null) this.#readGrants.push(answer.lease)
-    return got
-  }
-
+  /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
   async close(): Promise<void> {
-    this.#slabs.close()
+    this.#located.close()
     this.#closed ??= error('ECLOSED', 'client closed')
     const connecting = this.#connecting
     const link = this.#link

@@ -11,6 +11,7 @@ import { shmNative } from '../../lib/cache/shm-native.js'
 import type { Client } from '../../lib/client/client.js'
 import type { LocateAnswer, LocatedBlock } from '../../lib/client/short-circuit.js'
 import { LeaseGrants } from '../../lib/server/lease-grants.js'
+import { countBlockLoads } from '../helpers/block-loads.js'
 import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
@@ -125,21 +126,10 @@ describe('locate of many files', { skip }, () => {
     const { server, url, root } = await startServer(t, { cacheSize: 256 * BLOCK, blockSize: BLOCK })
     const files = Array.from({ length: 20 }, (_, i) => writeFile(root, `m/${i}.bin`, BLOCK + 1000 * i))
     const client = await connectTo(t, url)
-    // Count the block loads under way at once (the cache's own entry point, called by the command).
-    let running = 0
-    let most = 0
-    const block = server.cache.block.bind(server.cache)
-    server.cache.block = async (...args: Parameters<typeof block>) => {
-      most = Math.max(most, ++running)
-      try {
-        return await block(...args)
-      } finally {
-        running--
-      }
-    }
+    const loads = countBlockLoads(server)
     const paths = [...files.map((_, i) => `m/${i}.bin`), 'nope']
     const a = await locate(client, paths)
-    assert.ok(most > 1 && most <= 8, `${most} loads at once`)
+    assert.ok(loads.most() > 1 && loads.most() <= 8, `${loads.most()} loads at once`)
     files.forEach((data, i) => assert.ok(bytesAt(a, located(a, i)).equals(data), `file ${i} in its place`))
     assert.equal((a.files[20] as { code: string }).code, 'ENOENT')
   })

@@ -9,6 +9,7 @@ import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
 import { type Entry, ENTRY_ERROR, ENTRY_FILE, EntryDecoder } from '../../lib/protocol/readv-entry.js'
+import { countBlockLoads } from '../helpers/block-loads.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { startServer } from '../helpers/server.js'
@@ -60,23 +61,13 @@ describe('readv', () => {
   test('loads the next files while one is sent, so the disk reads of a cold list overlap', async (t) => {
     const { server, url, root } = await startServer(t, { blockSize: 64 * KiB, cacheSize: 64 * 1024 * KiB })
     const files = Array.from({ length: 24 }, (_, i) => writeFile(root, `cold/${i}.bin`, 20 * KiB + 997 * i))
-    let running = 0
-    let most = 0
-    const block = server.cache.block.bind(server.cache)
-    server.cache.block = async (...args: Parameters<typeof block>) => {
-      most = Math.max(most, ++running)
-      try {
-        return await block(...args)
-      } finally {
-        running--
-      }
-    }
+    const loads = countBlockLoads(server)
     const client = await connect(url, { shortCircuit: false })
     t.after(() => client.close())
     let i = 0
     for await (const { data } of client.readMany(files.map((_, k) => `cold/${k}.bin`))) assert.ok(data.equals(files[i++]), `file ${i}`)
     assert.equal(i, files.length)
-    assert.ok(most > 1, `${most} block loads at once`)
+    assert.ok(loads.most() > 1, `${loads.most()} block loads at once`)
     assert.ok(server.stats().hits > 0, 'files loaded ahead were served from the cache')
   })
 

@@ -96,10 +96,13 @@ export class BatchReads {
         yield { path: head.path, data }
       }
     } finally {
-      // The consumer left early: the batches' requests are stopped.
+      // Done, or the consumer left early: the batches' requests are stopped, and a connection held
+      // for entries nobody will take goes on for the client's other requests.
       this.#left = true
       for (const cancel of this.#running) cancel()
+      const held = this.#held
       this.#held = null
+      held?.()
     }
   }
 

@@ -9,6 +9,7 @@ import { type Client, connect } from '../../lib/client/client.js'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
+import { within } from '../helpers/wait.js'
 
 /** `count` small files of random sizes (some empty) under many/, in a shuffled order. */
 function makeFiles(root: string, count: number): { paths: string[]; data: Map<string, Buffer> } {
@@ -159,5 +160,22 @@ describe('readMany over the socket', () => {
     let i = 0
     for await (const { data: bytes } of client.readMany(data.map((_, k) => `${dir}/${String(k).padStart(200, '0')}.bin`))) assert.ok(bytes.equals(data[i++]))
     assert.equal(i, data.length)
+  })
+})
+
+describe('readMany over the socket, left early', () => {
+  test('a consumer that stops while the connection is held for its entries leaves the connection working', async (t) => {
+    const { url, root } = await startServer(t, { cacheSize: 256 * 1024 * 1024 })
+    const big = Array.from({ length: 40 }, (_, i) => writeFile(root, `big/${i}.bin`, 2 * 1024 * 1024 + i))
+    const small = writeFile(root, 'small.bin', 100)
+    const client = await connect(url, { shortCircuit: false })
+    t.after(() => client.close())
+    for await (const { data } of client.readMany(big.map((_, i) => `big/${i}.bin`))) {
+      assert.ok(data.equals(big[0]))
+      // More than 32 MiB of entries arrive untaken meanwhile: the client holds the connection.
+      await new Promise((r) => setTimeout(r, 300))
+      break
+    }
+    assert.equal(await within(client.readFile('small.bin').then((d) => assert.ok(d.equals(small))), 5000), true, 'a read after it is answered')
   })
 })

@@ -19,16 +19,22 @@ import type { CommandContext, CommandIO } from './context.js'
  * memory), or blocks leased already. `bytes`: how many of the block's bytes
  * this use serves (the cache's hit and miss counters).
  */
+type DataPart = Extract<Part, { kind: 'data' }>
+
 export type BlockGetter = (index: number, bytes: number) => Buffer | Promise<Buffer>
 
-/** Bytes `from`..`end` of `file` as DATA parts; `pageSize` is the request's current page size, if it has one. */
+/**
+ * Bytes `from`..`end` of `file` as DATA parts; `pageSize` is the request's
+ * current page size, if it has one. With `flush`, the range's last page ends
+ * with it, short or not (readv: a frame never joins two files' bytes).
+ */
 export async function* rangeParts(
   ctx: CommandContext,
   file: { key: string; size: number },
   from: number,
   end: number,
   get: BlockGetter,
-  { pageSize, hold, signal, backedUp }: Pick<CommandIO, 'pageSize' | 'hold' | 'signal' | 'backedUp'> = {},
+  { pageSize, hold, signal, backedUp, flush = false }: Pick<CommandIO, 'pageSize' | 'hold' | 'signal' | 'backedUp'> & { flush?: boolean } = {},
 ): AsyncGenerator<Part, void, void> {
   const bs = ctx.cache.blockSize
   let pos = from
@@ -42,17 +48,21 @@ export async function* rangeParts(
     if (whole > 0 || blockEnd === end) {
       const to = whole > 0 ? pos + whole : end
       // No local keeps the block: the part (and its lease) is its only holder once yielded.
-      yield view(ctx, file, index, await get(index, to - pos), pos - base, to - base, hold)
+      const part = view(ctx, file, index, await get(index, to - pos), pos - base, to - base, hold)
+      if (flush && to === end) part.flush = true
+      yield part
       pos = to
       continue
     }
     const size = Math.min(page!, end - pos)
-    yield await straddle(ctx, file, pos, size, get, { hold, signal, later: backedUp, left: end - pos })
+    const part = await straddle(ctx, file, pos, size, get, { hold, signal, later: backedUp, left: end - pos })
+    if (flush && pos + size === end) part.flush = true
+    yield part
     pos += size
   }
 }
 
-function view(ctx: CommandContext, file: { key: string }, index: number, block: Buffer, from: number, to: number, hold?: (lease: Releasable) => void): Part {
+function view(ctx: CommandContext, file: { key: string }, index: number, block: Buffer, from: number, to: number, hold?: (lease: Releasable) => void): DataPart {
   if (block.length < to) throw shrank()
   const lease = ctx.cache.lease(file, index, block)
   hold?.(lease)
@@ -72,7 +82,7 @@ async function straddle(
   size: number,
   get: BlockGetter,
   { hold, ...wait }: { hold?: (lease: Releasable) => void } & Pick<BlockUse, 'signal' | 'later' | 'left'>,
-): Promise<Part> {
+): Promise<DataPart> {
   const bs = ctx.cache.blockSize
   const lease = await ctx.cache.reserveCopy(size, wait)
   hold?.(lease)

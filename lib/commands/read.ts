@@ -39,6 +39,8 @@ export interface RangeWanted {
   length: number | undefined
   skip: number
   identity?: string
+  /** The range's last page ends with it (see rangeParts). */
+  flush?: boolean
 }
 
 /**
@@ -69,7 +71,7 @@ export async function* serveRange(ctx: CommandContext, io: CommandIO, want: Rang
     // Every block comes from this version of the file: a cached one is keyed by it, and one read
     // from disk is checked against it right after its bytes (BlockCache), so nothing is left to
     // check at the end.
-    yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp, left: end - from }), io)
+    yield* rangeParts(ctx, file, from, end, diskBlocks(ctx, file, tally, { signal, later: backedUp, left: end - from }), { ...io, flush: want.flush })
     ctx.files.remember(path, file)
     ctx.pins.refresh(path, file.key)
     return { end }
@@ -117,7 +119,7 @@ function fromCache(
   return (async function* () {
     try {
       yield* head(file, end)
-      yield* rangeParts(ctx, file, from, end, (index) => cached[index - first], io)
+      yield* rangeParts(ctx, file, from, end, (index) => cached[index - first], { ...io, flush: want.flush })
       return { end }
     } finally {
       for (const lease of held) lease.release()

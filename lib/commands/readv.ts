@@ -53,11 +53,8 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
         continue
       }
       ahead.at(i)
-      for await (const part of known ? again(known, wants[i], have - pos, ctx, io) : first(i, wants[i], sent, ctx, io)) {
-        // Each file's bytes end their last page: joining them with the next entry's would be a copy.
-        if (part.kind === 'data') part.flush = true
-        yield part
-      }
+      // Every part of an entry ends its page (`flush`): joining one file's bytes with the next entry's would be a copy.
+      yield* known ? again(known, wants[i], have - pos, ctx, io) : first(i, wants[i], sent, ctx, io)
       pos += sent[i].bytes
     }
   } finally {
@@ -71,11 +68,11 @@ async function* first(i: number, want: Wanted, sent: SentEntry[], ctx: CommandCo
   const offset = want.offset ?? 0
   let started = false
   try {
-    yield* serveRange(ctx, io, { path: want.path, offset, length: want.length, skip: 0 }, (file, end) => {
+    yield* serveRange(ctx, io, { path: want.path, offset, length: want.length, skip: 0, flush: true }, (file, end) => {
       started = true
       const header = encodeEntryHeader({ index: i, kind: ENTRY_FILE, size: file.size, mtimeMs: file.mtimeMs, length: end - offset })
       sent[i] = { header, identity: file.key, bytes: ENTRY_HEADER + end - offset }
-      return [{ kind: 'data', chunk: header, meta: true }]
+      return [{ kind: 'data', chunk: header, meta: true, flush: true }]
     })
   } catch (err) {
     // Once its header is out, the entry cannot turn into an error: the request fails.
@@ -84,18 +81,18 @@ async function* first(i: number, want: Wanted, sent: SentEntry[], ctx: CommandCo
     const body = Buffer.from(JSON.stringify({ code: e.code, message: e.message }))
     const header = encodeEntryHeader({ index: i, kind: ENTRY_ERROR, size: 0, mtimeMs: 0, length: body.length })
     sent[i] = { header, error: body, bytes: ENTRY_HEADER + body.length }
-    yield { kind: 'data', chunk: header, meta: true }
-    yield { kind: 'data', chunk: body, meta: true }
+    yield { kind: 'data', chunk: header, meta: true, flush: true }
+    yield { kind: 'data', chunk: body, meta: true, flush: true }
   }
 }
 
 /** The rest of an entry sent before, from `skip` bytes into it: the same header, and the same version's bytes or the same error. */
 async function* again(entry: SentEntry, want: Wanted, skip: number, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
-  if (skip < ENTRY_HEADER) yield { kind: 'data', chunk: entry.header.subarray(skip), meta: true }
+  if (skip < ENTRY_HEADER) yield { kind: 'data', chunk: entry.header.subarray(skip), meta: true, flush: true }
   const into = Math.max(0, skip - ENTRY_HEADER)
   if (entry.error) {
-    if (into < entry.error.length) yield { kind: 'data', chunk: entry.error.subarray(into), meta: true }
+    if (into < entry.error.length) yield { kind: 'data', chunk: entry.error.subarray(into), meta: true, flush: true }
     return
   }
-  yield* serveRange(ctx, io, { path: want.path, offset: want.offset ?? 0, length: want.length, skip: into, identity: entry.identity }, () => [])
+  yield* serveRange(ctx, io, { path: want.path, offset: want.offset ?? 0, length: want.length, skip: into, identity: entry.identity, flush: true }, () => [])
 }

@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
-import { type Entry, ENTRY_ERROR, ENTRY_FILE, EntryDecoder } from '../../lib/protocol/readv-entry.js'
+import { type Entry, ENTRY_ERROR, ENTRY_FILE, ENTRY_HEADER, EntryDecoder } from '../../lib/protocol/readv-entry.js'
 import { countBlockLoads } from '../helpers/block-loads.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
@@ -54,6 +54,14 @@ describe('readv', () => {
     assert.equal(error(entries[5]), 'EACCES')
     assert.equal(error(entries[6]), 'ERANGE')
     assert.ok(entries[7].body.equals(b))
+    // Each file's bytes end their frame: no frame joins the bytes of two entries (a copy on the server).
+    let at = 0
+    const bodyEnds = new Set(entries.map((e) => (at += ENTRY_HEADER + e.body.length)))
+    at = 0
+    for (const f of frames.filter((f) => f.type === FrameType.DATA)) {
+      for (let b = at + 1; b < at + f.payload.length; b++) assert.ok(!bodyEnds.has(b), `a frame runs across the end of an entry at byte ${b}`)
+      at += f.payload.length
+    }
     const fileBytes = entries.filter((e) => e.header.kind === ENTRY_FILE).reduce((n, e) => n + e.body.length, 0)
     assert.equal(server.stats().bytesServed, fileBytes, 'bytesServed counts the files\' bytes, not the entries\' headers or errors')
   })

@@ -602,6 +602,7 @@ class Client(object):
                     try:
                         while len(pending) < 2 and (again or not exhausted):
                             items = []
+                            asked = []  # the items as readv takes them
                             size = 0
                             while len(items) < max(in_flight, READV_BATCH) and size < _READV_BATCH_BYTES:
                                 if not again:
@@ -612,10 +613,11 @@ class Client(object):
                                         break
                                 item = again.popleft()
                                 items.append(item)
-                                size += len(json.dumps(_readv_item(item))) + 1
+                                asked.append(_readv_item(item))
+                                size += len(json.dumps(asked[-1])) + 1
                             if not items:
                                 break
-                            pending.append([items, self._readv_request([_readv_item(p) for p in items]), 0])
+                            pending.append([items, self._readv_request(asked), 0])
                         if not pending:
                             return
                         head = pending[0]
@@ -1105,7 +1107,8 @@ class Client(object):
         return req
 
     def _readv_request(self, paths):
-        req = self._begin('readv', {'paths': [p if isinstance(p, dict) else os.fsdecode(p) for p in paths]}, is_read=True)
+        """A readv of ``paths``, each a path string or a ``{path, offset, length}`` dict (_readv_item)."""
+        req = self._begin('readv', {'paths': paths}, is_read=True)
         req.entries = _Entries()
         return req
 

@@ -15,7 +15,7 @@ import type { Wanted } from './args.js'
 import type { CommandContext } from './context.js'
 
 /** Files ahead of the one being sent that are loaded at once. */
-export const READ_AHEAD_FILES = 4
+const READ_AHEAD_FILES = 4
 /** Blocks of one file loaded ahead at most: a big file is read at its turn. */
 const READ_AHEAD_BLOCKS = 4
 
@@ -25,8 +25,6 @@ export class ReadAhead {
   #next = 0
   #running = 0
   #stopped = false
-  /** Loads started (for specs and statistics). */
-  started = 0
 
   constructor(ctx: CommandContext, wants: readonly Wanted[]) {
     this.#ctx = ctx
@@ -39,7 +37,6 @@ export class ReadAhead {
     while (!this.#stopped && this.#running < READ_AHEAD_FILES && this.#next < this.#wants.length && this.#next <= i + READ_AHEAD_FILES) {
       const want = this.#wants[this.#next++]
       this.#running++
-      this.started++
       void this.#load(want)
         .catch(() => {})
         .finally(() => {

@@ -62,11 +62,6 @@ export class EntryDecoder {
 
   constructor(private readonly onEntry: (entry: Entry) => void) {}
 
-  /** Entries handed out so far. */
-  get entries(): number {
-    return this.#next
-  }
-
   /** Between two entries: nothing of one is pending. */
   get atBoundary(): boolean {
     return this.#current === null && this.#headerFill === 0

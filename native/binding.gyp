@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "shm",
-      "sources": ["shm.cc"],
+      "sources": ["shm.cc", "dirs.cc"],
       "cflags_cc": ["-O2", "-Wall"]
     }
   ]

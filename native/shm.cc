@@ -11,7 +11,8 @@
  * the block's own length toward its external memory.
  *
  * openBeneath opens a file of the served tree the cheap way, when its path
- * allows (see lib/fs/open-beneath.ts).
+ * allows (see lib/fs/open-beneath.ts). dirs.cc adds what the metadata cache
+ * uses: whole directories listed on the thread pool, and inotify.
  *
  * The client CLI uses the rest, to move a store's pages into the pipe on its
  * stdout: a pipe's buffer size (Linux's default, 64 KiB, makes a pipe slower
@@ -33,6 +34,10 @@
 
 #include <memory>
 #include <string>
+
+namespace dirs {
+void Init(v8::Local<v8::Object> exports);  // dirs.cc
+}
 
 namespace {
 
@@ -230,6 +235,7 @@ void OpenBeneath(const FunctionCallbackInfo<Value> &args) {
 }
 
 void Init(Local<v8::Object> exports) {
+  dirs::Init(exports);
   NODE_SET_METHOD(exports, "mapFile", MapFile);
   NODE_SET_METHOD(exports, "view", View);
   NODE_SET_METHOD(exports, "punchHole", PunchHole);

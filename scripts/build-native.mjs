@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url'
 
 const native = join(dirname(fileURLToPath(import.meta.url)), '..', 'native')
 const built = join(native, 'build', 'Release', 'shm.node')
-const source = join(native, 'shm.cc')
+const sources = ['shm.cc', 'dirs.cc', 'binding.gyp'].map((f) => join(native, f))
 
-if (existsSync(built) && statSync(built).mtimeMs >= statSync(source).mtimeMs) process.exit(0)
+if (existsSync(built) && sources.every((s) => statSync(built).mtimeMs >= statSync(s).mtimeMs)) process.exit(0)
 
 const gyp = [process.env.npm_config_node_gyp, join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')].find(
   (p) => p && existsSync(p),

@@ -92,6 +92,8 @@ export class BlockCache {
   #pinned = new Map<string, Buffer>()
   #pinnedBlocks = new Set<Buffer>()
   #pinnedBytes = 0
+  /** Bytes of the limit left to the metadata cache (reserve). */
+  #reserved = 0
   readonly #limit: number
   /** Blocks in shared memory, when the cache has a store. */
   #stored: StoreBlocks | null
@@ -355,6 +357,15 @@ export class BlockCache {
     return Math.max(0, this.#lru.limit - this.#lru.bytes)
   }
 
+  /**
+   * Leave `bytes` of the limit to something else the server keeps in RAM (the
+   * metadata cache): the policy's budget shrinks by as much, evicting if need be.
+   */
+  reserve(bytes: number): void {
+    this.#reserved = bytes
+    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
+  }
+
   /** Bytes of pinned blocks. */
   get pinnedBytes(): number {
     return this.#pinnedBytes
@@ -378,7 +389,7 @@ export class BlockCache {
     this.#pinned.set(key, block)
     this.#pinnedBlocks.add(block)
     this.#pinnedBytes += block.length
-    this.#lru.resize(this.#limit - this.#pinnedBytes)
+    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
   }
 
   /** Unpin this version of a file: its blocks go back to the policy as ordinary entries (`keep`), or are dropped. */
@@ -395,7 +406,7 @@ export class BlockCache {
       freed.push([key, block])
       if (!keep) this.#letGo(block)
     }
-    this.#lru.resize(this.#limit - this.#pinnedBytes)
+    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
     if (keep) for (const [key, block] of freed) this.#lru.set(key, block)
   }
 

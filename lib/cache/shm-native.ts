@@ -2,7 +2,8 @@
  * The native half of the shared-memory store (native/shm.cc, built by
  * `npm run build` or at install): mapping a file, ArrayBuffers over ranges
  * of it, punching out a file's pages; a cheap open of a file under the root;
- * and for the client CLI, a pipe's size and splice(2) into it. Null where it
+ * directories read whole and watched with inotify (the metadata cache); and
+ * for the client CLI, a pipe's size and splice(2) into it. Null where it
  * was not built.
  */
 import { createRequire } from 'node:module'
@@ -31,6 +32,23 @@ export interface ShmNative {
    * (lib/fs/open-beneath.ts). `code` an errno name or null; `fd` -1 for anything but a regular file; `stat` [dev, ino, mode, size, mtimeNs, ctimeNs].
    */
   openBeneath(dir: number, path: string, callback: (code: string | null, fd: number, stat: BigInt64Array) => void): void
+  /**
+   * On the thread pool: the directory at `path` read whole (lib/fs/listing.ts). `names` NUL-ended in one string;
+   * `kinds` 0 file, 1 directory, 2 symlink, 3 other, 4 unknown; `stats` (with `withStats`) [dev, ino, size, mtimeNs,
+   * ctimeNs, nlink] per entry, from lstat; `self` the directory's own six and its filesystem type.
+   */
+  listDir(
+    path: string,
+    withStats: boolean,
+    callback: (code: string | null, names: string | null, kinds: Uint8Array | null, stats: BigInt64Array | null, self: BigInt64Array | null) => void,
+  ): void
+  /** A new inotify descriptor, non-blocking (lib/fs/dir-watch.ts). */
+  watchInit(): number
+  /** Watch the directory `path` names (followed) for changes to it and its entries; throws with `code` (ENOSPC: no watches left). */
+  watchAdd(fd: number, path: string): number
+  watchRemove(fd: number, wd: number): void
+  /** The queued events as [wd, mask] pairs, without waiting. */
+  watchRead(fd: number): Int32Array
 }
 
 let loaded: ShmNative | null | undefined

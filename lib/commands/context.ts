@@ -1,6 +1,7 @@
 import type { BlockCache } from '../cache/block-cache.js'
 import type { Releasable } from '../cache/block-lease.js'
 import type { Jail } from '../fs/jail.js'
+import type { Lister } from '../fs/meta-cache.js'
 import type { KnownFiles } from '../fs/known-files.js'
 import type { ListingSizes } from '../server/listing-sizes.js'
 import type { LeaseGrants } from '../server/lease-grants.js'
@@ -19,6 +20,8 @@ export interface CommandContext {
   files: KnownFiles
   /** Files pinned in the cache. */
   pins: Pins
+  /** Directory listings: held in RAM (the metadata cache), or read each time. */
+  meta?: Lister
   /** Bytes shown by tree listings, to warn once of a dataset larger than the cache. */
   listings?: ListingSizes
   /** When a file's version may be trusted: reads of one still being written wait (see settle.ts). */

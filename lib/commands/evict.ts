@@ -17,7 +17,7 @@ export async function* evict(args: Record<string, unknown>, ctx: CommandContext)
   let files = 0
   let blocks = 0
   let bytes = 0
-  for await (const f of walk(ctx.jail, path)) {
+  for await (const f of walk(ctx.jail, path, undefined, undefined, ctx.meta)) {
     // The identity the walk saw through the held directory: no second look by name.
     const dropped = ctx.cache.evictFile({ key: f.key, size: f.size })
     files++

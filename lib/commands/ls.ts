@@ -2,12 +2,13 @@
  * ls {path?, long?}: RESULT {entries: [{name, type, size?}]}, sorted by name,
  * type one of "file", "dir", "other". Names and types come from the directory
  * itself, with no call per entry; with `long`, files have their `size` too
- * (one lstat each). A symlink is listed as what it points to, and not at all
- * when it points outside the root.
+ * (from each file's lstat, taken with the listing). Both come from the
+ * metadata cache when it holds the directory. A symlink is listed as what it
+ * points to, and not at all when it points outside the root.
  */
-import { lstat, readdir } from 'node:fs/promises'
 import { type Found, Jail } from '../fs/jail.js'
-import { isUploadTemp } from '../fs/upload-temp.js'
+import { KIND_DIR, KIND_FILE, KIND_LINK, sizeOf } from '../fs/listing.js'
+import { plainLister } from '../fs/meta-cache.js'
 import type { Part } from '../stages/items.js'
 import { optionalFlag, optionalString } from './args.js'
 import type { CommandContext } from './context.js'
@@ -24,43 +25,30 @@ export async function* ls(args: Record<string, unknown>, ctx: CommandContext): A
   const path = optionalString(args, 'path', '')
   const long = optionalFlag(args, 'long')
   const dir = await ctx.jail.lookup(path)
-  let entries: Entry[] = []
+  const entries: Entry[] = []
+  /** Symlinks resolved: appended after the rest, so the entries are sorted again. */
+  let resolved = false
   try {
     if (!dir.st.isDirectory()) throw error('ENOTDIR', `${Jail.shown(path)} is not a directory`)
-    // Listed through the held directory; each entry is looked at with lstat through it, so an
-    // entry swapped for a symlink shows as the symlink (resolved by the jail), never as its target.
+    const listing = await (ctx.meta ?? plainLister).list(dir, long)
     const links: string[] = []
-    for (const d of await readdir(dir.path, { withFileTypes: true })) {
-      if (isUploadTemp(d.name)) continue // an upload on its way (or a dead server's leftover)
-      if (d.isSymbolicLink()) links.push(d.name)
-      else entries.push({ name: d.name, type: d.isFile() ? 'file' : d.isDirectory() ? 'dir' : 'other' })
+    for (let i = 0; i < listing.names.length; i++) {
+      const name = listing.names[i]
+      const kind = listing.kinds[i]
+      if (kind === KIND_LINK) links.push(name)
+      else if (kind === KIND_FILE) entries.push(long ? { name, type: 'file', size: sizeOf(listing, i) } : { name, type: 'file' })
+      else entries.push({ name, type: kind === KIND_DIR ? 'dir' : 'other' })
     }
-    // Sizes of files when asked for, a batch of lstats at a time.
-    const files = long ? entries.filter((e) => e.type === 'file') : []
-    const swapped = new Set<Entry>()
-    await batches(files, async (e) => {
-      const st = await lstat(`${dir.path}/${e.name}`).catch(() => null)
-      if (st?.isFile()) e.size = st.size
-      else if (st?.isSymbolicLink()) swapped.add(e) // a symlink since readdir: resolved below
-      else if (st) e.type = st.isDirectory() ? 'dir' : 'other'
-    })
-    if (swapped.size > 0) {
-      entries = entries.filter((e) => !swapped.has(e))
-      for (const e of swapped) links.push(e.name)
+    // Symlinks are resolved by the jail, a batch at a time.
+    for (let i = 0; i < links.length; i += 64) {
+      for (const e of await Promise.all(links.slice(i, i + 64).map((name) => linked(ctx.jail, dir, name, long)))) if (e) entries.push(e)
+      resolved = true
     }
-    await batches(links, async (name) => {
-      const e = await linked(ctx.jail, dir, name, long)
-      if (e) entries.push(e)
-    })
   } finally {
     dir.close()
   }
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  if (resolved) entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   yield { kind: 'result', body: { entries } }
-}
-
-async function batches<T>(items: T[], fn: (item: T) => Promise<void>): Promise<void> {
-  for (let i = 0; i < items.length; i += 64) await Promise.all(items.slice(i, i + 64).map(fn))
 }
 
 /** A symlink entry as what it points to (resolved by the jail), or null when it dangles or leads out of the root. */

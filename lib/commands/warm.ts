@@ -50,7 +50,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   }
   // Listing a big tree takes a while: say so as it goes (silence would look like a lost frame).
   let lastReport = Date.now()
-  for await (const f of listed ? lookUp(ctx, listed, skip, signal) : walk(ctx.jail, path, signal)) {
+  for await (const f of listed ? lookUp(ctx, listed, skip, signal) : walk(ctx.jail, path, signal, undefined, ctx.meta)) {
     files.push(f)
     progress.totalFiles++
     progress.totalBytes += f.size

@@ -1,30 +1,50 @@
 /**
  * Every regular file under a path inside the root, depth first, sorted by
- * name. Directories are held (see Jail) while they are listed, and their
- * entries are looked at with lstat through the held directory: an entry
- * swapped for a symlink shows as the symlink, never as what it points to.
- * Symlinks are resolved by the jail (followed only while they stay inside
- * the root); each directory is visited once, so a symlink loop cannot make
- * it endless.
+ * name. Directories come from `lister`: the metadata cache (meta-cache.ts),
+ * or read afresh, each held (see Jail) while it is read, its entries looked
+ * at with lstat through it: an entry swapped for a symlink shows as the
+ * symlink, never as what it points to. Symlinks are resolved by the jail
+ * (followed only while they stay inside the root); each directory is
+ * visited once, so a symlink loop cannot make it endless.
  */
-import type { BigIntStats } from 'node:fs'
-import { lstat, readdir } from 'node:fs/promises'
-import { type Found, Jail } from './jail.js'
-import { identityOf } from './open-file.js'
-import { isUploadTemp } from './upload-temp.js'
+import { Jail } from './jail.js'
+import { type Lister, plainLister } from './meta-cache.js'
+import { KIND_DIR, KIND_FILE, KIND_LINK, keyOf, type Listing, sizeOf } from './listing.js'
+import { identityOf } from './identity.js'
+import type { FileStat } from './identity.js'
 
 export interface WalkedFile {
   /** Path relative to the root, '/'-separated, as the walk reached it (through symlinks). */
-  rel: string
+  readonly rel: string
   /** Where it really is: names under the root, no symlinks. */
-  names: string[]
-  size: number
+  readonly names: string[]
+  readonly size: number
   /** Cache key of the version seen (see identityOf). */
-  key: string
+  readonly key: string
 }
 
-/** Entries lstat'ed at once: the size of each is needed up front, one syscall each. */
-const STAT_BATCH = 64
+/** A file of a listing: its names and key are made only when asked for (a listing of a million files needs neither). */
+class ListedFile implements WalkedFile {
+  readonly size: number
+  constructor(
+    readonly rel: string,
+    private readonly dir: readonly string[],
+    private readonly listing: Listing,
+    private readonly i: number,
+  ) {
+    this.size = sizeOf(listing, i)
+  }
+  get names(): string[] {
+    return [...this.dir, this.listing.names[this.i]]
+  }
+  get key(): string {
+    return keyOf(this.listing, this.i)
+  }
+}
+
+function statFile(rel: string, names: string[], st: FileStat): WalkedFile {
+  return { rel, names, size: Number(st.size), key: identityOf(st) }
+}
 
 /**
  * Where a walk goes on from: it yields only files after this path (as the
@@ -43,13 +63,12 @@ export function compareSegments(a: readonly string[], b: readonly string[]): num
 }
 
 /** `signal`: stop (with its reason) before the next directory is read. `after`: see WalkCursor. */
-export async function* walk(jail: Jail, path: string, signal?: AbortSignal, after?: WalkCursor): AsyncGenerator<WalkedFile, void, void> {
+export async function* walk(jail: Jail, path: string, signal?: AbortSignal, after?: WalkCursor, lister: Lister = plainLister): AsyncGenerator<WalkedFile, void, void> {
   const seen = new Set<string>()
   /** Real directories not read because they lie before the cursor: counted as seen, with all under them. */
   const passed: string[] = []
   const cursor = after === undefined ? null : after.split('/')
   const start = Jail.segments(path).join('/')
-  const file = (rel: string, names: string[], st: BigIntStats): WalkedFile => ({ rel, names, size: Number(st.size), key: identityOf(st) })
   /** The entry at `rel` lies wholly before the cursor (a directory: the cursor is not inside it). */
   const before = (rel: string, dir: boolean): boolean => {
     if (!cursor) return false
@@ -62,76 +81,56 @@ export async function* walk(jail: Jail, path: string, signal?: AbortSignal, afte
   }
   const seenReal = (real: string): boolean => seen.has(real) || passed.some((p) => real.startsWith(`${p}/`) || real === p)
 
-  const visit = async function* (rel: string, dir: Found): AsyncGenerator<WalkedFile, void, void> {
-    const real = dir.names.join('/')
+  /** The directory at real `names`, reached as `rel`, listed as `listing`. */
+  const visit = async function* (rel: string, names: string[], listing: Listing): AsyncGenerator<WalkedFile, void, void> {
+    const real = names.join('/')
     if (seenReal(real)) return
     seen.add(real)
-    signal?.throwIfAborted()
-    const entries = (await readdir(dir.path, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-    /** A file's entry, or a symlink to resolve (an entry swapped for one since readdir). */
-    type Pending = WalkedFile | { link: string; names: string[] } | null
-    const pending: Promise<Pending>[] = []
-    const flush = async function* () {
-      for (const f of await Promise.all(pending.splice(0))) {
-        if (f && 'link' in f) yield* follow(f.link, f.names)
-        else if (f) yield f
-      }
-    }
-    for (const d of entries) {
-      if (isUploadTemp(d.name)) continue // an upload on its way: not part of the tree yet
-      const childRel = rel === '' ? d.name : `${rel}/${d.name}`
-      const names = [...dir.names, d.name]
-      if (before(childRel, !d.isFile())) {
-        if (d.isDirectory()) passed.push(names.join('/'))
+    for (let i = 0; i < listing.names.length; i++) {
+      const name = listing.names[i]
+      const kind = listing.kinds[i]
+      const childRel = rel === '' ? name : `${rel}/${name}`
+      if (cursor && before(childRel, kind !== KIND_FILE)) {
+        if (kind === KIND_DIR) passed.push(real === '' ? name : `${real}/${name}`)
         continue
       }
-      if (d.isFile()) {
-        pending.push(
-          lstat(`${dir.path}/${d.name}`, { bigint: true }).then(
-            (st): Pending => (st.isFile() ? file(childRel, names, st) : st.isSymbolicLink() ? { link: childRel, names } : null),
-            () => null,
-          ),
-        )
-        if (pending.length >= STAT_BATCH) yield* flush()
-        continue
-      }
-      yield* flush() // keep the order: files before this entry first
-      if (d.isDirectory()) {
-        const sub = await jail.subdir(dir, d.name, childRel).catch((err: { code?: string }) => {
-          if (err.code === 'ENOTDIR') return 'link' as const // swapped since readdir: resolve whatever it is now
-          if (err.code === 'ENOENT') return null // gone
-          throw err
-        })
-        if (sub === 'link') yield* follow(childRel, names)
-        else if (sub) {
-          try {
-            yield* visit(childRel, sub)
-          } finally {
-            sub.close()
-          }
-        }
-      } else if (d.isSymbolicLink()) yield* follow(childRel, names)
+      if (kind === KIND_FILE) yield new ListedFile(childRel, names, listing, i)
+      else if (kind === KIND_DIR) {
+        const held = lister.child(listing, i)
+        if (held) {
+          const childNames = [...names, name]
+          if (!seenReal(childNames.join('/'))) signal?.throwIfAborted()
+          yield* visit(childRel, childNames, held)
+        } else yield* follow(childRel, [...names, name])
+      } else if (kind === KIND_LINK) yield* follow(childRel, [...names, name])
     }
-    yield* flush()
   }
 
-  /** Resolve names under the root through the jail and walk what they name (nothing when dangling or outside). */
+  /** Resolve names under the root through the jail and walk what they name (nothing when gone, dangling or outside). */
   const follow = async function* (rel: string, names: string[]): AsyncGenerator<WalkedFile, void, void> {
     const found = await jail.lookupParts(names, rel).catch(() => null)
     if (!found) return
+    let listing: Listing
     try {
-      if (found.st.isFile()) yield file(rel, found.names, found.st)
-      else if (found.st.isDirectory()) yield* visit(rel, found)
+      if (found.st.isFile()) return yield statFile(rel, found.names, found.st)
+      if (!found.st.isDirectory() || seenReal(found.names.join('/'))) return
+      signal?.throwIfAborted()
+      listing = await lister.list(found, true)
     } finally {
       found.close()
     }
+    yield* visit(rel, found.names, listing)
   }
 
   const top = await jail.lookup(path) // missing or outside: the caller hears of it
+  let listing: Listing
   try {
-    if (top.st.isFile()) yield file(start, top.names, top.st)
-    else if (top.st.isDirectory()) yield* visit(start, top)
+    if (top.st.isFile()) return yield statFile(start, top.names, top.st)
+    if (!top.st.isDirectory()) return
+    signal?.throwIfAborted()
+    listing = await lister.list(top, true)
   } finally {
     top.close()
   }
+  yield* visit(start, top.names, listing)
 }

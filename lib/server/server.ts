@@ -21,6 +21,7 @@ import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
 import { ListingSizes } from './listing-sizes.js'
+import { MetaCache, type MetaStats } from '../fs/meta-cache.js'
 import { Pins } from './pins.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { removeOrphanedUploads } from '../fs/upload-temp.js'
@@ -48,6 +49,11 @@ export interface ServerOptions {
   root: string
   /** Byte budget of the block cache. Default 1 GiB. */
   cacheSize?: number
+  /**
+   * Keep directory listings in RAM, kept coherent by inotify (lib/fs/meta-cache.ts), within an
+   * eighth of cacheSize taken out of it. Default true; false reads every listing afresh.
+   */
+  metaCache?: boolean
   /** Payload bytes per DATA frame. Default 256 KiB. */
   pageSize?: number
   /** Payload checksum of every frame. Default crc32. */
@@ -108,7 +114,7 @@ export interface ServerOptions {
   shortCircuit?: boolean
 }
 
-export interface ServerStats extends CacheStats {
+export interface ServerStats extends CacheStats, MetaStats {
   /** NACKs received, each answered by a resend. */
   nacks: number
   /** File data held outside the cache (see ServerOptions.maxBuffered), and its limit. */
@@ -156,6 +162,8 @@ export class CacheServer extends EventEmitter {
   readonly files: KnownFiles
   /** Files pinned in the cache (pin, unpin, --pin). */
   readonly pins: Pins
+  /** Directory listings held in RAM. */
+  readonly meta: MetaCache
   readonly pageSize: number
   readonly checksum: ChecksumName
   #ctx: CommandContext
@@ -216,7 +224,12 @@ export class CacheServer extends EventEmitter {
     const listings = new ListingSizes(cacheSize, (path, bytes) =>
       this.emit('warning', `${path || 'the root'} holds more than the cache (${mib(bytes)} listed so far, cache ${mib(cacheSize)}): repeated epochs will read part of it from disk; raise --cache-size to keep all of it in RAM`),
     )
-    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    // Listings take up to an eighth of the cache, out of its bytes.
+    this.meta = new MetaCache(opts.metaCache === false ? 0 : Math.floor(cacheSize / 8), {
+      watch: opts.metaCache === false ? null : undefined,
+      onBytes: (bytes) => this.cache.reserve(bytes),
+    })
+    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, meta: this.meta, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
     this.#metrics = new Metrics(() => {
@@ -319,6 +332,7 @@ export class CacheServer extends EventEmitter {
   stats(): ServerStats {
     return {
       ...this.cache.stats(),
+      ...this.meta.stats(),
       nacks: this.#nacks,
       bufferedBytes: this.#memory.used,
       bufferedLimit: this.#memory.limit,
@@ -468,6 +482,7 @@ export class CacheServer extends EventEmitter {
     this.#unixPath = null
     // The root's descriptor goes once the lookups still under way are done.
     this.#ctx.jail.close()
+    this.meta.close()
     // Nothing is sent any more: the store's pages go back (a clean exit leaves nothing to adopt).
     this.#store?.close()
   }

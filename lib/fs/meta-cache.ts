@@ -1,0 +1,232 @@
+/**
+ * Directory listings kept in RAM, with the lstat of every entry, so that `ls`,
+ * `tree` and the walks of `warm` answer from memory: a restarted training
+ * script lists its dataset (millions of files, for some) before it reads a
+ * byte of it.
+ *
+ * Coherence: every directory held is watched with inotify (dir-watch.ts),
+ * and the queue of events is read before the cache answers. Any change to a
+ * directory or to one of its entries (created, deleted, renamed, written,
+ * truncated, its attributes set) drops what is held of that directory. So a
+ * listing is never served after a change to it has finished: the same
+ * promise file blocks keep by their identity key. What inotify cannot see is
+ * never kept:
+ * - a directory on a filesystem where changes can come from elsewhere (NFS,
+ *   SMB, FUSE, Ceph...): only local filesystems are trusted (LOCAL);
+ * - a listing with a file of more than one name (a hard link): a write
+ *   through a name in another directory is reported there only;
+ * - a listing read while its directory changed.
+ * A full event queue drops everything.
+ *
+ * Directories are keyed by device and inode, not by path: a renamed
+ * directory keeps what is held of it, and its old parent's listing (which a
+ * rename changes) is dropped. The bytes held are counted and bounded
+ * (`limit`); the least recently used directories go first.
+ */
+import createDebug from '../debug.js'
+import { DirWatch, IN_DELETE_SELF, IN_IGNORED, IN_Q_OVERFLOW } from './dir-watch.js'
+import type { Found } from './jail.js'
+import { dirKeyOf, KIND_DIR, type Listing, linkedElsewhere, listingBytes, readListing } from './listing.js'
+
+const debug = createDebug('cacheserv:meta')
+
+/** statfs f_type of the filesystems whose every change inotify sees (no other host or daemon changes them behind it). */
+const LOCAL = new Set([
+  0xef53, // ext2, ext3, ext4
+  0x58465342, // xfs
+  0x9123683e, // btrfs
+  0x01021994, // tmpfs
+  0x858458f6, // ramfs
+  0x794c7630, // overlayfs
+  0x2fc12fc1, // zfs
+  0xf2f52010, // f2fs
+  0xca451a4e, // bcachefs
+  0x3153464a, // jfs
+  0x52654973, // reiserfs
+])
+
+/** How often the event queue is read while nobody asks (so it does not overflow while the server is idle). */
+const DRAIN_MS = 1000
+
+/** Where a walk or `ls` gets its listings: from the cache, or read each time. */
+export interface Lister {
+  /** The listing of a held directory; `withStats`: with every entry's lstat. */
+  list(dir: Found, withStats: boolean): Promise<Listing>
+  /** The listing held of entry `i` of `l` (a directory listed with stats), or null: then look it up and `list` it. */
+  child(l: Listing, i: number): Listing | null
+}
+
+/** No cache: every listing read afresh. */
+export const plainLister: Lister = {
+  list: (dir, withStats) => readListing(dir, withStats),
+  child: () => null,
+}
+
+interface Held {
+  wd: number
+  /** Null once a change dropped it (the watch stays). */
+  listing: Listing | null
+  bytes: number
+  /** Bumped by every change: a listing read across one is not kept. */
+  gen: number
+}
+
+export interface MetaStats {
+  metaHits: number
+  metaMisses: number
+  metaBytes: number
+  metaDirs: number
+}
+
+export class MetaCache implements Lister {
+  readonly limit: number
+  #watch: DirWatch | null
+  /** By "dev:ino", least recently used first. */
+  #held = new Map<string, Held>()
+  #byWd = new Map<number, string>()
+  #bytes = 0
+  #hits = 0
+  #misses = 0
+  #timer: NodeJS.Timeout | null = null
+  /** Called with the bytes held whenever they change (the block cache leaves that much room). */
+  #onBytes: (bytes: number) => void
+
+  constructor(limit: number, { watch = DirWatch.open(), onBytes = () => {} }: { watch?: DirWatch | null; onBytes?: (bytes: number) => void } = {}) {
+    this.limit = limit
+    this.#watch = watch
+    this.#onBytes = onBytes
+    if (!watch) debug('no inotify: listings are read each time')
+  }
+
+  async list(dir: Found, withStats: boolean): Promise<Listing> {
+    this.#drain()
+    const key = `${dir.st.dev}:${dir.st.ino}`
+    const held = this.#held.get(key)
+    if (held?.listing && (held.listing.stats || !withStats)) {
+      this.#hits++
+      this.#touch(key, held)
+      return held.listing
+    }
+    this.#misses++
+    // The watch goes on before the directory is read: a change while it is read then bumps `gen`.
+    const watched = held ?? this.#watchDir(key, dir)
+    if (!watched) return readListing(dir, withStats)
+    const gen = watched.gen
+    const listing = await readListing(dir, withStats)
+    this.#drain()
+    if (this.#held.get(key) !== watched || watched.gen !== gen) return listing
+    if (!LOCAL.has(listing.fsType)) {
+      debug('a directory on a filesystem of type %s is not kept: changes there may come from elsewhere', listing.fsType.toString(16))
+      this.#forget(key, true)
+      return listing
+    }
+    if (listing.stats && listing.names.some((_, i) => linkedElsewhere(listing, i))) return listing
+    this.#keep(key, watched, listing)
+    return listing
+  }
+
+  child(l: Listing, i: number): Listing | null {
+    if (l.kinds[i] !== KIND_DIR || !l.stats) return null
+    const key = dirKeyOf(l, i)
+    const held = this.#held.get(key)
+    if (!held?.listing?.stats) return null
+    this.#hits++
+    this.#touch(key, held)
+    return held.listing
+  }
+
+  /** Read the event queue now: called before every answer, so nothing changed since is answered from memory. */
+  sync(): void {
+    this.#drain()
+  }
+
+  stats(): MetaStats {
+    return { metaHits: this.#hits, metaMisses: this.#misses, metaBytes: this.#bytes, metaDirs: this.#held.size }
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = null
+    this.#watch?.close()
+    this.#watch = null
+    this.#held.clear()
+    this.#byWd.clear()
+    this.#setBytes(0)
+  }
+
+  #watchDir(key: string, dir: Found): Held | null {
+    if (!this.#watch || !dir.held) return null
+    let wd = this.#watch.add(dir.path)
+    if (wd === null && this.#held.size > 0) {
+      // Out of watches (fs.inotify.max_user_watches): the least recently used quarter gives theirs up.
+      let n = Math.ceil(this.#held.size / 4)
+      for (const [k] of this.#held) if (n-- > 0) this.#forget(k, true)
+      wd = this.#watch.add(dir.path)
+    }
+    if (wd === null) return null
+    // inotify gives the same watch for a directory already watched: it is this one (keyed by inode) or a dropped one's.
+    const before = this.#byWd.get(wd)
+    if (before !== undefined && before !== key) this.#forget(before, false)
+    const held: Held = { wd, listing: null, bytes: 0, gen: 0 }
+    this.#held.set(key, held)
+    this.#byWd.set(wd, key)
+    this.#timer ??= setInterval(() => this.#drain(), DRAIN_MS).unref()
+    return held
+  }
+
+  #keep(key: string, held: Held, listing: Listing): void {
+    const bytes = listingBytes(listing)
+    if (bytes > this.limit) return
+    held.listing = listing
+    this.#setBytes(this.#bytes - held.bytes + bytes)
+    held.bytes = bytes
+    this.#touch(key, held)
+    for (const [k] of this.#held) {
+      if (this.#bytes <= this.limit) break
+      if (k !== key) this.#forget(k, true)
+    }
+  }
+
+  #touch(key: string, held: Held): void {
+    this.#held.delete(key)
+    this.#held.set(key, held)
+  }
+
+  /** Let a directory go; `unwatch` unless the kernel already ended its watch. */
+  #forget(key: string, unwatch: boolean): void {
+    const held = this.#held.get(key)
+    if (!held) return
+    this.#held.delete(key)
+    if (this.#byWd.get(held.wd) === key) this.#byWd.delete(held.wd)
+    if (unwatch) this.#watch?.remove(held.wd)
+    this.#setBytes(this.#bytes - held.bytes)
+  }
+
+  #drop(held: Held): void {
+    held.gen++
+    if (!held.listing) return
+    held.listing = null
+    this.#setBytes(this.#bytes - held.bytes)
+    held.bytes = 0
+  }
+
+  #drain(): void {
+    this.#watch?.drain((wd, mask) => {
+      if (mask & IN_Q_OVERFLOW) {
+        debug('inotify queue overflowed: every listing dropped')
+        for (const held of this.#held.values()) this.#drop(held)
+        return
+      }
+      const key = this.#byWd.get(wd)
+      if (key === undefined) return
+      if (mask & (IN_IGNORED | IN_DELETE_SELF)) this.#forget(key, false)
+      else this.#drop(this.#held.get(key)!)
+    })
+  }
+
+  #setBytes(bytes: number): void {
+    if (bytes === this.#bytes) return
+    this.#bytes = bytes
+    this.#onBytes(bytes)
+  }
+}

@@ -40,6 +40,7 @@ import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
 import { BatchReads } from './read-batches.js'
+import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
@@ -540,21 +541,67 @@ export class Client {
 
   /**
    * Every file under a directory (or the file itself) with its size, depth
-   * first in name order, a page of up to `pageSize` files per round trip;
-   * `suffix` keeps only names ending with it.
+   * first in name order, in one streamed response (a connection that dies
+   * under it is asked again for the files after the last one given);
+   * `suffix` keeps only names ending with it. With `pageSize`, a page of
+   * that many files per round trip instead.
    */
   async *tree(path = '', { suffix, pageSize }: { suffix?: string; pageSize?: number } = {}): AsyncGenerator<TreeFile, void, void> {
+    if (pageSize !== undefined) return yield* this.#treePages(path, suffix, pageSize)
+    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    let after: string | null = null
+    for (let attempt = 0; ; ) {
+      const args: Record<string, unknown> = { path, stream: true }
+      if (suffix) args.suffix = suffix
+      if (after !== null) args.after = after
+      const from: string | null = after
+      try {
+        for await (const f of treeFiles((sink) => this.#stream('tree', args, sink))) {
+          after = f.path
+          yield f
+        }
+        return
+      } catch (err) {
+        if (after !== from) attempt = 0
+        if (attempt >= delays.length || !retryableErrors.has(err as Error)) throw err
+        debug('tree %s failed (%s): again in %d ms after %s', path, (err as Error).message, delays[attempt], after)
+        await sleep(delays[attempt++])
+        if (this.#closed) throw this.#closed
+      }
+    }
+  }
+
+  async *#treePages(path: string, suffix: string | undefined, pageSize: number): AsyncGenerator<TreeFile, void, void> {
     let after: string | null = null
     do {
-      const args: Record<string, unknown> = { path }
+      const args: Record<string, unknown> = { path, limit: pageSize }
       if (suffix) args.suffix = suffix
-      if (pageSize !== undefined) args.limit = pageSize
       if (after !== null) args.after = after
       const page = await this.request<{ files?: unknown; next?: unknown } | null>('tree', args)
       if (!Array.isArray(page?.files) || !(page.next === null || typeof page.next === 'string')) throw error('EPROTO', 'tree result without a files list and a next cursor')
       yield* page.files as TreeFile[]
       after = page.next
     } while (after !== null)
+  }
+
+  /** A request answered by START, a stream of DATA and END, into `sink`; an error it fails with is marked when its connection died. */
+  #stream(op: string, args: Record<string, unknown>, sink: ReadSink): { release(): void } {
+    const id = this.#allocId()
+    const slot: Slot = { link: null, released: false }
+    const receiver = new ReadReceiver(
+      id,
+      this.#control(id, slot),
+      {
+        ...sink,
+        fail: (err) => {
+          if (this.#retryable(err, slot)) retryableErrors.add(err)
+          sink.fail(err)
+        },
+      },
+      { stream: true },
+    )
+    this.#begin(id, slot, receiver, op, args)
+    return receiver
   }
 
   stat(path: string): Promise<StatResult> {

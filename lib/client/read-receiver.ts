@@ -123,6 +123,8 @@ export class ReadReceiver implements FrameHandler {
         this.#sink.end()
         return true
       }
+      case FrameType.PROGRESS:
+        return true // a command's "still working" (a tree walking a slow disk): nothing to deliver
       default:
         return this.#fail(error('EPROTO', `read ${this.id}: unexpected frame type ${frame.type}`))
     }

@@ -1,39 +1,54 @@
 /**
- * tree {path?, suffix?, after?, limit?}: every regular file under a directory
- * (or the file itself), depth first in name order, as RESULT {files: [{path,
- * size}], next}. At most `limit` files a page (default 10,000, at most
- * 100,000); `next` is the cursor of the next page (pass it as `after`), or
- * null after the last. Paths are relative to the root as the walk reached
- * them (through symlinks that stay inside the root); `suffix` keeps only
- * names ending with it.
+ * tree {path?, suffix?, after?, limit?, stream?}: every regular file under a
+ * directory (or the file itself), depth first in name order, with its size.
+ * Paths are relative to the root as the walk reached them (through symlinks
+ * that stay inside the root); `suffix` keeps only names ending with it;
+ * `after` starts after that path (a cursor).
  *
- * A page is read from the tree as it is when the page is asked for, so pages
- * asked for while the tree changes may show it at different moments; each
- * path is listed at most once, in order.
+ * With `stream`, the whole list in one response: START {}, DATA holding a
+ * JSON object per file, each on its own line ({"path":…,"size":…}\n), and
+ * END {files, bytes, length}, so the first files reach the client while the
+ * walk goes on. Otherwise pages: RESULT {files, next}, at most `limit` files
+ * (default 10,000, at most 100,000), `next` the cursor of the next page or
+ * null after the last. Listings come from the metadata cache when it holds
+ * them.
+ *
+ * A page or a stream is read from the tree as it is while it is being made;
+ * each path is listed at most once, in order. A resend (after a NACK) walks
+ * again and must make the same bytes: each 64 KiB cut of the stream is
+ * remembered by its crc32, and one that differs (the tree changed) fails the
+ * request with ECHANGED rather than splice two listings.
  */
 import { error } from '../errors.js'
 import { walk } from '../fs/walk.js'
+import { crc32 } from '../protocol/crc32.js'
 import type { Part } from '../stages/items.js'
-import { optionalCount, optionalString } from './args.js'
+import { optionalCount, optionalFlag, optionalString } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
 
 export const DEFAULT_TREE_PAGE = 10_000
 export const MAX_TREE_PAGE = 100_000
+/** Bytes of listing a stream sends at a time (whole lines: a cut ends after a file). */
+const STREAM_CUT = 64 * 1024
 
 export interface TreeFile {
   path: string
   size: number
 }
 
-export async function* tree(args: Record<string, unknown>, ctx: CommandContext, { signal }: CommandIO = {}): AsyncGenerator<Part, void, void> {
+export async function* tree(args: Record<string, unknown>, ctx: CommandContext, io: CommandIO = {}): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const suffix = optionalString(args, 'suffix', '')
   const after = args.after === undefined || args.after === null ? undefined : optionalString(args, 'after', '')
+  if (optionalFlag(args, 'stream')) {
+    if (args.limit !== undefined) throw error('EBADREQ', 'limit is for pages: a stream lists every file')
+    return yield* streamed(path, suffix, after, ctx, io)
+  }
   const limit = optionalCount(args, 'limit') ?? DEFAULT_TREE_PAGE
   if (limit < 1 || limit > MAX_TREE_PAGE) throw error('EBADREQ', `limit must be 1 to ${MAX_TREE_PAGE}, got ${limit}`)
   const files: TreeFile[] = []
   let next: string | null = null
-  for await (const f of walk(ctx.jail, path, signal, after)) {
+  for await (const f of walk(ctx.jail, path, io.signal, after, ctx.meta)) {
     if (suffix !== '' && !f.rel.endsWith(suffix)) continue
     if (files.length === limit) {
       // One more exists: the page ends at the last one listed.
@@ -44,4 +59,39 @@ export async function* tree(args: Record<string, unknown>, ctx: CommandContext, 
   }
   ctx.listings?.page(path, after, next, files.reduce((n, f) => n + f.size, 0))
   yield { kind: 'result', body: { files, next } }
+}
+
+async function* streamed(path: string, suffix: string, after: string | undefined, ctx: CommandContext, io: CommandIO): AsyncGenerator<Part, void, void> {
+  const { resume } = io
+  const memo = (io.memo ?? {}) as { cuts?: number[] }
+  /** crc32 of each cut as first sent. */
+  const cuts = (memo.cuts ??= [])
+  if (!resume || resume.seq === 0) yield { kind: 'start', body: {} }
+  /** Where the receiver stands: bytes before it are made again (to check them) but not sent. */
+  const have = resume?.offset ?? 0
+  let pos = 0
+  let files = 0
+  let bytes = 0
+  let text = ''
+  const cut = function* (): Generator<Part, void, void> {
+    const chunk = Buffer.from(text)
+    text = ''
+    const index = cutIndex++
+    const sum = crc32(chunk)
+    if (cuts[index] === undefined) cuts[index] = sum
+    else if (cuts[index] !== sum) throw error('ECHANGED', `${path || 'the root'} changed while its listing was sent again; ask for it again`)
+    if (pos + chunk.length > have) yield { kind: 'data', chunk: pos >= have ? chunk : chunk.subarray(have - pos) }
+    pos += chunk.length
+  }
+  let cutIndex = 0
+  for await (const f of walk(ctx.jail, path, io.signal, after, ctx.meta)) {
+    if (suffix !== '' && !f.rel.endsWith(suffix)) continue
+    text += `{"path":${JSON.stringify(f.rel)},"size":${f.size}}\n`
+    files++
+    bytes += f.size
+    if (text.length >= STREAM_CUT) yield* cut()
+  }
+  if (text.length > 0) yield* cut()
+  ctx.listings?.page(path, after, null, bytes)
+  yield { kind: 'end', body: { files, bytes, length: pos } }
 }

@@ -676,22 +676,71 @@ class Client(object):
 
     def tree(self, path='', suffix='', page_size=None):
         """Every file under ``path`` (or the file itself) as ``{'path', 'size'}``, depth first
-        in name order, a page of files per round trip; ``suffix`` keeps names ending with it."""
+        in name order, in one streamed response; ``suffix`` keeps names ending with it. A
+        connection that dies under it is asked again for the files after the last one given.
+        With ``page_size``, a page of that many files per round trip instead."""
+        rel = path.strip('/')
+        if page_size is not None:
+            yield from self._tree_pages(path, rel, suffix, page_size)
+            return
+        after = None
+        attempt = 0
+        while True:
+            if self._falling_back():
+                yield from _local_tree(self._local(path), rel, suffix, after)
+                return
+            req = None
+            try:
+                with self._guard():
+                    args = {'path': rel, 'stream': True}
+                    if suffix:
+                        args['suffix'] = suffix
+                    if after is not None:
+                        args['after'] = after
+                    req = self._begin('tree', args, is_read=True)
+                    req.entries = _TreeLines()
+                while True:
+                    with self._guard():
+                        while not req.entries.ready and not req.done:
+                            if self._sock is None:
+                                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
+                                break
+                            self._pump()
+                        if not req.entries.ready:
+                            req.take()  # raises what ended the request, if anything did
+                            return
+                        batch = req.entries.pop()
+                    for f in batch:
+                        after = f['path']
+                        yield f
+                    attempt = 0
+            except CacheservError as e:
+                if not self._may_retry(e, attempt):
+                    if self.fallback_root is None or e.code not in _UNREACHABLE:
+                        raise
+                    self._fall_back(e)
+                    continue
+                self._pause(attempt)
+                attempt += 1
+            finally:
+                if req is not None and not req.done:
+                    with self._guard():
+                        self._abandon(req)
+
+    def _tree_pages(self, path, rel, suffix, page_size):
         if self._falling_back():
-            yield from _local_tree(self._local(path), path.strip('/'), suffix)
+            yield from _local_tree(self._local(path), rel, suffix)
             return
         after = None
         while True:
-            args = {'path': path.strip('/')}
+            args = {'path': rel, 'limit': page_size}
             if suffix:
                 args['suffix'] = suffix
-            if page_size is not None:
-                args['limit'] = page_size
             if after is not None:
                 args['after'] = after
             page = self._or_fallback(lambda: self.request('tree', **args), lambda: None)
-            if page is None:  # the server went away before the first page: list the fallback root
-                yield from _local_tree(self._local(path), path.strip('/'), suffix, after)
+            if page is None:  # the server went away: list the fallback root from where it was
+                yield from _local_tree(self._local(path), rel, suffix, after)
                 return
             for f in page['files']:
                 yield f
@@ -1396,22 +1445,23 @@ class Client(object):
             raise CacheservError('EPROTO', 'read %d: unexpected frame type %d' % (req.id, ftype))
 
     def _on_readv_frame(self, req, ftype, payload):
+        """A frame of a request whose DATA is one stream cut by ``req.entries`` (readv, a streamed tree)."""
         if ftype == DATA:
             if req.info is None:
-                raise CacheservError('EPROTO', 'readv %d: DATA before START' % req.id)
+                raise CacheservError('EPROTO', '%s %d: DATA before START' % (req.op, req.id))
             req.entries.feed(payload)
             req.offset += len(payload)
         elif ftype == START:
             if req.info is not None:
-                raise CacheservError('EPROTO', 'readv %d: second START frame' % req.id)
+                raise CacheservError('EPROTO', '%s %d: second START frame' % (req.op, req.id))
             req.info = _json(payload, 'START')
         elif ftype == END:
             end = _json(payload, 'END')
             if req.info is None or not isinstance(end, dict) or end.get('length') != req.offset or not req.entries.at_boundary():
-                raise CacheservError('EPROTO', 'readv %d: the stream ended short of its length or inside an entry' % req.id)
+                raise CacheservError('EPROTO', '%s %d: the stream ended short of its length or inside an entry' % (req.op, req.id))
             self._finish(req)
-        else:
-            raise CacheservError('EPROTO', 'readv %d: unexpected frame type %d' % (req.id, ftype))
+        elif ftype != PROGRESS:  # PROGRESS: "still working" (a tree walking a slow disk)
+            raise CacheservError('EPROTO', '%s %d: unexpected frame type %d' % (req.op, req.id, ftype))
 
     def _on_result_frame(self, req, ftype, payload):
         if ftype == RESULT:
@@ -1462,6 +1512,39 @@ def _readv_item(item):
     if length is not None:
         out['length'] = length
     return out
+
+
+class _TreeLines(object):
+    """The files of a streamed tree (PROTOCOL.md, "tree"): a JSON object per line, parsed a
+    batch at a time (one ``json.loads`` per arrival); each batch a list of dicts."""
+
+    def __init__(self):
+        self._done = deque()
+        self._rest = b''
+
+    @property
+    def ready(self):
+        return bool(self._done)
+
+    def pop(self):
+        return self._done.popleft()
+
+    def at_boundary(self):
+        return not self._rest
+
+    def feed(self, payload):
+        data = self._rest + bytes(payload) if self._rest else bytes(payload)
+        last = data.rfind(b'\n')
+        if last < 0:
+            self._rest = data
+            return
+        self._rest = data[last + 1:]
+        try:
+            files = json.loads(b'[' + data[:last].replace(b'\n', b',') + b']')
+        except ValueError:
+            raise CacheservError('EPROTO', 'tree: a line of the stream is not JSON')
+        if files:
+            self._done.append(files)
 
 
 class _Entries(object):

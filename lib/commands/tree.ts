@@ -20,7 +20,7 @@
  * request with ECHANGED rather than splice two listings.
  */
 import { error } from '../errors.js'
-import { walk } from '../fs/walk.js'
+import { walk, walkBatches } from '../fs/walk.js'
 import { crc32 } from '../protocol/crc32.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, optionalFlag, optionalString } from './args.js'
@@ -84,12 +84,14 @@ async function* streamed(path: string, suffix: string, after: string | undefined
     pos += chunk.length
   }
   let cutIndex = 0
-  for await (const f of walk(ctx.jail, path, io.signal, after, ctx.meta)) {
-    if (suffix !== '' && !f.rel.endsWith(suffix)) continue
-    text += `{"path":${JSON.stringify(f.rel)},"size":${f.size}}\n`
-    files++
-    bytes += f.size
-    if (text.length >= STREAM_CUT) yield* cut()
+  for await (const batch of walkBatches(ctx.jail, path, io.signal, after, ctx.meta)) {
+    for (const f of batch) {
+      if (suffix !== '' && !f.rel.endsWith(suffix)) continue
+      text += `{"path":${JSON.stringify(f.rel)},"size":${f.size}}\n`
+      files++
+      bytes += f.size
+      if (text.length >= STREAM_CUT) yield* cut()
+    }
   }
   if (text.length > 0) yield* cut()
   ctx.listings?.page(path, after, null, bytes)

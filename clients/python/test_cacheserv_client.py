@@ -323,6 +323,29 @@ class TestProtocolExamples(FakeCase):
         self.assertEqual(cm.exception.message, 'no such file or directory: nope')
         self.assertEqual(cm.exception.path, 'nope')
 
+    def test_reads_the_streamed_tree_example(self):
+        # PROTOCOL.md, "Streamed tree": a JSON object a line, cut anywhere (inside a line, inside a
+        # multi-byte name) and parsed a batch of whole lines at a time.
+        from cacheserv_client import _TreeLines
+        lines = b'{"path":"train/cat/0001.jpg","size":120007}\n{"path":"train/cat/0002.jpg","size":98311}\n'
+        lines += '{"path":"ünï/名前.jpg","size":9}\n'.encode('utf-8')
+        for cut in (1, 5, 44, len(lines)):
+            tree = _TreeLines()
+            got = []
+            for at in range(0, len(lines), cut):
+                tree.feed(lines[at:at + cut])
+                while tree.ready:
+                    got.extend(tree.pop())
+            self.assertTrue(tree.at_boundary())
+            self.assertEqual(got, [{'path': 'train/cat/0001.jpg', 'size': 120007}, {'path': 'train/cat/0002.jpg', 'size': 98311},
+                                   {'path': 'ünï/名前.jpg', 'size': 9}])
+        tree = _TreeLines()
+        tree.feed(b'{"path":"a","size":1}\n{"path":')
+        self.assertFalse(tree.at_boundary())  # a stream that ends here ended inside a line
+        with self.assertRaises(CacheservError) as cm:
+            _TreeLines().feed(b'{"path": nope}\n')
+        self.assertEqual(cm.exception.code, 'EPROTO')
+
     def test_reads_the_readv_entry_example(self):
         # PROTOCOL.md, "readv": the third item, 20,000 bytes of a file of 120,007 bytes.
         header = hexbytes('02000000 00000000 00000000704cfd40 000080896aae7942 000000000088d340')

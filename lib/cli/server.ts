@@ -49,6 +49,7 @@ function program(): Command {
     .option('--shm-dir <dir>', 'keep cached blocks in this shared-memory (tmpfs) directory, private to this user; a server restarted after a crash adopts the blocks still valid in it (default: one under /dev/shm named for the root, or the heap when that cannot be had)')
     .option('--no-shm', 'keep cached blocks on the heap: nothing in shared memory, and same-host clients read over the socket')
     .option('--no-short-circuit', 'do not let clients on this host read cached blocks from shared memory themselves; they read over the socket')
+    .option('--no-meta-cache', 'do not keep directory listings in RAM (ls, tree and warm then read every directory each time)')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
@@ -99,6 +100,7 @@ export async function main(argv: string[]): Promise<void> {
     shmDir?: string
     shm: boolean
     shortCircuit: boolean
+    metaCache: boolean
   }>()
   if (o.token === '') {
     // `--token "$TOKEN"` with TOKEN unset: an empty secret would let anyone in.
@@ -159,6 +161,7 @@ export async function main(argv: string[]): Promise<void> {
       authBackoff: o.authBackoff * 1000,
       ...storeOptions(o),
       shortCircuit: o.shortCircuit,
+      metaCache: o.metaCache,
     })
     for (const w of server.warnings) console.error(`cacheserv-pipe: warning: ${w}`)
     const { adopted } = server

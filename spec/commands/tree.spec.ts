@@ -7,6 +7,7 @@ import { symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import type { Client, TreeFile } from '../../lib/client/client.js'
+import { TreeLines } from '../../lib/client/tree-stream.js'
 import { FrameType } from '../../lib/protocol/constants.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
@@ -149,5 +150,33 @@ describe('a listing larger than the cache', () => {
     assert.match(warnings[0], /^d holds more than the cache/)
     await collect(client.tree('d'))
     assert.equal(warnings.length, 1, 'once')
+  })
+})
+
+describe('streamed tree lines', () => {
+  /** PROTOCOL.md, "Streamed tree": a JSON object a line. */
+  const EXAMPLE = Buffer.from('{"path":"train/cat/0001.jpg","size":120007}\n{"path":"train/cat/0002.jpg","size":98311}\n{"path":"ünï/名前.jpg","size":9}\n')
+  const FILES = [
+    { path: 'train/cat/0001.jpg', size: 120007 },
+    { path: 'train/cat/0002.jpg', size: 98311 },
+    { path: 'ünï/名前.jpg', size: 9 },
+  ]
+
+  test('the PROTOCOL.md example parses to its files however the stream is cut (inside a line, inside a character)', () => {
+    for (const cut of [1, 5, 44, EXAMPLE.length]) {
+      const lines = new TreeLines()
+      const got: TreeFile[] = []
+      for (let at = 0; at < EXAMPLE.length; at += cut) got.push(...lines.push(EXAMPLE.subarray(at, at + cut)))
+      assert.ok(lines.atBoundary)
+      assert.deepEqual(got, FILES, `cut every ${cut} bytes`)
+    }
+  })
+
+  test('a stream that stops inside a line is not at a boundary; a line that is not JSON is EPROTO', () => {
+    const lines = new TreeLines()
+    lines.push(Buffer.from('{"path":"a","size":1}\n{"path":'))
+    assert.equal(lines.atBoundary, false)
+    assert.throws(() => new TreeLines().push(Buffer.from('{"path": nope}\n')), { code: 'EPROTO' })
+    assert.throws(() => new TreeLines().push(Buffer.from('{"path":"a"}\n')), { code: 'EPROTO' })
   })
 })

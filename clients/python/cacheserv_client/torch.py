@@ -37,8 +37,8 @@ def list_files(client, directory='', recursive=True):
 
 
 def _walk(client, prefix, recursive):
-    """Paths of the files under ``prefix``, relative to it: one ``tree`` listing (a page per
-    round trip), or, not recursive, one ``ls``."""
+    """Paths of the files under ``prefix``, relative to it: one streamed ``tree`` listing,
+    or, not recursive, one ``ls``."""
     if not recursive:
         return [e['name'] for e in client.ls(prefix) if e['type'] == 'file']
     return [f['path'][len(prefix):] for f in client.tree(prefix)]

@@ -131,6 +131,12 @@ def connect_and_check(worker_id):
         raise AssertionError('worker %d is not connected after connect_worker' % worker_id)
 
 
+def check_connected(worker_id):
+    """worker_init_fn given to ds.loader: by the time it runs, the worker is connected."""
+    if get_worker_info().dataset.client._sock is None:
+        raise AssertionError('worker %d is not connected before its worker_init_fn' % worker_id)
+
+
 def wait_for_idle_closes(test):
     """Persistent workers live on, but the idle server closes their connections: wait until
     only the one asking is open, so the next epoch starts on closed connections."""
@@ -172,6 +178,15 @@ class MapDataset(unittest.TestCase):
                 loader = DataLoader(ds, batch_size=None, num_workers=2, multiprocessing_context=ctx, worker_init_fn=connect_and_check)
                 got = list(loader)
                 self.assertEqual([hashlib.sha256(d).hexdigest() for d in got], [hashlib.sha256(local(r)).hexdigest() for r in ds.files])
+
+    def test_loader_workers_connect_before_their_first_batch(self):
+        # ds.loader makes each worker connect as it starts, then runs the caller's worker_init_fn.
+        ds = CacheservDataset.from_dir('images', server=SERVER)
+        for ctx in ('fork', 'spawn'):
+            with self.subTest(ctx):
+                loader = ds.loader(batch_size=4, num_workers=2, multiprocessing_context=ctx, worker_init_fn=check_connected)
+                got = [d for b in loader for d in b]
+                self.assertEqual(len(got), len(ds.files))
 
     def test_labels_decoded_images_in_batches(self):
         ds = CacheservDataset.from_dir('images', server=SERVER, transform=decode_png, labels=True)

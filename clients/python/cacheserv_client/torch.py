@@ -114,15 +114,31 @@ class CacheservDataset(Dataset):
         """A DataLoader over this dataset whose workers fetch each batch with one request
         (``__getitems__``), on any torch version: the batch sampler is its sampler, so each
         fetch is a whole batch. Other arguments (``num_workers``, ``pin_memory``, ...) go to
-        the DataLoader; ``collate_fn`` defaults to torch's ``default_collate``."""
+        the DataLoader; ``collate_fn`` defaults to torch's ``default_collate``. Each worker
+        connects as it starts (``connect_worker``, before a ``worker_init_fn`` given here), so
+        its first batch costs one round trip."""
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
         try:
             from torch.utils.data import default_collate
         except ImportError:  # torch < 1.11
             from torch.utils.data.dataloader import default_collate
         order = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
+        kwargs['worker_init_fn'] = _ConnectFirst(kwargs.get('worker_init_fn'))
         return DataLoader(self, sampler=BatchSampler(order, batch_size, drop_last), batch_size=None,
                           collate_fn=collate_fn or default_collate, **kwargs)
+
+
+class _ConnectFirst(object):
+    """A ``worker_init_fn``: ``connect_worker``, then the caller's own (a class, not a
+    closure, so that spawned workers can unpickle it)."""
+
+    def __init__(self, then=None):
+        self.then = then
+
+    def __call__(self, worker_id):
+        connect_worker(worker_id)
+        if self.then is not None:
+            self.then(worker_id)
 
 
 def _split_key(name):

@@ -52,8 +52,8 @@ const DRAIN_MS = 1000
 export interface Lister {
   /** The listing of a held directory; `withStats`: with every entry's lstat. */
   list(dir: Found, withStats: boolean): Promise<Listing>
-  /** The listing held of entry `i` of `l` (a directory listed with stats), or null: then look it up and `list` it. */
-  child(l: Listing, i: number): Listing | null
+  /** The listing held of entry `i` of `l` (a directory listed with stats), or null: then look it up and `list` it. `use` false: only asking, not a use (no hit counted). */
+  child(l: Listing, i: number, use?: boolean): Listing | null
 }
 
 /** No cache: every listing read afresh. */
@@ -125,13 +125,15 @@ export class MetaCache implements Lister {
     return listing
   }
 
-  child(l: Listing, i: number): Listing | null {
+  child(l: Listing, i: number, use = true): Listing | null {
     if (l.kinds[i] !== KIND_DIR || !l.stats) return null
     const key = dirKeyOf(l, i)
     const held = this.#held.get(key)
     if (!held?.listing?.stats) return null
-    this.#hits++
-    this.#touch(key, held)
+    if (use) {
+      this.#hits++
+      this.#touch(key, held)
+    }
     return held.listing
   }
 

@@ -46,6 +46,66 @@ function statFile(rel: string, names: string[], st: FileStat): WalkedFile {
   return { rel, names, size: Number(st.size), key: identityOf(st) }
 }
 
+/** What a name led to: a file, or a directory with its listing. */
+interface Opened {
+  names: string[]
+  file?: WalkedFile
+  listing?: Listing
+}
+
+/** Directories (and symlinks) of a listing opened and read ahead of the walk, at most this many at once. */
+const OPEN_AHEAD = 8
+
+/**
+ * The next few entries of a directory that must be looked up and read
+ * (directories not held in the metadata cache, symlinks) are opened while
+ * the walk is still in the ones before: on a cold disk, reading one
+ * directory at a time waits on each in turn.
+ */
+class OpenAhead {
+  #pending = new Map<number, Promise<{ ok: Opened | null } | { err: unknown }>>()
+  /** Next entry to consider. */
+  #next = 0
+  #stopped = false
+
+  constructor(
+    private readonly listing: Listing,
+    private readonly open: (i: number) => Promise<Opened | null>,
+    private readonly wanted: (i: number) => boolean,
+  ) {}
+
+  /** What entry `i` led to (opened now if it was not already). */
+  async take(i: number): Promise<Opened | null> {
+    if (this.#next <= i) this.#next = i + 1
+    const p = this.#pending.get(i) ?? this.#start(i)
+    this.#pending.delete(i)
+    this.#fill()
+    const r = await p
+    if ('err' in r) throw r.err
+    return r.ok
+  }
+
+  /** Let what is under way finish on its own (its descriptors are closed as it does). */
+  stop(): void {
+    this.#stopped = true
+    this.#pending.clear()
+  }
+
+  #start(i: number) {
+    return this.open(i).then(
+      (ok) => ({ ok }),
+      (err: unknown) => ({ err }),
+    )
+  }
+
+  #fill(): void {
+    while (!this.#stopped && this.#pending.size < OPEN_AHEAD && this.#next < this.listing.names.length) {
+      const i = this.#next++
+      if (this.wanted(i)) this.#pending.set(i, this.#start(i))
+    }
+  }
+}
+
 /**
  * Where a walk goes on from: it yields only files after this path (as the
  * walk reaches them, '/'-separated), in the walk's own order, which is the
@@ -98,45 +158,59 @@ export async function* walkBatches(jail: Jail, path: string, signal?: AbortSigna
       files = []
       return out
     }
-    for (let i = 0; i < listing.names.length; i++) {
-      const name = listing.names[i]
+    const ahead = new OpenAhead(listing, (i) => open(rel === '' ? listing.names[i] : `${rel}/${listing.names[i]}`, [...names, listing.names[i]]), (i) => {
       const kind = listing.kinds[i]
-      const childRel = rel === '' ? name : `${rel}/${name}`
-      if (cursor && before(childRel, kind !== KIND_FILE)) {
-        if (kind === KIND_DIR) passed.push(real === '' ? name : `${real}/${name}`)
-        continue
-      }
-      if (kind === KIND_FILE) {
-        files.push(new ListedFile(childRel, names, listing, i))
-        continue
-      }
-      if (files.length > 0) yield flush()
-      if (kind === KIND_DIR) {
-        const held = lister.child(listing, i)
+      if (kind !== KIND_LINK && (kind !== KIND_DIR || lister.child(listing, i, false))) return false
+      return !(cursor && before(rel === '' ? listing.names[i] : `${rel}/${listing.names[i]}`, true))
+    })
+    try {
+      for (let i = 0; i < listing.names.length; i++) {
+        const name = listing.names[i]
+        const kind = listing.kinds[i]
+        const childRel = rel === '' ? name : `${rel}/${name}`
+        if (cursor && before(childRel, kind !== KIND_FILE)) {
+          if (kind === KIND_DIR) passed.push(real === '' ? name : `${real}/${name}`)
+          continue
+        }
+        if (kind === KIND_FILE) {
+          files.push(new ListedFile(childRel, names, listing, i))
+          continue
+        }
+        if (files.length > 0) yield flush()
+        if (kind !== KIND_DIR && kind !== KIND_LINK) continue
+        const held = kind === KIND_DIR ? lister.child(listing, i) : null
         if (held) {
           const childNames = [...names, name]
           if (!seenReal(childNames.join('/'))) signal?.throwIfAborted()
           yield* visit(childRel, childNames, held)
-        } else yield* follow(childRel, [...names, name])
-      } else if (kind === KIND_LINK) yield* follow(childRel, [...names, name])
+          continue
+        }
+        const opened = await ahead.take(i)
+        if (opened?.file) yield [opened.file]
+        else if (opened?.listing) yield* visit(childRel, opened.names, opened.listing)
+      }
+      if (files.length > 0) yield flush()
+    } finally {
+      ahead.stop()
     }
-    if (files.length > 0) yield flush()
   }
 
-  /** Resolve names under the root through the jail and walk what they name (nothing when gone, dangling or outside). */
-  const follow = async function* (rel: string, names: string[]): AsyncGenerator<WalkedFile[], void, void> {
+  /**
+   * Resolve names under the root through the jail: the file they name, or the
+   * directory and its listing (null when gone, dangling, outside, neither, or
+   * a directory already walked).
+   */
+  const open = async (rel: string, names: string[]): Promise<Opened | null> => {
     const found = await jail.lookupParts(names, rel).catch(() => null)
-    if (!found) return
-    let listing: Listing
+    if (!found) return null
     try {
-      if (found.st.isFile()) return yield [statFile(rel, found.names, found.st)]
-      if (!found.st.isDirectory() || seenReal(found.names.join('/'))) return
+      if (found.st.isFile()) return { names: found.names, file: statFile(rel, found.names, found.st) }
+      if (!found.st.isDirectory() || seenReal(found.names.join('/'))) return null
       signal?.throwIfAborted()
-      listing = await lister.list(found, true)
+      return { names: found.names, listing: await lister.list(found, true) }
     } finally {
       found.close()
     }
-    yield* visit(rel, found.names, listing)
   }
 
   const top = await jail.lookup(path) // missing or outside: the caller hears of it

@@ -6,8 +6,8 @@
  * metadata cache when it holds the directory. A symlink is listed as what it
  * points to, and not at all when it points outside the root.
  */
-import { type Found, Jail } from '../fs/jail.js'
-import { KIND_DIR, KIND_FILE, KIND_LINK, sizeOf } from '../fs/listing.js'
+import { Jail } from '../fs/jail.js'
+import { KIND_DIR, KIND_FILE, KIND_LINK, type Listing, sizeOf } from '../fs/listing.js'
 import { plainLister } from '../fs/meta-cache.js'
 import type { Part } from '../stages/items.js'
 import { optionalFlag, optionalString } from './args.js'
@@ -24,36 +24,49 @@ export interface Entry {
 export async function* ls(args: Record<string, unknown>, ctx: CommandContext): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const long = optionalFlag(args, 'long')
+  const { parts } = Jail.parse(path)
+  // A directory the metadata cache holds, every one on the way too, is listed with no call at all.
+  const heldDir = heldListing(ctx, parts)
+  if (heldDir) return yield { kind: 'result', body: { entries: await entriesOf(ctx.jail, parts, heldDir, long) } }
   const dir = await ctx.jail.lookup(path)
-  const entries: Entry[] = []
-  /** Symlinks resolved: appended after the rest, so the entries are sorted again. */
-  let resolved = false
   try {
     if (!dir.st.isDirectory()) throw error('ENOTDIR', `${Jail.shown(path)} is not a directory`)
     const listing = await (ctx.meta ?? plainLister).list(dir, long)
-    const links: string[] = []
-    for (let i = 0; i < listing.names.length; i++) {
-      const name = listing.names[i]
-      const kind = listing.kinds[i]
-      if (kind === KIND_LINK) links.push(name)
-      else if (kind === KIND_FILE) entries.push(long ? { name, type: 'file', size: sizeOf(listing, i) } : { name, type: 'file' })
-      else entries.push({ name, type: kind === KIND_DIR ? 'dir' : 'other' })
-    }
-    // Symlinks are resolved by the jail, a batch at a time.
-    for (let i = 0; i < links.length; i += 64) {
-      for (const e of await Promise.all(links.slice(i, i + 64).map((name) => linked(ctx.jail, dir, name, long)))) if (e) entries.push(e)
-      resolved = true
-    }
+    yield { kind: 'result', body: { entries: await entriesOf(ctx.jail, dir.names, listing, long) } }
   } finally {
     dir.close()
   }
-  if (resolved) entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
-  yield { kind: 'result', body: { entries } }
+}
+
+function heldListing(ctx: CommandContext, parts: string[]): Listing | null {
+  if (!ctx.meta) return null
+  if (parts.length === 0) return null
+  const found = ctx.meta.resolve(parts)
+  return found ? ctx.meta.child(found.listing, found.i) : null
+}
+
+/** The entries of the directory at real `names`, listed as `listing`. */
+async function entriesOf(jail: Jail, names: readonly string[], listing: Listing, long: boolean): Promise<Entry[]> {
+  const entries: Entry[] = []
+  const links: string[] = []
+  for (let i = 0; i < listing.names.length; i++) {
+    const name = listing.names[i]
+    const kind = listing.kinds[i]
+    if (kind === KIND_LINK) links.push(name)
+    else if (kind === KIND_FILE) entries.push(long ? { name, type: 'file', size: sizeOf(listing, i) } : { name, type: 'file' })
+    else entries.push({ name, type: kind === KIND_DIR ? 'dir' : 'other' })
+  }
+  if (links.length === 0) return entries
+  // Symlinks are resolved by the jail, a batch at a time, then put in their places.
+  for (let i = 0; i < links.length; i += 64) {
+    for (const e of await Promise.all(links.slice(i, i + 64).map((name) => linked(jail, names, name, long)))) if (e) entries.push(e)
+  }
+  return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
 /** A symlink entry as what it points to (resolved by the jail), or null when it dangles or leads out of the root. */
-async function linked(jail: Jail, dir: Found, name: string, long: boolean): Promise<Entry | null> {
-  const found = await jail.lookupParts([...dir.names, name], name).catch(() => null)
+async function linked(jail: Jail, names: readonly string[], name: string, long: boolean): Promise<Entry | null> {
+  const found = await jail.lookupParts([...names, name], name).catch(() => null)
   if (!found) return null
   const st = found.st
   found.close()

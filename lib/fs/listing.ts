@@ -46,6 +46,11 @@ export function sizeOf(l: Listing, i: number): number {
   return Number(l.stats![i * STAT_FIELDS + SIZE])
 }
 
+/** Entry `i`'s mtime in whole ms, as a BigIntStats gives it. */
+export function mtimeMsOf(l: Listing, i: number): number {
+  return Number(l.stats![i * STAT_FIELDS + MTIME] / 1_000_000n)
+}
+
 /** The cache key of the version of file entry `i` (as identityOf makes it). */
 export function keyOf(l: Listing, i: number): string {
   const s = l.stats!

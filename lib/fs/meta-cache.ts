@@ -54,12 +54,21 @@ export interface Lister {
   list(dir: Found, withStats: boolean): Promise<Listing>
   /** The listing held of entry `i` of `l` (a directory listed with stats), or null: then look it up and `list` it. `use` false: only asking, not a use (no hit counted). */
   child(l: Listing, i: number, use?: boolean): Listing | null
+
+  /**
+   * The entry `parts` names (at least one name), found through held listings
+   * alone, from the root down: the listing that holds it and its index. Null
+   * when a directory on the way is not held, or is a symlink (the jail
+   * resolves those).
+   */
+  resolve(parts: readonly string[]): { listing: Listing; i: number } | null
 }
 
 /** No cache: every listing read afresh. */
 export const plainLister: Lister = {
   list: (dir, withStats) => readListing(dir, withStats),
   child: () => null,
+  resolve: () => null,
 }
 
 interface Held {
@@ -88,19 +97,29 @@ export class MetaCache implements Lister {
   #hits = 0
   #misses = 0
   #timer: NodeJS.Timeout | null = null
+  /** Key of the root directory, once it has been listed: where resolve starts. */
+  #root: string | null = null
+  /** Asks the server to list the root again (resolve found it not held); when it last did. */
+  #listRoot: () => void
+  #rootAsked = 0
   /** Called with the bytes held whenever they change (the block cache leaves that much room). */
   #onBytes: (bytes: number) => void
 
-  constructor(limit: number, { watch = DirWatch.open(), onBytes = () => {} }: { watch?: DirWatch | null; onBytes?: (bytes: number) => void } = {}) {
+  constructor(
+    limit: number,
+    { watch = DirWatch.open(), onBytes = () => {}, listRoot = () => {} }: { watch?: DirWatch | null; onBytes?: (bytes: number) => void; listRoot?: () => void } = {},
+  ) {
     this.limit = limit
     this.#watch = watch
     this.#onBytes = onBytes
+    this.#listRoot = listRoot
     if (!watch) debug('no inotify: listings are read each time')
   }
 
   async list(dir: Found, withStats: boolean): Promise<Listing> {
     this.#drain()
     const key = `${dir.st.dev}:${dir.st.ino}`
+    if (dir.names.length === 0) this.#root = key
     const held = this.#held.get(key)
     if (held?.listing && (held.listing.stats || !withStats)) {
       this.#hits++
@@ -135,6 +154,24 @@ export class MetaCache implements Lister {
       this.#touch(key, held)
     }
     return held.listing
+  }
+
+  resolve(parts: readonly string[]): { listing: Listing; i: number } | null {
+    this.#drain()
+    if (parts.length === 0 || this.#root === null) return null
+    let listing = this.#held.get(this.#root)?.listing
+    if (!listing?.stats) return this.#missRoot()
+    for (let depth = 0; ; depth++) {
+      const i = indexOf(listing, parts[depth])
+      if (i < 0) return null
+      if (depth === parts.length - 1) {
+        this.#hits++
+        return { listing, i }
+      }
+      const next = this.child(listing, i, false)
+      if (!next) return null
+      listing = next
+    }
   }
 
   /** Read the event queue now: called before every answer, so nothing changed since is answered from memory. */
@@ -174,6 +211,16 @@ export class MetaCache implements Lister {
     this.#byWd.set(wd, key)
     this.#timer ??= setInterval(() => this.#drain(), DRAIN_MS).unref()
     return held
+  }
+
+  /** The root is not held (changed, or let go): have it listed again, at most once a second; this answer goes without. */
+  #missRoot(): null {
+    const now = Date.now()
+    if (this.#watch && now - this.#rootAsked >= 1000) {
+      this.#rootAsked = now
+      this.#listRoot()
+    }
+    return null
   }
 
   #keep(key: string, held: Held, listing: Listing): void {
@@ -231,4 +278,18 @@ export class MetaCache implements Lister {
     this.#bytes = bytes
     this.#onBytes(bytes)
   }
+}
+
+/** Index of `name` in a listing (sorted by UTF-16 code units), or -1. */
+function indexOf(l: Listing, name: string): number {
+  let lo = 0
+  let hi = l.names.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const m = l.names[mid]
+    if (m === name) return mid
+    if (m < name) lo = mid + 1
+    else hi = mid - 1
+  }
+  return -1
 }

@@ -228,7 +228,10 @@ export class CacheServer extends EventEmitter {
     this.meta = new MetaCache(opts.metaCache === false ? 0 : Math.floor(cacheSize / 8), {
       watch: opts.metaCache === false ? null : undefined,
       onBytes: (bytes) => this.cache.reserve(bytes),
+      // Where `stat` starts finding files from memory (MetaCache.resolve): listed now, and again after it changes.
+      listRoot: () => void this.#listRoot(),
     })
+    void this.#listRoot()
     this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, meta: this.meta, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
@@ -243,6 +246,20 @@ export class CacheServer extends EventEmitter {
         debug('removing orphaned uploads failed: %s', err.message)
         return 0
       })
+    }
+  }
+
+  /** Have the metadata cache hold the root's listing (a failure only means it is not held). */
+  async #listRoot(): Promise<void> {
+    try {
+      const root = await this.#ctx.jail.lookup('')
+      try {
+        await this.meta.list(root, true)
+      } finally {
+        root.close()
+      }
+    } catch (err) {
+      debug('the root was not listed: %s', (err as Error).message)
     }
   }
 

@@ -19,7 +19,7 @@ import { alternate, type Measured } from './measure.js'
 import { killAllNow, markStopping, stop, stopAll } from './procs.js'
 import { rssOf, serverEnv, serverNodeFlags, startBare, startBin, startProduct } from './servers.js'
 import { formatTables, ratioTarget, row, type Row, type Target } from './table.js'
-import { BenchError, elapsed, fmtBytes, GiB, log, MiB, withTimeout, xorPages } from './util.js'
+import { BenchError, elapsed, fmtBytes, GiB, log, MiB, signedMs, withTimeout, xorPages } from './util.js'
 
 interface Options {
   quick: boolean
@@ -71,12 +71,6 @@ const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget
 const WARM_FILES = 200
 
 let tmp: string | null = null
-
-/** "+26.7 ms", "−0.4 ms": the sign of the figure as shown, so never "−0.0". */
-function signedMs(ms: number): string {
-  const d = Number(ms.toFixed(1))
-  return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(1)} ms`
-}
 
 /** How the servers are run, as the bin's shebang runs the real one: its environment and node flags. */
 function serverLaunch(): string {

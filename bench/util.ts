@@ -96,6 +96,12 @@ export function now(): number {
   return performance.now()
 }
 
+/** "+26.7 ms", "−0.4 ms": the sign of the figure as shown, so never "−0.0". */
+export function signedMs(ms: number): string {
+  const d = Number(ms.toFixed(1))
+  return `${d < 0 ? '−' : '+'}${Math.abs(d).toFixed(1)} ms`
+}
+
 export function fmtBytes(n: number): string {
   if (n >= GiB) return `${(n / GiB).toFixed(2)} GiB`
   if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`

@@ -13,6 +13,8 @@ const BLKIO = '/sys/fs/cgroup/blkio'
 export interface SlowStorage {
   /** The shell command, run in the throttled group. */
   wrap(cmd: string): string
+  /** The group's cgroup.procs: a process that writes its PID there joins the group (after its imports, say), its children with it. */
+  readonly procs: string
   /** Bytes a second the group may read. */
   readonly bps: number
   remove(): void
@@ -33,6 +35,7 @@ export function slowStorage(dir: string, bps: number): SlowStorage | { skipped: 
   }
   return {
     bps,
+    procs: join(group, 'cgroup.procs'),
     wrap: (cmd) => `echo $$ > ${join(group, 'cgroup.procs')} && exec ${cmd}`,
     remove: () => {
       // Empty once its commands exited; a group with a process left in it stays (and says so on the next bench).

@@ -27,10 +27,21 @@ const SHARDS = 8
 /** Slow storage's read rate: a network disk's. */
 const SLOW_BPS = 150 * MiB
 
+/** The epoch's files, left in place for the sections after it. */
+export interface MlImages {
+  /** Holds class0/ … class9/ (the files, *.jpg) and shards/. */
+  root: string
+  files: number
+  bytes: number
+  /** The Python that imports torch. */
+  python: string
+}
+
 export interface MlResult {
   rows: Row[]
   targets: Target[]
   notes: string[]
+  images: MlImages | null
 }
 
 /** A Python that imports torch, or null. */
@@ -82,7 +93,7 @@ function makeShards(dir: string, paths: string[]): string[] {
 export async function mlEpochs(tmp: string, files: number, rounds: [number, number], timeoutMs: number): Promise<MlResult> {
   const section = `DataLoader epoch, ${files.toLocaleString('en-US')} × ~120 KB files`
   const python = torchPython()
-  if (!python) return { rows: [], targets: [], notes: [`no ${section} rows: no Python that imports torch (apt-get install python3-torch)`] }
+  if (!python) return { rows: [], targets: [], notes: [`no ${section} rows: no Python that imports torch (apt-get install python3-torch)`], images: null }
   const root = join(tmp, 'images')
   const { paths, bytes } = makeImages(root, files)
   const listing = join(tmp, 'images.txt')
@@ -172,6 +183,7 @@ export async function mlEpochs(tmp: string, files: number, rounds: [number, numb
         },
       ],
       notes,
+      images: { root, files, bytes, python },
     }
   } finally {
     if ('remove' in slow) slow.remove()

@@ -12,6 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from '../lib/index.js'
 import { mlEpochs } from './ml-epoch.js'
+import { firstBatch } from './first-batch.js'
 import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
 import { type Dataset, makeDataset } from './data.js'
@@ -63,10 +64,13 @@ interface Plan {
   mlFiles: number
   pipeBytes: number
   mlRounds: [min: number, max: number]
+  /** Time to first batch: its rounds, and the seconds after which no new one starts. */
+  batchRounds: [min: number, max: number]
+  batchSeconds: number
 }
 
-const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB }
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40 }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [2, 2], batchSeconds: 10 }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 
@@ -98,8 +102,8 @@ async function main(): Promise<void> {
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
   // A last bound on everything: past this, something hangs; give up (non-zero) rather than run on.
-  // The DataLoader and crash-restart rows run after the budgeted sections, for ~4 minutes more.
-  const guard = plan.budget * 2.5 + 300
+  // The DataLoader, crash-restart and first-batch rows run after the budgeted sections, for ~5 minutes more.
+  const guard = plan.budget * 2.5 + 360
   setTimeout(() => {
     markStopping()
     const n = killAllNow()
@@ -190,6 +194,9 @@ async function main(): Promise<void> {
   // 4. The ML workload: a DataLoader epoch through the server and from the page cache.
   const ml = await mlEpochs(tmp, plan.mlFiles, plan.mlRounds, plan.timeoutMs)
   for (const n of ml.notes) log(n)
+  // 4b. A restarted training script's first batch, over the same files.
+  const batch = ml.images ? await firstBatch(ml.images, plan.batchRounds, plan.batchSeconds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no time-to-first-batch rows: no Python that imports torch'] }
+  for (const n of batch.notes) log(n)
   // 5. The CLI into a Python loop, against that loop reading slow storage.
   const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)
   for (const n of pipe.notes) log(n)
@@ -235,6 +242,7 @@ async function main(): Promise<void> {
     row('time to first byte', g(ttfb, 'node-e0')),
     ...mem.rows,
     ...ml.rows,
+    ...batch.rows,
     ...pipe.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
@@ -261,6 +269,7 @@ async function main(): Promise<void> {
     },
     mem.target,
     ...ml.targets,
+    ...batch.targets,
     ...pipe.targets,
   ]
 

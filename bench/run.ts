@@ -13,6 +13,8 @@ import { join } from 'node:path'
 import { connect } from '../lib/index.js'
 import { mlEpochs } from './ml-epoch.js'
 import { firstBatch } from './first-batch.js'
+import { listing } from './listing.js'
+import { ensureTree, missingParts, PART_FILES, PART_LIMIT, TREE } from './listing-tree.js'
 import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
 import { type Dataset, makeDataset } from './data.js'
@@ -28,7 +30,7 @@ interface Options {
 }
 
 const USAGE = `usage: npm run bench [-- --quick] [-- --json PATH]
-  --quick       smaller data (256 MiB, 4,000 files; 3,000 for the DataLoader), under two minutes
+  --quick       smaller data (256 MiB, 4,000 files; 3,000 for the DataLoader; a listing of 100,000), about two minutes
   --json PATH   also write the table as JSON to PATH`
 
 function parseArgs(argv: string[]): Options {
@@ -67,10 +69,14 @@ interface Plan {
   /** Time to first batch: its rounds, and the seconds after which no new one starts. */
   batchRounds: [min: number, max: number]
   batchSeconds: number
+  /** Parts of 100,000 files of the listing tree listed (see listing-tree.ts), its rounds and seconds as above. */
+  listParts: number
+  listRounds: [min: number, max: number]
+  listSeconds: number
 }
 
-const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40 }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [2, 2], batchSeconds: 10 }
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40, listParts: 10, listRounds: [2, 3], listSeconds: 100 }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [2, 2], batchSeconds: 10, listParts: 1, listRounds: [2, 3], listSeconds: 10 }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 
@@ -80,6 +86,21 @@ let tmp: string | null = null
 function serverLaunch(): string {
   const env = Object.entries(serverEnv()).map(([k, v]) => `${k}=${v}`)
   return [...env, 'node', ...serverNodeFlags()].join(' ')
+}
+
+let guardAt = 0
+let guardTimer: NodeJS.Timeout | undefined
+/** A last bound on everything: past `seconds` since the start, something hangs; give up (non-zero) rather than run on. */
+function guard(seconds: number): void {
+  clearTimeout(guardTimer)
+  guardAt = seconds
+  guardTimer = setTimeout(() => {
+    markStopping()
+    const n = killAllNow()
+    process.stderr.write(`bench: FAILED: still running after ${seconds.toFixed(0)} s; killed ${n} processes\n`)
+    removeTmp()
+    process.exit(1)
+  }, Math.max(0, seconds - elapsed()) * 1000).unref()
 }
 
 function removeTmp(): void {
@@ -101,16 +122,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
-  // A last bound on everything: past this, something hangs; give up (non-zero) rather than run on.
-  // The DataLoader, crash-restart and first-batch rows run after the budgeted sections, for ~5 minutes more.
-  const guard = plan.budget * 2.5 + 360
-  setTimeout(() => {
-    markStopping()
-    const n = killAllNow()
-    process.stderr.write(`bench: FAILED: still running after ${guard.toFixed(0)} s; killed ${n} processes\n`)
-    removeTmp()
-    process.exit(1)
-  }, guard * 1000).unref()
+  // The DataLoader, crash-restart, first-batch and listing rows run after the budgeted sections, for ~6 minutes more.
+  guard(plan.budget * 2.5 + 450)
   const load0 = loadavg()
   log(`cacheserv-pipe bench${opts.quick ? ' --quick (smaller data: figures are not those of a full run)' : ''}: ${fmtBytes(plan.bigBytes)} file, ${plan.smallFiles.toLocaleString('en-US')} files of ~110 KB; ${cpus().length} cores, load ${load0.map((l) => l.toFixed(2)).join(' ')}`)
   tmp = mkdtempSync(join(tmpdir(), 'cacheserv-bench-'))
@@ -197,6 +210,15 @@ async function main(): Promise<void> {
   // 4b. A restarted training script's first batch, over the same files.
   const batch = ml.images ? await firstBatch(ml.images, plan.batchRounds, plan.batchSeconds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no time-to-first-batch rows: no Python that imports torch'] }
   for (const n of batch.notes) log(n)
+  // 4c. A listing of 1,000,000 files (100,000 in --quick). Their tree is kept across runs; a run that has to make it has that much longer.
+  const missing = missingParts(plan.listParts).length
+  if (missing > 0) {
+    guard(guardAt + missing * PART_LIMIT)
+    log(`listing tree: making ${missing} parts of ${PART_FILES.toLocaleString('en-US')} files under ${TREE} (once: later runs reuse them)`)
+    log(`listing tree: made in ${(await ensureTree(plan.listParts)).toFixed(1)} s`)
+  }
+  const list = await listing(plan.listParts, plan.listRounds, plan.listSeconds, plan.timeoutMs)
+  for (const n of list.notes) log(n)
   // 5. The CLI into a Python loop, against that loop reading slow storage.
   const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)
   for (const n of pipe.notes) log(n)
@@ -243,6 +265,7 @@ async function main(): Promise<void> {
     ...mem.rows,
     ...ml.rows,
     ...batch.rows,
+    ...list.rows,
     ...pipe.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
@@ -270,6 +293,7 @@ async function main(): Promise<void> {
     mem.target,
     ...ml.targets,
     ...batch.targets,
+    ...list.targets,
     ...pipe.targets,
   ]
 
@@ -279,6 +303,7 @@ async function main(): Promise<void> {
     `cacheserv-pipe bench${opts.quick ? ' --quick (QUICK MODE: smaller data, fewer repeats; not the full run)' : ''}`,
     `data: ${fmtBytes(ds.big.size)} random file; ${ds.small.length.toLocaleString('en-US')} files of 100–120 KB (${fmtBytes(ds.smallBytes)}); all hot (page cache, server caches)`,
     `small files: all ${ds.small.length.toLocaleString('en-US')} cached; each round reads ${plan.slice.toLocaleString('en-US')} of them (a new slice each round, the same for every contender; ${smallFilesRead.toLocaleString('en-US')} in all)`,
+    `listing: ${(plan.listParts * PART_FILES).toLocaleString('en-US')} files of 0–64 bytes under ${TREE}, made once and kept across runs`,
     `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, node ${process.version}, load ${load0.map((l) => l.toFixed(2)).join(' ')} → ${load1.map((l) => l.toFixed(2)).join(' ')} (shared: figures are medians of alternated repeats; compare ratios, not absolutes)`,
     `GB/s = 10^9 bytes/s; spread = (max − min) / median of the repeats; servers run as the bin's shebang does: ${serverLaunch()}`,
     '',

@@ -76,7 +76,7 @@ interface Plan {
 }
 
 const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40, listParts: 10, listRounds: [2, 3], listSeconds: 100 }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [2, 2], batchSeconds: 10, listParts: 1, listRounds: [2, 3], listSeconds: 10 }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [3, 3], batchSeconds: 15, listParts: 1, listRounds: [2, 3], listSeconds: 10 }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 

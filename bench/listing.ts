@@ -39,7 +39,7 @@ export async function listing(parts: number, rounds: [number, number], seconds: 
   // The whole tree, or its first part.
   const dir = parts === 1 ? partPath(0) : TREE
   const rel = parts === 1 ? dir.slice(TREE.length + 1) : ''
-  const server = await startBin(TREE, 256 * MiB)
+  const server = await startBin(TREE, 1024 * MiB)
   const slow = slowStorage(TREE, SLOW_BPS)
   try {
     const notes = 'skipped' in slow ? [`no slow-storage row for ${section}: ${slow.skipped}`] : []

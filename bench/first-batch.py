@@ -8,7 +8,7 @@ SEED).
 
 usage: first-batch.py server URL SEED | local ROOT SEED | slow ROOT SEED PROCS
 server: the index is the server's tree (CacheservDataset.from_dir), each
-worker connecting as it starts. local: os.walk, and open() for each item.
+worker connecting as it starts (ds.loader). local: os.walk, and open() for each item.
 slow: local, on slow storage: after the imports and before the clock starts,
 the page, dentry and inode caches are dropped and the process joins the
 slow-storage group (PROCS, its cgroup.procs; see slow_storage.py).
@@ -28,7 +28,7 @@ import multiprocessing.synchronize  # noqa: E402,F401
 import torch  # noqa: E402
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler  # noqa: E402
 
-from cacheserv_client.torch import CacheservDataset, connect_worker  # noqa: E402
+from cacheserv_client.torch import CacheservDataset  # noqa: E402
 from slow_storage import go_cold  # noqa: E402
 
 BATCH = 64
@@ -75,8 +75,8 @@ def main():
     if mode == 'server':
         ds = CacheservDataset.from_dir('', server=where, suffix=SUFFIX, labels=True)
         index_ms = (time.perf_counter() - t) * 1000
-        loader = ds.loader(batch_size=BATCH, shuffle=True, generator=order, num_workers=WORKERS,
-                           worker_init_fn=connect_worker, collate_fn=as_is)
+        # ds.loader has each worker connect as it starts.
+        loader = ds.loader(batch_size=BATCH, shuffle=True, generator=order, num_workers=WORKERS, collate_fn=as_is)
     else:
         ds = LocalFolder(where)
         index_ms = (time.perf_counter() - t) * 1000

@@ -121,7 +121,7 @@ export async function firstBatch(images: MlImages, rounds: [number, number], sec
     const pass = diff <= OVER_MS
     return {
       rows: [
-        row(section, g('server'), g('local'), `${signedMs(diff)}; ${index('server')}: CacheservDataset.from_dir (the server's tree); worker_init_fn=connect_worker`),
+        row(section, g('server'), g('local'), `${signedMs(diff)}; ${index('server')}: CacheservDataset.from_dir (the server's tree); ds.loader, workers connecting as they start`),
         row(section, g('local'), undefined, `${index('local')}: os.walk in name order; a Dataset of open()/read()`),
         ...(measured.has('slow') ? [row(section, g('slow'), g('local'), `${index('slow')}; the same script, page, dentry and inode caches dropped (drop_caches 3), reads throttled`)] : []),
       ],

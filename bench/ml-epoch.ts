@@ -45,7 +45,7 @@ export interface MlResult {
 }
 
 /** A Python that imports torch, or null. */
-function torchPython(): string | null {
+export function torchPython(): string | null {
   for (const py of ['/usr/bin/python3', 'python3']) {
     if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0) return py
   }
@@ -53,7 +53,7 @@ function torchPython(): string | null {
 }
 
 /** `files` files of 90–150 KB under dir/classN/, each distinct; returns their relative paths and total bytes. */
-function makeImages(dir: string, files: number): { paths: string[]; bytes: number } {
+export function makeImages(dir: string, files: number): { paths: string[]; bytes: number } {
   const piece = Buffer.alloc(150 * 1024)
   for (let i = 0; i < piece.length; i++) piece[i] = (i * 2654435761) >>> 24
   const paths: string[] = []

@@ -20,7 +20,8 @@
  * request with ECHANGED rather than splice two listings.
  */
 import { error } from '../errors.js'
-import { walk, walkBatches } from '../fs/walk.js'
+import { sizeOf } from '../fs/listing.js'
+import { walk, walkRuns } from '../fs/walk.js'
 import { crc32 } from '../protocol/crc32.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, optionalFlag, optionalString } from './args.js'
@@ -28,7 +29,7 @@ import type { CommandContext, CommandIO } from './context.js'
 
 export const DEFAULT_TREE_PAGE = 10_000
 export const MAX_TREE_PAGE = 100_000
-/** Bytes of listing a stream sends at a time (whole lines: a cut ends after a file). */
+/** Characters of listing a stream sends at a time, about (whole lines: a cut ends after a file). */
 const STREAM_CUT = 64 * 1024
 
 export interface TreeFile {
@@ -69,31 +70,75 @@ async function* streamed(path: string, suffix: string, after: string | undefined
   if (!resume || resume.seq === 0) yield { kind: 'start', body: {} }
   /** Where the receiver stands: bytes before it are made again (to check them) but not sent. */
   const have = resume?.offset ?? 0
+  const lines = new LineCuts()
   let pos = 0
   let files = 0
   let bytes = 0
-  let text = ''
-  const cut = function* (): Generator<Part, void, void> {
-    const chunk = Buffer.from(text)
-    text = ''
-    const index = cutIndex++
+  const send = function* (chunk: Buffer): Generator<Part, void, void> {
+    const index = lines.count++
     const sum = crc32(chunk)
     if (cuts[index] === undefined) cuts[index] = sum
     else if (cuts[index] !== sum) throw error('ECHANGED', `${path || 'the root'} changed while its listing was sent again; ask for it again`)
     if (pos + chunk.length > have) yield { kind: 'data', chunk: pos >= have ? chunk : chunk.subarray(have - pos) }
     pos += chunk.length
   }
-  let cutIndex = 0
-  for await (const batch of walkBatches(ctx.jail, path, io.signal, after, ctx.meta)) {
-    for (const f of batch) {
-      if (suffix !== '' && !f.rel.endsWith(suffix)) continue
-      text += `{"path":${JSON.stringify(f.rel)},"size":${f.size}}\n`
+  /** A suffix with a '/' in it may reach into the directory's part of the path. */
+  const wholePath = suffix.includes('/')
+  for await (const run of walkRuns(ctx.jail, path, io.signal, after, ctx.meta)) {
+    if ('file' in run) {
+      if (suffix !== '' && !run.file.rel.endsWith(suffix)) continue
+      for (const chunk of lines.add(`{"path":${JSON.stringify(run.file.rel)},"size":${run.file.size}}\n`)) yield* send(chunk)
       files++
-      bytes += f.size
-      if (text.length >= STREAM_CUT) yield* cut()
+      bytes += run.file.size
+      continue
+    }
+    const { listing, dir } = run
+    // The directory's part of each line, escaped once for all its files.
+    const head = dir === '' ? '{"path":"' : `{"path":"${inner(dir)}/`
+    for (let i = run.from; i < run.to; i++) {
+      const name = listing.names[i]
+      if (suffix !== '' && !(wholePath ? `${dir}/${name}` : name).endsWith(suffix)) continue
+      const size = sizeOf(listing, i)
+      for (const chunk of lines.add(`${head}${inner(name)}","size":${size}}\n`)) yield* send(chunk)
+      files++
+      bytes += size
     }
   }
-  if (text.length > 0) yield* cut()
+  for (const chunk of lines.end()) yield* send(chunk)
   ctx.listings?.page(path, after, null, bytes)
   yield { kind: 'end', body: { files, bytes, length: pos } }
+}
+
+/** Characters JSON must escape inside a string. */
+const ESCAPED = /["\\\u0000-\u001f]/
+
+/** `s` as it reads between the quotes of a JSON string. */
+function inner(s: string): string {
+  return ESCAPED.test(s) ? JSON.stringify(s).slice(1, -1) : s
+}
+
+/**
+ * Lines gathered into cuts of about STREAM_CUT bytes, each ending after a
+ * whole line. Where a cut ends depends only on the lines, so a walk made
+ * again cuts its stream the same way.
+ */
+class LineCuts {
+  /** Cuts made so far. */
+  count = 0
+  #text = ''
+
+  /** Add `line`; the cut it completes, if it does. */
+  add(line: string): Buffer[] {
+    // Joined as one string and encoded once per cut: cheaper than a write per line.
+    this.#text += line
+    return this.#text.length >= STREAM_CUT ? this.end() : []
+  }
+
+  /** The cut being filled, if it holds anything. */
+  end(): Buffer[] {
+    if (this.#text === '') return []
+    const cut = Buffer.from(this.#text)
+    this.#text = ''
+    return [cut]
+  }
 }

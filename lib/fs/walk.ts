@@ -129,6 +129,25 @@ export async function* walk(jail: Jail, path: string, signal?: AbortSignal, afte
 
 /** The same files as `walk`, in the same order, a run of one directory's files at a time: a walk of a million cached files is not a million awaits. */
 export async function* walkBatches(jail: Jail, path: string, signal?: AbortSignal, after?: WalkCursor, lister: Lister = plainLister): AsyncGenerator<WalkedFile[], void, void> {
+  for await (const run of walkRuns(jail, path, signal, after, lister)) {
+    if ('file' in run) yield [run.file]
+    else {
+      const files: WalkedFile[] = []
+      for (let i = run.from; i < run.to; i++) files.push(new ListedFile(run.dir === '' ? run.listing.names[i] : `${run.dir}/${run.listing.names[i]}`, run.names, run.listing, i))
+      yield files
+    }
+  }
+}
+
+/**
+ * What a walk yields: entries `from` up to `to` of a listing, all files, in
+ * a directory reached as `dir` (its real location `names`); or one file
+ * reached through a symlink, or named by the walk's path itself.
+ */
+export type Run = { dir: string; names: string[]; listing: Listing; from: number; to: number } | { file: WalkedFile }
+
+/** The same files as `walk`, in the same order, as runs of a listing's entries: nothing is made per file. */
+export async function* walkRuns(jail: Jail, path: string, signal?: AbortSignal, after?: WalkCursor, lister: Lister = plainLister): AsyncGenerator<Run, void, void> {
   const seen = new Set<string>()
   /** Real directories not read because they lie before the cursor: counted as seen, with all under them. */
   const passed: string[] = []
@@ -147,16 +166,16 @@ export async function* walkBatches(jail: Jail, path: string, signal?: AbortSigna
   const seenReal = (real: string): boolean => seen.has(real) || passed.some((p) => real.startsWith(`${p}/`) || real === p)
 
   /** The directory at real `names`, reached as `rel`, listed as `listing`. */
-  const visit = async function* (rel: string, names: string[], listing: Listing): AsyncGenerator<WalkedFile[], void, void> {
+  const visit = async function* (rel: string, names: string[], listing: Listing): AsyncGenerator<Run, void, void> {
     const real = names.join('/')
     if (seenReal(real)) return
     seen.add(real)
-    let files: WalkedFile[] = []
-    /** The files met so far go first: what a subdirectory holds comes after them. */
-    const flush = () => {
-      const out = files
-      files = []
-      return out
+    /** Where the run of files met so far began (-1: none): they go before what a subdirectory holds. */
+    let from = -1
+    const flush = (to: number): Run => {
+      const run = { dir: rel, names, listing, from, to }
+      from = -1
+      return run
     }
     const ahead = new OpenAhead(listing, (i) => open(rel === '' ? listing.names[i] : `${rel}/${listing.names[i]}`, [...names, listing.names[i]]), (i) => {
       const kind = listing.kinds[i]
@@ -167,16 +186,16 @@ export async function* walkBatches(jail: Jail, path: string, signal?: AbortSigna
       for (let i = 0; i < listing.names.length; i++) {
         const name = listing.names[i]
         const kind = listing.kinds[i]
-        const childRel = rel === '' ? name : `${rel}/${name}`
-        if (cursor && before(childRel, kind !== KIND_FILE)) {
+        if (cursor && before(rel === '' ? name : `${rel}/${name}`, kind !== KIND_FILE)) {
           if (kind === KIND_DIR) passed.push(real === '' ? name : `${real}/${name}`)
           continue
         }
         if (kind === KIND_FILE) {
-          files.push(new ListedFile(childRel, names, listing, i))
+          if (from < 0) from = i
           continue
         }
-        if (files.length > 0) yield flush()
+        const childRel = rel === '' ? name : `${rel}/${name}`
+        if (from >= 0) yield flush(i)
         if (kind !== KIND_DIR && kind !== KIND_LINK) continue
         const held = kind === KIND_DIR ? lister.child(listing, i) : null
         if (held) {
@@ -186,10 +205,10 @@ export async function* walkBatches(jail: Jail, path: string, signal?: AbortSigna
           continue
         }
         const opened = await ahead.take(i)
-        if (opened?.file) yield [opened.file]
+        if (opened?.file) yield { file: opened.file }
         else if (opened?.listing) yield* visit(childRel, opened.names, opened.listing)
       }
-      if (files.length > 0) yield flush()
+      if (from >= 0) yield flush(listing.names.length)
     } finally {
       ahead.stop()
     }
@@ -216,7 +235,7 @@ export async function* walkBatches(jail: Jail, path: string, signal?: AbortSigna
   const top = await jail.lookup(path) // missing or outside: the caller hears of it
   let listing: Listing
   try {
-    if (top.st.isFile()) return yield [statFile(start, top.names, top.st)]
+    if (top.st.isFile()) return yield { file: statFile(start, top.names, top.st) }
     if (!top.st.isDirectory()) return
     signal?.throwIfAborted()
     listing = await lister.list(top, true)

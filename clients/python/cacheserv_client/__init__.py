@@ -35,6 +35,7 @@ is sent again on a new connection after 0.1, 0.3, 1 and 3 s
 repeated.
 """
 
+import gc
 import hashlib
 import io
 import json
@@ -72,8 +73,13 @@ HELLO, START, DATA, END, RESULT, ERROR, RESYNC, PROGRESS = 1, 2, 3, 4, 5, 6, 7, 
 
 #: NACKs in a row for one request, with no frame delivered in between, before the client gives up (ECORRUPT).
 MAX_STALLS = 32
-#: Bytes received at once; grows when a frame is larger.
+#: Bytes received at once once a connection brings data in bulk (a recv that fills all the room
+#: it was given); grows when a frame is larger.
 RECEIVE_BUFFER = 4 * 1024 * 1024
+#: The receive buffer a connection starts with: room for a few default pages. Zeroing 4 MiB takes a
+#: few ms, which a process that only lists and reads small files (a DataLoader worker starting
+#: up) would pay before its first request.
+FIRST_BUFFER = 1024 * 1024
 #: Reads of more than one page are received into scratch buffers the Client keeps and reuses (so
 #: a read() costs one fresh allocation, its result, instead of two), up to this many bytes of
 #: them in all; what does not fit is assembled from its pages.
@@ -344,6 +350,7 @@ class Client(object):
         self._silent = 0
         self._buf = bytearray(0)  # the receive buffer, allocated on connect
         self._mv = memoryview(self._buf)
+        self._bulk = False  # a recv filled the buffer: it grows to RECEIVE_BUFFER
         self._start = 0
         self._end = 0
         self._hunting = False
@@ -981,10 +988,11 @@ class Client(object):
     def _open(self):
         addr = self._addr
         deadline = time.monotonic() + self.timeout
-        if len(self._buf) < RECEIVE_BUFFER:
+        if len(self._buf) < FIRST_BUFFER:
             self._mv.release()
-            self._buf = bytearray(RECEIVE_BUFFER)
+            self._buf = bytearray(FIRST_BUFFER)
             self._mv = memoryview(self._buf)
+        self._bulk = False
         try:
             if addr[0] == 'unix':
                 if not hasattr(socket, 'AF_UNIX'):
@@ -1225,6 +1233,7 @@ class Client(object):
     def _pump(self):
         """One recv, then every whole frame it completes."""
         sock = self._sock
+        room = len(self._buf) - self._end
         try:
             n = sock.recv_into(self._mv[self._end:])
         except socket.timeout:
@@ -1245,6 +1254,8 @@ class Client(object):
         self._end += n
         self._silent = 0
         self._last_io = time.monotonic()
+        if n == room:
+            self._bulk = True  # more was waiting than there was room for: widen (_make_room)
         try:
             self._parse()
         except BaseException:
@@ -1333,10 +1344,13 @@ class Client(object):
     def _make_room(self, need):
         """Make sure ``need`` bytes from the current frame's start fit in the buffer."""
         start, end = self._start, self._end
-        if start == end:
+        cap = len(self._buf)
+        if self._bulk and cap < RECEIVE_BUFFER:
+            need = max(need, RECEIVE_BUFFER)
+            self._bulk = False
+        if start == end and need <= cap:
             self._start = self._end = 0
             return
-        cap = len(self._buf)
         if need > cap:
             nb = bytearray(max(need, 2 * cap))
             nb[0:end - start] = self._mv[start:end]
@@ -1539,10 +1553,19 @@ class _TreeLines(object):
             self._rest = data
             return
         self._rest = data[last + 1:]
+        # Thousands of dicts at once: each few hundred would start a pass of the cyclic garbage
+        # collector over every object the process holds (torch's included: tens of ms), for
+        # objects that are not garbage. It runs once after, if it is due.
+        collecting = gc.isenabled()
+        if collecting:
+            gc.disable()
         try:
             files = json.loads(b'[' + data[:last].replace(b'\n', b',') + b']')
         except ValueError:
             raise CacheservError('EPROTO', 'tree: a line of the stream is not JSON')
+        finally:
+            if collecting:
+                gc.enable()
         if files:
             self._done.append(files)
 

@@ -102,6 +102,8 @@ export class MetaCache implements Lister {
   /** Asks the server to list the root again (resolve found it not held); when it last did. */
   #listRoot: () => void
   #rootAsked = 0
+  /** The root is on a filesystem whose listings are not kept: resolve never asks for it again. */
+  #rootElsewhere = false
   /** Called with the bytes held whenever they change (the block cache leaves that much room). */
   #onBytes: (bytes: number) => void
 
@@ -137,6 +139,7 @@ export class MetaCache implements Lister {
     if (!LOCAL.has(listing.fsType)) {
       debug('a directory on a filesystem of type %s is not kept: changes there may come from elsewhere', listing.fsType.toString(16))
       this.#forget(key, true)
+      if (dir.names.length === 0) this.#rootElsewhere = true
       return listing
     }
     if (listing.stats && listing.names.some((_, i) => linkedElsewhere(listing, i))) return listing
@@ -216,7 +219,7 @@ export class MetaCache implements Lister {
   /** The root is not held (changed, or let go): have it listed again, at most once a second; this answer goes without. */
   #missRoot(): null {
     const now = Date.now()
-    if (this.#watch && now - this.#rootAsked >= 1000) {
+    if (this.#watch && !this.#rootElsewhere && now - this.#rootAsked >= 1000) {
       this.#rootAsked = now
       this.#listRoot()
     }

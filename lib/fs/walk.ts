@@ -10,8 +10,8 @@
 import { Jail } from './jail.js'
 import { type Lister, plainLister } from './meta-cache.js'
 import { KIND_DIR, KIND_FILE, KIND_LINK, keyOf, type Listing, sizeOf } from './listing.js'
-import { identityOf } from './identity.js'
-import type { FileStat } from './identity.js'
+import { type FileStat, identityOf } from './identity.js'
+import { OpenAhead, type Opened } from './open-ahead.js'
 
 export interface WalkedFile {
   /** Path relative to the root, '/'-separated, as the walk reached it (through symlinks). */
@@ -44,66 +44,6 @@ class ListedFile implements WalkedFile {
 
 function statFile(rel: string, names: string[], st: FileStat): WalkedFile {
   return { rel, names, size: Number(st.size), key: identityOf(st) }
-}
-
-/** What a name led to: a file, or a directory with its listing. */
-interface Opened {
-  names: string[]
-  file?: WalkedFile
-  listing?: Listing
-}
-
-/** Directories (and symlinks) of a listing opened and read ahead of the walk, at most this many at once. */
-const OPEN_AHEAD = 8
-
-/**
- * The next few entries of a directory that must be looked up and read
- * (directories not held in the metadata cache, symlinks) are opened while
- * the walk is still in the ones before: on a cold disk, reading one
- * directory at a time waits on each in turn.
- */
-class OpenAhead {
-  #pending = new Map<number, Promise<{ ok: Opened | null } | { err: unknown }>>()
-  /** Next entry to consider. */
-  #next = 0
-  #stopped = false
-
-  constructor(
-    private readonly listing: Listing,
-    private readonly open: (i: number) => Promise<Opened | null>,
-    private readonly wanted: (i: number) => boolean,
-  ) {}
-
-  /** What entry `i` led to (opened now if it was not already). */
-  async take(i: number): Promise<Opened | null> {
-    if (this.#next <= i) this.#next = i + 1
-    const p = this.#pending.get(i) ?? this.#start(i)
-    this.#pending.delete(i)
-    this.#fill()
-    const r = await p
-    if ('err' in r) throw r.err
-    return r.ok
-  }
-
-  /** Let what is under way finish on its own (its descriptors are closed as it does). */
-  stop(): void {
-    this.#stopped = true
-    this.#pending.clear()
-  }
-
-  #start(i: number) {
-    return this.open(i).then(
-      (ok) => ({ ok }),
-      (err: unknown) => ({ err }),
-    )
-  }
-
-  #fill(): void {
-    while (!this.#stopped && this.#pending.size < OPEN_AHEAD && this.#next < this.listing.names.length) {
-      const i = this.#next++
-      if (this.wanted(i)) this.#pending.set(i, this.#start(i))
-    }
-  }
 }
 
 /**

@@ -21,7 +21,8 @@
  */
 import { error } from '../errors.js'
 import { sizeOf } from '../fs/listing.js'
-import { walk, walkRuns } from '../fs/walk.js'
+import { plainLister } from '../fs/meta-cache.js'
+import { type Run, walk, walkRuns } from '../fs/walk.js'
 import { crc32 } from '../protocol/crc32.js'
 import type { Part } from '../stages/items.js'
 import { optionalCount, optionalFlag, optionalString } from './args.js'
@@ -29,7 +30,7 @@ import type { CommandContext, CommandIO } from './context.js'
 
 export const DEFAULT_TREE_PAGE = 10_000
 export const MAX_TREE_PAGE = 100_000
-/** Characters of listing a stream sends at a time, about (whole lines: a cut ends after a file). */
+/** Bytes of listing a stream sends at a time. */
 const STREAM_CUT = 64 * 1024
 
 export interface TreeFile {
@@ -70,43 +71,59 @@ async function* streamed(path: string, suffix: string, after: string | undefined
   if (!resume || resume.seq === 0) yield { kind: 'start', body: {} }
   /** Where the receiver stands: bytes before it are made again (to check them) but not sent. */
   const have = resume?.offset ?? 0
-  const lines = new LineCuts()
+  const lister = ctx.meta ?? plainLister
+  const stream = new ByteCuts()
   let pos = 0
   let files = 0
   let bytes = 0
-  const send = function* (chunk: Buffer): Generator<Part, void, void> {
-    const index = lines.count++
-    const sum = crc32(chunk)
-    if (cuts[index] === undefined) cuts[index] = sum
-    else if (cuts[index] !== sum) throw error('ECHANGED', `${path || 'the root'} changed while its listing was sent again; ask for it again`)
-    if (pos + chunk.length > have) yield { kind: 'data', chunk: pos >= have ? chunk : chunk.subarray(have - pos) }
-    pos += chunk.length
+  const send = function* (chunks: Buffer[]): Generator<Part, void, void> {
+    for (const chunk of chunks) {
+      const index = stream.count++
+      const sum = crc32(chunk)
+      if (cuts[index] === undefined) cuts[index] = sum
+      else if (cuts[index] !== sum) throw error('ECHANGED', `${path || 'the root'} changed while its listing was sent again; ask for it again`)
+      if (pos + chunk.length > have) yield { kind: 'data', chunk: pos >= have ? chunk : chunk.subarray(have - pos) }
+      pos += chunk.length
+    }
   }
-  /** A suffix with a '/' in it may reach into the directory's part of the path. */
-  const wholePath = suffix.includes('/')
   for await (const run of walkRuns(ctx.jail, path, io.signal, after, ctx.meta)) {
     if ('file' in run) {
       if (suffix !== '' && !run.file.rel.endsWith(suffix)) continue
-      for (const chunk of lines.add(`{"path":${JSON.stringify(run.file.rel)},"size":${run.file.size}}\n`)) yield* send(chunk)
+      yield* send(stream.add(Buffer.from(`{"path":${JSON.stringify(run.file.rel)},"size":${run.file.size}}\n`)))
       files++
       bytes += run.file.size
       continue
     }
-    const { listing, dir } = run
-    // The directory's part of each line, escaped once for all its files.
-    const head = dir === '' ? '{"path":"' : `{"path":"${inner(dir)}/`
-    for (let i = run.from; i < run.to; i++) {
-      const name = listing.names[i]
-      if (suffix !== '' && !(wholePath ? `${dir}/${name}` : name).endsWith(suffix)) continue
-      const size = sizeOf(listing, i)
-      for (const chunk of lines.add(`${head}${inner(name)}","size":${size}}\n`)) yield* send(chunk)
-      files++
-      bytes += size
-    }
+    // A held directory's lines are made once, and sent again as they are.
+    const lines = lister.memo(run.listing, `${run.from}:${run.to}:${suffix}:${run.dir}`, () => linesOf(run, suffix), (l) => l.data.length + 64)
+    yield* send(stream.add(lines.data))
+    files += lines.files
+    bytes += lines.bytes
   }
-  for (const chunk of lines.end()) yield* send(chunk)
+  yield* send(stream.end())
   ctx.listings?.page(path, after, null, bytes)
   yield { kind: 'end', body: { files, bytes, length: pos } }
+}
+
+/** The lines of a run's files, with how many there are and the sum of their sizes. */
+function linesOf(run: Extract<Run, { listing: unknown }>, suffix: string): { data: Buffer; files: number; bytes: number } {
+  const { listing, dir } = run
+  /** A suffix with a '/' in it may reach into the directory's part of the path. */
+  const wholePath = suffix.includes('/')
+  // The directory's part of each line, escaped once for all its files.
+  const head = dir === '' ? '{"path":"' : `{"path":"${inner(dir)}/`
+  let text = ''
+  let files = 0
+  let bytes = 0
+  for (let i = run.from; i < run.to; i++) {
+    const name = listing.names[i]
+    if (suffix !== '' && !(wholePath ? `${dir}/${name}` : name).endsWith(suffix)) continue
+    const size = sizeOf(listing, i)
+    text += `${head}${inner(name)}","size":${size}}\n`
+    files++
+    bytes += size
+  }
+  return { data: Buffer.from(text), files, bytes }
 }
 
 /** Characters JSON must escape inside a string. */
@@ -118,27 +135,41 @@ function inner(s: string): string {
 }
 
 /**
- * Lines gathered into cuts of about STREAM_CUT bytes, each ending after a
- * whole line. Where a cut ends depends only on the lines, so a walk made
- * again cuts its stream the same way.
+ * The stream cut every STREAM_CUT bytes, wherever that falls (a line may run
+ * across two cuts): where a cut ends depends only on the bytes, so a walk
+ * made again cuts its stream the same way.
  */
-class LineCuts {
+class ByteCuts {
   /** Cuts made so far. */
   count = 0
-  #text = ''
+  #parts: Buffer[] = []
+  #held = 0
 
-  /** Add `line`; the cut it completes, if it does. */
-  add(line: string): Buffer[] {
-    // Joined as one string and encoded once per cut: cheaper than a write per line.
-    this.#text += line
-    return this.#text.length >= STREAM_CUT ? this.end() : []
+  /** Add `data`; the whole cuts there are now. */
+  add(data: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    let at = 0
+    while (this.#held + data.length - at >= STREAM_CUT) {
+      const take = STREAM_CUT - this.#held
+      const piece = data.subarray(at, at + take)
+      at += take
+      out.push(this.#parts.length === 0 ? piece : Buffer.concat([...this.#parts, piece]))
+      this.#parts = []
+      this.#held = 0
+    }
+    if (at < data.length) {
+      this.#parts.push(data.subarray(at))
+      this.#held += data.length - at
+    }
+    return out
   }
 
-  /** The cut being filled, if it holds anything. */
+  /** What is left: the last, shorter cut. */
   end(): Buffer[] {
-    if (this.#text === '') return []
-    const cut = Buffer.from(this.#text)
-    this.#text = ''
-    return [cut]
+    if (this.#held === 0) return []
+    const last = this.#parts.length === 1 ? this.#parts[0] : Buffer.concat(this.#parts)
+    this.#parts = []
+    this.#held = 0
+    return [last]
   }
 }

@@ -62,6 +62,12 @@ export interface Lister {
    * resolves those).
    */
   resolve(parts: readonly string[]): { listing: Listing; i: number } | null
+  /**
+   * What `make` gives for `key` of this listing, kept with the listing while
+   * the cache holds it (its `size` counted with the listing's bytes): the
+   * lines a streamed tree makes of a directory, made once.
+   */
+  memo<T>(l: Listing, key: string, make: () => T, size: (v: T) => number): T
 }
 
 /** No cache: every listing read afresh. */
@@ -69,6 +75,7 @@ export const plainLister: Lister = {
   list: (dir, withStats) => readListing(dir, withStats),
   child: () => null,
   resolve: () => null,
+  memo: (_l, _key, make) => make(),
 }
 
 interface Held {
@@ -78,6 +85,8 @@ interface Held {
   bytes: number
   /** Bumped by every change: a listing read across one is not kept. */
   gen: number
+  /** What was made of the listing (Lister.memo); dropped with it. */
+  memos: Map<string, unknown> | null
 }
 
 export interface MetaStats {
@@ -177,6 +186,22 @@ export class MetaCache implements Lister {
     }
   }
 
+  memo<T>(l: Listing, key: string, make: () => T, size: (v: T) => number): T {
+    const held = this.#held.get(`${l.dev}:${l.ino}`)
+    if (!held || held.listing !== l) return make()
+    const known = held.memos?.get(key)
+    if (known !== undefined) return known as T
+    const made = make()
+    const bytes = size(made)
+    // Only into room there is: what is made for one answer does not push listings out.
+    if (this.#bytes + bytes <= this.limit) {
+      ;(held.memos ??= new Map()).set(key, made)
+      held.bytes += bytes
+      this.#setBytes(this.#bytes + bytes)
+    }
+    return made
+  }
+
   /** Read the event queue now: called before every answer, so nothing changed since is answered from memory. */
   sync(): void {
     this.#drain()
@@ -209,7 +234,7 @@ export class MetaCache implements Lister {
     // inotify gives the same watch for a directory already watched: it is this one (keyed by inode) or a dropped one's.
     const before = this.#byWd.get(wd)
     if (before !== undefined && before !== key) this.#forget(before, false)
-    const held: Held = { wd, listing: null, bytes: 0, gen: 0 }
+    const held: Held = { wd, listing: null, bytes: 0, gen: 0, memos: null }
     this.#held.set(key, held)
     this.#byWd.set(wd, key)
     this.#timer ??= setInterval(() => this.#drain(), DRAIN_MS).unref()
@@ -258,6 +283,7 @@ export class MetaCache implements Lister {
     held.gen++
     if (!held.listing) return
     held.listing = null
+    held.memos = null
     this.#setBytes(this.#bytes - held.bytes)
     held.bytes = 0
   }

@@ -629,13 +629,7 @@ class Client(object):
                             return
                         head = pending[0]
                         items, req, k = head
-                        while not req.entries.ready and not req.done:
-                            if self._sock is None:
-                                # The connection went away under the batch.
-                                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
-                                break
-                            self._pump()
-                        if not req.entries.ready:
+                        if not self._await_entries(req):
                             req.take()  # raises what ended the request
                             if k < len(items):
                                 raise CacheservError('EPROTO', 'readv %d: %d paths asked for, %d entries' % (req.id, len(items), k))
@@ -648,13 +642,9 @@ class Client(object):
                         path = items[k]
                         attempt = 0
                     except CacheservError as e:
-                        if not self._may_retry(e, attempt):
-                            if self.fallback_root is None or e.code not in _UNREACHABLE:
-                                raise
-                            self._fall_back(e)
+                        if not self._again_after(e, attempt):
                             continue
                         # The connection died under the batches: ask for their rest again.
-                        self._pause(attempt)
                         attempt += 1
                         again.extendleft(reversed([p for items, _, k in pending for p in items[k:]]))
                         for _, r, _k in pending:
@@ -708,12 +698,7 @@ class Client(object):
                     req.entries = _TreeLines()
                 while True:
                     with self._guard():
-                        while not req.entries.ready and not req.done:
-                            if self._sock is None:
-                                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
-                                break
-                            self._pump()
-                        if not req.entries.ready:
+                        if not self._await_entries(req):
                             req.take()  # raises what ended the request, if anything did
                             return
                         batch = req.entries.pop()
@@ -722,13 +707,8 @@ class Client(object):
                         yield f
                     attempt = 0
             except CacheservError as e:
-                if not self._may_retry(e, attempt):
-                    if self.fallback_root is None or e.code not in _UNREACHABLE:
-                        raise
-                    self._fall_back(e)
-                    continue
-                self._pause(attempt)
-                attempt += 1
+                if self._again_after(e, attempt):
+                    attempt += 1
             finally:
                 if req is not None and not req.done:
                     with self._guard():
@@ -848,6 +828,27 @@ class Client(object):
                         raise
             self._pause(attempt)
             attempt += 1
+
+    def _await_entries(self, req):
+        """Take in frames until a streamed request (readv, tree) has a whole piece ready in
+        ``req.entries``; False when it ended instead (its connection went away, say)."""
+        while not req.entries.ready and not req.done:
+            if self._sock is None:
+                self._finish(req, CacheservError('ECLOSED', 'connection closed'))
+                break
+            self._pump()
+        return req.entries.ready
+
+    def _again_after(self, e, attempt):
+        """A streamed request failed with ``e``: True to send it again (after the retry delay
+        ``attempt``), False to read the fallback root from now on; raises ``e`` otherwise."""
+        if self._may_retry(e, attempt):
+            self._pause(attempt)
+            return True
+        if self.fallback_root is None or e.code not in _UNREACHABLE:
+            raise e
+        self._fall_back(e)
+        return False
 
     def _may_retry(self, e, attempt):
         if self._closed or attempt >= len(self.retry_delays) or e.code not in _RETRIED:

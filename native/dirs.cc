@@ -9,11 +9,14 @@
  * The inotify calls tell the cache when a directory it holds changed. The
  * queue is read without blocking, before the cache answers: an event of a
  * change that finished before a request came in is in the queue by then.
+ * inotify says nothing of filesystems mounted or unmounted on a directory:
+ * the mount table's own descriptor does (mountsChanged).
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <node.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -270,12 +273,35 @@ void WatchRead(const FunctionCallbackInfo<Value> &args) {
   args.GetReturnValue().Set(v8::Int32Array::New(ab, 0, out.size()));
 }
 
+/* mountsOpen(): a descriptor of /proc/self/mountinfo, or -1. */
+void MountsOpen(const FunctionCallbackInfo<Value> &args) {
+  args.GetReturnValue().Set(open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
+}
+
+/*
+ * mountsChanged(fd): whether a filesystem was mounted or unmounted (in this
+ * process's namespace) since the descriptor was opened or last asked,
+ * without waiting: the kernel marks it POLLPRI once per change seen.
+ */
+void MountsChanged(const FunctionCallbackInfo<Value> &args) {
+  int64_t fd;
+  if (!Int(args, 0, &fd)) return Throw(args.GetIsolate(), "mountsChanged(fd)");
+  struct pollfd p = {static_cast<int>(fd), POLLPRI, 0};
+  int n;
+  do {
+    n = poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  args.GetReturnValue().Set(n > 0 && (p.revents & (POLLPRI | POLLERR)) != 0);
+}
+
 void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "listDir", ListDir);
   NODE_SET_METHOD(exports, "watchInit", WatchInit);
   NODE_SET_METHOD(exports, "watchAdd", WatchAdd);
   NODE_SET_METHOD(exports, "watchRemove", WatchRemove);
   NODE_SET_METHOD(exports, "watchRead", WatchRead);
+  NODE_SET_METHOD(exports, "mountsOpen", MountsOpen);
+  NODE_SET_METHOD(exports, "mountsChanged", MountsChanged);
 }
 
 }  // namespace dirs

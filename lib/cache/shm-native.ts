@@ -49,6 +49,10 @@ export interface ShmNative {
   watchRemove(fd: number, wd: number): void
   /** The queued events as [wd, mask] pairs, without waiting. */
   watchRead(fd: number): Int32Array
+  /** A descriptor of /proc/self/mountinfo, or -1. */
+  mountsOpen(): number
+  /** A filesystem was mounted or unmounted since the last call (poll, without waiting). */
+  mountsChanged(fd: number): boolean
 }
 
 let loaded: ShmNative | null | undefined

@@ -4,7 +4,8 @@
  * queue is read before every answer from the cache: the kernel queues the
  * event of a change before the system call that made it returns, so any
  * change that finished before a request came in is seen before it is
- * answered.
+ * answered. A filesystem mounted or unmounted on a directory changes what
+ * is under it with no inotify event: the mount table is asked too.
  */
 import { closeSync } from 'node:fs'
 import { shmNative } from '../cache/shm-native.js'
@@ -19,12 +20,15 @@ export const IN_IGNORED = 0x8000
 
 export class DirWatch {
   readonly #fd: number
+  /** /proc/self/mountinfo, or -1. */
+  readonly #mounts: number
   readonly #native: NonNullable<ReturnType<typeof shmNative>>
   #closed = false
 
   private constructor(fd: number, native: NonNullable<ReturnType<typeof shmNative>>) {
     this.#fd = fd
     this.#native = native
+    this.#mounts = native.mountsOpen()
   }
 
   /** Null without the native addon or inotify. */
@@ -54,6 +58,11 @@ export class DirWatch {
     if (!this.#closed) this.#native.watchRemove(this.#fd, wd)
   }
 
+  /** A filesystem was mounted or unmounted since the last call: what is held may be hidden or uncovered. */
+  mountsChanged(): boolean {
+    return !this.#closed && this.#mounts >= 0 && this.#native.mountsChanged(this.#mounts)
+  }
+
   /** Each queued event, in order. */
   drain(on: (wd: number, mask: number) => void): void {
     if (this.#closed) return
@@ -64,10 +73,12 @@ export class DirWatch {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    try {
-      closeSync(this.#fd)
-    } catch {
-      // already closed
+    for (const fd of [this.#fd, this.#mounts]) {
+      try {
+        if (fd >= 0) closeSync(fd)
+      } catch {
+        // already closed
+      }
     }
   }
 }

@@ -16,7 +16,8 @@
  * - a listing with a file of more than one name (a hard link): a write
  *   through a name in another directory is reported there only;
  * - a listing read while its directory changed.
- * A full event queue drops everything.
+ * A full event queue drops everything, and so does a filesystem mounted or
+ * unmounted anywhere (which makes no inotify event).
  *
  * Directories are keyed by device and inode, not by path: a renamed
  * directory keeps what is held of it, and its old parent's listing (which a
@@ -289,6 +290,10 @@ export class MetaCache implements Lister {
   }
 
   #drain(): void {
+    if (this.#watch?.mountsChanged()) {
+      debug('a filesystem was mounted or unmounted: every listing dropped')
+      for (const held of this.#held.values()) this.#drop(held)
+    }
     this.#watch?.drain((wd, mask) => {
       if (mask & IN_Q_OVERFLOW) {
         debug('inotify queue overflowed: every listing dropped')

@@ -5,6 +5,7 @@
  * wire form, resends included.
  */
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { linkSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
@@ -130,6 +131,28 @@ describe('the metadata cache', () => {
       assert.equal((await client.ls('a', { long: true }))[0].size, size)
       assert.equal((await client.stat('a/x.bin')).size, size)
     }
+  })
+
+  test('a filesystem mounted on a held directory, and unmounted, is seen by the very next listing', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'm/under.bin', 7)
+    writeFile(root, 'z.bin', 1)
+    const client = await connectTo(t, url)
+    assert.deepEqual(await sizes(client), { 'm/under.bin': 7, 'z.bin': 1 })
+    const at = join(root, 'm')
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', at], { stdio: 'pipe' })
+    } catch (err) {
+      return t.skip(`cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]})`)
+    }
+    try {
+      // inotify says nothing of a mount: the held listings of m/ and of the root are of what it covers.
+      assert.deepEqual(await sizes(client), { 'z.bin': 1 }, 'the empty tmpfs hides m/under.bin')
+      assert.deepEqual(await client.ls('m'), [])
+    } finally {
+      execFileSync('umount', [at])
+    }
+    assert.deepEqual(await sizes(client), { 'm/under.bin': 7, 'z.bin': 1 }, 'unmounted, it shows again')
   })
 
   test('it holds at most an eighth of the cache size, taken out of the blocks', async (t) => {

@@ -371,7 +371,7 @@ export class BlockCache {
     return this.#pinnedBytes
   }
 
-  /** Most bytes that may be pinned: the policy keeps room for one block at least (its admission window). */
+  /** Most bytes that may be pinned: the policy keeps room for one block at least (its admission window). Listings then give way (MetaCache's room). */
   get pinLimit(): number {
     return Math.max(0, this.#limit - 2 * this.blockSize)
   }

@@ -1,7 +1,8 @@
 /**
  * stat {path}: RESULT {path, type, size, mtimeMs, mtime, cachedBytes, cached, pinned}.
- * From the metadata cache when it holds every directory on the way (no call
- * at all); otherwise from the fstat of what the jail resolved.
+ * A file from the metadata cache when it holds every directory on the way
+ * (no call at all); a directory, or anything else, from the fstat of what the
+ * jail resolved.
  */
 import { identityOf } from '../fs/open-file.js'
 import { Jail } from '../fs/jail.js'
@@ -44,8 +45,9 @@ function held(ctx: CommandContext, path: string): Seen | null {
   if (!found) return null
   const { listing, i } = found
   const kind = listing.kinds[i]
-  if (kind === KIND_LINK) return null
-  return { type: kind === KIND_FILE ? 'file' : kind === KIND_DIR ? 'dir' : 'other', size: sizeOf(listing, i), mtimeMs: mtimeMsOf(listing, i), key: keyOf(listing as Listing, i) }
+  // A directory's own times change with what is made in it, which its parent's watch does not hear of.
+  if (kind === KIND_LINK || kind === KIND_DIR) return null
+  return { type: kind === KIND_FILE ? 'file' : 'other', size: sizeOf(listing, i), mtimeMs: mtimeMsOf(listing, i), key: keyOf(listing as Listing, i) }
 }
 
 async function looked(ctx: CommandContext, path: string): Promise<Seen> {

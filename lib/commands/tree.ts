@@ -101,6 +101,8 @@ async function* streamed(path: string, suffix: string, after: string | undefined
     bytes += lines.bytes
   }
   yield* send(stream.end())
+  // A walk made again that ends sooner than the stream first sent cannot be the same stream.
+  if (stream.count < cuts.length) throw error('ECHANGED', `${path || 'the root'} changed while its listing was sent again; ask for it again`)
   ctx.listings?.page(path, after, null, bytes)
   yield { kind: 'end', body: { files, bytes, length: pos } }
 }

@@ -114,14 +114,22 @@ export class MetaCache implements Lister {
   #rootAsked = 0
   /** The root is on a filesystem whose listings are not kept: resolve never asks for it again. */
   #rootElsewhere = false
+  /** Bytes it may hold besides `limit` allowing it: what pinned blocks leave of the cache. */
+  #room: () => number
   /** Called with the bytes held whenever they change (the block cache leaves that much room). */
   #onBytes: (bytes: number) => void
 
   constructor(
     limit: number,
-    { watch = DirWatch.open(), onBytes = () => {}, listRoot = () => {} }: { watch?: DirWatch | null; onBytes?: (bytes: number) => void; listRoot?: () => void } = {},
+    {
+      watch = DirWatch.open(),
+      onBytes = () => {},
+      listRoot = () => {},
+      room = () => Infinity,
+    }: { watch?: DirWatch | null; onBytes?: (bytes: number) => void; listRoot?: () => void; room?: () => number } = {},
   ) {
     this.limit = limit
+    this.#room = room
     this.#watch = watch
     this.#onBytes = onBytes
     this.#listRoot = listRoot
@@ -195,7 +203,7 @@ export class MetaCache implements Lister {
     const made = make()
     const bytes = size(made)
     // Only into room there is: what is made for one answer does not push listings out.
-    if (this.#bytes + bytes <= this.limit) {
+    if (this.#bytes + bytes <= this.#cap()) {
       ;(held.memos ??= new Map()).set(key, made)
       held.bytes += bytes
       this.#setBytes(this.#bytes + bytes)
@@ -254,15 +262,25 @@ export class MetaCache implements Lister {
 
   #keep(key: string, held: Held, listing: Listing): void {
     const bytes = listingBytes(listing)
-    if (bytes > this.limit) return
+    if (bytes > this.#cap()) return
     held.listing = listing
     this.#setBytes(this.#bytes - held.bytes + bytes)
     held.bytes = bytes
     this.#touch(key, held)
+    this.#shrink(key)
+  }
+
+  /** Let the least recently used directories go, but `keep`, until the bytes held fit. */
+  #shrink(keep: string | null): void {
+    const cap = this.#cap()
     for (const [k] of this.#held) {
-      if (this.#bytes <= this.limit) break
-      if (k !== key) this.#forget(k, true)
+      if (this.#bytes <= cap) break
+      if (k !== keep) this.#forget(k, true)
     }
+  }
+
+  #cap(): number {
+    return Math.max(0, Math.min(this.limit, this.#room()))
   }
 
   #touch(key: string, held: Held): void {
@@ -290,6 +308,8 @@ export class MetaCache implements Lister {
   }
 
   #drain(): void {
+    // Blocks pinned since take the room listings had: the least recently used give it back.
+    if (this.#bytes > this.#cap()) this.#shrink(null)
     if (this.#watch?.mountsChanged()) {
       debug('a filesystem was mounted or unmounted: every listing dropped')
       for (const held of this.#held.values()) this.#drop(held)

@@ -228,6 +228,8 @@ export class CacheServer extends EventEmitter {
     this.meta = new MetaCache(opts.metaCache === false ? 0 : Math.floor(cacheSize / 8), {
       watch: opts.metaCache === false ? null : undefined,
       onBytes: (bytes) => this.cache.reserve(bytes),
+      // Pinned blocks come first: listings take only what they leave of the cache.
+      room: () => cacheSize - this.cache.pinnedBytes - 2 * blockSize,
       // Where `stat` starts finding files from memory (MetaCache.resolve): listed now, and again after it changes.
       listRoot: () => void this.#listRoot(),
     })

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { linkSync, mkdirSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { type Client, connect, type TreeFile } from '../../lib/client/client.js'
@@ -169,6 +169,33 @@ describe('the metadata cache', () => {
     assert.equal((await tree(client)).length, 2400, 'what is let go is read again')
   })
 
+  test("stat of a directory after a file was made in it gives its mtime now (its parent's watch does not hear of it)", async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'a/sub/f.bin', 1)
+    utimesSync(join(root, 'a', 'sub'), 1_000_000, 1_000_000)
+    const client = await connectTo(t, url)
+    await tree(client)
+    assert.equal((await client.stat('a/sub')).mtimeMs, 1_000_000_000)
+    writeFile(root, 'a/sub/g.bin', 1)
+    assert.equal((await client.stat('a/sub')).mtimeMs, Number(statSync(join(root, 'a', 'sub'), { bigint: true }).mtimeMs))
+  })
+
+  test('pinned blocks and listings together stay within the cache size, whichever comes first', async (t) => {
+    const cacheSize = 1024 * 1024
+    const blockSize = 16 * 1024
+    const { server, url, root } = await startServer(t, { cacheSize, blockSize })
+    for (let d = 0; d < 60; d++) for (let f = 0; f < 40; f++) writeFile(root, `listed/dir-${d}/a-file-with-a-long-name-${f}.bin`, 0)
+    writeFile(root, 'pinned.bin', cacheSize - 2 * blockSize) // the most a pin may take
+    const client = await connectTo(t, url)
+    await tree(client, 'listed')
+    assert.ok(server.stats().metaBytes > cacheSize / 16, 'setup: listings held')
+    await client.pin('pinned.bin')
+    assert.equal((await tree(client, 'listed')).length, 2400)
+    const s = server.stats()
+    assert.equal(s.pinnedBytes, cacheSize - 2 * blockSize)
+    assert.ok(s.cacheBytes + s.metaBytes <= cacheSize, `cacheBytes ${s.cacheBytes} + metaBytes ${s.metaBytes} > ${cacheSize}`)
+  })
+
   test('warm fills it: a tree after a warm reads no directory', async (t) => {
     const { server, url, root } = await startServer(t)
     for (let d = 0; d < 4; d++) for (let f = 0; f < 10; f++) writeFile(root, `d${d}/s/f${f}.bin`, 100)
@@ -228,6 +255,27 @@ describe('the streamed tree on the wire', () => {
     assert.equal(last.at(-1)!.type, FrameType.ERROR)
     assert.equal(json(last.at(-1)!).code, 'ECHANGED')
     assert.equal(dataOf(peer.frames, 1, 2).length, 0, 'nothing of the new listing was sent as the old one')
+  })
+
+  test('a NACK from past where the listing made again ends: ECHANGED, not a shorter END', async (t) => {
+    const { url, root } = await served(t, 3000)
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'tree', stream: true })
+    await peer.done(1)
+    const whole = dataOf(peer.frames, 1, 0)
+    const text = whole.toString()
+    const dataFrames = peer.frames.filter((f) => f.id === 1 && f.type === FrameType.DATA)
+    const last = dataFrames.at(-1)!
+    const offset = whole.length - last.payload.length
+    // Every file after the first 64 KiB goes: the walk made again ends before the receiver's offset.
+    const keep = text.indexOf('\n', 65_536 - 1) + 1
+    assert.ok(keep > 0 && keep < offset, 'setup')
+    for (const line of text.slice(keep).trimEnd().split('\n')) unlinkSync(join(root, (JSON.parse(line) as TreeFile).path))
+    peer.send({ id: 1, op: 'nack', seq: last.seq, offset, resync: 1 })
+    await peer.until((fs) => fs.some((f) => f.id === 1 && f.epoch === 1 && (f.type === FrameType.END || f.type === FrameType.ERROR)))
+    const end = peer.frames.filter((f) => f.id === 1 && f.epoch === 1).at(-1)!
+    assert.equal(end.type, FrameType.ERROR)
+    assert.equal(json(end).code, 'ECHANGED')
   })
 
   test('through a damaging link the Node client gets every line exactly', async (t) => {

@@ -11,8 +11,9 @@ import { BlockLease } from './block-lease.js'
 import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
-import type { ShmStore, SlotLocation } from './shm-store.js'
+import type { ShmStore, Slot, SlotLocation } from './shm-store.js'
 import { StoreBlocks } from './store-blocks.js'
+import type { Destination, SharedTier } from '../tier/shared-tier.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
 export const DEFAULT_POLICY: PolicyName = 'tinylfu'
@@ -31,6 +32,8 @@ export interface BlockCacheOptions {
   memory?: MemoryBudget
   /** Shared memory for the blocks (see ShmStore); without it, or when it is full, blocks live on the heap. */
   store?: ShmStore
+  /** A second tier shared between hosts (Redis): asked before the disk, given what the disk gave. */
+  shared?: SharedTier
 }
 
 /** What one block lookup is for (see BlockCache.block). */
@@ -97,12 +100,14 @@ export class BlockCache {
   readonly #limit: number
   /** Blocks in shared memory, when the cache has a store. */
   #stored: StoreBlocks | null
+  #shared: SharedTier | null
 
-  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store }: BlockCacheOptions) {
+  constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store, shared }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
     this.#stored = store ? new StoreBlocks(store, (block, key) => this.#held.has(block) || this.#peek(key) === block) : null
+    this.#shared = shared ?? null
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
     this.#lru = createPolicy(policy, {
@@ -453,12 +458,60 @@ export class BlockCache {
     }
   }
 
-  async #fill(file: OpenFile, key: string, start: number, length: number, inStore = true): Promise<Buffer> {
+  async #fill(file: OpenFile, key: string, start: number, length: number): Promise<Buffer> {
     const index = start / this.blockSize
     // In a store slot, or a slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
-    const store = this.#stored?.store
-    const slot = (inStore && file.size >= MIN_STORE_FILE && store?.take(length)) || null
+    const store = file.size >= MIN_STORE_FILE ? (this.#stored?.store ?? null) : null
+    const shared = this.#shared
+    const sharedKey = shared?.key(file.name, file.key, this.blockSize, index)
+    // The store slot each buffer taken here is in, if any.
+    const slots = new Map<Buffer, Slot>()
+    if (shared && sharedKey) {
+      const found = await shared.fetch(sharedKey, this.#destination(store, length, slots))
+      if (found) return this.#filled(found, key, slots.get(found))
+    }
+    const buf = await this.#readDisk(file, store, start, length, slots)
+    if (shared && sharedKey) shared.store(sharedKey, buf)
+    return this.#filled(buf, key, slots.get(buf))
+  }
+
+  /** Where a block from the shared tier goes: a store slot when there is one, else the heap. */
+  #destination(store: ShmStore | null, length: number, slots: Map<Buffer, Slot>): Destination {
+    return {
+      length,
+      take: () => {
+        const slot = store?.take(length)
+        if (!slot) return Buffer.allocUnsafeSlow(length)
+        const buf = Buffer.from(slot.buffer)
+        slots.set(buf, slot)
+        return buf
+      },
+      fill: (buf, bytes) => {
+        const slot = slots.get(buf)
+        if (slot) return store!.write(slot, bytes)
+        buf.set(bytes)
+      },
+      give: (buf) => {
+        const slot = slots.get(buf)
+        if (slot) store!.give(slot)
+        slots.delete(buf)
+      },
+    }
+  }
+
+  /** The block is whole and is this version's: recorded in its slot, never written again. */
+  #filled(buf: Buffer, key: string, slot: Slot | undefined): Buffer {
+    debug('filled block %s (%d bytes)', key, buf.length)
+    if (slot) this.#stored?.keep(buf, slot, key)
+    // Never written again: the framer may remember the crc32 of its pages.
+    markImmutable(buf)
+    return buf
+  }
+
+  async #readDisk(file: OpenFile, store: ShmStore | null, start: number, length: number, slots: Map<Buffer, Slot>): Promise<Buffer> {
+    const slot = store?.take(length) ?? null
     const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
+    if (slot) slots.set(buf, slot)
     try {
       let filled = 0
       while (filled < length) {
@@ -473,15 +526,14 @@ export class BlockCache {
       if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     } catch (err) {
       // Nobody has seen the slot's bytes: it is free at once.
-      if (slot) store?.give(slot)
+      if (slot) {
+        store?.give(slot)
+        slots.delete(buf)
+      }
       // The tmpfs had no page for the slot (another process filled it): this block goes on the heap.
-      if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#fill(file, key, start, length, false)
+      if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#readDisk(file, null, start, length, slots)
       throw err
     }
-    debug('read block %s#%d (%d bytes)', file.key, index, length)
-    if (slot) this.#stored?.keep(buf, slot, key)
-    // Never written again: the framer may remember the crc32 of its pages.
-    markImmutable(buf)
     return buf
   }
 }

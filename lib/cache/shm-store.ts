@@ -17,13 +17,18 @@
  * same user reads them and cannot write them by accident (the server writes
  * through its own mapping).
  */
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { write, chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import createDebug from '../debug.js'
 import { readIdentity, writeIdentity } from '../fs/identity.js'
 import { readFullySync } from '../read-fully.js'
 import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
+
+const writeAt = promisify((fd: number, data: Uint8Array, position: number, cb: (err: Error | null, r: { bytesWritten: number }) => void) =>
+  write(fd, data, 0, data.length, position, (err, bytesWritten) => cb(err, { bytesWritten })),
+)
 
 const debug = createDebug('cacheserv:shm')
 
@@ -209,6 +214,21 @@ export class ShmStore {
     r.writeUInt32LE(crc32(r.subarray(8)), 4)
     r.writeUInt32LE(MAGIC, 0)
     slot.crc = crc >>> 0
+  }
+
+  /**
+   * Fill a slot with bytes held in JavaScript (a block from the shared tier).
+   * Written through the slab's descriptor: on a full tmpfs pwrite fails with
+   * ENOSPC, where a store through the mapping would kill the process.
+   */
+  async write(slot: Slot, bytes: Uint8Array): Promise<void> {
+    const at = slot.slab.offset(slot.index)
+    let done = 0
+    while (done < bytes.length) {
+      const { bytesWritten } = await writeAt(slot.slab.fd, bytes.subarray(done), at + done)
+      if (bytesWritten === 0) throw Object.assign(new Error('no room in the store for the block'), { code: 'ENOSPC' })
+      done += bytesWritten
+    }
   }
 
   location(slot: Slot): SlotLocation {

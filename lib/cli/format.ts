@@ -27,6 +27,9 @@ export function formatStats(s: ServerStatsResult): string {
     `hits       ${count(s.hits)} (${size(s.hitBytes)}), misses ${count(s.misses)} (${size(s.missBytes)}): ${ratio}`,
     `evictions  ${count(s.evictions)}, disk reads ${count(s.diskReads)}`,
     `served     ${size(s.bytesServed)}; ${s.connections} connections open, ${count(s.totalConnections)} since start; ${count(s.nacks)} NACKs`,
+    ...(s.sharedUp === null || s.sharedUp === undefined
+      ? []
+      : [`shared     Redis ${s.sharedUp ? 'up' : 'left alone (retried every second)'}: ${count(s.sharedHits)} hits (${size(s.sharedReadBytes)}), ${count(s.sharedMisses)} misses, ${count(s.sharedErrors)} errors (${count(s.sharedCorrupt)} corrupt); stored ${size(s.sharedWrittenBytes)}, ${count(s.sharedSkipped)} blocks not stored`]),
     ...(s.shm ? [`memory     shared, ${count(s.shm.blocks)} blocks in ${size(s.shm.bytes)} of pages under ${s.shm.dir}`] : []),
     `uptime     ${duration(s.uptime)}`,
   ].join('\n')

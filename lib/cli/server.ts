@@ -20,6 +20,8 @@ import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
+import { parseRedisNodes } from '../tier/redis-nodes.js'
+import { DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT_MS } from '../tier/shared-tier.js'
 import { warmDisplay } from './warm-progress.js'
 import { formatSize } from './values.js'
 import type { WarmProgress } from '../commands/warm.js'
@@ -50,6 +52,9 @@ function program(): Command {
     .option('--no-shm', 'keep cached blocks on the heap: nothing in shared memory, and same-host clients read over the socket')
     .option('--no-short-circuit', 'do not let clients on this host read cached blocks from shared memory themselves; they read over the socket')
     .option('--no-meta-cache', 'do not keep directory listings in RAM (ls, tree and warm then read every directory each time)')
+    .option('--redis <urls>', 'share blocks with other hosts\' servers through Redis: seed nodes as redis://HOST:PORT, comma-separated; a cluster is found and used as one (see README, "Several machines")')
+    .option('--redis-prefix <prefix>', 'put before every key in Redis, so datasets can share one cluster', DEFAULT_REDIS_PREFIX)
+    .option('--redis-timeout <seconds>', 'longest wait for a Redis lookup or store before the disk is read instead', secondsOption, DEFAULT_REDIS_TIMEOUT_MS / 1000)
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
@@ -101,6 +106,9 @@ export async function main(argv: string[]): Promise<void> {
     shm: boolean
     shortCircuit: boolean
     metaCache: boolean
+    redis?: string
+    redisPrefix: string
+    redisTimeout: number
   }>()
   if (o.token === '') {
     // `--token "$TOKEN"` with TOKEN unset: an empty secret would let anyone in.
@@ -137,6 +145,18 @@ export async function main(argv: string[]): Promise<void> {
     console.error('cacheserv-pipe: --max-connections and --max-in-flight must be at least 1')
     process.exit(EXIT_USAGE)
   }
+  if (o.redis !== undefined) {
+    try {
+      parseRedisNodes(o.redis)
+    } catch (err) {
+      console.error(`cacheserv-pipe: --redis ${o.redis}: ${(err as Error).message}`)
+      process.exit(EXIT_USAGE)
+    }
+    if (o.redisTimeout <= 0) {
+      console.error('cacheserv-pipe: --redis-timeout must be more than 0')
+      process.exit(EXIT_USAGE)
+    }
+  }
   if (o.pageSize < MIN_PAGE_SIZE || o.pageSize > MAX_PAGE_SIZE) {
     console.error(`cacheserv-pipe: --page-size must be from ${MIN_PAGE_SIZE} to ${MAX_PAGE_SIZE} bytes`)
     process.exit(EXIT_USAGE)
@@ -162,6 +182,9 @@ export async function main(argv: string[]): Promise<void> {
       ...storeOptions(o),
       shortCircuit: o.shortCircuit,
       metaCache: o.metaCache,
+      redis: o.redis,
+      redisPrefix: o.redisPrefix,
+      redisTimeout: o.redisTimeout * 1000,
     })
     for (const w of server.warnings) console.error(`cacheserv-pipe: warning: ${w}`)
     const { adopted } = server
@@ -206,6 +229,7 @@ export async function main(argv: string[]): Promise<void> {
     `cacheserv-pipe ${VERSION} listening on ${url} (root ${server.root}, cache ${size(o.cacheSize)}${server.stats().shm ? ' in shared memory' : ''}, pages ${size(o.pageSize)}, ${o.checksum}, ${o.policy}${o.writable ? ', writable' : ''})`,
   )
   if (o.http !== undefined) console.log(`cacheserv-pipe ${VERSION} listening on ${server.httpUrl} (the same root over HTTP; metrics at /-/metrics)`)
+  if (o.redis !== undefined) reportShared(server, o.redis)
   if (o.warm !== undefined) warmAtStart(server, o.warm, o.cacheSize)
 }
 
@@ -245,6 +269,12 @@ async function warmAtStart(server: CacheServer, path: string, cacheSize: number)
     console.error(`cacheserv-pipe: warm ${path}: ${e.code ? `${e.code}: ` : ''}${e.message}`)
   }
 
+}
+
+/** Say whether Redis answered at start; without it blocks come from disk until it does (the breaker retries). */
+async function reportShared(server: CacheServer, redis: string): Promise<void> {
+  if (await server.sharedReady) console.error(`cacheserv-pipe: sharing blocks through Redis at ${redis} (prefix ${server.sharedPrefix})`)
+  else console.error(`cacheserv-pipe: warning: Redis at ${redis} does not answer; blocks come from disk until it does (retried every second)`)
 }
 
 /** --no-shm: the heap; --shm-dir: that store or no start; neither: the root's own store under /dev/shm, or the heap with a warning. */

@@ -20,6 +20,8 @@ export interface OpenFile {
   key: string
   size: number
   mtimeMs: number
+  /** The path under the root it was opened by (its names joined by /): with its identity, its key in the shared tier. */
+  name: string
 }
 
 /** Open the regular file a client path names, for reading; with `settle`, once its version has settled. */
@@ -28,15 +30,17 @@ export async function openFile(jail: Jail, path: unknown, settle?: Settle): Prom
   const shown = Jail.shown(String(path))
   // A path with no symlink on it: one job on the thread pool (open-beneath.ts); anything else, the walk.
   const plain = dirOnly ? null : await jail.openPlain(parts)
-  if (plain) return opened(new FdFile(plain.fd), plain.st, shown, settle)
-  return openFound(await jail.lookupParts(parts, String(path), dirOnly), shown, settle)
+  const name = parts.join('/')
+  if (plain) return opened(new FdFile(plain.fd), plain.st, name, shown, settle)
+  return openFound(await jail.lookupParts(parts, String(path), dirOnly), name, shown, settle)
 }
 
 /** Open the regular file at real names under the root (from a walk), for reading; `shown` names it in errors. */
 export async function openFileAt(jail: Jail, names: readonly string[], shown: string, settle?: Settle): Promise<OpenFile> {
   const plain = await jail.openPlain(names)
-  if (plain) return opened(new FdFile(plain.fd), plain.st, shown, settle)
-  return openFound(await jail.lookupParts(names, shown), shown, settle)
+  const name = names.join('/')
+  if (plain) return opened(new FdFile(plain.fd), plain.st, name, shown, settle)
+  return openFound(await jail.lookupParts(names, shown), name, shown, settle)
 }
 
 /**
@@ -45,7 +49,7 @@ export async function openFileAt(jail: Jail, names: readonly string[], shown: st
  * Opening its /proc/self/fd path opens that very inode, whatever its name
  * names now. The identity is the one fstat gave for that inode.
  */
-async function openFound(found: Found, shown: string, settle?: Settle): Promise<OpenFile> {
+async function openFound(found: Found, name: string, shown: string, settle?: Settle): Promise<OpenFile> {
   let fh: FileHandle
   const held = found.held
   try {
@@ -61,16 +65,16 @@ async function openFound(found: Found, shown: string, settle?: Settle): Promise<
   }
   // Reopened through /proc, the descriptor is the very inode found.st describes: no second
   // fstat. A real path (no /proc) may name another file by now: look again.
-  return opened(fh, held ? found.st : null, shown, settle)
+  return opened(fh, held ? found.st : null, name, shown, settle)
 }
 
 /** An open file as OpenFile, once it is known to be a regular file (`st`: its fstat, or null to take one) and has settled. */
-async function opened(fh: ReadableFile, known: FileStat | null, shown: string, settle?: Settle): Promise<OpenFile> {
+async function opened(fh: ReadableFile, known: FileStat | null, name: string, shown: string, settle?: Settle): Promise<OpenFile> {
   try {
     let st = known ?? (await fh.stat({ bigint: true }))
     if (!st.isFile()) throw error('EACCES', `${shown} is not a regular file`)
     if (settle) st = await settle.wait(fh, st, shown)
-    return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs) }
+    return { fh, key: identityOf(st), size: Number(st.size), mtimeMs: Number(st.mtimeMs), name }
   } catch (err) {
     await fh.close()
     throw err

@@ -11,7 +11,7 @@ import type { ServerStats } from '../server/server.js'
 export const PREFIX = 'cacheserv_'
 
 /** What the metrics read at each scrape: the server's stats, and its bytes sent by interface. */
-export type MetricsSource = Omit<ServerStats, 'policy' | 'entries' | 'uptime'> & {
+export type MetricsSource = Omit<ServerStats, 'policy' | 'entries' | 'uptime' | 'sharedUp'> & {
   /** Bytes of file data sent, by interface. */
   bytesServedByInterface: Record<string, number>
 }
@@ -37,6 +37,13 @@ export class Metrics {
     counter('cache_miss_bytes_total', 'Bytes served from blocks read from disk.', (s) => s.missBytes)
     counter('cache_evictions_total', 'Blocks evicted from the cache.', (s) => s.evictions)
     counter('disk_reads_total', 'Block reads from disk.', (s) => s.diskReads)
+    counter('shared_hits_total', 'Blocks found in the shared tier (Redis) instead of read from disk.', (s) => s.sharedHits)
+    counter('shared_misses_total', 'Shared-tier lookups that found nothing.', (s) => s.sharedMisses)
+    counter('shared_errors_total', 'Shared-tier lookups and stores that failed or timed out, and values that failed their checksum.', (s) => s.sharedErrors)
+    counter('shared_corrupt_total', 'Shared-tier values that failed their checksum (dropped, read from disk).', (s) => s.sharedCorrupt)
+    counter('shared_read_bytes_total', 'Block bytes read from the shared tier.', (s) => s.sharedReadBytes)
+    counter('shared_written_bytes_total', 'Block bytes stored in the shared tier.', (s) => s.sharedWrittenBytes)
+    counter('shared_skipped_total', 'Blocks read from disk but not stored in the shared tier (Redis down, or too much on its way).', (s) => s.sharedSkipped)
     counter('nacks_total', 'NACKs received, each answered by a resend.', (s) => s.nacks)
     counter('connections_total', 'Connections accepted since start, socket and HTTP.', (s) => s.totalConnections)
     counter('stalled_closed_total', 'Connections closed for holding memory while not reading.', (s) => s.stalledClosed)

@@ -41,6 +41,8 @@ import type http from 'node:http'
 import { createGateway } from '../http/gateway.js'
 import type { HttpConnection } from '../http/http-connection.js'
 import { Metrics } from '../metrics/metrics.js'
+import { parseRedisNodes } from '../tier/redis-nodes.js'
+import { SharedTier, type SharedStats } from '../tier/shared-tier.js'
 
 const debug = createDebug('cacheserv:server')
 
@@ -112,9 +114,20 @@ export interface ServerOptions {
   shmOptional?: boolean
   /** Let same-host clients read blocks from the store themselves (`locate`). Default true (with a store). */
   shortCircuit?: boolean
+  /**
+   * Redis seed URLs (redis://HOST:PORT, comma-separated or a list): a second block tier shared
+   * with other hosts' servers (see README, "Several machines"). A cluster is found and used as one.
+   */
+  redis?: string | readonly string[]
+  /** Put before every key in Redis, so several datasets can share one cluster. Default 'cacheserv:'. */
+  redisPrefix?: string
+  /** Ms a Redis lookup or store may take before the disk is read instead. Default 500. */
+  redisTimeout?: number
 }
 
-export interface ServerStats extends CacheStats, MetaStats {
+export interface ServerStats extends CacheStats, MetaStats, Omit<SharedStats, 'sharedUp'> {
+  /** Whether the shared tier (Redis) is being asked now; null without one. */
+  sharedUp: boolean | null
   /** NACKs received, each answered by a resend. */
   nacks: number
   /** File data held outside the cache (see ServerOptions.maxBuffered), and its limit. */
@@ -155,9 +168,23 @@ const BUSY_LINGER_MS = 1000
 /** Input a refused connection reads and drops before it cuts the peer off. */
 const BUSY_INPUT_MAX = 64 * 1024
 
+/** The shared-tier counters of a server without one. */
+const NO_SHARED_TIER: Pick<ServerStats, keyof SharedStats> = {
+  sharedHits: 0,
+  sharedMisses: 0,
+  sharedErrors: 0,
+  sharedCorrupt: 0,
+  sharedReadBytes: 0,
+  sharedWrittenBytes: 0,
+  sharedSkipped: 0,
+  sharedUp: null,
+}
+
 export class CacheServer extends EventEmitter {
   readonly root: string
   readonly cache: BlockCache
+  /** The Redis tier, when the server has one. */
+  readonly #shared: SharedTier | null
   /** Recently checked files, whose cached reads skip the open. */
   readonly files: KnownFiles
   /** Files pinned in the cache (pin, unpin, --pin). */
@@ -214,7 +241,8 @@ export class CacheServer extends EventEmitter {
     const { store, warning } = openStore({ dir: opts.shmDir, optional: opts.shmOptional, cacheSize, blockSize, outside: this.#memory.limit, root: jail.root })
     if (warning) this.warnings.push(warning)
     this.#store = store
-    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined })
+    this.#shared = opts.redis === undefined ? null : new SharedTier({ nodes: parseRedisNodes(opts.redis), prefix: opts.redisPrefix, timeoutMs: opts.redisTimeout })
+    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined, shared: this.#shared ?? undefined })
     this.adopted = this.cache.adoptStored()
     if (this.adopted.blocks > 0) debug('adopted %d blocks (%d bytes) from %s', this.adopted.blocks, this.adopted.bytes, store?.dir)
     this.files = new KnownFiles(jail)
@@ -263,6 +291,16 @@ export class CacheServer extends EventEmitter {
     } catch (err) {
       debug('the root was not listed: %s', (err as Error).message)
     }
+  }
+
+  /** With a Redis tier: resolves true once Redis answered, false if it did not at first; null without one. */
+  get sharedReady(): Promise<boolean | null> {
+    return this.#shared?.ready ?? Promise.resolve(null)
+  }
+
+  /** The prefix of the server's keys in Redis; null without a Redis tier. */
+  get sharedPrefix(): string | null {
+    return this.#shared?.prefix ?? null
   }
 
   /** Create a server for `root` (which must be an existing directory). */
@@ -352,6 +390,7 @@ export class CacheServer extends EventEmitter {
     return {
       ...this.cache.stats(),
       ...this.meta.stats(),
+      ...(this.#shared?.stats() ?? NO_SHARED_TIER),
       nacks: this.#nacks,
       bufferedBytes: this.#memory.used,
       bufferedLimit: this.#memory.limit,
@@ -504,6 +543,7 @@ export class CacheServer extends EventEmitter {
     this.meta.close()
     // Nothing is sent any more: the store's pages go back (a clean exit leaves nothing to adopt).
     this.#store?.close()
+    await this.#shared?.close()
   }
 }
 

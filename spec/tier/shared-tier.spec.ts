@@ -1,0 +1,238 @@
+/**
+ * The shared tier against a real Redis Cluster of 3 masters (Debian's
+ * redis-server on loopback ports): two servers on one root play two hosts
+ * with the same files under their roots.
+ */
+import assert from 'node:assert/strict'
+import { utimesSync } from 'node:fs'
+import net from 'node:net'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { Cluster } from 'ioredis'
+import type { CacheServer } from '../../lib/server/server.js'
+import { sharedBlockKey } from '../../lib/tier/block-key.js'
+import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { NO_REDIS, type RedisCluster, redisInstalled, startRedisCluster } from '../helpers/redis-cluster.js'
+import { connectTo, startServer } from '../helpers/server.js'
+import { poll } from '../helpers/wait.js'
+
+const MiB = 1024 * 1024
+const skip = redisInstalled() ? false : NO_REDIS
+
+/** Wait until `server` has stored `bytes` in Redis (stores do not hold up reads). */
+async function stored(server: CacheServer, bytes: number): Promise<void> {
+  assert.ok(await poll(() => server.stats().sharedWrittenBytes >= bytes, 10_000), `stored ${server.stats().sharedWrittenBytes} of ${bytes} bytes`)
+}
+
+async function up(server: CacheServer): Promise<void> {
+  assert.ok(await poll(() => server.stats().sharedUp === true, 10_000), 'the server reaches Redis')
+}
+
+describe('shared tier on a Redis Cluster', { skip }, () => {
+  let cluster: RedisCluster
+  let admin: Cluster
+  before(async () => {
+    cluster = await startRedisCluster({ masters: 3 })
+    admin = new Cluster(cluster.nodes.map(({ host, port }) => ({ host, port })))
+  })
+  after(async () => {
+    admin?.disconnect()
+    await cluster?.stop()
+  })
+
+  test('a second server reads nothing from disk for blocks the first stored, and its bytes are exact', async (t) => {
+    const root = tempDir(t)
+    const big = writeFile(root, 'train/shard-0.bin', 5 * MiB + 123)
+    const small = Array.from({ length: 20 }, (_, i) => writeFile(root, `train/img-${i}.jpg`, 20_000 + i))
+    const prefix = `t1-${process.pid}:`
+    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    await up(a.server)
+    const ca = await connectTo(t, a.url)
+    assert.deepEqual(await ca.readFile('train/shard-0.bin'), big)
+    for (let i = 0; i < small.length; i++) assert.deepEqual(await ca.readFile(`train/img-${i}.jpg`), small[i])
+    const total = big.length + small.reduce((n, b) => n + b.length, 0)
+    await stored(a.server, total)
+
+    const b = await startServer(t, { root, redis: cluster.nodes[1]!.url, redisPrefix: prefix })
+    await up(b.server)
+    const cb = await connectTo(t, b.url)
+    assert.deepEqual(await cb.readFile('train/shard-0.bin'), big)
+    for (let i = 0; i < small.length; i++) assert.deepEqual(await cb.readFile(`train/img-${i}.jpg`), small[i])
+    const s = b.server.stats()
+    assert.equal(s.diskReads, 0, 'the second server read nothing from disk')
+    assert.equal(s.sharedHits, 6 + small.length, 'every block came from Redis')
+    assert.equal(s.sharedReadBytes, total)
+    assert.equal(s.sharedErrors, 0)
+    assert.equal(s.sharedWrittenBytes, 0, 'blocks found in Redis are not stored again')
+    // The keys are spread over the cluster's masters.
+    const perNode = await Promise.all(admin.nodes('master').map((n) => n.dbsize()))
+    assert.ok(perNode.filter((n) => n > 0).length >= 2, `keys on more than one master: ${perNode}`)
+  })
+
+  test('a changed file is served fresh by both servers, never from the old version\'s blocks', async (t) => {
+    const root = tempDir(t)
+    const prefix = `t2-${process.pid}:`
+    const v1 = writeFile(root, 'data.bin', 2 * MiB)
+    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    const b = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    await Promise.all([up(a.server), up(b.server)])
+    const [ca, cb] = await Promise.all([connectTo(t, a.url), connectTo(t, b.url)])
+    assert.deepEqual(await ca.readFile('data.bin'), v1)
+    await stored(a.server, v1.length)
+    assert.deepEqual(await cb.readFile('data.bin'), v1)
+    assert.equal(b.server.stats().sharedHits, 2)
+
+    // Rewritten in place: same size, and its mtime set back to the old one (as rsync -t would).
+    const v2 = writeFile(root, 'data.bin', 2 * MiB)
+    const when = new Date(Date.now() - 60_000)
+    utimesSync(join(root, 'data.bin'), when, when)
+    assert.deepEqual(await ca.readFile('data.bin'), v2, 'the first server serves the new bytes')
+    await stored(a.server, v1.length + v2.length)
+    assert.deepEqual(await cb.readFile('data.bin'), v2, 'the second server serves the new bytes')
+    assert.equal(b.server.stats().sharedHits, 4, 'the new version also came from Redis')
+  })
+
+  test('a value corrupted in Redis is detected, dropped, and the block read from disk', async (t) => {
+    const root = tempDir(t)
+    const prefix = `t3-${process.pid}:`
+    const data = writeFile(root, 'x.bin', 3 * MiB)
+    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    await up(a.server)
+    const ca = await connectTo(t, a.url)
+    assert.deepEqual(await ca.readFile('x.bin'), data)
+    await stored(a.server, data.length)
+
+    // Flip a byte of block 1's bytes (past the header) and cut block 2's value short.
+    const st = await ca.stat('x.bin')
+    const keys = await scanKeys(admin, `${prefix}*`)
+    assert.equal(keys.length, 3, `three blocks stored: ${keys}`)
+    const key1 = keys.find((k) => k.includes(':1:x.bin'))!
+    const key2 = keys.find((k) => k.includes(':2:x.bin'))!
+    const v1 = (await admin.getBuffer(key1))!
+    v1[12 + 1000] ^= 0x40
+    await admin.set(key1, v1)
+    await admin.set(key2, (await admin.getBuffer(key2))!.subarray(0, 500))
+    assert.equal(st.size, data.length)
+
+    const b = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    await up(b.server)
+    const cb = await connectTo(t, b.url)
+    assert.deepEqual(await cb.readFile('x.bin'), data, 'exact bytes in spite of the damage')
+    const s = b.server.stats()
+    assert.equal(s.sharedCorrupt, 2)
+    assert.equal(s.sharedHits, 1)
+    assert.equal(s.diskReads >= 2, true, 'the two damaged blocks were read from disk')
+  })
+
+  test('a master killed mid-read: exact bytes, the server keeps serving, the errors are counted', async (t) => {
+    // Its own cluster: this one loses a master.
+    const doomed = await startRedisCluster({ masters: 3 })
+    t.after(() => doomed.stop())
+    const root = tempDir(t)
+    const data = writeFile(root, 'big.bin', 24 * MiB)
+    const a = await startServer(t, { root, redis: doomed.urls, redisTimeout: 300 })
+    await up(a.server)
+    const ca = await connectTo(t, a.url)
+    assert.deepEqual(await ca.readFile('big.bin'), data)
+    await stored(a.server, data.length)
+
+    // A second server, with a cache smaller than the file, reads it slowly; a master dies on the way.
+    const b = await startServer(t, { root, redis: doomed.urls, redisTimeout: 300, cacheSize: 8 * MiB, maxBuffered: 2 * MiB })
+    await up(b.server)
+    const cb = await connectTo(t, b.url)
+    const chunks: Buffer[] = []
+    let got = 0
+    let killed: Promise<void> | null = null
+    for await (const chunk of cb.read('big.bin', { highWaterMark: 256 * 1024 })) {
+      chunks.push(chunk as Buffer)
+      got += (chunk as Buffer).length
+      if (!killed && got >= 4 * MiB) killed = doomed.kill(0)
+      if (killed) await new Promise((r) => setTimeout(r, 5))
+    }
+    await killed
+    assert.deepEqual(Buffer.concat(chunks), data, 'exact bytes')
+    const s = b.server.stats()
+    assert.ok(s.sharedErrors > 0, `errors counted: ${JSON.stringify({ errors: s.sharedErrors, hits: s.sharedHits })}`)
+    assert.ok(s.sharedHits > 0, 'blocks before the kill came from Redis')
+    assert.ok(s.diskReads > 0, 'blocks on the dead master came from disk')
+    // The server is alive and serves again.
+    assert.deepEqual(await cb.readFile('big.bin', { offset: 20 * MiB, length: 1000 }), data.subarray(20 * MiB, 20 * MiB + 1000))
+  })
+})
+
+describe('shared tier failing or absent', { skip }, () => {
+  test('Redis absent at start: reads come from disk; once a single instance is up there, it is used', async (t) => {
+    const port = await freePort()
+    const root = tempDir(t)
+    const data = writeFile(root, 'f.bin', MiB + 7)
+    const a = await startServer(t, { root, redis: `redis://127.0.0.1:${port}`, redisTimeout: 200 })
+    assert.equal(await a.server.sharedReady, false)
+    const ca = await connectTo(t, a.url)
+    assert.deepEqual(await ca.readFile('f.bin'), data)
+    assert.equal(a.server.stats().sharedUp, false)
+    assert.equal(a.server.stats().sharedSkipped, 2, 'nothing stored while Redis is away')
+
+    const single = await startRedisCluster({ cluster: false, port })
+    t.after(() => single.stop())
+    await up(a.server)
+    const b = await startServer(t, { root, redis: `redis://127.0.0.1:${port}` })
+    await up(b.server)
+    writeFile(root, 'g.bin', MiB)
+    const g = await ca.readFile('g.bin')
+    await stored(a.server, g.length)
+    assert.deepEqual(await (await connectTo(t, b.url)).readFile('g.bin'), g)
+    assert.equal(b.server.stats().sharedHits, 1)
+    assert.equal(b.server.stats().diskReads, 0)
+  })
+
+  test('a Redis that accepts and never answers costs a bounded wait, then the disk', async (t) => {
+    const sockets = new Set<net.Socket>()
+    const mute = net.createServer((s) => {
+      sockets.add(s)
+      s.on('error', () => {})
+    })
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()))
+    t.after(() => {
+      for (const s of sockets) s.destroy()
+      mute.close()
+    })
+    const port = (mute.address() as net.AddressInfo).port
+    const root = tempDir(t)
+    const data = writeFile(root, 'f.bin', 3 * MiB)
+    const a = await startServer(t, { root, redis: `redis://127.0.0.1:${port}`, redisTimeout: 200 })
+    assert.equal(await a.server.sharedReady, false, 'a Redis that does not answer is not used')
+    const ca = await connectTo(t, a.url)
+    assert.deepEqual(await ca.readFile('f.bin'), data)
+    assert.equal(a.server.stats().sharedHits, 0)
+  })
+
+  test('keys name the path, the version and the block, not the device or inode', () => {
+    const k = sharedBlockKey('p:', 'a/b c.jpg', '2049:123456:1000:1700000000000000001:1700000000000000002', MiB, 7)
+    assert.equal(k, `p:${MiB}:1000:1700000000000000001:1700000000000000002:7:a/b c.jpg`)
+    assert.equal(sharedBlockKey('p:', 'x', '9:9:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '1:1:1000:1:2', MiB, 0), 'another host (device, inode) shares the key')
+    assert.notEqual(sharedBlockKey('p:', 'x', '9:9:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:9:1000:1:3', MiB, 0), 'a new ctime is a new key')
+  })
+})
+
+async function scanKeys(admin: Cluster, pattern: string): Promise<string[]> {
+  const keys: string[] = []
+  for (const node of admin.nodes('master')) {
+    let cursor = '0'
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+      cursor = next
+      keys.push(...found)
+    } while (cursor !== '0')
+  }
+  return keys
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer()
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo
+      s.close(() => resolve(port))
+    })
+  })
+}

@@ -247,6 +247,10 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     ['--port 70000', ['--port', '70000']],
     ['--checksum sha1', ['--checksum', 'sha1']],
     ['an unknown option', ['--frobnicate']],
+    ['--redis without a scheme', ['--redis', '10.0.0.5:7000']],
+    ['--redis with TLS (rediss://)', ['--redis', 'rediss://10.0.0.5:7000']],
+    ['--redis naming a database', ['--redis', 'redis://10.0.0.5:7000/2']],
+    ['--redis-timeout 0', ['--redis', 'redis://127.0.0.1:1', '--redis-timeout', '0']],
   ]
   for (const [what, args] of usage) {
     it(`${what} exits 2 with a message`, async () => {

@@ -14,6 +14,7 @@ import { sharedBlockKey } from '../../lib/tier/block-key.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { NO_REDIS, type RedisCluster, redisInstalled, startRedisCluster } from '../helpers/redis-cluster.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { runClient, startServerProcess } from '../helpers/cli.js'
 import { poll } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
@@ -124,6 +125,54 @@ describe('shared tier on a Redis Cluster', { skip }, () => {
     assert.equal(s.diskReads >= 2, true, 'the two damaged blocks were read from disk')
   })
 
+  test('slots moving between masters (ASK while migrating, MOVED after) are followed: still hits', async (t) => {
+    const root = tempDir(t)
+    const prefix = `t5-${process.pid}:`
+    const data = writeFile(root, 'm.bin', 2 * MiB)
+    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    const b = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
+    await Promise.all([up(a.server), up(b.server)])
+    assert.deepEqual(await (await connectTo(t, a.url)).readFile('m.bin'), data)
+    await stored(a.server, data.length)
+    const keys = await scanKeys(admin, `${prefix}*`)
+    const k0 = keys.find((k) => k.includes(':0:m.bin'))!
+    const k1 = keys.find((k) => k.includes(':1:m.bin'))!
+    // Block 0's slot is left half-way (its key already moved: the old owner answers ASK); block 1's is moved whole (MOVED).
+    await migrate(admin, k0, false)
+    await migrate(admin, k1, true)
+    assert.deepEqual(await (await connectTo(t, b.url)).readFile('m.bin'), data)
+    const s = b.server.stats()
+    assert.equal(s.sharedHits, 2, `both blocks from Redis: ${JSON.stringify({ hits: s.sharedHits, errors: s.sharedErrors, misses: s.sharedMisses })}`)
+    assert.equal(s.diskReads, 0)
+  })
+
+  test('the CLI: --redis shares blocks, and stats shows the shared tier', async (t) => {
+    const root = tempDir(t)
+    const data = writeFile(root, 'c.bin', MiB + 5)
+    const prefix = `t6-${process.pid}:`
+    const args = ['--root', root, '--port', '0', '--no-shm', '--settle', '0', '--redis', cluster.nodes[2]!.url, '--redis-prefix', prefix]
+    const a = await startServerProcess(t, args)
+    const b = await startServerProcess(t, args)
+    assert.ok(await poll(() => /sharing blocks through Redis/.test(a.stderr()) && /sharing blocks through Redis/.test(b.stderr()), 10_000), a.stderr() + b.stderr())
+    const ra = await runClient(a.url, ['read', 'c.bin'])
+    assert.equal(ra.code, 0, ra.stderr)
+    assert.deepEqual(ra.stdout, data)
+    // Stores do not hold up the read: wait until A's are done.
+    for (let i = 0; i < 100; i++) {
+      const st = JSON.parse((await runClient(a.url, ['stats', '--json'])).stdout.toString()) as { sharedWrittenBytes: number }
+      if (st.sharedWrittenBytes >= data.length) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    const rb = await runClient(b.url, ['read', 'c.bin'])
+    assert.deepEqual(rb.stdout, data)
+    const summary = (await runClient(b.url, ['stats'])).stdout.toString()
+    assert.match(summary, /shared {5}Redis up: 2 hits \(1 MiB\), 0 misses, 0 errors/)
+    const json = JSON.parse((await runClient(b.url, ['stats', '--json'])).stdout.toString()) as Record<string, unknown>
+    assert.equal(json.diskReads, 0)
+    assert.equal(json.sharedUp, true)
+    await Promise.all([a.stop('SIGTERM'), b.stop('SIGTERM')])
+  })
+
   test('a master killed mid-read: exact bytes, the server keeps serving, the errors are counted', async (t) => {
     // Its own cluster: this one loses a master.
     const doomed = await startRedisCluster({ masters: 3 })
@@ -225,6 +274,24 @@ async function scanKeys(admin: Cluster, pattern: string): Promise<string[]> {
     } while (cursor !== '0')
   }
   return keys
+}
+
+/** Move `key`'s slot to another master the way redis-cli --cluster reshard does; `finish` false stops after the key moved (ASK). */
+async function migrate(admin: Cluster, key: string, finish: boolean): Promise<void> {
+  const slot = Number(await admin.cluster('KEYSLOT', key))
+  const masters = admin.nodes('master')
+  const ids = await Promise.all(masters.map((n) => n.cluster('MYID') as Promise<string>))
+  const owners = await Promise.all(masters.map((n) => n.cluster('COUNTKEYSINSLOT', slot) as Promise<number>))
+  const from = owners.findIndex((n) => n > 0)
+  const to = (from + 1) % masters.length
+  const src = masters[from]!
+  const dst = masters[to]!
+  await dst.cluster('SETSLOT', slot, 'IMPORTING', ids[from]!)
+  await src.cluster('SETSLOT', slot, 'MIGRATING', ids[to]!)
+  const moving = (await src.cluster('GETKEYSINSLOT', slot, 1000)) as string[]
+  await src.migrate(dst.options.host!, dst.options.port!, '', 0, 5000, 'KEYS', ...moving)
+  if (!finish) return
+  for (const n of masters) await n.cluster('SETSLOT', slot, 'NODE', ids[to]!)
 }
 
 function freePort(): Promise<number> {

@@ -10,7 +10,7 @@
  * checksum (block-value.ts) reads the disk instead. After errors in a row a
  * breaker leaves Redis alone, probing it in the background.
  */
-import { Cluster, Redis } from 'ioredis'
+import { Cluster, Redis, ReplyError } from 'ioredis'
 import createDebug from '../debug.js'
 import { crc32 } from '../protocol/crc32.js'
 import { sharedBlockKey } from './block-key.js'
@@ -196,7 +196,9 @@ export class SharedTier {
   #failed(what: string, err: unknown): void {
     this.#stats.sharedErrors++
     debug('%s failed: %s', what, (err as Error).message)
-    this.#breaker.failed()
+    // Redis answered (a full cluster refusing a store, OOM): it is up, and its lookups still work.
+    if (err instanceof ReplyError) this.#breaker.succeeded()
+    else this.#breaker.failed()
   }
 
   /** `p`, or a rejection once the timeout has passed. */

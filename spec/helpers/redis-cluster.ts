@@ -36,6 +36,8 @@ export interface RedisClusterOptions {
   host?: string
   /** Per node. Default 256mb. */
   maxmemory?: string
+  /** maxmemory-policy. Default allkeys-random (see README, "Several machines"). */
+  policy?: string
   /** A port to use for a single instance (e.g. one a server was told about before it was up). */
   port?: number
   /** Run each node under this prefix (e.g. ['ip', 'netns', 'exec', 'NAME']). */
@@ -70,7 +72,7 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
       const port = opts.port ?? (await freePortPair(host))
       const args = [
         '--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
-        '--maxmemory', opts.maxmemory ?? '256mb', '--maxmemory-policy', 'allkeys-random', '--logfile', join(dir, `${port}.log`),
+        '--maxmemory', opts.maxmemory ?? '256mb', '--maxmemory-policy', opts.policy ?? 'allkeys-random', '--logfile', join(dir, `${port}.log`),
         ...(clustered ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-require-full-coverage', 'no', '--cluster-node-timeout', '2000'] : []),
       ]
       const [cmd, ...pre] = [...(opts.wrap ?? []), 'redis-server']

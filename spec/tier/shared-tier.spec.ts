@@ -234,6 +234,29 @@ describe('shared tier failing or absent', { skip }, () => {
     assert.equal(b.server.stats().diskReads, 0)
   })
 
+  test('a full Redis refuses stores (counted) and keeps answering lookups', async (t) => {
+    const single = await startRedisCluster({ cluster: false, maxmemory: '6mb', policy: 'noeviction' })
+    t.after(() => single.stop())
+    const root = tempDir(t)
+    const prefix = `full-${process.pid}:`
+    const files = Array.from({ length: 16 }, (_, i) => writeFile(root, `f${i}.bin`, MiB))
+    const a = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
+    await up(a.server)
+    const ca = await connectTo(t, a.url)
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await ca.readFile(`f${i}.bin`), files[i])
+    assert.ok(await poll(() => a.server.stats().sharedErrors + a.server.stats().sharedWrittenBytes / MiB + a.server.stats().sharedSkipped >= files.length, 10_000))
+    const sa = a.server.stats()
+    assert.ok(sa.sharedErrors > 0, 'stores refused for want of memory are counted')
+    assert.ok(sa.sharedWrittenBytes >= MiB, 'the first stores fit')
+    assert.equal(sa.sharedUp, true, 'a Redis that refuses stores is still up')
+    // What it holds is still found.
+    const b = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
+    await up(b.server)
+    const cb = await connectTo(t, b.url)
+    for (let i = 0; i < files.length; i++) assert.deepEqual(await cb.readFile(`f${i}.bin`), files[i])
+    assert.equal(b.server.stats().sharedHits, sa.sharedWrittenBytes / MiB)
+  })
+
   test('a Redis that accepts and never answers costs a bounded wait, then the disk', async (t) => {
     const sockets = new Set<net.Socket>()
     const mute = net.createServer((s) => {

@@ -12,6 +12,8 @@ import {
   DEFAULT_GRACE,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_REDIS_PREFIX,
+  DEFAULT_REDIS_TIMEOUT,
   DEFAULT_REQUEST_TIMEOUT,
 } from '../server/server.js'
 import { VERSION } from '../version.js'
@@ -20,8 +22,6 @@ import { DEFAULT_POLICY } from '../cache/block-cache.js'
 import { DEFAULT_SETTLE_MS } from '../fs/settle.js'
 import { POLICIES, type PolicyName } from '../cache/policy.js'
 import { formatWarm } from './format.js'
-import { parseRedisNodes } from '../tier/redis-nodes.js'
-import { DEFAULT_REDIS_PREFIX, DEFAULT_REDIS_TIMEOUT_MS } from '../tier/shared-tier.js'
 import { warmDisplay } from './warm-progress.js'
 import { formatSize } from './values.js'
 import type { WarmProgress } from '../commands/warm.js'
@@ -54,7 +54,7 @@ function program(): Command {
     .option('--no-meta-cache', 'do not keep directory listings in RAM (ls, tree and warm then read every directory each time)')
     .option('--redis <urls>', 'share blocks with other hosts\' servers through Redis: seed nodes as redis://HOST:PORT, comma-separated; a cluster is found and used as one (see README, "Several machines")')
     .option('--redis-prefix <prefix>', 'put before every key in Redis, so datasets can share one cluster', DEFAULT_REDIS_PREFIX)
-    .option('--redis-timeout <seconds>', 'longest wait for a Redis lookup or store before the disk is read instead', secondsOption, DEFAULT_REDIS_TIMEOUT_MS / 1000)
+    .option('--redis-timeout <seconds>', 'longest wait for a Redis lookup or store before the disk is read instead', secondsOption, DEFAULT_REDIS_TIMEOUT / 1000)
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
@@ -146,6 +146,8 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_USAGE)
   }
   if (o.redis !== undefined) {
+    // Loaded only with --redis: a server without it starts on fewer modules.
+    const { parseRedisNodes } = await import('../tier/redis-nodes.js')
     try {
       parseRedisNodes(o.redis)
     } catch (err) {

@@ -41,8 +41,7 @@ import type http from 'node:http'
 import { createGateway } from '../http/gateway.js'
 import type { HttpConnection } from '../http/http-connection.js'
 import { Metrics } from '../metrics/metrics.js'
-import { parseRedisNodes } from '../tier/redis-nodes.js'
-import { SharedTier, type SharedStats } from '../tier/shared-tier.js'
+import type { SharedStats, SharedTier } from '../tier/shared-tier.js'
 
 const debug = createDebug('cacheserv:server')
 
@@ -158,6 +157,8 @@ export function defaultMaxBuffered(cacheSize: number): number {
   return Math.min(16 * 1024 * 1024, Math.max(4 * 1024 * 1024, Math.floor(cacheSize / 64)))
 }
 export const DEFAULT_MAX_CONNECTIONS = 256
+export const DEFAULT_REDIS_PREFIX = 'cacheserv:'
+export const DEFAULT_REDIS_TIMEOUT = 500
 export const DEFAULT_IDLE_TIMEOUT = 600_000
 export const DEFAULT_GRACE = 10_000
 export const DEFAULT_REQUEST_TIMEOUT = 10_000
@@ -220,7 +221,7 @@ export class CacheServer extends EventEmitter {
   /** Blocks taken over from the store a crashed server left. */
   readonly adopted: { blocks: number; bytes: number; dropped: number }
 
-  private constructor(jail: Jail, opts: ServerOptions) {
+  private constructor(jail: Jail, opts: ServerOptions, shared: SharedTier | null) {
     super()
     const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE
     if (!Number.isInteger(pageSize) || pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE) {
@@ -241,7 +242,7 @@ export class CacheServer extends EventEmitter {
     const { store, warning } = openStore({ dir: opts.shmDir, optional: opts.shmOptional, cacheSize, blockSize, outside: this.#memory.limit, root: jail.root })
     if (warning) this.warnings.push(warning)
     this.#store = store
-    this.#shared = opts.redis === undefined ? null : new SharedTier({ nodes: parseRedisNodes(opts.redis), prefix: opts.redisPrefix, timeoutMs: opts.redisTimeout })
+    this.#shared = shared
     this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined, shared: this.#shared ?? undefined })
     this.adopted = this.cache.adoptStored()
     if (this.adopted.blocks > 0) debug('adopted %d blocks (%d bytes) from %s', this.adopted.blocks, this.adopted.bytes, store?.dir)
@@ -305,7 +306,8 @@ export class CacheServer extends EventEmitter {
 
   /** Create a server for `root` (which must be an existing directory). */
   static async create(opts: ServerOptions): Promise<CacheServer> {
-    return new CacheServer(await Jail.open(opts.root), opts)
+    const jail = await Jail.open(opts.root)
+    return new CacheServer(jail, opts, opts.redis === undefined ? null : await openSharedTier(opts.redis, opts))
   }
 
   /** Resolves, once a writable server has removed the temporary files of dead servers' uploads, with their count. */
@@ -579,6 +581,12 @@ async function removeStaleSocket(path: string): Promise<void> {
 
 export async function createServer(opts: ServerOptions): Promise<CacheServer> {
   return CacheServer.create(opts)
+}
+
+/** The Redis tier, its modules (ioredis' among them) loaded only by a server that has one. */
+async function openSharedTier(redis: string | readonly string[], opts: ServerOptions): Promise<SharedTier> {
+  const [{ parseRedisNodes }, { SharedTier }] = await Promise.all([import('../tier/redis-nodes.js'), import('../tier/shared-tier.js')])
+  return new SharedTier({ nodes: parseRedisNodes(redis), prefix: opts.redisPrefix ?? DEFAULT_REDIS_PREFIX, timeoutMs: opts.redisTimeout ?? DEFAULT_REDIS_TIMEOUT })
 }
 
 /** A unix socket has no remote address; loopback is 127/8, ::1, or 127/8 mapped into IPv6. */

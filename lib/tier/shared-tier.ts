@@ -10,7 +10,7 @@
  * checksum (block-value.ts) reads the disk instead. After errors in a row a
  * breaker leaves Redis alone, probing it in the background.
  */
-import { Cluster, Redis, ReplyError } from 'ioredis'
+import type { Cluster, Redis, ReplyError } from 'ioredis'
 import createDebug from '../debug.js'
 import { crc32 } from '../protocol/crc32.js'
 import { sharedBlockKey } from './block-key.js'
@@ -20,8 +20,6 @@ import type { RedisNode } from './redis-nodes.js'
 
 const debug = createDebug('cacheserv:shared-tier')
 
-export const DEFAULT_REDIS_PREFIX = 'cacheserv:'
-export const DEFAULT_REDIS_TIMEOUT_MS = 500
 /** Errors in a row before the breaker leaves Redis alone. */
 const BREAKER_FAILURES = 5
 /** How often a left-alone Redis is tried again. */
@@ -32,10 +30,10 @@ const DEFAULT_MAX_PENDING = 64 * 1024 * 1024
 export interface SharedTierOptions {
   /** Seed nodes: one is enough to find a cluster. */
   nodes: RedisNode[]
-  /** Put before every key, so datasets can share a cluster. Default 'cacheserv:'. */
-  prefix?: string
-  /** Ms a lookup, a store or a probe may take. Default 500. */
-  timeoutMs?: number
+  /** Put before every key, so datasets can share a cluster. */
+  prefix: string
+  /** Ms a lookup, a store or a probe may take. */
+  timeoutMs: number
   /** Bytes of stores in flight at most. Default 64 MiB. */
   maxPending?: number
 }
@@ -67,6 +65,14 @@ export interface Destination {
 }
 
 type Client = Redis | Cluster
+interface IORedis {
+  Redis: typeof Redis
+  Cluster: typeof Cluster
+  ReplyError: typeof ReplyError
+}
+
+/** ioredis, loaded by the first server with a Redis tier: a server without one does not pay for its modules at start. */
+let ioredis: IORedis | null = null
 
 export class SharedTier {
   readonly prefix: string
@@ -83,8 +89,8 @@ export class SharedTier {
   /** Connects in the background: until Redis answers, every block goes to disk. */
   constructor(opts: SharedTierOptions) {
     this.#nodes = opts.nodes
-    this.prefix = opts.prefix ?? DEFAULT_REDIS_PREFIX
-    this.#timeoutMs = opts.timeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS
+    this.prefix = opts.prefix
+    this.#timeoutMs = opts.timeoutMs
     this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING
     this.#breaker = new Breaker(
       {
@@ -197,7 +203,7 @@ export class SharedTier {
     this.#stats.sharedErrors++
     debug('%s failed: %s', what, (err as Error).message)
     // Redis answered (a full cluster refusing a store, OOM): it is up, and its lookups still work.
-    if (err instanceof ReplyError) this.#breaker.succeeded()
+    if (ioredis && err instanceof ioredis.ReplyError) this.#breaker.succeeded()
     else this.#breaker.failed()
   }
 
@@ -224,9 +230,10 @@ export class SharedTier {
   /** Find out whether the seeds are a cluster, and connect to it (or to the single instance). */
   async #connect(): Promise<boolean> {
     try {
-      const cluster = await this.#isCluster()
+      const lib = (ioredis ??= await loadIORedis())
+      const cluster = await this.#isCluster(lib)
       if (cluster === null || this.#closed) return false
-      const client = cluster ? this.#cluster() : this.#single()
+      const client = cluster ? this.#cluster(lib) : this.#single(lib)
       client.on('error', (err: Error) => debug('Redis: %s', err.message))
       try {
         await this.#bounded(new Promise<void>((resolve, reject) => {
@@ -254,9 +261,9 @@ export class SharedTier {
   }
 
   /** Ask the seeds in turn whether cluster mode is on; null when none answers. */
-  async #isCluster(): Promise<boolean | null> {
+  async #isCluster(lib: IORedis): Promise<boolean | null> {
     for (const node of this.#nodes) {
-      const probe = new Redis({ ...node, lazyConnect: true, enableOfflineQueue: false, connectTimeout: this.#timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      const probe = new lib.Redis({ ...node, lazyConnect: true, enableOfflineQueue: false, connectTimeout: this.#timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null })
       probe.on('error', () => {})
       try {
         await this.#bounded(probe.connect())
@@ -271,9 +278,9 @@ export class SharedTier {
     return null
   }
 
-  #cluster(): Cluster {
+  #cluster(lib: IORedis): Cluster {
     const [{ username, password }] = this.#nodes
-    return new Cluster(
+    return new lib.Cluster(
       this.#nodes.map(({ host, port }) => ({ host, port })),
       {
         // A command for a node not connected fails at once (to the disk), never queues.
@@ -287,8 +294,8 @@ export class SharedTier {
     )
   }
 
-  #single(): Redis {
-    return new Redis({
+  #single(lib: IORedis): Redis {
+    return new lib.Redis({
       ...this.#nodes[0],
       enableOfflineQueue: false,
       enableAutoPipelining: true,
@@ -298,4 +305,9 @@ export class SharedTier {
       retryStrategy: (times) => Math.min(100 * times, 2000),
     })
   }
+}
+
+async function loadIORedis(): Promise<IORedis> {
+  const { Redis, Cluster, ReplyError } = await import('ioredis')
+  return { Redis, Cluster, ReplyError }
 }

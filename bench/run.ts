@@ -14,6 +14,7 @@ import { connect } from '../lib/index.js'
 import { mlEpochs } from './ml-epoch.js'
 import { firstBatch } from './first-batch.js'
 import { listing } from './listing.js'
+import { sharedTierEpoch } from './shared-tier.js'
 import { ensureTree, missingParts, PART_FILES, PART_LIMIT, TREE } from './listing-tree.js'
 import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
@@ -122,8 +123,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
   process.on('SIGHUP', onSignal)
-  // The DataLoader, crash-restart, first-batch and listing rows run after the budgeted sections, for ~6 minutes more.
-  guard(plan.budget * 2.5 + 450)
+  // The DataLoader, crash-restart, first-batch, listing, shared-tier and two-host rows run after the budgeted sections, for ~10 minutes more.
+  guard(plan.budget * 2.5 + 700)
   const load0 = loadavg()
   log(`cacheserv-pipe bench${opts.quick ? ' --quick (smaller data: figures are not those of a full run)' : ''}: ${fmtBytes(plan.bigBytes)} file, ${plan.smallFiles.toLocaleString('en-US')} files of ~110 KB; ${cpus().length} cores, load ${load0.map((l) => l.toFixed(2)).join(' ')}`)
   tmp = mkdtempSync(join(tmpdir(), 'cacheserv-bench-'))
@@ -219,6 +220,9 @@ async function main(): Promise<void> {
   }
   const list = await listing(plan.listParts, plan.listRounds, plan.listSeconds, plan.timeoutMs)
   for (const n of list.notes) log(n)
+  // 4d. A second host's epoch over the same files, its server's blocks from a Redis Cluster another host's server filled.
+  const tier = ml.images ? await sharedTierEpoch(ml.images, join(tmp, 'images.txt'), plan.mlRounds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no shared-tier rows: no Python that imports torch'] }
+  for (const n of tier.notes) log(n)
   // 5. The CLI into a Python loop, against that loop reading slow storage.
   const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)
   for (const n of pipe.notes) log(n)
@@ -266,6 +270,7 @@ async function main(): Promise<void> {
     ...ml.rows,
     ...batch.rows,
     ...list.rows,
+    ...tier.rows,
     ...pipe.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
@@ -294,6 +299,7 @@ async function main(): Promise<void> {
     ...ml.targets,
     ...batch.targets,
     ...list.targets,
+    ...tier.targets,
     ...pipe.targets,
   ]
 

@@ -17,18 +17,13 @@
  * same user reads them and cannot write them by accident (the server writes
  * through its own mapping).
  */
-import { write, chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import createDebug from '../debug.js'
 import { readIdentity, writeIdentity } from '../fs/identity.js'
 import { readFullySync } from '../read-fully.js'
 import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
-
-const writeAt = promisify((fd: number, data: Uint8Array, position: number, cb: (err: Error | null, r: { bytesWritten: number }) => void) =>
-  write(fd, data, 0, data.length, position, (err, bytesWritten) => cb(err, { bytesWritten })),
-)
 
 const debug = createDebug('cacheserv:shm')
 
@@ -219,13 +214,15 @@ export class ShmStore {
   /**
    * Fill a slot with bytes held in JavaScript (a block from the shared tier).
    * Written through the slab's descriptor: on a full tmpfs pwrite fails with
-   * ENOSPC, where a store through the mapping would kill the process.
+   * ENOSPC, where a store through the mapping would kill the process. In this
+   * thread: a copy of a block into the tmpfs costs less than handing it to the
+   * thread pool (whose wake-up, per block, cost more CPU than the copy).
    */
-  async write(slot: Slot, bytes: Uint8Array): Promise<void> {
+  write(slot: Slot, bytes: Uint8Array): void {
     const at = slot.slab.offset(slot.index)
     let done = 0
     while (done < bytes.length) {
-      const { bytesWritten } = await writeAt(slot.slab.fd, bytes.subarray(done), at + done)
+      const bytesWritten = writeSync(slot.slab.fd, bytes, done, bytes.length - done, at + done)
       if (bytesWritten === 0) throw Object.assign(new Error('no room in the store for the block'), { code: 'ENOSPC' })
       done += bytesWritten
     }

@@ -15,6 +15,7 @@ import { mlEpochs } from './ml-epoch.js'
 import { firstBatch } from './first-batch.js'
 import { listing } from './listing.js'
 import { sharedTierEpoch } from './shared-tier.js'
+import { twoHosts } from './two-hosts.js'
 import { ensureTree, missingParts, PART_FILES, PART_LIMIT, TREE } from './listing-tree.js'
 import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
@@ -223,6 +224,9 @@ async function main(): Promise<void> {
   // 4d. A second host's epoch over the same files, its server's blocks from a Redis Cluster another host's server filled.
   const tier = ml.images ? await sharedTierEpoch(ml.images, join(tmp, 'images.txt'), plan.mlRounds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no shared-tier rows: no Python that imports torch'] }
   for (const n of tier.notes) log(n)
+  // 4e. Two hosts: a hot file across a 1 Gbit/s link, and the seed's stop-and-wait design at a 1 ms round trip.
+  const hosts = await twoHosts(tmp, plan.bigBytes, plan.hotRounds, plan.timeoutMs)
+  for (const n of hosts.notes) log(n)
   // 5. The CLI into a Python loop, against that loop reading slow storage.
   const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)
   for (const n of pipe.notes) log(n)
@@ -271,6 +275,7 @@ async function main(): Promise<void> {
     ...batch.rows,
     ...list.rows,
     ...tier.rows,
+    ...hosts.rows,
     ...pipe.rows,
   ]
   // Node's start-up, measured two ways: `node -e 0` (as the target names it) and a Node writing one byte into the same
@@ -300,6 +305,7 @@ async function main(): Promise<void> {
     ...batch.targets,
     ...list.targets,
     ...tier.targets,
+    ...hosts.targets,
     ...pipe.targets,
   ]
 

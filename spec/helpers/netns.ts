@@ -128,6 +128,10 @@ function startRelay(wireNs: string, delayMs: number): Promise<ChildProcess> {
       // Neither the relay nor its pipes keep this process alive; its exit hook kills the relay.
       child.unref()
       for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as Socket).unref()
+      // It is only ever stopped by a signal: any other end leaves the link dead, and says why.
+      child.once('exit', (code, signal) => {
+        if (signal === null) process.stderr.write(`netns: the delay relay in ${wireNs} exited (${code}): ${err.trim()}\n`)
+      })
       resolve(child)
     })
   })

@@ -225,7 +225,7 @@ async function main(): Promise<void> {
   const tier = ml.images ? await sharedTierEpoch(ml.images, join(tmp, 'images.txt'), plan.mlRounds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no shared-tier rows: no Python that imports torch'] }
   for (const n of tier.notes) log(n)
   // 4e. Two hosts: a hot file across a 1 Gbit/s link, and the seed's stop-and-wait design at a 1 ms round trip.
-  const hosts = await twoHosts(tmp, plan.bigBytes, plan.hotRounds, plan.timeoutMs)
+  const hosts = await twoHosts(tmp, plan.bigBytes, [2, 3], plan.timeoutMs)
   for (const n of hosts.notes) log(n)
   // 5. The CLI into a Python loop, against that loop reading slow storage.
   const pipe = await pipeIntoPython(tmp, plan.pipeBytes, plan.mlRounds, plan.timeoutMs)

@@ -46,7 +46,7 @@ export async function makeDataset(dir: string, shape: DataShape): Promise<Datase
   const root = join(dir, 'data')
   mkdirSync(root)
   let t = Date.now()
-  const big = await writeBig(root, 'big.bin', shape.bigBytes)
+  const big = await writeRandomFile(root, 'big.bin', shape.bigBytes)
   log(`data: wrote ${big.path}, ${fmtBytes(big.size)} random, in ${((Date.now() - t) / 1000).toFixed(1)} s`)
   t = Date.now()
   const sizeOf = prng(110)
@@ -81,7 +81,8 @@ function dirName(i: number): string {
   return `d${String(Math.floor(i / PER_DIR)).padStart(2, '0')}`
 }
 
-async function writeBig(root: string, name: string, size: number): Promise<FileInfo> {
+/** `size` random bytes at root/name, written 16 MiB at a time; with their page xor (Toucher). */
+export async function writeRandomFile(root: string, name: string, size: number): Promise<FileInfo> {
   const chunk = Buffer.allocUnsafe(16 * MiB)
   const fd = openSync(join(root, name), 'w')
   const t = new Toucher()

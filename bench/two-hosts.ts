@@ -15,9 +15,8 @@
  * themselves); the namespaces, links and processes are gone at the end,
  * whatever happened.
  */
-import { randomFillSync } from 'node:crypto'
 import { once } from 'node:events'
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { type Client, connect } from '../lib/index.js'
@@ -26,6 +25,7 @@ import { alternate, type Contender, type Measured, type Sample } from './measure
 import { shell, startServer, stop } from './procs.js'
 import { SERVER_BIN, serverEnv, serverNodeFlags } from './servers.js'
 import { ratioTarget, row, type Row, type Target } from './table.js'
+import { writeRandomFile } from './data.js'
 import { BenchError, checkRead, cpuMeter, elapsed, fmtBytes, KiB, log, median, MiB, now, Toucher, withTimeout } from './util.js'
 
 export interface TwoHostsResult {
@@ -99,26 +99,15 @@ interface Hot {
 async function writeHot(tmp: string, bytes: number, timeoutMs: number): Promise<Hot> {
   const dir = mkdtempSync(join(tmp, 'two-hosts-'))
   const abs = join(dir, 'hot.bin')
-  const chunk = Buffer.allocUnsafe(16 * MiB)
-  const t = new Toucher()
+  let xor: number
   try {
-    const fd = openSync(abs, 'w')
-    try {
-      for (let left = bytes; left > 0; left -= chunk.length) {
-        const part = chunk.subarray(0, Math.min(left, chunk.length))
-        randomFillSync(part)
-        t.touch(part)
-        for (let at = 0; at < part.length; ) at += writeSync(fd, part, at)
-      }
-    } finally {
-      closeSync(fd)
-    }
+    xor = (await writeRandomFile(dir, 'hot.bin', bytes)).xor
     await shell('two hosts: sync', 'sync', timeoutMs)
   } catch (err) {
     rmSync(dir, { recursive: true, force: true })
     throw err
   }
-  return { dir, path: 'hot.bin', abs, size: bytes, xor: t.xor }
+  return { dir, path: 'hot.bin', abs, size: bytes, xor }
 }
 
 interface Running {

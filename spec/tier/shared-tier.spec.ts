@@ -7,13 +7,13 @@ import assert from 'node:assert/strict'
 import { utimesSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, before, describe, test, type TestContext } from 'node:test'
 import { Cluster } from 'ioredis'
 import type { CacheServer } from '../../lib/server/server.js'
 import { sharedBlockKey } from '../../lib/tier/block-key.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { NO_REDIS, type RedisCluster, redisInstalled, startRedisCluster } from '../helpers/redis-cluster.js'
-import { connectTo, startServer } from '../helpers/server.js'
+import { connectTo, type Running, startServer } from '../helpers/server.js'
 import { runClient, startServerProcess } from '../helpers/cli.js'
 import { poll } from '../helpers/wait.js'
 
@@ -27,6 +27,13 @@ async function stored(server: CacheServer, bytes: number): Promise<void> {
 
 async function up(server: CacheServer): Promise<void> {
   assert.ok(await poll(() => server.stats().sharedUp === true, 10_000), 'the server reaches Redis')
+}
+
+/** Two servers on one root (two hosts with the same files), both sharing through Redis. */
+async function twoServers(t: TestContext, root: string, redis: string, redisPrefix: string): Promise<[Running, Running]> {
+  const pair = await Promise.all([startServer(t, { root, redis, redisPrefix }), startServer(t, { root, redis, redisPrefix })])
+  await Promise.all(pair.map((s) => up(s.server)))
+  return pair
 }
 
 describe('shared tier on a Redis Cluster', { skip }, () => {
@@ -74,9 +81,7 @@ describe('shared tier on a Redis Cluster', { skip }, () => {
     const root = tempDir(t)
     const prefix = `t2-${process.pid}:`
     const v1 = writeFile(root, 'data.bin', 2 * MiB)
-    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
-    const b = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
-    await Promise.all([up(a.server), up(b.server)])
+    const [a, b] = await twoServers(t, root, cluster.urls, prefix)
     const [ca, cb] = await Promise.all([connectTo(t, a.url), connectTo(t, b.url)])
     assert.deepEqual(await ca.readFile('data.bin'), v1)
     await stored(a.server, v1.length)
@@ -129,9 +134,7 @@ describe('shared tier on a Redis Cluster', { skip }, () => {
     const root = tempDir(t)
     const prefix = `t5-${process.pid}:`
     const data = writeFile(root, 'm.bin', 2 * MiB)
-    const a = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
-    const b = await startServer(t, { root, redis: cluster.urls, redisPrefix: prefix })
-    await Promise.all([up(a.server), up(b.server)])
+    const [a, b] = await twoServers(t, root, cluster.urls, prefix)
     assert.deepEqual(await (await connectTo(t, a.url)).readFile('m.bin'), data)
     await stored(a.server, data.length)
     const keys = await scanKeys(admin, `${prefix}*`)

@@ -63,7 +63,14 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
   const host = opts.host ?? '127.0.0.1'
   const dir = mkdtempSync(join(tmpdir(), 'cacheserv-redis-'))
   const nodes: RedisNodeProcess[] = []
+  // A process that exits without stop() (a failed test run, the bench's Ctrl-C) still leaves no Redis running.
+  const killNow = () => {
+    for (const n of nodes) if (n.child.exitCode === null && n.child.signalCode === null) n.child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  }
+  process.once('exit', killNow)
   const stop = async () => {
+    process.off('exit', killNow)
     await Promise.all(nodes.map((n) => stopChild(n.child)))
     rmSync(dir, { recursive: true, force: true })
   }

@@ -475,21 +475,27 @@ export class BlockCache {
     return this.#filled(buf, key, slots.get(buf))
   }
 
-  /** Where a block from the shared tier goes: a store slot when there is one, else the heap. */
+  /** Where a block from the shared tier goes: a store slot when there is one (and room in its tmpfs), else the heap. */
   #destination(store: ShmStore | null, length: number, slots: Map<Buffer, Slot>): Destination {
     return {
       length,
-      take: () => {
+      place: (bytes) => {
         const slot = store?.take(length)
-        if (!slot) return Buffer.allocUnsafeSlow(length)
-        const buf = Buffer.from(slot.buffer)
-        slots.set(buf, slot)
-        return buf
-      },
-      fill: (buf, bytes) => {
-        const slot = slots.get(buf)
-        if (slot) return store!.write(slot, bytes)
+        if (slot) {
+          const buf = Buffer.from(slot.buffer)
+          try {
+            store!.write(slot, bytes)
+            slots.set(buf, slot)
+            return buf
+          } catch (err) {
+            // The tmpfs is full (another program filled it): the block goes on the heap, as a disk read's would.
+            store!.give(slot)
+            debug('no room in the store for a block from the shared tier: %s', (err as Error).message)
+          }
+        }
+        const buf = Buffer.allocUnsafeSlow(length)
         buf.set(bytes)
+        return buf
       },
       give: (buf) => {
         const slot = slots.get(buf)

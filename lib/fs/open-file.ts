@@ -20,7 +20,11 @@ export interface OpenFile {
   key: string
   size: number
   mtimeMs: number
-  /** The path under the root it was opened by (its names joined by /): with its identity, its key in the shared tier. */
+  /**
+   * Where it is under the root, symlinks resolved (its real names joined by /): with its
+   * identity, its key in the shared tier. Not the path asked for: a symlink switched to
+   * another file of the same size and times must not name the first one's blocks.
+   */
   name: string
 }
 
@@ -30,17 +34,16 @@ export async function openFile(jail: Jail, path: unknown, settle?: Settle): Prom
   const shown = Jail.shown(String(path))
   // A path with no symlink on it: one job on the thread pool (open-beneath.ts); anything else, the walk.
   const plain = dirOnly ? null : await jail.openPlain(parts)
-  const name = parts.join('/')
-  if (plain) return opened(new FdFile(plain.fd), plain.st, name, shown, settle)
-  return openFound(await jail.lookupParts(parts, String(path), dirOnly), name, shown, settle)
+  // A path with no symlink on it is its own real location.
+  if (plain) return opened(new FdFile(plain.fd), plain.st, parts.join('/'), shown, settle)
+  return openFound(await jail.lookupParts(parts, String(path), dirOnly), shown, settle)
 }
 
 /** Open the regular file at real names under the root (from a walk), for reading; `shown` names it in errors. */
 export async function openFileAt(jail: Jail, names: readonly string[], shown: string, settle?: Settle): Promise<OpenFile> {
   const plain = await jail.openPlain(names)
-  const name = names.join('/')
-  if (plain) return opened(new FdFile(plain.fd), plain.st, name, shown, settle)
-  return openFound(await jail.lookupParts(names, shown), name, shown, settle)
+  if (plain) return opened(new FdFile(plain.fd), plain.st, names.join('/'), shown, settle)
+  return openFound(await jail.lookupParts(names, shown), shown, settle)
 }
 
 /**
@@ -49,7 +52,7 @@ export async function openFileAt(jail: Jail, names: readonly string[], shown: st
  * Opening its /proc/self/fd path opens that very inode, whatever its name
  * names now. The identity is the one fstat gave for that inode.
  */
-async function openFound(found: Found, name: string, shown: string, settle?: Settle): Promise<OpenFile> {
+async function openFound(found: Found, shown: string, settle?: Settle): Promise<OpenFile> {
   let fh: FileHandle
   const held = found.held
   try {
@@ -65,7 +68,7 @@ async function openFound(found: Found, name: string, shown: string, settle?: Set
   }
   // Reopened through /proc, the descriptor is the very inode found.st describes: no second
   // fstat. A real path (no /proc) may name another file by now: look again.
-  return opened(fh, held ? found.st : null, name, shown, settle)
+  return opened(fh, held ? found.st : null, found.names.join('/'), shown, settle)
 }
 
 /** An open file as OpenFile, once it is known to be a regular file (`st`: its fstat, or null to take one) and has settled. */

@@ -307,7 +307,16 @@ export class CacheServer extends EventEmitter {
   /** Create a server for `root` (which must be an existing directory). */
   static async create(opts: ServerOptions): Promise<CacheServer> {
     const jail = await Jail.open(opts.root)
-    return new CacheServer(jail, opts, opts.redis === undefined ? null : await openSharedTier(opts.redis, opts))
+    let shared: SharedTier | null = null
+    try {
+      shared = opts.redis === undefined ? null : await openSharedTier(opts.redis, opts)
+      return new CacheServer(jail, opts, shared)
+    } catch (err) {
+      // A server that does not start leaves nothing open: the root's descriptor, a connection to Redis.
+      jail.close()
+      await shared?.close()
+      throw err
+    }
   }
 
   /** Resolves, once a writable server has removed the temporary files of dead servers' uploads, with their count. */

@@ -56,11 +56,10 @@ export interface SharedStats {
   sharedUp: boolean
 }
 
-/** Where a found block is copied: a buffer of the block's length (a cache slot, or the heap), how to fill it, and how to give it back if it is refused. */
+/** Where a found block goes: its length, a copy of its bytes in memory the cache may keep (a store slot, or the heap), and how to give that back if it is refused. */
 export interface Destination {
   length: number
-  take: () => Buffer
-  fill: (buf: Buffer, bytes: Buffer) => Promise<void> | void
+  place: (bytes: Buffer) => Buffer
   give: (buf: Buffer) => void
 }
 
@@ -133,16 +132,10 @@ export class SharedTier {
       this.#stats.sharedMisses++
       return null
     }
-    const found = decodeBlockValue(value, into.length)
+    // Anything but a string of the block's length (a server that is not Redis may answer anything) is not a block.
+    const found = Buffer.isBuffer(value) ? decodeBlockValue(value, into.length) : null
     if (!found) return this.#corrupt(client, key)
-    const buf = into.take()
-    try {
-      await into.fill(buf, found.bytes)
-    } catch (err) {
-      into.give(buf)
-      this.#failed('copy', err)
-      return null
-    }
+    const buf = into.place(found.bytes)
     if (crc32(buf) !== found.crc) {
       into.give(buf)
       return this.#corrupt(client, key)

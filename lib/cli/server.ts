@@ -55,6 +55,7 @@ function program(): Command {
     .option('--redis <urls>', 'share blocks with other hosts\' servers through Redis: seed nodes as redis://HOST:PORT, comma-separated; a cluster is found and used as one (see README, "Several machines")')
     .option('--redis-prefix <prefix>', 'put before every key in Redis, so datasets can share one cluster', DEFAULT_REDIS_PREFIX)
     .option('--redis-timeout <seconds>', 'longest wait for a Redis lookup or store before the disk is read instead', secondsOption, DEFAULT_REDIS_TIMEOUT / 1000)
+    .option('--no-redis-inode', 'leave inode numbers out of the keys in Redis, for filesystems that number inodes each host its own way (FUSE bucket mounts); see README, "Several machines"')
     .option('--warm <path>', 'load this file or tree into the cache right after starting ("" or . for everything)')
     .option('--pin <path>', 'pin this file or tree in the cache before serving (repeatable): kept whatever the policy does; more than fits is an error', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--token <token>', 'shared secret every client must present first (env CACHESERV_TOKEN; the env keeps it out of `ps`)')
@@ -109,6 +110,7 @@ export async function main(argv: string[]): Promise<void> {
     redis?: string
     redisPrefix: string
     redisTimeout: number
+    redisInode: boolean
   }>()
   if (o.token === '') {
     // `--token "$TOKEN"` with TOKEN unset: an empty secret would let anyone in.
@@ -187,6 +189,7 @@ export async function main(argv: string[]): Promise<void> {
       redis: o.redis,
       redisPrefix: o.redisPrefix,
       redisTimeout: o.redisTimeout * 1000,
+      redisInode: o.redisInode,
     })
     for (const w of server.warnings) console.error(`cacheserv-pipe: warning: ${w}`)
     const { adopted } = server

@@ -122,6 +122,12 @@ export interface ServerOptions {
   redisPrefix?: string
   /** Ms a Redis lookup or store may take before the disk is read instead. Default 500. */
   redisTimeout?: number
+  /**
+   * Name each file's inode number in its Redis keys. Default true: right where every host sees
+   * the same numbers (NFS, CephFS, Lustre). False for filesystems that number inodes per host
+   * (FUSE bucket mounts), at the risk README "Several machines" describes.
+   */
+  redisInode?: boolean
 }
 
 export interface ServerStats extends CacheStats, MetaStats, Omit<SharedStats, 'sharedUp'> {
@@ -595,7 +601,7 @@ export async function createServer(opts: ServerOptions): Promise<CacheServer> {
 /** The Redis tier, its modules (ioredis' among them) loaded only by a server that has one. */
 async function openSharedTier(redis: string | readonly string[], opts: ServerOptions): Promise<SharedTier> {
   const [{ parseRedisNodes }, { SharedTier }] = await Promise.all([import('../tier/redis-nodes.js'), import('../tier/shared-tier.js')])
-  return new SharedTier({ nodes: parseRedisNodes(redis), prefix: opts.redisPrefix ?? DEFAULT_REDIS_PREFIX, timeoutMs: opts.redisTimeout ?? DEFAULT_REDIS_TIMEOUT })
+  return new SharedTier({ nodes: parseRedisNodes(redis), prefix: opts.redisPrefix ?? DEFAULT_REDIS_PREFIX, timeoutMs: opts.redisTimeout ?? DEFAULT_REDIS_TIMEOUT, inode: opts.redisInode })
 }
 
 /** A unix socket has no remote address; loopback is 127/8, ::1, or 127/8 mapped into IPv6. */

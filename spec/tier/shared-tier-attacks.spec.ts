@@ -269,7 +269,7 @@ describe('shared tier attacks on one Redis', { skip }, () => {
       await own.stop()
       await again?.stop()
     })
-    const tier = new SharedTier({ nodes: [{ host: '127.0.0.1', port }], prefix: `inflight-${process.pid}:`, timeoutMs: 5000 })
+    const tier = new SharedTier({ nodes: [{ host: '127.0.0.1', port }], prefix: `inflight-${process.pid}:`, timeoutMs: 5000, maxPending: 64 * MiB })
     t.after(() => tier.close())
     assert.equal(await tier.ready, true)
     own.nodes[0]!.child.kill('SIGSTOP')
@@ -587,6 +587,47 @@ describe('shared tier attacks: a file changed around a Redis lookup', { skip }, 
 })
 
 describe('shared tier attacks: another file at the same path with the same size, mtime and ctime', { skip }, () => {
+  test('a directory swapped for another whose file matches the old one\'s size and times (one real path): the new bytes', async (t) => {
+    const single = await startRedisCluster({ cluster: false })
+    t.after(() => single.stop())
+    const root = tempDir(t)
+    const prefix = `dirswap-${process.pid}:`
+    // Two releases written in the same tick with the same mtime: only their inodes tell them apart.
+    let v1: Buffer | null = null
+    let v2: Buffer | null = null
+    let next = ''
+    for (let attempt = 0; attempt < 50 && !v1; attempt++) {
+      const a = writeFile(root, `r${attempt}/v1/shard.bin`, MiB)
+      const b = writeFile(root, `r${attempt}/v2/shard.bin`, MiB)
+      const when = new Date(1_700_000_000_000)
+      utimesSync(join(root, `r${attempt}/v1/shard.bin`), when, when)
+      utimesSync(join(root, `r${attempt}/v2/shard.bin`), when, when)
+      const [s1, s2] = [1, 2].map((v) => statSync(join(root, `r${attempt}/v${v}/shard.bin`), { bigint: true }))
+      if (s1!.ctimeNs !== s2!.ctimeNs || s1!.ino === s2!.ino) continue
+      // A rename of the directory leaves its files' ctimes as they were.
+      renameSync(join(root, `r${attempt}/v1`), join(root, 'current'))
+      next = `r${attempt}/v2`
+      ;[v1, v2] = [a, b]
+    }
+    if (!v1 || !v2) {
+      t.skip('this filesystem never gave two files the same ctime')
+      return
+    }
+    const { server, url } = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
+    await up(server)
+    const client = await connectTo(t, url)
+    assert.ok((await client.readFile('current/shard.bin')).equals(v1))
+    await stored(server, v1.length)
+    renameSync(join(root, 'current'), join(root, 'old'))
+    renameSync(join(root, next), join(root, 'current'))
+    // Another server: the first one's RAM still holds v1's block under v1's inode, which no longer answers to the path.
+    const other = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
+    await up(other.server)
+    const got = await (await connectTo(t, other.url)).readFile('current/shard.bin')
+    assert.ok(got.equals(v2), `the new version: ${got.equals(v1) ? 'the old version\'s bytes came from Redis' : 'other bytes'}`)
+    assert.equal(other.server.stats().sharedHits, 0, 'no block of the old version under the new one\'s key')
+  })
+
   test('a symlink switched to a new version whose file matches the old one\'s size and times: the new bytes, not the old version\'s from Redis', async (t) => {
     const single = await startRedisCluster({ cluster: false })
     t.after(() => single.stop())

@@ -281,11 +281,14 @@ describe('shared tier failing or absent', { skip }, () => {
     assert.equal(a.server.stats().sharedHits, 0)
   })
 
-  test('keys name the path, the version and the block, not the device or inode', () => {
+  test('keys name the real path, the inode, the version and the block, not the device', () => {
     const k = sharedBlockKey('p:', 'a/b c.jpg', '2049:123456:1000:1700000000000000001:1700000000000000002', MiB, 7)
-    assert.equal(k, `p:${MiB}:1000:1700000000000000001:1700000000000000002:7:a/b c.jpg`)
-    assert.equal(sharedBlockKey('p:', 'x', '9:9:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '1:1:1000:1:2', MiB, 0), 'another host (device, inode) shares the key')
-    assert.notEqual(sharedBlockKey('p:', 'x', '9:9:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:9:1000:1:3', MiB, 0), 'a new ctime is a new key')
+    assert.equal(k, `p:${MiB}:123456:1000:1700000000000000001:1700000000000000002:7:a/b c.jpg`)
+    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '1:5:1000:1:2', MiB, 0), 'another host\'s device shares the key')
+    assert.notEqual(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:6:1000:1:2', MiB, 0), 'another inode is another file')
+    assert.notEqual(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:5:1000:1:3', MiB, 0), 'a new ctime is a new key')
+    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0, false), sharedBlockKey('p:', 'x', '1:1:1000:1:2', MiB, 0, false), 'without inodes (FUSE mounts): the path and the version alone')
+    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0, false), `p:${MiB}:1000:1:2:0:x`)
   })
 })
 

@@ -72,6 +72,11 @@ describe('shared tier on a Redis Cluster', { skip }, () => {
     assert.equal(s.sharedReadBytes, total)
     assert.equal(s.sharedErrors, 0)
     assert.equal(s.sharedWrittenBytes, 0, 'blocks found in Redis are not stored again')
+    // The metrics count the same.
+    const metrics = await (await fetch(`${await b.server.listenHttp('127.0.0.1:0')}/-/metrics`)).text()
+    assert.match(metrics, new RegExp(`^cacheserv_shared_hits_total ${6 + small.length}$`, 'm'))
+    assert.match(metrics, new RegExp(`^cacheserv_shared_read_bytes_total ${total}$`, 'm'))
+    assert.match(metrics, /^cacheserv_shared_errors_total 0$/m)
     // The keys are spread over the cluster's masters.
     const perNode = await Promise.all(admin.nodes('master').map((n) => n.dbsize()))
     assert.ok(perNode.filter((n) => n > 0).length >= 2, `keys on more than one master: ${perNode}`)

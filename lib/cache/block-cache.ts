@@ -3,22 +3,19 @@
  * or a range of one costs only the blocks it touches. Concurrent misses on the
  * same block share one disk read (single-flight).
  */
-import createDebug from '../debug.js'
-import { error } from '../errors.js'
-import { currentIdentity, type OpenFile } from '../fs/open-file.js'
+import type { OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
 import { BlockLease } from './block-lease.js'
 import { noteDropped } from './collect-garbage.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
-import type { ShmStore, Slot, SlotLocation } from './shm-store.js'
+import type { ShmStore, SlotLocation } from './shm-store.js'
 import { StoreBlocks } from './store-blocks.js'
-import type { Destination, SharedTier } from '../tier/shared-tier.js'
+import type { SharedTier } from '../tier/shared-tier.js'
+import { BlockFill } from './block-fill.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
 export const DEFAULT_POLICY: PolicyName = 'tinylfu'
-
-const debug = createDebug('cacheserv:block-cache')
 
 export const DEFAULT_BLOCK_SIZE = 1024 * 1024
 
@@ -87,7 +84,7 @@ export class BlockCache {
   #lru: CachePolicy
   /** Disk reads under way, and whether each of those waiting on one has stopped reading (see MemoryBudget). */
   #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[]; lefts: number[] }>()
-  #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0, diskReads: 0 }
+  #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0 }
   #memory: MemoryBudget | null
   /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
   #held = new Map<Buffer, Holding>()
@@ -100,14 +97,15 @@ export class BlockCache {
   readonly #limit: number
   /** Blocks in shared memory, when the cache has a store. */
   #stored: StoreBlocks | null
-  #shared: SharedTier | null
+  /** Reads blocks in: from the shared tier, else from disk. */
+  #filler: BlockFill
 
   constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store, shared }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
     this.#stored = store ? new StoreBlocks(store, (block, key) => this.#held.has(block) || this.#peek(key) === block) : null
-    this.#shared = shared ?? null
+    this.#filler = new BlockFill(blockSize, this.#stored, shared ?? null)
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
     this.#lru = createPolicy(policy, {
@@ -246,6 +244,7 @@ export class BlockCache {
   stats(): CacheStats {
     return {
       ...this.#stats,
+      diskReads: this.#filler.diskReads,
       cacheBytes: this.#lru.bytes + this.#pinnedBytes,
       cacheLimit: this.#limit,
       entries: this.#lru.size + this.#pinned.size,
@@ -446,7 +445,7 @@ export class BlockCache {
     }
     try {
       const key = `${file.key}#${index}`
-      const buf = await this.#fill(file, key, start, length)
+      const buf = await this.#filler.fill(file, key, start, length)
       // Cached before its room is given back: a leased block this pushes out of the cache is
       // charged in its place, so the read never holds more than it reserved (and no waiter is
       // let in on bytes the charge is about to take).
@@ -457,101 +456,9 @@ export class BlockCache {
       this.#memory?.free(length)
     }
   }
-
-  async #fill(file: OpenFile, key: string, start: number, length: number): Promise<Buffer> {
-    const index = start / this.blockSize
-    // In a store slot, or a slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
-    const store = file.size >= MIN_STORE_FILE ? (this.#stored?.store ?? null) : null
-    const shared = this.#shared
-    const sharedKey = shared?.key(file.name, file.key, this.blockSize, index)
-    // The store slot each buffer taken here is in, if any.
-    const slots = new Map<Buffer, Slot>()
-    if (shared && sharedKey) {
-      const found = await shared.fetch(sharedKey, this.#destination(store, length, slots))
-      if (found) return this.#filled(found, key, slots.get(found))
-    }
-    const buf = await this.#readDisk(file, store, start, length, slots)
-    if (shared && sharedKey) shared.store(sharedKey, buf)
-    return this.#filled(buf, key, slots.get(buf))
-  }
-
-  /** Where a block from the shared tier goes: a store slot when there is one (and room in its tmpfs), else the heap. */
-  #destination(store: ShmStore | null, length: number, slots: Map<Buffer, Slot>): Destination {
-    return {
-      length,
-      place: (bytes) => {
-        const slot = store?.take(length)
-        if (slot) {
-          const buf = Buffer.from(slot.buffer)
-          try {
-            store!.write(slot, bytes)
-            slots.set(buf, slot)
-            return buf
-          } catch (err) {
-            // The tmpfs is full (another program filled it): the block goes on the heap, as a disk read's would.
-            store!.give(slot)
-            debug('no room in the store for a block from the shared tier: %s', (err as Error).message)
-          }
-        }
-        const buf = Buffer.allocUnsafeSlow(length)
-        buf.set(bytes)
-        return buf
-      },
-      give: (buf) => {
-        const slot = slots.get(buf)
-        if (slot) store!.give(slot)
-        slots.delete(buf)
-      },
-    }
-  }
-
-  /** The block is whole and is this version's: recorded in its slot, never written again. */
-  #filled(buf: Buffer, key: string, slot: Slot | undefined): Buffer {
-    debug('filled block %s (%d bytes)', key, buf.length)
-    if (slot) this.#stored?.keep(buf, slot, key)
-    // Never written again: the framer may remember the crc32 of its pages.
-    markImmutable(buf)
-    return buf
-  }
-
-  async #readDisk(file: OpenFile, store: ShmStore | null, start: number, length: number, slots: Map<Buffer, Slot>): Promise<Buffer> {
-    const slot = store?.take(length) ?? null
-    const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
-    if (slot) slots.set(buf, slot)
-    try {
-      let filled = 0
-      while (filled < length) {
-        this.#stats.diskReads++
-        const { bytesRead } = await file.fh.read(buf, filled, length - filled, start + filled)
-        if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
-        filled += bytesRead
-      }
-      // Cached under this version's key, the bytes must be this version's. A write changes the mtime
-      // before it copies its bytes, so a read that saw new bytes sees the new identity here (as far
-      // as the mtime's clock tells writes apart: the same tick and the same size go unseen).
-      if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
-    } catch (err) {
-      // Nobody has seen the slot's bytes: it is free at once.
-      if (slot) {
-        store?.give(slot)
-        slots.delete(buf)
-      }
-      // The tmpfs had no page for the slot (another process filled it): this block goes on the heap.
-      if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#readDisk(file, null, start, length, slots)
-      throw err
-    }
-    return buf
-  }
 }
 
 const never = () => false
-
-/**
- * Files smaller than this keep their block on the heap: in the store a block
- * takes whole pages (up to 4 KiB more) and a few hundred bytes of bookkeeping,
- * a quarter or more of a tiny file. Same-host clients read them over the socket.
- */
-export const MIN_STORE_FILE = 16 * 1024
 
 /** A disk read that stopped waiting for memory because the request that started it stopped. */
 class GaveUp extends Error {

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, mkdirSync, mkdtempSync, openSync, readlinkSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, utimesSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readlinkSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, utimesSync, writeSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -593,26 +593,15 @@ describe('shared tier attacks: another file at the same path with the same size,
     const root = tempDir(t)
     const prefix = `dirswap-${process.pid}:`
     // Two releases written in the same tick with the same mtime: only their inodes tell them apart.
-    let v1: Buffer | null = null
-    let v2: Buffer | null = null
-    let next = ''
-    for (let attempt = 0; attempt < 50 && !v1; attempt++) {
-      const a = writeFile(root, `r${attempt}/v1/shard.bin`, MiB)
-      const b = writeFile(root, `r${attempt}/v2/shard.bin`, MiB)
-      const when = new Date(1_700_000_000_000)
-      utimesSync(join(root, `r${attempt}/v1/shard.bin`), when, when)
-      utimesSync(join(root, `r${attempt}/v2/shard.bin`), when, when)
-      const [s1, s2] = [1, 2].map((v) => statSync(join(root, `r${attempt}/v${v}/shard.bin`), { bigint: true }))
-      if (s1!.ctimeNs !== s2!.ctimeNs || s1!.ino === s2!.ino) continue
-      // A rename of the directory leaves its files' ctimes as they were.
-      renameSync(join(root, `r${attempt}/v1`), join(root, 'current'))
-      next = `r${attempt}/v2`
-      ;[v1, v2] = [a, b]
-    }
-    if (!v1 || !v2) {
+    const pair = twoReleases(root, MiB)
+    if (!pair) {
       t.skip('this filesystem never gave two files the same ctime')
       return
     }
+    const { v1, v2, dir } = pair
+    // A rename of the directory leaves its files' ctimes as they were.
+    renameSync(join(root, dir, 'v1'), join(root, 'current'))
+    const next = `${dir}/v2`
     const { server, url } = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
     await up(server)
     const client = await connectTo(t, url)
@@ -634,26 +623,13 @@ describe('shared tier attacks: another file at the same path with the same size,
     const root = tempDir(t)
     const prefix = `swap-${process.pid}:`
     // Two releases of a shard of fixed size, written in the same tick with the same mtime (a tar's, say).
-    // Their inodes differ; the key of the shared tier leaves inodes out.
-    let v1: Buffer | null = null
-    let v2: Buffer | null = null
-    for (let attempt = 0; attempt < 50 && !v1; attempt++) {
-      mkdirSync(join(root, `r${attempt}`, 'v1'), { recursive: true })
-      mkdirSync(join(root, `r${attempt}`, 'v2'), { recursive: true })
-      const a = writeFile(root, `r${attempt}/v1/shard.bin`, 2 * MiB)
-      const b = writeFile(root, `r${attempt}/v2/shard.bin`, 2 * MiB)
-      const when = new Date(1_700_000_000_000)
-      utimesSync(join(root, `r${attempt}/v1/shard.bin`), when, when)
-      utimesSync(join(root, `r${attempt}/v2/shard.bin`), when, when)
-      const [s1, s2] = [1, 2].map((v) => statSync(join(root, `r${attempt}/v${v}/shard.bin`), { bigint: true }))
-      if (s1!.ctimeNs !== s2!.ctimeNs || s1!.ino === s2!.ino) continue
-      symlinkSync(`r${attempt}/v1`, join(root, 'current'))
-      ;[v1, v2] = [a, b]
-    }
-    if (!v1 || !v2) {
+    const pair = twoReleases(root, 2 * MiB)
+    if (!pair) {
       t.skip('this filesystem never gave two files the same ctime')
       return
     }
+    const { v1, v2, dir } = pair
+    symlinkSync(`${dir}/v1`, join(root, 'current'))
     const { server, url } = await startServer(t, { root, redis: single.urls, redisPrefix: prefix })
     await up(server)
     const client = await connectTo(t, url)
@@ -671,3 +647,23 @@ describe('shared tier attacks: another file at the same path with the same size,
     assert.ok(got.equals(v2), `current/shard.bin is the new version: ${got.equals(v1) ? 'the old version\'s bytes were served' : 'other bytes'} (sharedHits ${s.sharedHits})`)
   })
 })
+
+/**
+ * DIR/v1/shard.bin and DIR/v2/shard.bin under `root`: two files of `size`
+ * random bytes with the same mtime and the same ctime to the nanosecond (made
+ * in one tick of the kernel's clock, tried until it happens), different
+ * inodes. Null if the filesystem never gave them the same ctime.
+ */
+function twoReleases(root: string, size: number): { v1: Buffer; v2: Buffer; dir: string } | null {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const dir = `r${attempt}`
+    const v1 = writeFile(root, `${dir}/v1/shard.bin`, size)
+    const v2 = writeFile(root, `${dir}/v2/shard.bin`, size)
+    const when = new Date(1_700_000_000_000)
+    utimesSync(join(root, dir, 'v1/shard.bin'), when, when)
+    utimesSync(join(root, dir, 'v2/shard.bin'), when, when)
+    const [s1, s2] = ['v1', 'v2'].map((v) => statSync(join(root, dir, v, 'shard.bin'), { bigint: true }))
+    if (s1!.ctimeNs === s2!.ctimeNs && s1!.ino !== s2!.ino) return { v1, v2, dir }
+  }
+  return null
+}

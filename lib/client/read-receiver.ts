@@ -124,7 +124,10 @@ export class ReadReceiver implements FrameHandler {
         return true
       }
       case FrameType.PROGRESS:
-        return true // a command's "still working" (a tree walking a slow disk): nothing to deliver
+        // A command's "still working" (a tree walking a slow disk): nothing to deliver. A read
+        // never sends one: there it would be a DATA frame's place taken, its bytes lost unseen.
+        if (this.#stream) return true
+        return this.#fail(error('EPROTO', `read ${this.id}: PROGRESS in a read`))
       default:
         return this.#fail(error('EPROTO', `read ${this.id}: unexpected frame type ${frame.type}`))
     }

@@ -207,6 +207,28 @@ async function scriptedServer(
   return { url, lines }
 }
 
+describe('a read answered by a server that lies with valid checksums', () => {
+  test('a PROGRESS frame in the place of a DATA frame fails the read (EPROTO), never shifts the bytes after it', async (t) => {
+    const data = Buffer.from(Array.from({ length: 3072 }, (_, i) => i % 251))
+    const { url } = await scriptedServer(t, ({ id, op }) =>
+      op !== 'read'
+        ? []
+        : [
+            jsonFrame(FrameType.START, id, 0, { size: 3072, offset: 0, length: 3072, mtimeMs: 0 }),
+            { type: FrameType.DATA, id, seq: 1, payload: data.subarray(0, 1024) },
+            // seq 2 should be DATA 1024..2048: a PROGRESS takes its seq, and its bytes never come.
+            jsonFrame(FrameType.PROGRESS, id, 2, {}),
+            { type: FrameType.DATA, id, seq: 3, payload: data.subarray(2048, 3072) },
+            { type: FrameType.DATA, id, seq: 4, payload: data.subarray(2048, 3072) },
+            jsonFrame(FrameType.END, id, 5, { length: 3072 }),
+          ],
+    )
+    const client = await connect(url)
+    t.after(() => client.close())
+    await assert.rejects(client.readFile('x'), { code: 'EPROTO' })
+  })
+})
+
 describe('an ERROR that overtakes a NACK', () => {
   // The server answers a NACK even after it ended the request; without a cancel that resend (a whole file) would be sent for nothing.
   const error = (id: number, seq: number) => jsonFrame(FrameType.ERROR, id, seq, { code: 'EIO', message: 'disk went away' })

@@ -47,7 +47,8 @@ export async function sharedTierEpoch(images: MlImages, listing: string, rounds:
     const [hostA, hostB] = links as [Link, Link]
     // Redis listens on host A's side of its link; host B reaches it through its own link.
     for (const l of links) await run(`route ${l.serverNs}`, ['ip', '-n', l.serverNs, 'route', 'replace', 'default', 'via', l.clientIp], timeoutMs)
-    const perNode = `${Math.ceil((images.bytes * 1.5) / 3 / MiB) + 64}mb`
+    // Room for the dataset twice over (allocator classes, client buffers during host A's stores): a block evicted is a disk read on host B.
+    const perNode = `${Math.ceil((images.bytes * 2) / 3 / MiB) + 256}mb`
     cluster = await startRedisCluster({ masters: 3, host: hostA.clientIp, maxmemory: perNode })
     log(`${section}: Redis Cluster ${cluster.urls} (${perNode} a master); hosts ${hostA.serverNs} and ${hostB.serverNs}`)
     const cacheBytes = Math.ceil((images.bytes * 1.3 + 256 * MiB) / MiB) * MiB

@@ -8,6 +8,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { Redis } from 'ioredis'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -40,6 +41,8 @@ export interface RedisClusterOptions {
   policy?: string
   /** A port to use for a single instance (e.g. one a server was told about before it was up). */
   port?: number
+  /** requirepass: clients must give this password (single instance only). */
+  password?: string
   /** Run each node under this prefix (e.g. ['ip', 'netns', 'exec', 'NAME']). */
   wrap?: string[]
 }
@@ -80,13 +83,14 @@ export async function startRedisCluster(opts: RedisClusterOptions = {}): Promise
       const args = [
         '--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no',
         '--maxmemory', opts.maxmemory ?? '256mb', '--maxmemory-policy', opts.policy ?? 'allkeys-random', '--logfile', join(dir, `${port}.log`),
+        ...(opts.password ? ['--requirepass', opts.password] : []),
         ...(clustered ? ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-require-full-coverage', 'no', '--cluster-node-timeout', '2000'] : []),
       ]
       const [cmd, ...pre] = [...(opts.wrap ?? []), 'redis-server']
       const child = spawn(cmd!, [...pre, ...args], { stdio: 'ignore' })
       nodes.push({ host, port, child, url: `redis://${host}:${port}` })
     }
-    await Promise.all(nodes.map((n) => waitForPing(n.host, n.port, 10_000)))
+    await Promise.all(nodes.map((n) => waitForPing(n.host, n.port, 10_000, opts.password)))
     if (clustered) {
       const [cmd, ...pre] = [...(opts.wrap ?? []), 'redis-cli']
       execFileSync(cmd!, [...pre, '--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore', timeout: 20_000 })
@@ -135,40 +139,22 @@ function portFree(host: string, port: number): Promise<boolean> {
   })
 }
 
-/** Send one command in RESP and return the first reply line (or bulk body). */
-export function redisCommand(host: string, port: number, args: string[], timeoutMs = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port })
-    let got = ''
-    const timer = setTimeout(() => {
-      sock.destroy()
-      reject(new Error(`no answer from ${host}:${port}`))
-    }, timeoutMs)
-    sock.once('error', (err) => {
-      clearTimeout(timer)
-      reject(err)
-    })
-    sock.on('data', (d) => {
-      got += d.toString('latin1')
-      const m = /^([+\-:])([^\r]*)\r\n/.exec(got) ?? /^\$(\d+)\r\n/.exec(got)
-      if (!m) return
-      if (m[0].startsWith('$')) {
-        const len = Number(m[1])
-        if (got.length < m[0].length + len + 2) return
-        got = got.slice(m[0].length, m[0].length + len)
-      } else got = m[0].startsWith('-') ? `ERR ${m[2]}` : m[2]!
-      clearTimeout(timer)
-      sock.destroy()
-      resolve(got)
-    })
-    sock.write(args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).reduce((acc, a) => acc + a, `*${args.length}\r\n`))
-  })
+/** One command to one node on a connection of its own (ioredis), its reply as a string; rejects on any failure or after `timeoutMs`. */
+async function nodeCommand(host: string, port: number, args: [string, ...string[]], timeoutMs = 2000, password?: string): Promise<string> {
+  const conn = new Redis({ host, port, password, lazyConnect: true, enableOfflineQueue: false, connectTimeout: timeoutMs, commandTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  conn.on('error', () => {})
+  try {
+    await conn.connect()
+    return String(await conn.call(...args))
+  } finally {
+    conn.disconnect()
+  }
 }
 
-async function waitForPing(host: string, port: number, ms: number): Promise<void> {
+async function waitForPing(host: string, port: number, ms: number, password?: string): Promise<void> {
   const deadline = Date.now() + ms
   for (;;) {
-    const pong = await redisCommand(host, port, ['PING'], 500).catch(() => '')
+    const pong = await nodeCommand(host, port, ['PING'], 500, password).catch(() => '')
     if (pong === 'PONG') return
     if (Date.now() > deadline) throw new Error(`redis-server on ${host}:${port} did not answer PING`)
     await new Promise((r) => setTimeout(r, 50))
@@ -178,7 +164,7 @@ async function waitForPing(host: string, port: number, ms: number): Promise<void
 async function waitForClusterOk(nodes: RedisNodeProcess[], ms: number): Promise<void> {
   const deadline = Date.now() + ms
   for (;;) {
-    const infos = await Promise.all(nodes.map((n) => redisCommand(n.host, n.port, ['CLUSTER', 'INFO']).catch(() => '')))
+    const infos = await Promise.all(nodes.map((n) => nodeCommand(n.host, n.port, ['CLUSTER', 'INFO']).catch(() => '')))
     if (infos.every((i) => i.includes('cluster_state:ok'))) return
     if (Date.now() > deadline) throw new Error('the Redis cluster did not reach cluster_state:ok')
     await new Promise((r) => setTimeout(r, 100))

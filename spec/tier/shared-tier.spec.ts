@@ -265,6 +265,26 @@ describe('shared tier failing or absent', { skip }, () => {
     assert.equal(b.server.stats().sharedHits, sa.sharedWrittenBytes / MiB)
   })
 
+  test('a Redis with a password: the URL\'s password gets in; a wrong one is refused and reads come from disk', async (t) => {
+    const secret = `pw-${process.pid}`
+    const locked = await startRedisCluster({ cluster: false, password: secret })
+    t.after(() => locked.stop())
+    const { port } = locked.nodes[0]!
+    const root = tempDir(t)
+    const data = writeFile(root, 'p.bin', MiB + 3)
+    const wrong = await startServer(t, { root, redis: `redis://:nope@127.0.0.1:${port}`, redisTimeout: 300 })
+    assert.equal(await wrong.server.sharedReady, false, 'a wrong password does not get in')
+    assert.deepEqual(await (await connectTo(t, wrong.url)).readFile('p.bin'), data)
+    assert.equal(wrong.server.stats().sharedWrittenBytes, 0)
+    const [a, b] = await Promise.all([0, 1].map(() => startServer(t, { root, redis: `redis://:${secret}@127.0.0.1:${port}` })))
+    await Promise.all([up(a!.server), up(b!.server)])
+    assert.deepEqual(await (await connectTo(t, a!.url)).readFile('p.bin'), data)
+    await stored(a!.server, data.length)
+    assert.deepEqual(await (await connectTo(t, b!.url)).readFile('p.bin'), data)
+    assert.equal(b!.server.stats().sharedHits, 2)
+    assert.equal(b!.server.stats().diskReads, 0)
+  })
+
   test('a Redis that accepts and never answers costs a bounded wait, then the disk', async (t) => {
     const sockets = new Set<net.Socket>()
     const mute = net.createServer((s) => {

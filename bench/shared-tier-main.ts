@@ -2,7 +2,7 @@
  * The shared-tier section alone, over a dataset made for it (or one given):
  * `node dist-bench/bench/shared-tier-main.js [FILES | DIR LIST]`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeImages, torchPython } from './ml-epoch.js'
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     }
     const paths = readFileSync(listing, 'utf8').split('\n').filter(Boolean)
     let bytes = 0
-    for (const p of paths) bytes += readFileSync(join(root, p)).length
+    for (const p of paths) bytes += statSync(join(root, p)).size
     const r = await sharedTierEpoch({ root, files: paths.length, bytes, python }, listing, [2, 3], 120_000)
     for (const n of r.notes) console.log(n)
     console.log(formatTables(r.rows, r.targets))

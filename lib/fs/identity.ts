@@ -14,6 +14,15 @@ export function identityOf(st: FileStat): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
 
+/**
+ * An identity without the device number, which differs between hosts (and
+ * without the inode number too, unless `inode`): inode:size:mtimeNs:ctimeNs.
+ */
+export function sharedVersion(identity: string, inode = true): string {
+  const afterDev = identity.indexOf(':') + 1
+  return inode ? identity.slice(afterDev) : identity.slice(identity.indexOf(':', afterDev) + 1)
+}
+
 /** Bytes of an identity in binary (writeIdentity). */
 export const IDENTITY_BYTES = 40
 

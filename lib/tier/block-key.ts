@@ -13,9 +13,9 @@
  * maxmemory policy.
  */
 
-/** `identity` as identityOf (lib/fs/identity.ts) made it: dev:ino:size:mtimeNs:ctimeNs. */
+import { sharedVersion } from '../fs/identity.js'
+
+/** `identity` as identityOf (lib/fs/identity.ts) made it. */
 export function sharedBlockKey(prefix: string, name: string, identity: string, blockSize: number, index: number, inode = true): string {
-  const afterDev = identity.indexOf(':') + 1
-  const version = inode ? identity.slice(afterDev) : identity.slice(identity.indexOf(':', afterDev) + 1)
-  return `${prefix}${blockSize}:${version}:${index}:${name}`
+  return `${prefix}${blockSize}:${sharedVersion(identity, inode)}:${index}:${name}`
 }

@@ -41,15 +41,15 @@ export class BlockFill {
     // In a store slot, or a slow (unpooled) allocation: a cached block must not pin a shared 8 KiB pool.
     const store = file.size >= MIN_STORE_FILE ? (this.#stored?.store ?? null) : null
     const shared = this.#shared
-    const sharedKey = shared?.key(file.name, file.key, this.#blockSize, index)
+    const sharedKey = shared?.key(file.name, file.key, this.#blockSize, index) ?? ''
     // The store slot each buffer taken here is in, if any.
     const slots = new Map<Buffer, Slot>()
-    if (shared && sharedKey) {
+    if (shared) {
       const found = await shared.fetch(sharedKey, this.#destination(store, length, slots))
       if (found) return this.#filled(found, key, slots.get(found))
     }
     const buf = await this.#readDisk(file, store, start, length, slots)
-    if (shared && sharedKey) shared.store(sharedKey, buf)
+    shared?.store(sharedKey, buf)
     return this.#filled(buf, key, slots.get(buf))
   }
 

@@ -207,8 +207,7 @@ export async function main(argv: string[]): Promise<void> {
     if (o.http !== undefined) await server.listenHttp(o.http)
   } catch (err) {
     const e = err as NodeJS.ErrnoException
-    const what = e.code === 'ENOENT' || e.code === 'ENOTDIR' ? `root ${o.root} is not a directory` : e.message
-    console.error(`cacheserv-pipe: ${e.code ? `${e.code}: ` : ''}${what}`)
+    console.error(`cacheserv-pipe: ${e.code ? `${e.code}: ` : ''}${e.message}`)
     process.exit(EXIT_FAILURE)
   }
   server.on('error', (err: Error) => console.error(`cacheserv-pipe: ${err.message}`))

@@ -94,7 +94,10 @@ export class Jail {
 
   /** The root itself must exist and is resolved once, so symlinked roots work. */
   static async open(root: string): Promise<Jail> {
-    const real = await realpath(root)
+    const real = await realpath(root).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw Object.assign(new Error(`root ${root} does not exist`), { code: 'ENOENT' })
+      throw err
+    })
     if (process.platform === 'linux') {
       let fd: number
       try {

@@ -40,7 +40,12 @@ export function openStore({ dir, optional = dir === undefined, cacheSize, blockS
   try {
     return { store: ShmStore.open({ dir: dir ?? mkdtempSync(join(SHM_ROOT, STORE_PREFIX)), blockSize, bytes, root }) }
   } catch (err) {
-    if (!optional) throw err
+    if (!optional) {
+      const e = err as NodeJS.ErrnoException
+      // A system call's own error does not say what it was for: name the store, so it is not taken for the root's.
+      if (e.syscall) throw Object.assign(new Error(`the shared-memory store ${dir}: ${e.message}`), { code: e.code })
+      throw err
+    }
     return { store: null, warning: `${(err as Error).message}; cached blocks stay on the heap and same-host clients read over the socket` }
   }
 }

@@ -290,6 +290,15 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     assert.match(r.stderr, /\/nonexistent/)
   })
 
+  it('--shm-dir inside a directory that does not exist exits 1 naming the store, not the root', async () => {
+    const store = join(root, 'nonexistent', 'store')
+    const r = await runServer(['--root', root, '--port', '0', '--shm-dir', store])
+    assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, /ENOENT: the shared-memory store .*nonexistent\/store/)
+    assert.doesNotMatch(r.stderr, /root \S+ (does not exist|is not a directory)/)
+    assert.doesNotMatch(r.stdout.toString(), /listening on/)
+  })
+
   it('--root naming a regular file exits 1', async (t) => {
     let outcome: string
     try {

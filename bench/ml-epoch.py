@@ -3,7 +3,7 @@ script reads it: 2 workers, batches of 64 in a seeded shuffled order, raw
 bytes. Prints {"files", "bytes", "seconds"} as JSON; the epoch is timed from
 the first batch asked for to the last one received.
 
-usage: ml-epoch.py local ROOT LIST [cold] [half] | server URL LIST [socket] [half] | drop ROOT LIST
+usage: ml-epoch.py local ROOT LIST [cold] [half] [single] | server URL LIST [socket] [half] | drop ROOT LIST
                    | tar-local ROOT SHARDS | tar-server URL SHARDS
 LIST is a file of the relative paths, one a line. The tar modes read the
 same files packed in tar shards (SHARDS lists them), WebDataset-style: an
@@ -12,6 +12,8 @@ tarfile, from the page cache or through the server. With `cold`, the files are
 first dropped from the page cache (posix_fadvise DONTNEED), so the epoch reads
 them from the disk; `drop` only does that. With `half`, the run stops after
 half the epoch's batches, as a training script that crashes there would.
+With `single`, the files are read by one process, one after another (a
+DataLoader with no workers).
 """
 import json
 import os
@@ -87,7 +89,7 @@ def main():
     elif mode == 'local':
         ds = LocalFiles(where, files)
         loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
-                            num_workers=WORKERS, collate_fn=as_is)
+                            num_workers=0 if 'single' in sys.argv[4:] else WORKERS, collate_fn=as_is)
     else:
         ds = CacheservDataset(files, server=where)
         ds.client.short_circuit = 'socket' not in sys.argv[4:]

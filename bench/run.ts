@@ -20,6 +20,7 @@ import { ensureTree, missingParts, PART_FILES, PART_LIMIT, TREE } from './listin
 import { pipeIntoPython } from './pipe-python.js'
 import { hotContenders, type Setup, type Slice, smallContenders, ttfbContenders } from './contenders.js'
 import { type Dataset, makeDataset } from './data.js'
+import { latencyRoot } from './latency-root.js'
 import { alternate, type Measured } from './measure.js'
 import { killAllNow, markStopping, stop, stopAll } from './procs.js'
 import { rssOf, serverEnv, serverNodeFlags, startBare, startBin, startProduct } from './servers.js'
@@ -71,14 +72,16 @@ interface Plan {
   /** Time to first batch: its rounds, and the seconds after which no new one starts. */
   batchRounds: [min: number, max: number]
   batchSeconds: number
+  /** Files of the first epoch on a root with latency per read. */
+  latencyFiles: number
   /** Parts of 100,000 files of the listing tree listed (see listing-tree.ts), its rounds and seconds as above. */
   listParts: number
   listRounds: [min: number, max: number]
   listSeconds: number
 }
 
-const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40, listParts: 10, listRounds: [2, 3], listSeconds: 100 }
-const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [3, 3], batchSeconds: 15, listParts: 1, listRounds: [2, 3], listSeconds: 10 }
+const FULL: Plan = { bigBytes: 1 * GiB, smallFiles: 20_000, slice: 2000, budget: 250, timeoutMs: 60_000, hotRounds: [3, 5], smallRounds: [3, 5], ttfbRounds: [11, 25], mlFiles: 15_000, mlRounds: [3, 4], pipeBytes: 512 * MiB, batchRounds: [3, 5], batchSeconds: 40, latencyFiles: 3000, listParts: 10, listRounds: [2, 3], listSeconds: 100 }
+const QUICK: Plan = { bigBytes: 256 * MiB, smallFiles: 4_000, slice: 500, budget: 40, timeoutMs: 20_000, hotRounds: [2, 3], smallRounds: [2, 3], ttfbRounds: [7, 11], mlFiles: 3_000, mlRounds: [2, 2], pipeBytes: 128 * MiB, batchRounds: [3, 3], batchSeconds: 15, latencyFiles: 1000, listParts: 1, listRounds: [2, 3], listSeconds: 10 }
 /** Files the small-file warm-ups read (the first ones of the data set; the rounds read the slices after them). */
 const WARM_FILES = 200
 
@@ -212,6 +215,9 @@ async function main(): Promise<void> {
   // 4b. A restarted training script's first batch, over the same files.
   const batch = ml.images ? await firstBatch(ml.images, plan.batchRounds, plan.batchSeconds, plan.timeoutMs) : { rows: [], targets: [], notes: ['no time-to-first-batch rows: no Python that imports torch'] }
   for (const n of batch.notes) log(n)
+  // A first epoch of some of the same files on a root with latency per read, through a cold server and direct.
+  const latency = ml.images ? await latencyRoot(tmp, ml.images, join(tmp, 'images.txt'), plan.latencyFiles, plan.mlRounds[0], plan.timeoutMs) : { rows: [], targets: [], notes: ['no latency-root rows: no Python that imports torch'] }
+  for (const n of latency.notes) log(n)
   // 4c. A listing of 1,000,000 files (100,000 in --quick). Their tree is kept across runs; a run that has to make it has that much longer.
   const missing = missingParts(plan.listParts).length
   if (missing > 0) {
@@ -273,6 +279,7 @@ async function main(): Promise<void> {
     ...mem.rows,
     ...ml.rows,
     ...batch.rows,
+    ...latency.rows,
     ...list.rows,
     ...tier.rows,
     ...hosts.rows,
@@ -303,6 +310,7 @@ async function main(): Promise<void> {
     mem.target,
     ...ml.targets,
     ...batch.targets,
+    ...latency.targets,
     ...list.targets,
     ...tier.targets,
     ...hosts.targets,

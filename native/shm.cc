@@ -11,7 +11,8 @@
  * the block's own length toward its external memory.
  *
  * openBeneath opens a file of the served tree the cheap way, when its path
- * allows (see lib/fs/open-beneath.ts). dirs.cc adds what the metadata cache
+ * allows (see lib/fs/open-beneath.ts), and readStat reads a block of it and
+ * its identity after in one trip to the thread pool. dirs.cc adds what the metadata cache
  * uses: whole directories listed on the thread pool, and inotify.
  *
  * The client CLI uses the rest, to move a store's pages into the pipe on its
@@ -147,6 +148,8 @@ void Splice(const FunctionCallbackInfo<Value> &args) {
   args.GetReturnValue().Set(Number::New(isolate, static_cast<double>(n)));
 }
 
+Local<v8::BigInt64Array> StatArray(Isolate *isolate, const struct stat *st);
+
 /* One openBeneath call, run on libuv's thread pool. */
 struct OpenWork {
   uv_work_t req;
@@ -192,18 +195,7 @@ void OpenWorkDone(uv_work_t *req, int) {
     const char *name = strerrorname_np(w->err);
     code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
   }
-  Local<ArrayBuffer> buf = ArrayBuffer::New(isolate, 6 * sizeof(int64_t));
-  Local<v8::BigInt64Array> st = v8::BigInt64Array::New(buf, 0, 6);
-  if (!w->err) {
-    int64_t *v = static_cast<int64_t *>(buf->Data());
-    v[0] = static_cast<int64_t>(w->st.st_dev);
-    v[1] = static_cast<int64_t>(w->st.st_ino);
-    v[2] = static_cast<int64_t>(w->st.st_mode);
-    v[3] = static_cast<int64_t>(w->st.st_size);
-    v[4] = static_cast<int64_t>(w->st.st_mtim.tv_sec) * 1000000000 + w->st.st_mtim.tv_nsec;
-    v[5] = static_cast<int64_t>(w->st.st_ctim.tv_sec) * 1000000000 + w->st.st_ctim.tv_nsec;
-  }
-  Local<Value> argv[] = {code, Number::New(isolate, w->fd), st};
+  Local<Value> argv[] = {code, Number::New(isolate, w->fd), StatArray(isolate, w->err ? nullptr : &w->st)};
   Local<v8::Function> cb = w->callback.Get(isolate);
   node::MakeCallback(isolate, context->Global(), cb, 3, argv, {0, 0});
 }
@@ -234,6 +226,96 @@ void OpenBeneath(const FunctionCallbackInfo<Value> &args) {
   w.release();
 }
 
+/* The six fields of a stat the server keys files by, into a BigInt64Array (see lib/fs/open-beneath.ts). */
+Local<v8::BigInt64Array> StatArray(Isolate *isolate, const struct stat *st) {
+  Local<ArrayBuffer> buf = ArrayBuffer::New(isolate, 6 * sizeof(int64_t));
+  if (st) {
+    int64_t *v = static_cast<int64_t *>(buf->Data());
+    v[0] = static_cast<int64_t>(st->st_dev);
+    v[1] = static_cast<int64_t>(st->st_ino);
+    v[2] = static_cast<int64_t>(st->st_mode);
+    v[3] = static_cast<int64_t>(st->st_size);
+    v[4] = static_cast<int64_t>(st->st_mtim.tv_sec) * 1000000000 + st->st_mtim.tv_nsec;
+    v[5] = static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec;
+  }
+  return v8::BigInt64Array::New(buf, 0, 6);
+}
+
+/* One readStat call, run on libuv's thread pool. */
+struct ReadWork {
+  uv_work_t req;
+  v8::Isolate *isolate;
+  v8::Global<v8::Function> callback;
+  // Keeps the destination alive (and unmoved: a Buffer's bytes never move) until the read is done.
+  v8::Global<v8::Value> target;
+  int fd;
+  char *data;
+  size_t length;
+  int64_t position;
+  size_t done = 0;
+  int err = 0;
+  struct stat st;
+};
+
+void ReadWorkRun(uv_work_t *req) {
+  ReadWork *w = static_cast<ReadWork *>(req->data);
+  while (w->done < w->length) {
+    ssize_t n = pread(w->fd, w->data + w->done, w->length - w->done, w->position + static_cast<int64_t>(w->done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      w->err = errno;
+      return;
+    }
+    if (n == 0) break;
+    w->done += static_cast<size_t>(n);
+  }
+  if (fstat(w->fd, &w->st) != 0) w->err = errno;
+}
+
+void ReadWorkDone(uv_work_t *req, int) {
+  std::unique_ptr<ReadWork> w(static_cast<ReadWork *>(req->data));
+  v8::Isolate *isolate = w->isolate;
+  v8::HandleScope scope(isolate);
+  Local<v8::Context> context = isolate->GetCurrentContext();
+  Local<Value> code = v8::Null(isolate);
+  if (w->err) {
+    const char *name = strerrorname_np(w->err);
+    code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
+  }
+  Local<Value> argv[] = {code, Number::New(isolate, static_cast<double>(w->done)), StatArray(isolate, w->err ? nullptr : &w->st)};
+  Local<v8::Function> cb = w->callback.Get(isolate);
+  node::MakeCallback(isolate, context->Global(), cb, 3, argv, {0, 0});
+}
+
+/*
+ * readStat(fd, buffer, offset, length, position, callback): on the thread
+ * pool, read `length` bytes of the file at `position` into the buffer at
+ * `offset` (pread until they are all there or the file ends), then fstat it:
+ * one trip to the pool where fs.read and fs.fstat take two. callback(code,
+ * bytesRead, stat): `code` an errno name or null; stat as openBeneath's.
+ */
+void ReadStat(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, offset, length, position;
+  if (!Int(args, 0, &fd) || args.Length() < 6 || !args[1]->IsArrayBufferView() || !Int(args, 2, &offset) || !Int(args, 3, &length) ||
+      !Int(args, 4, &position) || !args[5]->IsFunction()) {
+    return Throw(isolate, "readStat(fd, buffer, offset, length, position, callback)");
+  }
+  Local<v8::ArrayBufferView> view = args[1].As<v8::ArrayBufferView>();
+  if (static_cast<size_t>(offset) + static_cast<size_t>(length) > view->ByteLength()) return Throw(isolate, "readStat: beyond the buffer");
+  auto w = std::make_unique<ReadWork>();
+  w->isolate = isolate;
+  w->fd = static_cast<int>(fd);
+  w->data = static_cast<char *>(view->Buffer()->Data()) + view->ByteOffset() + offset;
+  w->length = static_cast<size_t>(length);
+  w->position = position;
+  w->target.Reset(isolate, args[1]);
+  w->callback.Reset(isolate, args[5].As<v8::Function>());
+  w->req.data = w.get();
+  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, ReadWorkRun, ReadWorkDone) != 0) return Throw(isolate, "uv_queue_work");
+  w.release();
+}
+
 void Init(Local<v8::Object> exports) {
   dirs::Init(exports);
   NODE_SET_METHOD(exports, "mapFile", MapFile);
@@ -243,6 +325,7 @@ void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "pipeUnread", PipeUnread);
   NODE_SET_METHOD(exports, "splice", Splice);
   NODE_SET_METHOD(exports, "openBeneath", OpenBeneath);
+  NODE_SET_METHOD(exports, "readStat", ReadStat);
 }
 
 }  // namespace

@@ -7,7 +7,9 @@
  */
 import createDebug from '../debug.js'
 import { error } from '../errors.js'
-import { currentIdentity, type OpenFile } from '../fs/open-file.js'
+import { readThenStat } from '../fs/fd-file.js'
+import { identityOf } from '../fs/identity.js'
+import type { OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
 import type { Destination, SharedTier } from '../tier/shared-tier.js'
 import type { ShmStore, Slot } from './shm-store.js'
@@ -97,17 +99,13 @@ export class BlockFill {
     const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
     if (slot) slots.set(buf, slot)
     try {
-      let filled = 0
-      while (filled < length) {
-        this.diskReads++
-        const { bytesRead } = await file.fh.read(buf, filled, length - filled, start + filled)
-        if (bytesRead === 0) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
-        filled += bytesRead
-      }
+      const { bytesRead, reads, st } = await readThenStat(file.fh, buf, 0, length, start)
+      this.diskReads += reads
+      if (bytesRead < length) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
       // Cached under this version's key, the bytes must be this version's. A write changes the mtime
       // before it copies its bytes, so a read that saw new bytes sees the new identity here (as far
       // as the mtime's clock tells writes apart: the same tick and the same size go unseen).
-      if ((await currentIdentity(file)) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
+      if (identityOf(st) !== file.key) throw error('ECHANGED', 'file changed on disk while it was being read; read it again')
     } catch (err) {
       // Nobody has seen the slot's bytes: it is free at once.
       if (slot) {

@@ -33,6 +33,11 @@ export interface ShmNative {
    */
   openBeneath(dir: number, path: string, callback: (code: string | null, fd: number, stat: BigInt64Array) => void): void
   /**
+   * On the thread pool: `length` bytes of the file at `position` into `buffer` at `offset` (fewer only where the file
+   * ends), then its fstat (lib/fs/fd-file.ts). `code` an errno name or null; `stat` as openBeneath's.
+   */
+  readStat(fd: number, buffer: Buffer, offset: number, length: number, position: number, callback: (code: string | null, bytesRead: number, stat: BigInt64Array) => void): void
+  /**
    * On the thread pool: the directory at `path` read whole (lib/fs/listing.ts). `names` NUL-ended in one string;
    * `kinds` 0 file, 1 directory, 2 symlink, 3 other, 4 unknown; `stats` (with `withStats`) [dev, ino, size, mtimeNs,
    * ctimeNs, nlink] per entry, from lstat; `self` the directory's own six and its filesystem type.

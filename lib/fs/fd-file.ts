@@ -2,8 +2,12 @@
  * A file open for reading by its bare descriptor, with the part of
  * FileHandle the server uses: positioned reads, fstat, close. What a
  * descriptor opened outside node:fs (lib/fs/open-beneath.ts) is wrapped in.
+ * With the native addon, a block is read whole and the file's identity taken
+ * after it in one trip to the thread pool (readThenStat).
  */
 import { type BigIntStats, close, fstat, read } from 'node:fs'
+import { shmNative } from '../cache/shm-native.js'
+import { type FileStat, nativeStat } from './identity.js'
 
 /** What the server does with an open file: node's FileHandle is one, an FdFile another. */
 export interface ReadableFile {
@@ -33,4 +37,31 @@ export class FdFile implements ReadableFile {
     this.#closed = true
     return new Promise((resolve, reject) => close(this.fd, (err) => (err ? reject(err) : resolve())))
   }
+}
+
+/**
+ * `length` bytes of the file at `position` into `buffer` at `offset` (fewer
+ * only where the file ends), then its fstat: what a block read needs to know
+ * its bytes are one version's. `reads`: read calls made (one for the native
+ * job, whatever it took inside).
+ */
+export async function readThenStat(fh: ReadableFile, buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; reads: number; st: FileStat }> {
+  const native = fh instanceof FdFile ? shmNative() : null
+  if (native) {
+    return new Promise((resolve, reject) => {
+      native.readStat((fh as FdFile).fd, buffer, offset, length, position, (code, bytesRead, raw) => {
+        if (code !== null) return reject(Object.assign(new Error(`${code}: reading a block`), { code, syscall: 'read' }))
+        resolve({ bytesRead, reads: 1, st: nativeStat(raw) })
+      })
+    })
+  }
+  let bytesRead = 0
+  let reads = 0
+  while (bytesRead < length) {
+    reads++
+    const n = (await fh.read(buffer, offset + bytesRead, length - bytesRead, position + bytesRead)).bytesRead
+    if (n === 0) break
+    bytesRead += n
+  }
+  return { bytesRead, reads, st: await fh.stat({ bigint: true }) }
 }

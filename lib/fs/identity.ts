@@ -10,6 +10,25 @@ import type { BigIntStats } from 'node:fs'
 /** What the server needs of a file's stat: a BigIntStats, or the few fields lib/fs/open-beneath.ts reads. */
 export type FileStat = Pick<BigIntStats, 'dev' | 'ino' | 'size' | 'mtimeMs' | 'mtimeNs' | 'ctimeNs' | 'isFile' | 'isDirectory'>
 
+const S_IFMT = 0o170000n
+const S_IFREG = 0o100000n
+const S_IFDIR = 0o040000n
+
+/** A stat the native addon gave as [dev, ino, mode, size, mtimeNs, ctimeNs] (native/shm.cc). */
+export function nativeStat(raw: BigInt64Array): FileStat {
+  const [dev, ino, mode, size, mtimeNs, ctimeNs] = raw as unknown as [bigint, bigint, bigint, bigint, bigint, bigint]
+  return {
+    dev,
+    ino,
+    size,
+    mtimeNs,
+    ctimeNs,
+    mtimeMs: mtimeNs / 1_000_000n,
+    isFile: () => (mode & S_IFMT) === S_IFREG,
+    isDirectory: () => (mode & S_IFMT) === S_IFDIR,
+  }
+}
+
 export function identityOf(st: FileStat): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }

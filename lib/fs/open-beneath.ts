@@ -13,11 +13,7 @@
  * files it opens are exactly those the walk would open by the same names.
  */
 import { shmNative } from '../cache/shm-native.js'
-import type { FileStat } from './identity.js'
-
-const S_IFMT = 0o170000n
-const S_IFREG = 0o100000n
-const S_IFDIR = 0o040000n
+import { type FileStat, nativeStat } from './identity.js'
 
 /** Set once the kernel says it has no openat2 (ENOSYS): the walk only, from then on. */
 let unsupported = false
@@ -30,18 +26,7 @@ export function openBeneath(dir: number, parts: readonly string[]): Promise<{ fd
     native.openBeneath(dir, parts.join('/'), (code, fd, raw) => {
       if (code === 'ENOSYS') unsupported = true
       if (code !== null || fd < 0) return resolve(null)
-      const [dev, ino, mode, size, mtimeNs, ctimeNs] = raw
-      const st: FileStat = {
-        dev,
-        ino,
-        size,
-        mtimeNs,
-        ctimeNs,
-        mtimeMs: mtimeNs / 1_000_000n,
-        isFile: () => (mode & S_IFMT) === S_IFREG,
-        isDirectory: () => (mode & S_IFMT) === S_IFDIR,
-      }
-      resolve({ fd, st })
+      resolve({ fd, st: nativeStat(raw) })
     })
   })
 }

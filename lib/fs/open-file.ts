@@ -83,8 +83,3 @@ async function opened(fh: ReadableFile, known: FileStat | null, name: string, sh
     throw err
   }
 }
-
-/** Re-read the identity of an open file: differs from `file.key` when it changed. */
-export async function currentIdentity(file: OpenFile): Promise<string> {
-  return identityOf(await file.fh.stat({ bigint: true }))
-}

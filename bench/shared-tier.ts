@@ -56,7 +56,8 @@ export async function sharedTierEpoch(images: MlImages, listing: string, rounds:
       `ip netns exec ${ns.serverNs} '${process.execPath}' '${SERVER_BIN}' --root '${images.root}' --port 0 --cache-size ${cacheBytes} --settle 0 --redis '${cluster!.urls}' ${extra}`
 
     // Host A reads everything once: every block goes to Redis.
-    const a = await startServer('shared-tier host A', 'sh', ['-c', serverArgs(hostA, `--host ${hostA.serverIp} --insecure-no-auth --no-shm`)], 60_000)
+    // exec: dash keeps itself as the server's parent, and stopping the shell would leave the server running.
+    const a = await startServer('shared-tier host A', 'sh', ['-c', `exec ${serverArgs(hostA, `--host ${hostA.serverIp} --insecure-no-auth --no-shm`)}`], 60_000)
     children.push(a)
     const urlA = addressOf(a.line)
     const warmed = await run('host A warm', [process.execPath, CLIENT_BIN, '--server', urlA, 'warm'], timeoutMs * 3)

@@ -148,7 +148,33 @@ void Splice(const FunctionCallbackInfo<Value> &args) {
   args.GetReturnValue().Set(Number::New(isolate, static_cast<double>(n)));
 }
 
-Local<v8::BigInt64Array> StatArray(Isolate *isolate, const struct stat *st);
+/* The six fields of a stat the server keys files by, into a BigInt64Array (see lib/fs/open-beneath.ts). */
+Local<v8::BigInt64Array> StatArray(Isolate *isolate, const struct stat *st) {
+  Local<ArrayBuffer> buf = ArrayBuffer::New(isolate, 6 * sizeof(int64_t));
+  if (st) {
+    int64_t *v = static_cast<int64_t *>(buf->Data());
+    v[0] = static_cast<int64_t>(st->st_dev);
+    v[1] = static_cast<int64_t>(st->st_ino);
+    v[2] = static_cast<int64_t>(st->st_mode);
+    v[3] = static_cast<int64_t>(st->st_size);
+    v[4] = static_cast<int64_t>(st->st_mtim.tv_sec) * 1000000000 + st->st_mtim.tv_nsec;
+    v[5] = static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec;
+  }
+  return v8::BigInt64Array::New(buf, 0, 6);
+}
+
+/* A pool job's answer: callback(code, value, stat), `code` the errno name of `err` or null, stat empty on an error. */
+void Answer(Isolate *isolate, const v8::Global<v8::Function> &callback, int err, double value, const struct stat *st) {
+  v8::HandleScope scope(isolate);
+  Local<v8::Context> context = isolate->GetCurrentContext();
+  Local<Value> code = v8::Null(isolate);
+  if (err) {
+    const char *name = strerrorname_np(err);
+    code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
+  }
+  Local<Value> argv[] = {code, Number::New(isolate, value), StatArray(isolate, err ? nullptr : st)};
+  node::MakeCallback(isolate, context->Global(), callback.Get(isolate), 3, argv, {0, 0});
+}
 
 /* One openBeneath call, run on libuv's thread pool. */
 struct OpenWork {
@@ -187,17 +213,7 @@ void OpenWorkRun(uv_work_t *req) {
 
 void OpenWorkDone(uv_work_t *req, int) {
   std::unique_ptr<OpenWork> w(static_cast<OpenWork *>(req->data));
-  v8::Isolate *isolate = w->isolate;
-  v8::HandleScope scope(isolate);
-  Local<v8::Context> context = isolate->GetCurrentContext();
-  Local<Value> code = v8::Null(isolate);
-  if (w->err) {
-    const char *name = strerrorname_np(w->err);
-    code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
-  }
-  Local<Value> argv[] = {code, Number::New(isolate, w->fd), StatArray(isolate, w->err ? nullptr : &w->st)};
-  Local<v8::Function> cb = w->callback.Get(isolate);
-  node::MakeCallback(isolate, context->Global(), cb, 3, argv, {0, 0});
+  Answer(w->isolate, w->callback, w->err, w->fd, &w->st);
 }
 
 /*
@@ -224,21 +240,6 @@ void OpenBeneath(const FunctionCallbackInfo<Value> &args) {
   w->req.data = w.get();
   if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, OpenWorkRun, OpenWorkDone) != 0) return Throw(isolate, "uv_queue_work");
   w.release();
-}
-
-/* The six fields of a stat the server keys files by, into a BigInt64Array (see lib/fs/open-beneath.ts). */
-Local<v8::BigInt64Array> StatArray(Isolate *isolate, const struct stat *st) {
-  Local<ArrayBuffer> buf = ArrayBuffer::New(isolate, 6 * sizeof(int64_t));
-  if (st) {
-    int64_t *v = static_cast<int64_t *>(buf->Data());
-    v[0] = static_cast<int64_t>(st->st_dev);
-    v[1] = static_cast<int64_t>(st->st_ino);
-    v[2] = static_cast<int64_t>(st->st_mode);
-    v[3] = static_cast<int64_t>(st->st_size);
-    v[4] = static_cast<int64_t>(st->st_mtim.tv_sec) * 1000000000 + st->st_mtim.tv_nsec;
-    v[5] = static_cast<int64_t>(st->st_ctim.tv_sec) * 1000000000 + st->st_ctim.tv_nsec;
-  }
-  return v8::BigInt64Array::New(buf, 0, 6);
 }
 
 /* One readStat call, run on libuv's thread pool. */
@@ -274,17 +275,7 @@ void ReadWorkRun(uv_work_t *req) {
 
 void ReadWorkDone(uv_work_t *req, int) {
   std::unique_ptr<ReadWork> w(static_cast<ReadWork *>(req->data));
-  v8::Isolate *isolate = w->isolate;
-  v8::HandleScope scope(isolate);
-  Local<v8::Context> context = isolate->GetCurrentContext();
-  Local<Value> code = v8::Null(isolate);
-  if (w->err) {
-    const char *name = strerrorname_np(w->err);
-    code = v8::String::NewFromUtf8(isolate, name ? name : "EIO").ToLocalChecked();
-  }
-  Local<Value> argv[] = {code, Number::New(isolate, static_cast<double>(w->done)), StatArray(isolate, w->err ? nullptr : &w->st)};
-  Local<v8::Function> cb = w->callback.Get(isolate);
-  node::MakeCallback(isolate, context->Global(), cb, 3, argv, {0, 0});
+  Answer(w->isolate, w->callback, w->err, static_cast<double>(w->done), &w->st);
 }
 
 /*

@@ -26,9 +26,10 @@ import multiprocessing.queues  # noqa: E402,F401
 import multiprocessing.synchronize  # noqa: E402,F401
 
 import torch  # noqa: E402
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler  # noqa: E402
 
 from cacheserv_client.torch import CacheservDataset  # noqa: E402
+from local_files import LocalFiles  # noqa: E402
 from slow_storage import go_cold  # noqa: E402
 
 BATCH = 64
@@ -36,29 +37,17 @@ WORKERS = 2
 SUFFIX = '.jpg'
 
 
-class LocalFolder(Dataset):
+def local_folder(root):
     """ImageFolder's index, raw bytes: os.walk in name order, the classes the top directories."""
-
-    def __init__(self, root):
-        self.root = root
-        self.files = []
-        for top, dirs, names in os.walk(root):
-            dirs.sort()
-            rel = os.path.relpath(top, root)
-            if rel != '.':
-                self.files.extend(os.path.join(rel, n) for n in sorted(names) if n.endswith(SUFFIX))
-        self.classes = sorted(set(f.split(os.sep, 1)[0] for f in self.files))
-        index = {c: i for i, c in enumerate(self.classes)}
-        self.labels = [index[f.split(os.sep, 1)[0]] for f in self.files]
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, index):
-        if isinstance(index, list):
-            return [self[i] for i in index]
-        with open(os.path.join(self.root, self.files[index]), 'rb') as f:
-            return f.read(), self.labels[index]
+    files = []
+    for top, dirs, names in os.walk(root):
+        dirs.sort()
+        rel = os.path.relpath(top, root)
+        if rel != '.':
+            files.extend(os.path.join(rel, n) for n in sorted(names) if n.endswith(SUFFIX))
+    classes = sorted(set(f.split(os.sep, 1)[0] for f in files))
+    index = {c: i for i, c in enumerate(classes)}
+    return LocalFiles(root, files, [index[f.split(os.sep, 1)[0]] for f in files])
 
 
 def as_is(batch):
@@ -78,7 +67,7 @@ def main():
         # ds.loader has each worker connect as it starts.
         loader = ds.loader(batch_size=BATCH, shuffle=True, generator=order, num_workers=WORKERS, collate_fn=as_is)
     else:
-        ds = LocalFolder(where)
+        ds = local_folder(where)
         index_ms = (time.perf_counter() - t) * 1000
         loader = DataLoader(ds, sampler=BatchSampler(RandomSampler(ds, generator=order), BATCH, False), batch_size=None,
                             num_workers=WORKERS, collate_fn=as_is)

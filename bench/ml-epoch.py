@@ -23,30 +23,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'clients', 'python'))
 
 import torch  # noqa: E402
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler, get_worker_info  # noqa: E402
+from torch.utils.data import BatchSampler, DataLoader, IterableDataset, RandomSampler, get_worker_info  # noqa: E402
 
 from cacheserv_client import iter_tar  # noqa: E402
 from cacheserv_client.torch import CacheservDataset, TarShardDataset  # noqa: E402
+from local_files import LocalFiles  # noqa: E402
 
 BATCH = 64
 WORKERS = 2
-
-
-class LocalFiles(Dataset):
-    """The baseline: the same files read with open() (from the page cache, or the disk)."""
-
-    def __init__(self, root, files):
-        self.root = root
-        self.files = files
-
-    def __len__(self):
-        return len(self.files)
-
-    def __getitem__(self, index):
-        if isinstance(index, list):
-            return [self[i] for i in index]
-        with open(os.path.join(self.root, self.files[index]), 'rb') as f:
-            return f.read()
 
 
 class LocalShards(IterableDataset):

@@ -13,6 +13,7 @@ import type { ShmStore, SlotLocation } from './shm-store.js'
 import { StoreBlocks } from './store-blocks.js'
 import type { SharedTier } from '../tier/shared-tier.js'
 import { BlockFill } from './block-fill.js'
+import { PinnedBlocks } from './pinned-blocks.js'
 
 /** Chosen by measurement (README, "The cache policy"): LRU hits nothing on repeated epochs over a dataset larger than the cache. */
 export const DEFAULT_POLICY: PolicyName = 'tinylfu'
@@ -89,9 +90,7 @@ export class BlockCache {
   /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
   #held = new Map<Buffer, Holding>()
   /** Blocks of pinned files, out of the policy's reach; the policy's budget is the limit less these. */
-  #pinned = new Map<string, Buffer>()
-  #pinnedBlocks = new Set<Buffer>()
-  #pinnedBytes = 0
+  #pinned = new PinnedBlocks()
   /** Bytes of the limit left to the metadata cache (reserve). */
   #reserved = 0
   readonly #limit: number
@@ -245,10 +244,10 @@ export class BlockCache {
     return {
       ...this.#stats,
       diskReads: this.#filler.diskReads,
-      cacheBytes: this.#lru.bytes + this.#pinnedBytes,
+      cacheBytes: this.#lru.bytes + this.#pinned.bytes,
       cacheLimit: this.#limit,
       entries: this.#lru.size + this.#pinned.size,
-      pinnedBytes: this.#pinnedBytes,
+      pinnedBytes: this.#pinned.bytes,
       policy: this.policy,
     }
   }
@@ -350,7 +349,7 @@ export class BlockCache {
   clear(): { blocks: number; bytes: number } {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
-    for (const [block, h] of this.#held) if (!this.#pinnedBlocks.has(block)) this.#charge(h, block)
+    for (const [block, h] of this.#held) if (!this.#pinned.holds(block)) this.#charge(h, block)
     noteDropped(dropped.bytes)
     if (this.#stored) for (const block of this.#stored.blocks()) this.#stored.recycle(block)
     return dropped
@@ -367,12 +366,17 @@ export class BlockCache {
    */
   reserve(bytes: number): void {
     this.#reserved = bytes
-    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
+    this.#resize()
+  }
+
+  /** The policy's budget: the limit less pinned blocks and the reserve. */
+  #resize(): void {
+    this.#lru.resize(this.#limit - this.#pinned.bytes - this.#reserved)
   }
 
   /** Bytes of pinned blocks. */
   get pinnedBytes(): number {
-    return this.#pinnedBytes
+    return this.#pinned.bytes
   }
 
   /** Most bytes that may be pinned: the policy keeps room for one block at least (its admission window). Listings then give way (MetaCache's room). */
@@ -390,10 +394,8 @@ export class BlockCache {
     const key = `${file.key}#${index}`
     if (this.#pinned.has(key)) return
     if (this.#lru.peek(key) === block) this.#lru.delete(key)
-    this.#pinned.set(key, block)
-    this.#pinnedBlocks.add(block)
-    this.#pinnedBytes += block.length
-    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
+    this.#pinned.add(key, block)
+    this.#resize()
   }
 
   /** Unpin this version of a file: its blocks go back to the policy as ordinary entries (`keep`), or are dropped. */
@@ -402,15 +404,12 @@ export class BlockCache {
     const freed: [string, Buffer][] = []
     for (let i = 0; i < count; i++) {
       const key = `${file.key}#${i}`
-      const block = this.#pinned.get(key)
+      const block = this.#pinned.remove(key)
       if (!block) continue
-      this.#pinned.delete(key)
-      this.#pinnedBlocks.delete(block)
-      this.#pinnedBytes -= block.length
       freed.push([key, block])
       if (!keep) this.#letGo(block)
     }
-    this.#lru.resize(this.#limit - this.#pinnedBytes - this.#reserved)
+    this.#resize()
     if (keep) for (const [key, block] of freed) this.#lru.set(key, block)
   }
 

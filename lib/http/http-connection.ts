@@ -40,7 +40,7 @@ export class HttpConnection implements Connection {
     this.#progressAt = Date.now()
   }
 
-  drain(): void {
+  refuseNewRequests(): void {
     this.draining = true
     if (this.idle) this.socket.destroy()
   }

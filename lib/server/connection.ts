@@ -114,7 +114,7 @@ export interface Connection {
   /** Resolves when the connection is fully torn down. */
   readonly closed: Promise<void>
   /** Refuse new requests (ESHUTDOWN); the running ones go on. */
-  drain(): void
+  refuseNewRequests(): void
   /** Nothing running and nothing waiting to be sent: safe to close without cutting a response. */
   readonly idle: boolean
   /**
@@ -230,7 +230,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
   return {
     id,
     closed,
-    drain: () => source.drain(),
+    refuseNewRequests: () => source.refuseNewRequests(),
     get idle() {
       return source.inFlight === 0 && source.readableLength === 0 && chain.readableLength === 0 && duplex.writableLength === 0
     },

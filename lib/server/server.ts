@@ -539,7 +539,7 @@ export class CacheServer extends EventEmitter {
     const stopped = Promise.all([server, gateway].map((s) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined)))
     const all = () => Promise.all([...this.#connections].map((c) => c.closed))
     if (grace > 0) {
-      for (const conn of this.#connections) conn.drain()
+      for (const conn of this.#connections) conn.refuseNewRequests()
       // Wait until every connection has finished and sent what it was doing (or the grace is over).
       const deadline = Date.now() + grace
       while (Date.now() < deadline && [...this.#connections].some((c) => !c.idle)) await sleep(20)

@@ -117,7 +117,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   /** A fatal error: answer what is queued, then end. */
   #closing = false
   /** Shutting down: finish what runs, refuse new requests, then end. */
-  #draining = false
+  #refusing = false
   #authed: boolean
 
   constructor(ctx: CommandContext, opts: SourceOptions) {
@@ -130,8 +130,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
   }
 
   /** Answer new requests with ESHUTDOWN; those running go on (the server closes once they are done). */
-  drain(): void {
-    this.#draining = true
+  refuseNewRequests(): void {
+    this.#refusing = true
     // One NACKed while it waited gets its ERROR in the NACK's epoch: the receiver waits for that.
     for (const p of this.#parked.splice(0)) this.#reply(p.id, shuttingDown(), p.resync ?? p.resume?.resync)
     this.#pump()
@@ -178,7 +178,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
       cb()
       return this.#pump()
     }
-    if (this.#draining && !('frame' in req) && !('error' in req) && !(entry && isControl(entry))) {
+    if (this.#refusing && !('frame' in req) && !('error' in req) && !(entry && isControl(entry))) {
       this.#reply(req.id, shuttingDown())
       return this.#next(cb)
     }

@@ -85,7 +85,7 @@ export async function latencyRoot(tmp: string, images: MlImages, listing: string
     const g = (k: string) => measured.get(k)!
     return {
       rows: [
-        row(section, g('server'), g('single'), 'misses overlap: up to 16 reads in flight'),
+        row(section, g('server'), g('single'), 'misses overlap: up to 8 reads in flight'),
         row(section, g('direct'), g('single')),
         row(section, g('single')),
       ],

@@ -59,7 +59,7 @@ for (const shortCircuit of [true, false]) {
     const tally = await mount.stop()
     t.diagnostic(`${tally.reads} reads of the root, at most ${tally.mostAtOnce} at once`)
     assert.ok(tally.reads >= FILES, `every file read from the root once: ${tally.reads} reads`)
-    // Node's own thread pool (4 threads) would cap this at 4; locate loads 8 files at once, readv reads 4 ahead of the one it sends.
+    // Node's own thread pool (4 threads) would cap this at 4; the bin's has 8; locate loads 8 files at once, readv reads 4 ahead of the one it sends.
     assert.ok(tally.mostAtOnce >= (shortCircuit ? 8 : 5), `reads at once: ${tally.mostAtOnce}`)
   })
 }

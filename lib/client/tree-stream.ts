@@ -103,5 +103,9 @@ export async function* treeFiles(open: (sink: ReadSink) => { release(): void }):
     }
   } finally {
     if (!ended || failure) request.release()
+    // The connection is shared: one this stream held must go on, however the stream is left.
+    const resume = held
+    held = null
+    resume?.()
   }
 }

@@ -23,6 +23,8 @@ export class ReadAhead {
   #ctx: CommandContext
   #wants: readonly Wanted[]
   #next = 0
+  /** The entry being sent: a finished load refills the window around it, not around the entry it started for. */
+  #at = 0
   #running = 0
   #stopped = false
 
@@ -33,15 +35,16 @@ export class ReadAhead {
 
   /** Entry `i` is being sent: keep the files after it loading, up to READ_AHEAD_FILES at once. */
   at(i: number): void {
-    if (this.#next <= i) this.#next = i + 1
-    while (!this.#stopped && this.#running < READ_AHEAD_FILES && this.#next < this.#wants.length && this.#next <= i + READ_AHEAD_FILES) {
+    if (i > this.#at) this.#at = i
+    if (this.#next <= this.#at) this.#next = this.#at + 1
+    while (!this.#stopped && this.#running < READ_AHEAD_FILES && this.#next < this.#wants.length && this.#next <= this.#at + READ_AHEAD_FILES) {
       const want = this.#wants[this.#next++]
       this.#running++
       void this.#load(want)
         .catch(() => {})
         .finally(() => {
           this.#running--
-          this.at(i)
+          this.at(this.#at)
         })
     }
   }

@@ -45,6 +45,13 @@ export class OpenAhead {
     return r.ok
   }
 
+  /** The walk went into entry `i` another way (the metadata cache came to hold it meanwhile): its place goes to the next. */
+  skip(i: number): void {
+    if (this.#next <= i) this.#next = i + 1
+    this.#pending.delete(i)
+    this.#fill()
+  }
+
   /** Let what is under way finish on its own (its descriptors are closed as it does). */
   stop(): void {
     this.#stopped = true

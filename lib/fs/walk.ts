@@ -139,6 +139,7 @@ export async function* walkRuns(jail: Jail, path: string, signal?: AbortSignal, 
         if (kind !== KIND_DIR && kind !== KIND_LINK) continue
         const held = kind === KIND_DIR ? lister.child(listing, i) : null
         if (held) {
+          ahead.skip(i)
           const childNames = [...names, name]
           if (!seenReal(childNames.join('/'))) signal?.throwIfAborted()
           yield* visit(childRel, childNames, held)

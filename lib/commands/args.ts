@@ -9,7 +9,8 @@ export function optionalString(args: Record<string, unknown>, name: string, fall
 }
 
 export function requiredString(args: Record<string, unknown>, name: string): string {
-  if (args[name] === undefined) throw error('EBADREQ', `missing "${name}" argument`)
+  // null is no path either: taken as '' it named the root (a pin of null pinned the whole tree).
+  if (args[name] === undefined || args[name] === null) throw error('EBADREQ', `missing "${name}" argument`)
   return optionalString(args, name, '')
 }
 

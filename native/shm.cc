@@ -12,7 +12,8 @@
  *
  * openBeneath opens a file of the served tree the cheap way, when its path
  * allows (see lib/fs/open-beneath.ts), and readStat reads a block of it and
- * its identity after in one trip to the thread pool. dirs.cc adds what the metadata cache
+ * its identity after in one trip to the thread pool (spliceStat: into a
+ * store's file, where the block's slot is). dirs.cc adds what the metadata cache
  * uses: whole directories listed on the thread pool, and inotify.
  *
  * The client CLI uses the rest, to move a store's pages into the pipe on its
@@ -307,6 +308,90 @@ void ReadStat(const FunctionCallbackInfo<Value> &args) {
   w.release();
 }
 
+/* One spliceStat call, run on libuv's thread pool. */
+struct SpliceWork {
+  uv_work_t req;
+  v8::Isolate *isolate;
+  v8::Global<v8::Function> callback;
+  int fd;
+  int64_t position;
+  size_t length;
+  int dst;
+  int64_t dstOffset;
+  size_t done = 0;
+  int err = 0;
+  struct stat st;
+};
+
+void SpliceWorkRun(uv_work_t *req) {
+  SpliceWork *w = static_cast<SpliceWork *>(req->data);
+  // A pipe of its own per move, closed after: kept per thread, its descriptors would outlive every request.
+  int pipe[2];
+  if (pipe2(pipe, O_CLOEXEC) != 0) {
+    w->err = errno;
+    return;
+  }
+  fcntl(pipe[1], F_SETPIPE_SZ, 1 << 20);  // fewer rounds for a block; a 64 KiB pipe still works
+  loff_t in = w->position;
+  loff_t out = w->dstOffset;
+  while (w->done < w->length && !w->err) {
+    ssize_t n = splice(w->fd, &in, pipe[1], nullptr, w->length - w->done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      w->err = errno;
+      break;
+    }
+    if (n == 0) break;
+    for (ssize_t left = n; left > 0;) {
+      ssize_t m = splice(pipe[0], nullptr, w->dst, &out, static_cast<size_t>(left), 0);
+      if (m < 0 && errno == EINTR) continue;
+      if (m <= 0) {
+        w->err = m < 0 ? errno : ENOSPC;
+        break;
+      }
+      left -= m;
+    }
+    if (!w->err) w->done += static_cast<size_t>(n);
+  }
+  close(pipe[0]);
+  close(pipe[1]);
+  if (!w->err && fstat(w->fd, &w->st) != 0) w->err = errno;
+}
+
+void SpliceWorkDone(uv_work_t *req, int) {
+  std::unique_ptr<SpliceWork> w(static_cast<SpliceWork *>(req->data));
+  Answer(w->isolate, w->callback, w->err, static_cast<double>(w->done), &w->st);
+}
+
+/*
+ * spliceStat(fd, position, length, dst, dstOffset, callback): on the thread
+ * pool, move `length` bytes of the file at `position` into file `dst` at
+ * `dstOffset` (fewer only where the source ends) through a pipe, then fstat
+ * the source. For a store slot: the kernel copies the page cache into the
+ * tmpfs once, where a read through the slot's mapping also takes a fault, and
+ * a zeroed page, per 4 KiB. A full tmpfs fails with ENOSPC. callback(code,
+ * bytesMoved, stat), as readStat's.
+ */
+void SpliceStat(const FunctionCallbackInfo<Value> &args) {
+  Isolate *isolate = args.GetIsolate();
+  int64_t fd, position, length, dst, dstOffset;
+  if (!Int(args, 0, &fd) || !Int(args, 1, &position) || !Int(args, 2, &length) || !Int(args, 3, &dst) || !Int(args, 4, &dstOffset) ||
+      args.Length() < 6 || !args[5]->IsFunction()) {
+    return Throw(isolate, "spliceStat(fd, position, length, dst, dstOffset, callback)");
+  }
+  auto w = std::make_unique<SpliceWork>();
+  w->isolate = isolate;
+  w->fd = static_cast<int>(fd);
+  w->position = position;
+  w->length = static_cast<size_t>(length);
+  w->dst = static_cast<int>(dst);
+  w->dstOffset = dstOffset;
+  w->callback.Reset(isolate, args[5].As<v8::Function>());
+  w->req.data = w.get();
+  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, SpliceWorkRun, SpliceWorkDone) != 0) return Throw(isolate, "uv_queue_work");
+  w.release();
+}
+
 void Init(Local<v8::Object> exports) {
   dirs::Init(exports);
   NODE_SET_METHOD(exports, "mapFile", MapFile);
@@ -317,6 +402,7 @@ void Init(Local<v8::Object> exports) {
   NODE_SET_METHOD(exports, "splice", Splice);
   NODE_SET_METHOD(exports, "openBeneath", OpenBeneath);
   NODE_SET_METHOD(exports, "readStat", ReadStat);
+  NODE_SET_METHOD(exports, "spliceStat", SpliceStat);
 }
 
 }  // namespace

@@ -99,7 +99,7 @@ export class BlockFill {
     const buf = slot ? Buffer.from(slot.buffer) : Buffer.allocUnsafeSlow(length)
     if (slot) slots.set(buf, slot)
     try {
-      const { bytesRead, reads, st } = await readThenStat(file.fh, buf, 0, length, start)
+      const { bytesRead, reads, st } = await readThenStat(file.fh, buf, 0, length, start, slot ? store!.place(slot) : undefined)
       this.diskReads += reads
       if (bytesRead < length) throw error('ECHANGED', 'file shrank on disk while it was being read; read it again')
       // Cached under this version's key, the bytes must be this version's. A write changes the mtime
@@ -113,7 +113,8 @@ export class BlockFill {
         slots.delete(buf)
       }
       // The tmpfs had no page for the slot (another process filled it): this block goes on the heap.
-      if (slot && (err as NodeJS.ErrnoException).code === 'EFAULT') return this.#readDisk(file, null, start, length, slots)
+      const code = (err as NodeJS.ErrnoException).code
+      if (slot && (code === 'ENOSPC' || code === 'EFAULT')) return this.#readDisk(file, null, start, length, slots)
       throw err
     }
     return buf

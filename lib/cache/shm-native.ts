@@ -38,6 +38,11 @@ export interface ShmNative {
    */
   readStat(fd: number, buffer: Buffer, offset: number, length: number, position: number, callback: (code: string | null, bytesRead: number, stat: BigInt64Array) => void): void
   /**
+   * On the thread pool: `length` bytes of the file at `position` moved into file `dst` at `dstOffset` through a pipe
+   * (fewer only where the source ends), then the source's fstat (lib/fs/fd-file.ts). As readStat's otherwise.
+   */
+  spliceStat(fd: number, position: number, length: number, dst: number, dstOffset: number, callback: (code: string | null, bytesMoved: number, stat: BigInt64Array) => void): void
+  /**
    * On the thread pool: the directory at `path` read whole (lib/fs/listing.ts). `names` NUL-ended in one string;
    * `kinds` 0 file, 1 directory, 2 symlink, 3 other, 4 unknown; `stats` (with `withStats`) [dev, ino, size, mtimeNs,
    * ctimeNs, nlink] per entry, from lstat; `self` the directory's own six and its filesystem type.

@@ -21,6 +21,7 @@ import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync,
 import { join } from 'node:path'
 import createDebug from '../debug.js'
 import { readIdentity, writeIdentity } from '../fs/identity.js'
+import type { FilePlace } from '../fs/fd-file.js'
 import { readFullySync } from '../read-fully.js'
 import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
@@ -226,6 +227,11 @@ export class ShmStore {
       if (bytesWritten === 0) throw Object.assign(new Error('no room in the store for the block'), { code: 'ENOSPC' })
       done += bytesWritten
     }
+  }
+
+  /** Where the slot's bytes live in its slab file: for writing them through the descriptor, not the mapping. */
+  place(slot: Slot): FilePlace {
+    return { fd: slot.slab.fd, offset: slot.slab.offset(slot.index) }
   }
 
   location(slot: Slot): SlotLocation {

@@ -39,14 +39,30 @@ export class FdFile implements ReadableFile {
   }
 }
 
+/** Where a buffer's bytes live in a file: a store slot's place in its slab (lib/cache/shm-store.ts). */
+export interface FilePlace {
+  fd: number
+  offset: number
+}
+
 /**
  * `length` bytes of the file at `position` into `buffer` at `offset` (fewer
  * only where the file ends), then its fstat: what a block read needs to know
  * its bytes are one version's. `reads`: read calls made (one for the native
- * job, whatever it took inside).
+ * job, whatever it took inside). With `place`, `buffer` maps that place of a
+ * file, and the bytes are written there by the kernel (spliceStat) rather
+ * than through the mapping.
  */
-export async function readThenStat(fh: ReadableFile, buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number; reads: number; st: FileStat }> {
+export async function readThenStat(fh: ReadableFile, buffer: Buffer, offset: number, length: number, position: number, place?: FilePlace): Promise<{ bytesRead: number; reads: number; st: FileStat }> {
   const native = fh instanceof FdFile ? shmNative() : null
+  if (native && place) {
+    return new Promise((resolve, reject) => {
+      native.spliceStat((fh as FdFile).fd, position, length, place.fd, place.offset + offset, (code, bytesRead, raw) => {
+        if (code !== null) return reject(Object.assign(new Error(`${code}: reading a block into the store`), { code, syscall: 'splice' }))
+        resolve({ bytesRead, reads: 1, st: nativeStat(raw) })
+      })
+    })
+  }
   if (native) {
     return new Promise((resolve, reject) => {
       native.readStat((fh as FdFile).fd, buffer, offset, length, position, (code, bytesRead, raw) => {

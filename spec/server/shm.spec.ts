@@ -5,7 +5,9 @@
  * exit that leaves nothing behind.
  */
 import assert from 'node:assert/strict'
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
@@ -33,6 +35,45 @@ async function stats(client: Client): Promise<StoreStats> {
 }
 
 describe('shared-memory cache', { skip }, () => {
+  test('a block read from disk that finds the store\'s tmpfs full goes to the heap, exact', async (t) => {
+    const mnt = mkdtempSync(join(tmpdir(), 'cacheserv-tmpfs-'))
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt], { stdio: 'ignore' })
+    } catch {
+      rmSync(mnt, { recursive: true, force: true })
+      t.skip('needs to mount a tmpfs (root)')
+      return
+    }
+    t.after(() => {
+      execFileSync('umount', ['-l', mnt], { stdio: 'ignore' })
+      rmSync(mnt, { recursive: true, force: true })
+    })
+    const { url, root, server } = await startServer(t, { blockSize: BLOCK, cacheSize: MiB, maxBuffered: 256 * KiB, shmDir: join(mnt, 'store') })
+    const first = writeFile(root, 'first.bin', BLOCK)
+    const data = writeFile(root, 'later.bin', 8 * BLOCK)
+    const client = await connectTo(t, url)
+    // The slab exists (one block in it); then the tmpfs is filled to the last page.
+    assert.ok((await client.readFile('first.bin')).equals(first))
+    assert.equal(server.stats().shm?.blocks, 1)
+    const fd = openSync(join(mnt, 'filler'), 'w')
+    try {
+      const chunk = Buffer.alloc(64 * KiB)
+      for (;;) writeSync(fd, chunk)
+    } catch (err) {
+      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
+    } finally {
+      closeSync(fd)
+    }
+    assert.equal(statfsSync(mnt).bfree, 0)
+    const before = server.stats()
+    assert.ok((await client.readFile('later.bin')).equals(data), 'exact bytes')
+    const after = server.stats()
+    assert.equal(after.diskReads - before.diskReads, 8, 'every block read from disk once')
+    assert.equal(after.shm?.blocks, 1, 'none of them in the full store')
+    assert.ok((await client.readFile('later.bin')).equals(data), 'and served again from the heap')
+    assert.equal(server.stats().diskReads, after.diskReads)
+  })
+
   test('files under 16 KiB stay on the heap', async (t) => {
     const { server, url, root } = await startServer(t, { cacheSize: 8 * BLOCK, blockSize: BLOCK })
     writeFile(root, 'tiny.bin', 16 * KiB - 1)

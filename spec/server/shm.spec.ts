@@ -5,9 +5,7 @@
  * exit that leaves nothing behind.
  */
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
@@ -16,6 +14,7 @@ import type { Client } from '../../lib/client/client.js'
 import { startServerProcess } from '../helpers/cli.js'
 import { noSharedMemory, storeDir, tempDir, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { smallTmpfs } from '../helpers/tmpfs.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -36,35 +35,16 @@ async function stats(client: Client): Promise<StoreStats> {
 
 describe('shared-memory cache', { skip }, () => {
   test('a block read from disk that finds the store\'s tmpfs full goes to the heap, exact', async (t) => {
-    const mnt = mkdtempSync(join(tmpdir(), 'cacheserv-tmpfs-'))
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt], { stdio: 'ignore' })
-    } catch {
-      rmSync(mnt, { recursive: true, force: true })
-      t.skip('needs to mount a tmpfs (root)')
-      return
-    }
-    t.after(() => {
-      execFileSync('umount', ['-l', mnt], { stdio: 'ignore' })
-      rmSync(mnt, { recursive: true, force: true })
-    })
-    const { url, root, server } = await startServer(t, { blockSize: BLOCK, cacheSize: MiB, maxBuffered: 256 * KiB, shmDir: join(mnt, 'store') })
+    const tmpfs = smallTmpfs(t)
+    if (!tmpfs) return
+    const { url, root, server } = await startServer(t, { blockSize: BLOCK, cacheSize: MiB, maxBuffered: 256 * KiB, shmDir: join(tmpfs.dir, 'store') })
     const first = writeFile(root, 'first.bin', BLOCK)
     const data = writeFile(root, 'later.bin', 8 * BLOCK)
     const client = await connectTo(t, url)
     // The slab exists (one block in it); then the tmpfs is filled to the last page.
     assert.ok((await client.readFile('first.bin')).equals(first))
     assert.equal(server.stats().shm?.blocks, 1)
-    const fd = openSync(join(mnt, 'filler'), 'w')
-    try {
-      const chunk = Buffer.alloc(64 * KiB)
-      for (;;) writeSync(fd, chunk)
-    } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
-    } finally {
-      closeSync(fd)
-    }
-    assert.equal(statfsSync(mnt).bfree, 0)
+    tmpfs.fill()
     const before = server.stats()
     assert.ok((await client.readFile('later.bin')).equals(data), 'exact bytes')
     const after = server.stats()

@@ -7,11 +7,10 @@
  * store slot or buffered byte left behind, no unhandled rejection.
  */
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { closeSync, mkdtempSync, openSync, readlinkSync, renameSync, rmSync, statSync, statfsSync, symlinkSync, utimesSync, writeSync } from 'node:fs'
+import { readlinkSync, renameSync, statSync, symlinkSync, utimesSync } from 'node:fs'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, test, type TestContext } from 'node:test'
@@ -25,6 +24,7 @@ import { startServerProcess } from '../helpers/cli.js'
 import { noSharedMemory, storeDir, tempDir, writeFile } from '../helpers/fixtures.js'
 import { NO_REDIS, type RedisCluster, redisInstalled, startRedisCluster } from '../helpers/redis-cluster.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { smallTmpfs } from '../helpers/tmpfs.js'
 import { poll, within } from '../helpers/wait.js'
 
 const KiB = 1024
@@ -474,18 +474,8 @@ describe('shared tier attacks: small blocks, empty files, the store', { skip }, 
   })
 
   test('a block from Redis that finds the store\'s tmpfs full goes to the heap: not a Redis failure, no disk read', async (t) => {
-    const mnt = mkdtempSync(join(tmpdir(), 'cacheserv-tmpfs-'))
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0700', 'tmpfs', mnt], { stdio: 'ignore' })
-    } catch {
-      rmSync(mnt, { recursive: true, force: true })
-      t.skip('needs to mount a tmpfs (root)')
-      return
-    }
-    t.after(() => {
-      execFileSync('umount', ['-l', mnt], { stdio: 'ignore' })
-      rmSync(mnt, { recursive: true, force: true })
-    })
+    const tmpfs = smallTmpfs(t)
+    if (!tmpfs) return
     const root = tempDir(t)
     const prefix = `enospc-${process.pid}:`
     const blockSize = 64 * KiB
@@ -496,23 +486,14 @@ describe('shared tier attacks: small blocks, empty files, the store', { skip }, 
     assert.ok((await (await connectTo(t, a.url)).readFile('later.bin')).equals(data))
     await stored(a.server, data.length)
 
-    const shmDir = join(mnt, 'store')
+    const shmDir = join(tmpfs.dir, 'store')
     const b = await startServer(t, { root, redis: single.urls, redisPrefix: prefix, blockSize, cacheSize: MiB, maxBuffered: 256 * KiB, shmDir })
     await up(b.server)
     const cb = await connectTo(t, b.url)
     // The slab exists (one block in it); then the tmpfs is filled to the last page.
     assert.ok((await cb.readFile('first.bin')).equals(first))
     assert.equal(b.server.stats().shm?.blocks, 1)
-    const fd = openSync(join(mnt, 'filler'), 'w')
-    try {
-      const chunk = Buffer.alloc(64 * KiB)
-      for (;;) writeSync(fd, chunk)
-    } catch (err) {
-      assert.equal((err as NodeJS.ErrnoException).code, 'ENOSPC')
-    } finally {
-      closeSync(fd)
-    }
-    assert.equal(statfsSync(mnt).bfree, 0)
+    tmpfs.fill()
     const before = b.server.stats()
     assert.ok((await cb.readFile('later.bin')).equals(data), 'exact bytes')
     const s = b.server.stats()

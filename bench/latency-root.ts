@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url'
 import { latencyFsPython, type LatencyMount, mountLatencyFs } from '../spec/helpers/latency-fs.js'
 import { alternate } from './measure.js'
 import type { MlImages } from './ml-epoch.js'
-import { shell, startServer, stop } from './procs.js'
-import { SERVER_BIN } from './servers.js'
+import { shell, stop } from './procs.js'
+import { startBin } from './servers.js'
 import { ratioTarget, row, type Row, type Target } from './table.js'
 import { BenchError, log, MiB } from './util.js'
 
@@ -65,12 +65,9 @@ export async function latencyRoot(tmp: string, images: MlImages, listing: string
           run: async () => {
             // Named as servers name their stores, so a server started later sweeps it away if this run is cut short.
             const store = join('/dev/shm', `cacheserv-pipe-bench-latency-${process.pid}-${run++}`)
-            const args = ['--root', view, '--port', '0', '--cache-size', String(Math.ceil((images.bytes * 1.2) / MiB) * MiB), '--shm-dir', store]
-            const s = await startServer('latency-root server', SERVER_BIN, args, 60_000)
+            const s = await startBin(view, Math.ceil((images.bytes * 1.2) / MiB) * MiB, ['--shm-dir', store], 'latency-root server')
             try {
-              const url = /listening on (\S+)/.exec(s.line)?.[1]
-              if (!url) throw new BenchError(`no address in ${s.line}`)
-              return await epoch('latency server', ['server', url, subset])
+              return await epoch('latency server', ['server', s.url, subset])
             } finally {
               await stop(s.child) // a clean exit removes the store
             }

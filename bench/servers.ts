@@ -61,9 +61,9 @@ export async function startBare(ds: Dataset): Promise<BareServer> {
   return { child, tcp: { kind: 'tcp', port }, unix: { kind: 'unix', path: unix }, bytes }
 }
 
-/** The real `cacheserv-pipe` bin, executed directly so its shebang flags apply. */
-export async function startBin(root: string, cacheBytes: number): Promise<{ child: ChildProcess; url: string }> {
-  const { child, line } = await startServer('cacheserv-pipe (bin)', SERVER_BIN, ['--root', root, '--port', '0', '--cache-size', String(cacheBytes)], START_TIMEOUT)
+/** The real `cacheserv-pipe` bin, executed directly so its shebang flags apply; `extra` are more of its flags. */
+export async function startBin(root: string, cacheBytes: number, extra: string[] = [], name = 'cacheserv-pipe (bin)'): Promise<{ child: ChildProcess; url: string }> {
+  const { child, line } = await startServer(name, SERVER_BIN, ['--root', root, '--port', '0', '--cache-size', String(cacheBytes), ...extra], START_TIMEOUT)
   const m = /listening on (\S+)/.exec(line)
   if (!m) throw new BenchError(`cacheserv-pipe printed no address: ${line}`)
   return { child, url: m[1]! }

@@ -220,10 +220,10 @@ export class ShmStore {
    * thread pool (whose wake-up, per block, cost more CPU than the copy).
    */
   write(slot: Slot, bytes: Uint8Array): void {
-    const at = slot.slab.offset(slot.index)
+    const { fd, offset: at } = this.place(slot)
     let done = 0
     while (done < bytes.length) {
-      const bytesWritten = writeSync(slot.slab.fd, bytes, done, bytes.length - done, at + done)
+      const bytesWritten = writeSync(fd, bytes, done, bytes.length - done, at + done)
       if (bytesWritten === 0) throw Object.assign(new Error('no room in the store for the block'), { code: 'ENOSPC' })
       done += bytesWritten
     }

@@ -55,20 +55,15 @@ export interface FilePlace {
  */
 export async function readThenStat(fh: ReadableFile, buffer: Buffer, offset: number, length: number, position: number, place?: FilePlace): Promise<{ bytesRead: number; reads: number; st: FileStat }> {
   const native = fh instanceof FdFile ? shmNative() : null
-  if (native && place) {
-    return new Promise((resolve, reject) => {
-      native.spliceStat((fh as FdFile).fd, position, length, place.fd, place.offset + offset, (code, bytesRead, raw) => {
-        if (code !== null) return reject(Object.assign(new Error(`${code}: reading a block into the store`), { code, syscall: 'splice' }))
-        resolve({ bytesRead, reads: 1, st: nativeStat(raw) })
-      })
-    })
-  }
   if (native) {
+    const fd = (fh as FdFile).fd
     return new Promise((resolve, reject) => {
-      native.readStat((fh as FdFile).fd, buffer, offset, length, position, (code, bytesRead, raw) => {
-        if (code !== null) return reject(Object.assign(new Error(`${code}: reading a block`), { code, syscall: 'read' }))
+      const done = (code: string | null, bytesRead: number, raw: BigInt64Array) => {
+        if (code !== null) return reject(Object.assign(new Error(`${code}: reading a block${place ? ' into the store' : ''}`), { code, syscall: place ? 'splice' : 'read' }))
         resolve({ bytesRead, reads: 1, st: nativeStat(raw) })
-      })
+      }
+      if (place) native.spliceStat(fd, position, length, place.fd, place.offset + offset, done)
+      else native.readStat(fd, buffer, offset, length, position, done)
     })
   }
   let bytesRead = 0

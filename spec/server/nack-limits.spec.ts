@@ -13,6 +13,7 @@ import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { startServer } from '../helpers/server.js'
 
+const KiB = 1024
 const MiB = 1024 * 1024
 const N = 40
 const MAX_IN_FLIGHT = 4
@@ -52,8 +53,9 @@ describe('NACKs and the limits', () => {
   })
 
   test('resends of finished requests run within --max-in-flight', async (t) => {
-    // No cache to speak of: every resend opens the file and reads it from disk.
-    const { url, root } = await startServer(t, { maxInFlight: MAX_IN_FLIGHT, cacheSize: MiB, settle: 0 })
+    // A cache of a few small blocks: a resend is never served whole from it (which needs no open
+    // file), and one that waits for the client to read holds the file open for its next block.
+    const { url, root } = await startServer(t, { maxInFlight: MAX_IN_FLIGHT, cacheSize: 256 * KiB, blockSize: 64 * KiB, settle: 0 })
     writeFile(root, 'big.bin', 4 * MiB)
     const path = join(root, 'big.bin')
     const peer = await rawPeer(t, url)

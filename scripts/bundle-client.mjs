@@ -9,7 +9,7 @@
 // injector) is left as a file loaded on demand, its path rewritten to point from
 // dist/bin to the module tsc wrote. Such a module gets its own copies of what it imports
 // (errors.js, args.js); nothing relies on their identity: errors are told apart by code.
-// Packages loaded with createRequire (debug, filesize-parser) stay runtime requires.
+// Packages loaded with createRequire (debug) stay runtime requires.
 import { build } from 'esbuild'
 import { writeFile } from 'node:fs/promises'
 import { dirname, relative, resolve } from 'node:path'

@@ -38,8 +38,8 @@ export function modeWithDefault(flags: string, description: string, mode: number
 /** Make commander exit 2 on usage errors (it uses 1), 0 after --help/--version. */
 export function usageExits(program: Command): Command {
   program.exitOverride((err: CommanderError) => {
-    const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
-    process.exit(ok ? EXIT_OK : EXIT_USAGE)
+    // --help and --version end with exit code 0; help shown for a missing subcommand is an error.
+    process.exit(err.exitCode === 0 ? EXIT_OK : EXIT_USAGE)
   })
   for (const sub of program.commands) usageExits(sub)
   return program

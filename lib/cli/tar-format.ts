@@ -15,7 +15,7 @@ const MAX_OCTAL = 8 ** 11 - 1
 export interface MemberHeader {
   name: string
   size: number
-  /** Seconds since the epoch (fractions kept in a pax header only when one is written anyway). */
+  /** Milliseconds since the epoch; the header holds whole seconds. */
   mtimeMs: number
   mode?: number
 }

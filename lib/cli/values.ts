@@ -3,26 +3,33 @@
  * exit codes. Free of commander: the client parses its arguments without it,
  * to start fast. A bad value throws a plain Error whose message says why.
  */
-import { createRequire } from 'node:module'
 
 /** Exit codes of both commands. */
 export const EXIT_OK = 0
 export const EXIT_FAILURE = 1
 export const EXIT_USAGE = 2
 
-/** Loaded on first use: most runs of the client never parse a size. */
-const parseHumanSize = (value: string): number => (createRequire(import.meta.url)('filesize-parser') as (s: string) => number)(value)
+/** Unit letters and their powers of 1024. */
+const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }
 
-/** A size with optional unit: 4096, 64KiB, 512MiB, 2G (units are powers of 1024). */
+/**
+ * A number, then optionally K, M, G or T with an optional "i" and "B", in any
+ * case; or a plain B. Units are powers of 1024 however they are spelled:
+ * "4GB", "4Gb", "4GiB" and "4g" are all 4 × 2^30 bytes (a size here is never
+ * in bits).
+ */
+const SIZE = /^(\d+(?:\.\d+)?|\.\d+)\s*(?:([kmgt])(?:i?b)?|b)?$/i
+
+/** A size with optional unit: 4096, 64KiB, 512MiB, 1.5G (units are powers of 1024). */
 export function parseSize(value: string): number {
-  let n: number
-  try {
-    n = parseHumanSize(value)
-  } catch {
-    throw new Error(`not a size: ${JSON.stringify(value)} (try 4096, 64KiB, 512MiB, 2G)`)
-  }
-  if (!Number.isFinite(n) || n < 0) throw new Error(`not a size: ${JSON.stringify(value)}`)
-  return Math.floor(n)
+  const m = SIZE.exec(value.trim())
+  if (!m) throw new Error(`not a size: ${JSON.stringify(value)} (try 4096, 64KiB, 512MiB, 2G)`)
+  const unit = UNITS[(m[2] ?? '').toLowerCase()]!
+  // 1.5G is whole; 0.1G rounds down to a byte; a bare 2.5 is no number of bytes.
+  if (unit === 1 && !/^\d+$/.test(m[1]!)) throw new Error(`not a whole number of bytes: ${JSON.stringify(value)}`)
+  const n = Math.floor(Number(m[1]) * unit)
+  if (!Number.isSafeInteger(n)) throw new Error(`too large a size: ${JSON.stringify(value)}`)
+  return n
 }
 
 /** A size the way a user types it: 1GiB, 256KiB, 1000 (the largest unit that divides it exactly). */
@@ -45,9 +52,8 @@ export function parseCount(value: string): number {
 
 /** Seconds, fractions allowed: 0.5, 30, 600. */
 export function parseSeconds(value: string): number {
-  const n = Number(value)
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new Error(`not a number of seconds: ${JSON.stringify(value)}`)
-  return n
+  if (!/^(\d+(\.\d*)?|\.\d+)$/.test(value.trim())) throw new Error(`not a number of seconds: ${JSON.stringify(value)}`)
+  return Number(value)
 }
 
 /** File permissions in octal: 600, 0660. */

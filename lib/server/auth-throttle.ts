@@ -24,7 +24,8 @@ interface Peer {
 
 export class AuthThrottle {
   readonly backoff: number
-  #peers = new QuickLRU<string, Peer>({ maxSize: MAX_PEERS })
+  // QuickLRU keeps up to twice its maxSize (its two generations).
+  #peers = new QuickLRU<string, Peer>({ maxSize: MAX_PEERS / 2 })
 
   /** `backoff`: ms before the first wrong token from an address is answered; 0 turns throttling off. */
   constructor(backoff: number) {
@@ -33,9 +34,11 @@ export class AuthThrottle {
 
   /**
    * An auth attempt from `peer` was judged `ok`: ms from now before the verdict may be
-   * answered, or null when that would be past `deadline` (the connection's auth deadline,
-   * a Date.now() time, which then answers it). An attempt left to its deadline is not
-   * counted as a failure.
+   * answered. A wrong token waits behind the address's earlier failures and is counted;
+   * its delay may run past `deadline` (the connection's auth deadline, a Date.now() time),
+   * which then answers it. Null when the address's queue already reaches `deadline`: the
+   * attempt is left to the deadline and not counted, so waiting connections do not push
+   * the address's delay further out.
    */
   schedule(peer: string, ok: boolean, deadline: number, now = Date.now()): number | null {
     if (this.backoff <= 0) return 0

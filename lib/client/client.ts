@@ -1,9 +1,8 @@
 /**
  * The client: one connection, many requests in flight. Requests go out as
- * JSON lines. Replies are read into one reused receive buffer, decoded and
- * routed by id to each request's handler within the socket's read callback:
- * no fresh memory per read, and a page is copied at most once, into memory
- * its consumer keeps (none at all for readChunks). Backpressure: when a
+ * JSON lines. Replies are decoded and routed by id to each request's
+ * handler within the socket's read callback (link.ts): a page is copied at
+ * most once, into memory its consumer keeps (none at all for readChunks). Backpressure: when a
  * read's consumer is full, the client stops reading the socket (so all
  * requests on this connection wait; use one connection per independent
  * consumer).
@@ -21,42 +20,30 @@
  * for the rest only, from the same version of the file.
  */
 import createDebug from '../debug.js'
-import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
-import net from 'node:net'
-import { type Address, DEFAULT_ADDRESS, parseAddress } from '../address.js'
+import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { type CacheservError, error } from '../errors.js'
-import { checksumId } from '../protocol/checksum.js'
-import { type ChecksumName, FrameType, MAX_ID, MAX_LOCATE_PATHS, MAX_UPLOAD_PAYLOAD, MAX_UPLOADS_PER_CONNECTION, PROTOCOL_VERSION } from '../protocol/constants.js'
-import { encodeFrame, type ReceivedFrame } from '../protocol/frame.js'
-import type { Nack } from '../protocol/receive-window.js'
-import { encodeRequest } from '../protocol/request.js'
-import type { Corrupter, CorruptStats } from '../stages/corrupt.js'
-import { FrameDecoder } from '../protocol/decoder.js'
+import { MAX_ID, MAX_LOCATE_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
+import type { CorruptStats } from '../stages/corrupt.js'
 import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
-import { errorFromFrame, type FrameHandler, parseJsonPayload, type RequestControl } from './handlers.js'
+import type { FrameHandler, RequestControl } from './handlers.js'
+import { idleMargin, Link, type LinkStats, requestControl, type Slot } from './link.js'
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
 import { BatchReads } from './read-batches.js'
 import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
+import { upload, type UploadSource } from './upload.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
+export { idleMargin } from './link.js'
 
 const debug = createDebug('cacheserv:client')
 
-/** Progress timeouts in a row, each answered by asking again, before the connection is given up. */
-const SILENT_TIMEOUTS = 4
-
 /** Largest Buffer this Node can allocate (readFile's limit). */
 const MAX_LENGTH = bufferConstants.MAX_LENGTH
-
-/** Longest watchdog interval (setInterval takes at most 2^31 - 1 ms). */
-const MAX_TICK = 60_000
-
-/** Uploads the server runs at once per connection (more get EBUSY); the client queues beyond it. */
 
 const EMPTY = Buffer.alloc(0)
 
@@ -74,69 +61,11 @@ const READV_BATCH = 256
 /** Errors of a request whose connection died under it: the request may be sent again. */
 const retryableErrors = new WeakSet<Error>()
 
-/** Bytes one socket read can bring; the buffer is reused for every read. */
-const RECEIVE_BUFFER = 1024 * 1024
-
 /** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
 const HELLO_ROOM = 512
 
 /** Bytes of paths one `warm` request of a list carries (request lines are bounded: --max-request). */
 const WARM_BATCH_BYTES = 32 * 1024
-
-/**
- * One connection of a Client: its socket, its requests in flight, and what
- * the watchdog keeps of its traffic. A Client has one at a time; when it
- * ends, the next request opens the next one.
- */
-interface Link {
-  readonly socket: net.Socket
-  readonly decoder: FrameDecoder
-  readonly hello: Hello
-  readonly handlers: Map<number, FrameHandler>
-  /** Resolves once the socket has closed and every request on it has failed. */
-  readonly done: Promise<void>
-  /** Why this connection is over, once it is: nothing more is sent on it. */
-  ended: Error | null
-  /** A handler's consumer is full: the socket is paused on purpose, silence is expected. */
-  holding: boolean
-  lastByte: number
-  lastTick: number
-  silentTimeouts: number
-  /** Uploads sending their bytes now. */
-  sending: number
-  /** When a byte last moved either way: the server's idle timeout counts from there. */
-  lastActive: number
-  /** A request line went out on it: the server's first-request deadline no longer applies. */
-  requested: boolean
-  watchdog: NodeJS.Timeout | null
-}
-
-/** Where a request lives: the connection it was sent on, once it was. */
-interface Slot {
-  link: Link | null
-  /** Given up by its consumer before it was sent: it is never sent. */
-  released: boolean
-}
-
-/**
- * A connection this close to the server's idle timeout (HELLO `idleTimeout`)
- * is not used for a new request: the server may be closing it while the
- * request travels. A quarter of the timeout, at most 5 s.
- */
-export function idleMargin(idleTimeout: number): number {
-  return Math.min(idleTimeout / 4, 5000)
-}
-
-/**
- * Ms of quiet after which the server closes this connection (0: never): its
- * idle timeout, or, before the first request, its first-request deadline
- * if that is sooner (HELLO `requestTimeout`).
- */
-function closesAfter(link: Link): number {
-  const ms = (v: unknown) => (typeof v === 'number' && v > 0 ? v : Infinity)
-  const after = Math.min(ms(link.hello.idleTimeout), link.requested ? Infinity : ms(link.hello.requestTimeout))
-  return after === Infinity ? 0 : after
-}
 
 export class Client {
   #address: string | Address
@@ -153,10 +82,11 @@ export class Client {
   #nextId = 1
   /** Set by close(): nothing is sent, and no connection opened, any more. */
   #closed: Error | null = null
-  #stats = { nacks: 0, lostSync: 0, timeouts: 0 }
+  #stats: LinkStats = { nacks: 0, lostSync: 0, timeouts: 0 }
   #injected: CorruptStats[] = []
   /** Requests waiting for the next connection to open. */
   #waiting = 0
+  /** Uploads running; the server runs MAX_UPLOADS_PER_CONNECTION at once (more get EBUSY), so the rest queue here. */
   #uploads = 0
   #uploadTurns: (() => void)[] = []
 
@@ -183,7 +113,7 @@ export class Client {
     // Fault injection is for diagnostics: its module loads only when asked for (start-up time).
     const damage = opts.faults ? (await import('../stages/corrupt.js')).corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
     if (damage) this.#injected.push(damage.stats)
-    const link = await this.#open(damage)
+    const link = await Link.open(this.#address, { timeout: opts.timeout ?? 10_000, progressTimeout: opts.progressTimeout ?? 5000, damage, stats: this.#stats })
     if (!link.hello.auth) return link
     const token = opts.token ?? process.env.CACHESERV_TOKEN
     try {
@@ -191,7 +121,7 @@ export class Client {
       const id = this.#allocId()
       const slot: Slot = { link, released: false }
       const req = new ResultRequest<unknown>(this.#control(id, slot))
-      this.#register(link, id, req, 'auth', { token })
+      link.register(id, req, 'auth', { token })
       await req.promise
     } catch (err) {
       link.socket.destroy()
@@ -201,120 +131,11 @@ export class Client {
     return link
   }
 
-  #open(damage: Corrupter | null): Promise<Link> {
-    const address = this.#address
-    const addr = typeof address === 'string' ? parseAddress(address) : address
-    const timeout = this.#opts.timeout ?? 10_000
-    const progressTimeout = this.#opts.progressTimeout ?? 5000
-    return new Promise<Link>((resolve, reject) => {
-      let link: Link | null = null
-      let handshakeDone = false
-      const timer = setTimeout(() => fail(error('ECONNECT', `no answer from ${String(address)} within ${timeout} ms`)), timeout)
-      const fail = (err: Error) => {
-        if (handshakeDone) return
-        handshakeDone = true
-        clearTimeout(timer)
-        socket.destroy()
-        reject(err)
-      }
-      const decoder = new FrameDecoder(
-        {
-          onFrame: (frame) => {
-            if (link) return this.#route(link, frame)
-            if (handshakeDone) return
-            handshakeDone = true
-            clearTimeout(timer)
-            try {
-              const now = Date.now()
-              const l: Link = {
-                socket,
-                decoder,
-                hello: parseHello(frame),
-                handlers: new Map(),
-                done,
-                ended: null,
-                holding: false,
-                lastByte: now,
-                lastTick: now,
-                silentTimeouts: 0,
-                sending: 0,
-                lastActive: now,
-                requested: false,
-                watchdog: null,
-              }
-              const interval = Math.min(MAX_TICK, Math.max(10, progressTimeout / 4))
-              l.watchdog = setInterval(() => this.#checkProgress(l, progressTimeout, interval), interval).unref()
-              link = l
-              resolve(l)
-            } catch (err) {
-              socket.destroy()
-              reject(err)
-            }
-          },
-          onInvalid: (reason) => {
-            // Whose frame was damaged is unknown here; each victim finds out from a gap in its
-            // sequence numbers, or, if nothing of it follows, from the progress timeout.
-            if (!link) return fail(error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?'))
-            this.#stats.lostSync++
-            debug('lost sync: %s', reason)
-          },
-        },
-        { resync: true },
-      )
-      // Received bytes land in one reused buffer (no fresh memory per read) and are decoded and
-      // routed at once; the decoder copies out only a partial frame, and every handler takes what
-      // it keeps from a frame before returning. Injected faults work on copies (the damage is a stream).
-      damage?.on('data', (chunk: Buffer) => decoder.write(chunk))
-      const received = Buffer.allocUnsafe(RECEIVE_BUFFER)
-      const onread = {
-        buffer: received,
-        callback: (n: number, buf: Uint8Array): boolean => {
-          const chunk = (buf as Buffer).subarray(0, n)
-          if (damage) damage.write(Buffer.from(chunk))
-          else {
-            decoder.write(chunk)
-            decoder.retain()
-          }
-          // Heard now, after the routing: a consumer may have blocked in it (readChunks writing to
-          // a slow pipe), and that was not the server falling silent.
-          if (link) this.#heard(link)
-          // false pauses reading while a consumer is full; #resume starts it again.
-          return !(link && link.holding)
-        },
-      }
-      const socket =
-        addr.kind === 'unix' ? net.connect({ path: addr.path, onread } as net.NetConnectOpts) : net.connect({ host: addr.host, port: addr.port, noDelay: true, onread } as net.NetConnectOpts)
-      let failure: NodeJS.ErrnoException | null = null
-      socket.on('error', (err: NodeJS.ErrnoException) => {
-        failure ??= err
-        if (!handshakeDone) fail(error('ECONNECT', `cannot connect to ${String(address)}: ${err.code ?? err.message}`, err))
-      })
-      // The server ended its side (its idle timeout, a shutdown): nothing new is sent on this
-      // connection; what is in flight fails when the socket closes.
-      socket.once('end', () => {
-        if (link) link.ended ??= error('ECLOSED', 'connection closed by the server')
-      })
-      const done = new Promise<void>((resolveDone) => {
-        socket.once('close', () => {
-          const e = error('ECLOSED', `connection closed${failure ? ` (${failure.code ?? failure.message})` : ' by the server'}`)
-          debug('connection ended: %s', e.message)
-          damage?.destroy()
-          fail(e)
-          if (link) {
-            if (link.watchdog) clearInterval(link.watchdog)
-            this.#abortAll(link, e)
-          }
-          resolveDone()
-        })
-      })
-    })
-  }
-
   /** The current connection if a request may start on it now, else null. */
   #usable(): Link | null {
     const link = this.#link
     if (link.ended) return null
-    const idle = closesAfter(link)
+    const idle = link.closesAfter()
     if (idle > 0 && link.handlers.size === 0 && link.sending === 0 && Date.now() - link.lastActive >= idle - idleMargin(idle)) {
       // The server may be closing it right now, and a request sent meanwhile would be lost with
       // it: nothing is in flight on it, so close it here and use a new one.
@@ -358,19 +179,12 @@ export class Client {
     return this.#connecting
   }
 
-  /** Route a new request's frames to `handler`, then send it on `link` (or fail it if `link` is over). */
-  #register(link: Link, id: number, handler: FrameHandler, op: string, args?: Record<string, unknown>): void {
-    if (link.ended) return handler.onAbort(link.ended)
-    link.handlers.set(id, handler)
-    this.#send(link, id, op, args)
-  }
-
   /** Send request `id` (whose handler is `handler`) once a connection is open; fail it if none opens. */
   #begin(id: number, slot: Slot, handler: FrameHandler, op: string, args: Record<string, unknown>): void {
     const send = (link: Link) => {
       if (slot.released) return
       slot.link = link
-      this.#register(link, id, handler, op, args)
+      link.register(id, handler, op, args)
     }
     if (this.#closed) return handler.onAbort(this.#closed)
     const link = this.#acquire()
@@ -678,7 +492,7 @@ export class Client {
    * Write a file on the server (if it was started writable): the bytes are
    * uploaded as checksummed pages and renamed into place atomically.
    */
-  async write(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
+  async write(path: string, data: UploadSource): Promise<{ path: string; size: number }> {
     // The server runs at most MAX_UPLOADS_PER_CONNECTION uploads per connection: wait for a turn.
     while (this.#uploads >= MAX_UPLOADS_PER_CONNECTION) await new Promise<void>((resolve) => this.#uploadTurns.push(resolve))
     this.#uploads++
@@ -690,76 +504,12 @@ export class Client {
     }
   }
 
-  async #upload(path: string, data: Buffer | AsyncIterable<Buffer | Uint8Array>): Promise<{ path: string; size: number }> {
+  async #upload(path: string, data: UploadSource): Promise<{ path: string; size: number }> {
     if (this.#closed) throw this.#closed
     // An upload that has not started may open a new connection; once started, it lives and dies with this one.
     const link = await this.#acquire()
     const id = this.#allocId()
-    let total = 0
-    let ended = false
-    // Never NACKed: the server cannot resend an upload (the bytes are ours), so a NACK would only
-    // make it fail. A lost RESULT shows as silence (ETIMEDOUT once the connection is quiet); a
-    // damaged one still says the file is stored, as big as what was sent (once all was sent).
-    const known = () => (ended ? { path, size: total } : null)
-    const req = new ResultRequest<{ path: string; size: number }>(this.#control(id, { link, released: false }), { once: { known } })
-    const settled = req.promise.then(
-      () => true,
-      () => true,
-    )
-    let finished = false
-    void settled.then(() => (finished = true))
-    this.#register(link, id, req, 'write', Buffer.isBuffer(data) ? { path, length: data.length } : { path })
-    const checksum = checksumId(link.hello.checksum as ChecksumName)
-    // Pages as HELLO says, but no bigger than a server takes from a client (PROTOCOL.md, Uploads).
-    const page = Math.min(link.hello.pageSize, MAX_UPLOAD_PAYLOAD)
-    let seq = 1
-    const sendFrame = async (type: FrameType, payload: Buffer) => {
-      // A frame's header and payload go out together, then we wait: waiting between them would
-      // let another upload's frame (or a request line) in between, and the server would misread both.
-      let room = true
-      link.lastActive = Date.now()
-      for (const buf of encodeFrame({ type, id, seq: seq++, payload }, checksum)) room = link.socket.write(buf)
-      // A socket error surfaces as the request's ECLOSED (through done), not as a raw ECONNRESET here.
-      if (!room) await Promise.race([once(link.socket, 'drain').catch(() => {}), settled, link.done])
-    }
-    // Chunks are awaited against the request's end: once it has failed (EROFS, the connection
-    // went), a source that is slow to produce (a terminal on stdin) must not keep the write waiting.
-    const source = Buffer.isBuffer(data) ? (async function* () { yield data })() : data
-    const chunks = source[Symbol.asyncIterator]()
-    const stopped = Promise.race([settled, link.done]).then(() => null)
-    // While we send, the server has nothing to say: its silence is not a loss (see #checkProgress).
-    link.sending++
-    try {
-      while (!finished && !link.ended) {
-        const next = await Promise.race([chunks.next(), stopped])
-        if (next === null) {
-          chunks.return?.().catch(() => {})
-          break
-        }
-        if (next.done) break
-        const buf = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value)
-        for (let at = 0; at < buf.length && !finished && !link.ended; at += page) {
-          const payload = buf.subarray(at, at + page)
-          total += payload.length
-          await sendFrame(FrameType.DATA, payload)
-        }
-      }
-    } catch (err) {
-      // The bytes to upload failed: stop the upload on the server (its temporary file goes) and say why.
-      link.handlers.delete(id)
-      if (!link.ended) this.#send(link, id, 'cancel')
-      req.onAbort(err as Error)
-      throw err
-    } finally {
-      link.sending--
-    }
-    if (!finished && !link.ended) {
-      ended = true
-      await sendFrame(FrameType.END, Buffer.from(JSON.stringify({ length: total })))
-    }
-    const result = await req.promise
-    if (result?.size !== total) throw error('EPROTO', `the server stored ${String(result?.size)} bytes of ${path}; ${total} were sent`)
-    return result
+    return upload(link, id, this.#control(id, { link, released: false }), path, data)
   }
 
   /**
@@ -892,7 +642,7 @@ export class Client {
     const link = this.#link
     link.ended ??= this.#closed
     link.socket.destroy()
-    this.#abortAll(link, this.#closed)
+    link.abortAll(this.#closed)
     await link.done
     // A connection opening now is closed as soon as it opens (see #acquire).
     await connecting?.catch(() => {})
@@ -904,129 +654,9 @@ export class Client {
     return id
   }
 
-  #send(link: Link, id: number, op: string, args?: Record<string, unknown>): void {
-    link.lastActive = Date.now()
-    link.requested = true
-    link.socket.write(encodeRequest(id, op, args))
-  }
-
   #control(id: number, slot: Slot): RequestControl {
-    return {
-      nack: (n: Nack) => {
-        const link = slot.link
-        if (!link || link.ended) return
-        this.#stats.nacks++
-        debug('nack %d from seq %d, byte %d (resync %d)', id, n.seq, n.offset, n.resync)
-        this.#send(link, id, 'nack', { seq: n.seq, offset: n.offset, resync: n.resync })
-      },
-      release: (cancelOnServer: boolean) => {
-        const link = slot.link
-        if (!link) {
-          slot.released = true
-          return
-        }
-        link.handlers.delete(id)
-        if (cancelOnServer && !link.ended) this.#send(link, id, 'cancel')
-      },
-    }
+    return requestControl(id, slot, this.#stats)
   }
-
-  /** Ask every request in flight again: bytes were lost and we cannot tell whose. */
-  #lostAll(link: Link, reason: string): void {
-    debug('%s: asking %d requests again', reason, link.handlers.size)
-    for (const h of [...link.handlers.values()]) h.onLost()
-  }
-
-  #checkProgress(link: Link, timeout: number, interval: number): void {
-    const now = Date.now()
-    // Ticking late means this process did not run (a long synchronous consumer, a stopped process):
-    // bytes may be waiting unread, so the quiet is ours, not the server's. Check again next tick.
-    const late = now - link.lastTick > 2 * interval
-    link.lastTick = now
-    if (late || link.ended || link.holding || link.sending > 0 || link.handlers.size === 0) {
-      link.lastByte = now
-      return
-    }
-    if (now - link.lastByte < timeout) return
-    link.lastByte = now
-    this.#stats.timeouts++
-    if (++link.silentTimeouts > SILENT_TIMEOUTS) {
-      this.#abortAll(link, error('ETIMEDOUT', `no byte from the server in ${(SILENT_TIMEOUTS + 1) * timeout} ms, despite asking again ${SILENT_TIMEOUTS} times`))
-      link.socket.destroy()
-      return
-    }
-    // Whatever half-frame the deframer holds will never be completed.
-    link.decoder.reset()
-    this.#lostAll(link, `nothing received for ${timeout} ms`)
-  }
-
-  #route(link: Link, frame: ReceivedFrame): void {
-    if (frame.id === 0) {
-      if (!frame.intact) {
-        // An unreadable connection-level error: if it was fatal the server closes and we see ECLOSED.
-        debug('dropped a corrupt connection-level frame')
-        return
-      }
-      const err = frame.type === FrameType.ERROR ? errorFromFrame(frame) : error('EPROTO', `unexpected connection frame type ${frame.type}`)
-      // An unparseable line of ours is answered on id 0 and the connection goes on (PROTOCOL.md).
-      if (err.code === 'EBADREQ') {
-        debug('server could not read a request line: %s', err.message)
-        return
-      }
-      // Any other connection-level error: the server is closing; nothing in flight will finish.
-      this.#abortAll(link, err)
-      link.socket.destroy()
-      return
-    }
-    const handler = link.handlers.get(frame.id)
-    if (!handler) return // a request we cancelled: its remaining frames are dropped
-    let took: boolean
-    try {
-      took = handler.onFrame(frame, () => this.#resume(link))
-    } catch (err) {
-      // A handler must never throw into the socket's read callback; whatever it was, this request is over.
-      link.handlers.delete(frame.id)
-      if (!link.ended) this.#send(link, frame.id, 'cancel') // nobody will take the rest
-      handler.onAbort(error('EPROTO', `request ${frame.id}: ${(err as Error).message}`))
-      return
-    }
-    if (!took) link.holding = true
-  }
-
-  /** Bytes arrived: the connection is alive. */
-  #heard(link: Link): void {
-    link.lastByte = link.lastActive = Date.now()
-    link.silentTimeouts = 0
-  }
-
-  #resume(link: Link): void {
-    if (!link.holding) return
-    link.holding = false
-    link.lastByte = Date.now()
-    link.socket.resume()
-  }
-
-  #abortAll(link: Link, err: Error): void {
-    link.ended ??= err
-    const handlers = [...link.handlers.values()]
-    link.handlers.clear()
-    for (const h of handlers) h.onAbort(err)
-  }
-}
-
-function parseHello(frame: ReceivedFrame): Hello {
-  // A server that turns us away (EBUSY, say) answers with an ERROR instead of HELLO.
-  if (frame.type === FrameType.ERROR && frame.id === 0 && frame.intact) throw errorFromFrame(frame)
-  if (frame.type !== FrameType.HELLO || frame.id !== 0 || !frame.intact) {
-    throw error('EPROTO', 'server did not open with a HELLO frame; is this a cacheserv-pipe server?')
-  }
-  const hello = parseJsonPayload<Hello | null>(frame)
-  if (hello === null || typeof hello !== 'object') throw error('EPROTO', 'HELLO carries no JSON object')
-  if (hello.protocol !== PROTOCOL_VERSION) {
-    throw error('EPROTO', `server speaks protocol ${hello.protocol}, this client speaks ${PROTOCOL_VERSION}`)
-  }
-  if (!Number.isSafeInteger(hello.pageSize) || hello.pageSize < 1) throw error('EPROTO', `HELLO announces no usable page size (${String(hello.pageSize)})`)
-  return hello
 }
 
 /** Connect to a cacheserv-pipe server (default: $CACHESERV_SERVER or tcp://127.0.0.1:7070). */

@@ -4,8 +4,8 @@ import { defaultStoreDir } from '../server/open-store.js'
 import { Command, Option } from 'commander'
 import { filesize } from 'filesize'
 import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_REQUEST, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE } from '../protocol/constants.js'
+import { CacheServer } from '../server/server.js'
 import {
-  CacheServer,
   DEFAULT_AUTH_BACKOFF,
   DEFAULT_AUTH_TIMEOUT,
   DEFAULT_CACHE_SIZE,
@@ -15,7 +15,7 @@ import {
   DEFAULT_REDIS_PREFIX,
   DEFAULT_REDIS_TIMEOUT,
   DEFAULT_REQUEST_TIMEOUT,
-} from '../server/server.js'
+} from '../server/server-options.js'
 import { VERSION } from '../version.js'
 import { parseAddress } from '../address.js'
 import { DEFAULT_POLICY } from '../cache/block-cache.js'
@@ -25,10 +25,10 @@ import { formatWarm } from './format.js'
 import { warmDisplay } from './warm-progress.js'
 import { formatSize } from './values.js'
 import type { WarmProgress } from '../commands/warm.js'
+import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, modeWithDefault, portOption, secondsOption, sizeOption, sizeWithDefault, usageExits } from './options.js'
 
 /** Without a terminal, --warm says how far it has got this often. */
 const WARM_LINE_MS = 5000
-import { countOption, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, modeWithDefault, portOption, secondsOption, sizeOption, sizeWithDefault, usageExits } from './options.js'
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1'])
 /** Below this, the server warns that the token can be guessed. */

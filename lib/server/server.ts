@@ -6,22 +6,21 @@
  */
 import createDebug from '../debug.js'
 import { EventEmitter } from 'node:events'
-import { chmod, lstat, unlink } from 'node:fs/promises'
+import { unlink } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
-import { BlockCache, type CacheStats, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
+import { BlockCache, DEFAULT_BLOCK_SIZE } from '../cache/block-cache.js'
 import { MemoryBudget } from '../cache/memory-budget.js'
 import type { ShmStore } from '../cache/shm-store.js'
 import { openStore } from './open-store.js'
 import { LeaseGrants } from './lease-grants.js'
-import type { PolicyName } from '../cache/policy.js'
 import type { CommandContext } from '../commands/context.js'
 import { Jail } from '../fs/jail.js'
 import { KnownFiles } from '../fs/known-files.js'
 import { ListingSizes } from './listing-sizes.js'
-import { MetaCache, type MetaStats } from '../fs/meta-cache.js'
+import { MetaCache } from '../fs/meta-cache.js'
 import { Pins } from './pins.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { removeOrphanedUploads } from '../fs/upload-temp.js'
@@ -31,6 +30,7 @@ import { encodeFrame, jsonFrame } from '../protocol/frame.js'
 import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { AuthThrottle } from './auth-throttle.js'
 import { closeGently } from './close-gently.js'
+import { listenOn, listenUnix } from './listen.js'
 import { collectGarbageSoon, noteConnectionClosed } from '../cache/collect-garbage.js'
 import { type Connection, serveConnection, STALL_MS } from './connection.js'
 import { VERSION } from '../version.js'
@@ -41,151 +41,30 @@ import type http from 'node:http'
 import { createGateway } from '../http/gateway.js'
 import type { HttpConnection } from '../http/http-connection.js'
 import { Metrics } from '../metrics/metrics.js'
-import type { SharedStats, SharedTier } from '../tier/shared-tier.js'
+import type { SharedTier } from '../tier/shared-tier.js'
+import {
+  DEFAULT_AUTH_BACKOFF,
+  DEFAULT_AUTH_TIMEOUT,
+  DEFAULT_CACHE_SIZE,
+  DEFAULT_IDLE_TIMEOUT,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_REDIS_PREFIX,
+  DEFAULT_REDIS_TIMEOUT,
+  DEFAULT_REQUEST_TIMEOUT,
+  defaultMaxBuffered,
+  type ServerOptions,
+} from './server-options.js'
+import { NO_SHARED_TIER, type ServerStats } from './server-stats.js'
 
 const debug = createDebug('cacheserv:server')
 
-export interface ServerOptions {
-  /** Directory to serve; every path is resolved inside it. */
-  root: string
-  /** Byte budget of the block cache. Default 1 GiB. */
-  cacheSize?: number
-  /**
-   * Keep directory listings in RAM, kept coherent by inotify (lib/fs/meta-cache.ts), within an
-   * eighth of cacheSize taken out of it. Default true; false reads every listing afresh.
-   */
-  metaCache?: boolean
-  /** Payload bytes per DATA frame. Default 256 KiB. */
-  pageSize?: number
-  /** Payload checksum of every frame. Default crc32. */
-  checksum?: ChecksumName
-  /** Cache block size. Default 1 MiB. */
-  blockSize?: number
-  /** Longest request line in bytes. Default 64 KiB. */
-  maxRequest?: number
-  /** Requests one connection may have running at once. Default 32. */
-  maxInFlight?: number
-  /** Smallest page size NACKs shrink a request's pages to. Default 1 KiB. */
-  minPageSize?: number
-  /** NACKs in a row at the smallest page size, without progress, before a read fails with ECORRUPT. Default 8. */
-  retries?: number
-  /** Ms a slow command (ls, stat, stats, evict) may be silent before it sends an empty PROGRESS. Default 1000. */
-  heartbeat?: number
-  /** Allow `write`. Default false: the server is read-only. */
-  writable?: boolean
-  /** Cache eviction policy: 'tinylfu' (default, scan-resistant) or 'lru'. */
-  policy?: PolicyName
-  /** Shared secret every connection must present first (`auth`); none by default. */
-  token?: string
-  /** Connections served at once; more get EBUSY. Default 256. */
-  maxConnections?: number
-  /** Close a connection that for this many ms neither sent a complete request nor took any output (idle, or a reader frozen). Default 600000; 0 never. */
-  idleTimeout?: number
-  /**
-   * Ms a file must be left unchanged (by its ctime) before its bytes are
-   * trusted: a read of a file written to more recently waits until then, and
-   * only settled versions are cached. Default 1000.
-   */
-  settle?: number
-  /** Ms within which a request line must arrive whole once its first byte has, and the first request after HELLO. Default 10000; 0 no limit. */
-  requestTimeout?: number
-  /** With `token`: ms from HELLO within which a connection must authenticate (EAUTH otherwise). Default 5000; 0 no limit. */
-  authTimeout?: number
-  /** With `token`: ms before a wrong token is answered; doubles with each further failure from the same address. Default 1000; 0 no throttling. */
-  authBackoff?: number
-  /** Permissions of a unix socket file. Default 0o600: only this user may connect. */
-  socketMode?: number
-  /**
-   * Bytes of file data the server may hold outside the cache: blocks being
-   * read from disk and blocks on their way to clients that the cache does not
-   * keep. Reads wait for room; connections that hold such bytes and stopped
-   * reading are closed when others wait. Default 1/64 of the cache size, from
-   * 4 to 16 MiB (defaultMaxBuffered).
-   */
-  maxBuffered?: number
-  /**
-   * Directory of the shared-memory block store (see README, "Shared memory");
-   * blocks a crashed server left there are adopted. Default: a fresh one under
-   * /dev/shm, or the heap if that cannot be had. False: the heap.
-   */
-  shmDir?: string | false
-  /** A store that cannot be opened leaves blocks on the heap, with a warning, instead of failing. Default: true only without shmDir. */
-  shmOptional?: boolean
-  /** Let same-host clients read blocks from the store themselves (`locate`). Default true (with a store). */
-  shortCircuit?: boolean
-  /**
-   * Redis seed URLs (redis://HOST:PORT, comma-separated or a list): a second block tier shared
-   * with other hosts' servers (see README, "Several machines"). A cluster is found and used as one.
-   */
-  redis?: string | readonly string[]
-  /** Put before every key in Redis, so several datasets can share one cluster. Default 'cacheserv:'. */
-  redisPrefix?: string
-  /** Ms a Redis lookup or store may take before the disk is read instead. Default 500. */
-  redisTimeout?: number
-  /**
-   * Name each file's inode number in its Redis keys. Default true: right where every host sees
-   * the same numbers (NFS, CephFS, Lustre). False for filesystems that number inodes per host
-   * (FUSE bucket mounts), at the risk README "Several machines" describes.
-   */
-  redisInode?: boolean
-}
+export * from './server-options.js'
+export type { ServerStats } from './server-stats.js'
 
-export interface ServerStats extends CacheStats, MetaStats, Omit<SharedStats, 'sharedUp'> {
-  /** Whether the shared tier (Redis) is being asked now; null without one. */
-  sharedUp: boolean | null
-  /** NACKs received, each answered by a resend. */
-  nacks: number
-  /** File data held outside the cache (see ServerOptions.maxBuffered), and its limit. */
-  bufferedBytes: number
-  bufferedLimit: number
-  /** Connections closed because they stopped reading while others waited for that memory. */
-  stalledClosed: number
-  connections: number
-  totalConnections: number
-  bytesServed: number
-  /** Of bytesServed, those sent by the HTTP gateway. */
-  httpBytesServed: number
-  /** Files pinned (their bytes are pinnedBytes). */
-  pinnedFiles: number
-  /** The shared-memory store: its directory, and the blocks in it and the bytes of pages they take; null when blocks live on the heap. */
-  shm: { dir: string; blocks: number; bytes: number } | null
-  uptime: number
-}
-
-export const DEFAULT_CACHE_SIZE = 1024 * 1024 * 1024
-/**
- * Default file data held outside the cache: 1/64 of the cache, from 4 to 16
- * MiB. With the blocks clients that do not read keep after the cache has let
- * them go, and garbage not yet collected, that stays within the 5 % of the
- * cache the documented memory bound allows beyond the cached bytes.
- */
-export function defaultMaxBuffered(cacheSize: number): number {
-  return Math.min(16 * 1024 * 1024, Math.max(4 * 1024 * 1024, Math.floor(cacheSize / 64)))
-}
-export const DEFAULT_MAX_CONNECTIONS = 256
-export const DEFAULT_REDIS_PREFIX = 'cacheserv:'
-export const DEFAULT_REDIS_TIMEOUT = 500
-export const DEFAULT_IDLE_TIMEOUT = 600_000
-export const DEFAULT_GRACE = 10_000
-export const DEFAULT_REQUEST_TIMEOUT = 10_000
-export const DEFAULT_AUTH_TIMEOUT = 5_000
-export const DEFAULT_AUTH_BACKOFF = 1_000
 /** How long a refused connection (EBUSY) waits for its error to get out, and then for the peer to close first. */
 const BUSY_LINGER_MS = 1000
 /** Input a refused connection reads and drops before it cuts the peer off. */
 const BUSY_INPUT_MAX = 64 * 1024
-
-/** The shared-tier counters of a server without one. */
-const NO_SHARED_TIER: Pick<ServerStats, keyof SharedStats> = {
-  sharedHits: 0,
-  sharedMisses: 0,
-  sharedErrors: 0,
-  sharedCorrupt: 0,
-  sharedReadBytes: 0,
-  sharedWrittenBytes: 0,
-  sharedSkipped: 0,
-  sharedUp: null,
-}
 
 export class CacheServer extends EventEmitter {
   readonly root: string
@@ -451,16 +330,7 @@ export class CacheServer extends EventEmitter {
     this.#net = server
     server.on('error', (err) => this.emit('error', err))
     if (addr.kind === 'unix') {
-      await removeStaleSocket(addr.path)
-      // Created with no permission for others from the first instant (umask), then set as asked.
-      const mode = this.#opts.socketMode ?? 0o600
-      const umask = process.umask(0o177)
-      try {
-        await listenOn(server, { path: addr.path })
-      } finally {
-        process.umask(umask)
-      }
-      await chmod(addr.path, mode)
+      await listenUnix(server, addr.path, this.#opts.socketMode ?? 0o600)
       this.#unixPath = addr.path
     } else {
       await listenOn(server, { host: addr.host, port: addr.port })
@@ -562,36 +432,6 @@ export class CacheServer extends EventEmitter {
     this.#store?.close()
     await this.#shared?.close()
   }
-}
-
-function listenOn(server: net.Server, opts: net.ListenOptions): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => reject(err)
-    server.once('error', onError)
-    server.listen(opts, () => {
-      server.off('error', onError)
-      resolve()
-    })
-  })
-}
-
-/** A socket file nobody answers on is left over from a crash: remove it. A live one is kept. */
-async function removeStaleSocket(path: string): Promise<void> {
-  const st = await lstat(path).catch(() => null)
-  if (!st) return
-  if (!st.isSocket()) throw Object.assign(new Error(`${path} exists and is not a socket; refusing to replace it`), { code: 'EADDRINUSE' })
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = net.connect({ path })
-    probe.once('connect', () => {
-      probe.destroy()
-      resolve(true)
-    })
-    probe.once('error', () => resolve(false))
-  })
-  if (alive) throw Object.assign(new Error(`another server is listening on unix:${path}`), { code: 'EADDRINUSE' })
-  await unlink(path).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err
-  })
 }
 
 export async function createServer(opts: ServerOptions): Promise<CacheServer> {

@@ -133,22 +133,24 @@ def hexbytes(s):
 
 HELLO_CRC32 = {'protocol': 1, 'server': 'fake/0', 'checksum': 'crc32', 'pageSize': 262144}
 
-# PROTOCOL.md, "Example", verbatim.
-EX_START = hexbytes('''c5500102 00000001 00000000 0000002c 01000000 7e692649  d21fea08
-       7b2273697a65223a362c226f6666736574223a302c226c656e677468223a362c226d74696d654d73223a307d''')
-EX_DATA = hexbytes('''c5500103 00000001 00000001 00000006 01000000 65c5ceec  363a3020
-       68656c6c6f0a''')
-EX_END = hexbytes('''c5500104 00000001 00000002 0000000c 01000000 366a96c3  1b3cdd28
-       7b226c656e677468223a367d''')
-EX_DATA_MD5 = hexbytes('''c5500103 00000001 00000001 00000006 02000000 77706102
-b1946ac92492d2347c6235b4d2611184 68656c6c6f0a''')
-EX_ENOENT = hexbytes('''c5500106 00000002 00000000 0000003d 01000000 ed2bd37a  cf4ea762
-7b22636f6465223a22454e4f454e54222c226d657373616765223a226e6f20737563682066696c65206f72206469726563746f72793a206e6f7065227d''')
-EX_RESYNC = hexbytes('''c5500107 00000001 00000001 00000031 01010000 040ee782  e2d5c728
-       7b22726573796e63223a312c22736571223a312c226f6666736574223a302c227061676553697a65223a3133313037327d''')
-EX_DATA_EPOCH1 = hexbytes('''c5500103 00000001 00000001 00000006 01010000 6407a4db  363a3020
-       68656c6c6f0a''')
+# The language-neutral wire fixtures, shared with the Node specs.
+WIRE = os.path.join(HERE, '..', '..', 'spec', 'fixtures', 'wire')
 
+
+def wire(name):
+    with open(os.path.join(WIRE, name), encoding='utf-8') as f:
+        return json.load(f)
+
+
+# PROTOCOL.md, "Example" (frames.json).
+_EX = {f['name']: bytes.fromhex(f['hex']) for f in wire('frames.json')['frames']}
+EX_START = _EX['START']
+EX_DATA = _EX['DATA crc32']
+EX_END = _EX['END']
+EX_DATA_MD5 = _EX['DATA md5']
+EX_ENOENT = _EX['ERROR']
+EX_RESYNC = _EX['RESYNC']
+EX_DATA_EPOCH1 = _EX['DATA epoch 1']
 
 
 def _local_tree_of(rel):
@@ -294,8 +296,102 @@ class TestAddress(unittest.TestCase):
         self.assertEqual((e2.code, e2.message, e2.path), ('ENOENT', 'no such file', 'a/b'))
 
 
+class TestReceiveScenarios(unittest.TestCase):
+    """The receive window against the shared scenarios of spec/fixtures/wire/receive.json
+    (PROTOCOL.md, the reverse path), which the Node receiver runs too."""
+
+    TYPES = {'START': cc.START, 'DATA': cc.DATA, 'END': cc.END, 'ERROR': cc.ERROR, 'RESYNC': cc.RESYNC}
+    NAMES = {cc._DELIVER: 'deliver', cc._DROP: 'drop', cc._RESYNCED: 'resynced', cc._UNREADABLE: 'unreadable-error'}
+
+    def test_every_scenario(self):
+        scenarios = wire('receive.json')['scenarios']
+        self.assertGreater(len(scenarios), 10)
+        for sc in scenarios:
+            with self.subTest(sc['name']):
+                req = cc._Request(1, 'read', True)
+                for i, step in enumerate(sc['steps']):
+                    if step.get('lost'):
+                        got = {'nack': req.lost()}
+                    else:
+                        f = step['frame']
+                        ftype = self.TYPES[f['type']]
+                        payload = b'{}'
+                        if f['type'] == 'DATA':
+                            payload = b'a' * f.get('length', 0)
+                        elif f['type'] == 'RESYNC':
+                            payload = json.dumps({'resync': f['resync'], 'seq': f['seq'], 'offset': 0, 'pageSize': 1024}).encode()
+                        v = req.accept(ftype, f['seq'], f.get('epoch', 0), f.get('intact', True), memoryview(payload))
+                        if v == cc._LOST:
+                            got = {'nack': req.lost()}  # as Client._nack does
+                        else:
+                            got = self.NAMES[v]
+                            if v == cc._DELIVER and ftype == cc.DATA:
+                                req.offset += len(payload)  # as Client._on_read_frame does
+                    self.assertEqual(got, step['verdict'], 'step %d' % (i + 1))
+                self.assertEqual({'seq': req.seq, 'offset': req.offset, 'nacks': req.nacks, 'awaiting': req.awaiting}, sc['end'])
+
+
+class TestWireExchanges(FakeCase):
+    """The client against the shared exchanges of spec/fixtures/wire/exchanges.json, which the
+    Node client's specs run too: the same frames, damaged the same way, must end the read the
+    same way, with the same request lines (NACKs, cancels) sent."""
+
+    TYPES = {'START': cc.START, 'DATA': cc.DATA, 'END': cc.END, 'ERROR': cc.ERROR, 'RESYNC': cc.RESYNC}
+
+    def frame_bytes(self, f, rid):
+        if 'raw' in f:
+            return bytes.fromhex(f['raw'])
+        payload = f['text'].encode() if 'text' in f else json.dumps(f.get('json', {}), separators=(',', ':')).encode()
+        b = bytearray(frame(self.TYPES[f['type']], rid, f['seq'], payload, epoch=f.get('epoch', 0)))
+        if f.get('damage') == 'payload':
+            b[-1] ^= 0x10
+        elif f.get('damage') == 'header':
+            b[11] ^= 0x01
+        return bytes(b)
+
+    def test_every_exchange(self):
+        doc = wire('exchanges.json')
+        self.assertGreater(len(doc['exchanges']), 5)
+        for ex in doc['exchanges']:
+            with self.subTest(ex['name']):
+                def handler(s, conn, req, ex=ex):
+                    answers = ex['answers'].get(req['op'], [])
+                    nth = len(s.ops(req['op'])) - 1  # this line is recorded already
+                    if nth < len(answers):
+                        conn.sendall(b''.join(self.frame_bytes(f, req['id']) for f in answers[nth]))
+                s = self.fake(handler, hello=doc['hello'])
+                c = self.client(s.url, progress_timeout=2.0, retry_delays=())
+                try:
+                    outcome = {'bytes': c.read('hello.txt').decode()}
+                except CacheservError as e:
+                    outcome = {'error': e.code}
+                self.assertEqual(outcome, ex['expect'])
+                self.assertTrue(s.wait_for(lambda: len(s.requests) >= len(ex['sent'])), s.requests)
+                time.sleep(0.05)
+                self.assertEqual(len(s.requests), len(ex['sent']), s.requests)
+                rid = s.requests[0]['id']
+                for i, want in enumerate(ex['sent']):
+                    got = s.requests[i]
+                    self.assertEqual(got['id'], rid)
+                    self.assertEqual({k: got.get(k) for k in want}, want, 'line %d: %r' % (i + 1, got))
+
+
 class TestProtocolExamples(FakeCase):
     """The hex examples of PROTOCOL.md, byte for byte."""
+
+    def test_every_wire_frame_decodes_to_its_fields_and_encodes_back(self):
+        for fx in wire('frames.json')['frames']:
+            raw = bytes.fromhex(fx['hex'])
+            mv = memoryview(raw)
+            h = cc._check_header(raw, mv, 0)
+            self.assertIsNotNone(h, fx['name'])
+            magic, ver, ftype, rid, seq, length, ck, epoch, _, _ = h
+            payload = fx['payload'].encode('utf-8')
+            self.assertEqual((ftype, rid, seq, epoch, ck, length), (fx['type'], fx['id'], fx['seq'], fx['epoch'], fx['checksum'], len(payload)), fx['name'])
+            body = cc.HEADER_SIZE + cc._DIGEST_SIZE[ck]
+            self.assertEqual(raw[body:], payload, fx['name'])
+            self.assertTrue(cc._verify(ck, raw, cc.HEADER_SIZE, mv[body:]), fx['name'])
+            self.assertEqual(frame(ftype, rid, seq, payload, ck=ck, epoch=epoch), raw, fx['name'])
 
     def test_encoder_matches_the_examples(self):
         self.assertEqual(frame(2, 1, 0, b'{"size":6,"offset":0,"length":6,"mtimeMs":0}'), EX_START)

@@ -5,6 +5,7 @@ import { ChecksumId, FrameType, HEADER_SIZE, MAX_PAYLOAD } from '../../lib/proto
 import { decodeHeader, encodeHeader, type Header } from '../../lib/protocol/header.js'
 import { encodeFrame } from '../../lib/protocol/frame.js'
 import { verifyDigest } from '../../lib/protocol/checksum.js'
+import { wireFrames } from '../helpers/wire-fixtures.js'
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex')
 
@@ -14,44 +15,13 @@ function decodeOk(buf: Buffer, offset = 0): Header {
   return r.header
 }
 
-/** The frames of PROTOCOL.md's "Example" section, pasted verbatim. */
-const FIXTURES = [
-  {
-    name: 'START',
-    hex: `c5500102 00000001 00000000 0000002c 01000000 7e692649  d21fea08
-          7b2273697a65223a362c226f6666736574223a302c226c656e677468223a362c226d74696d654d73223a307d`,
-    header: { type: FrameType.START, id: 1, seq: 0, length: 44, checksum: ChecksumId.crc32, epoch: 0 },
-    payload: '{"size":6,"offset":0,"length":6,"mtimeMs":0}',
-  },
-  {
-    name: 'DATA crc32',
-    hex: `c5500103 00000001 00000001 00000006 01000000 65c5ceec  363a3020
-          68656c6c6f0a`,
-    header: { type: FrameType.DATA, id: 1, seq: 1, length: 6, checksum: ChecksumId.crc32, epoch: 0 },
-    payload: 'hello\n',
-  },
-  {
-    name: 'END',
-    hex: `c5500104 00000001 00000002 0000000c 01000000 366a96c3  1b3cdd28
-          7b226c656e677468223a367d`,
-    header: { type: FrameType.END, id: 1, seq: 2, length: 12, checksum: ChecksumId.crc32, epoch: 0 },
-    payload: '{"length":6}',
-  },
-  {
-    name: 'DATA md5',
-    hex: `c5500103 00000001 00000001 00000006 02000000 77706102
-          b1946ac92492d2347c6235b4d2611184 68656c6c6f0a`,
-    header: { type: FrameType.DATA, id: 1, seq: 1, length: 6, checksum: ChecksumId.md5, epoch: 0 },
-    payload: 'hello\n',
-  },
-  {
-    name: 'ERROR',
-    hex: `c5500106 00000002 00000000 0000003d 01000000 ed2bd37a  cf4ea762
-          7b22636f6465223a22454e4f454e54222c226d657373616765223a226e6f20737563682066696c65206f72206469726563746f72793a206e6f7065227d`,
-    header: { type: FrameType.ERROR, id: 2, seq: 0, length: 61, checksum: ChecksumId.crc32, epoch: 0 },
-    payload: '{"code":"ENOENT","message":"no such file or directory: nope"}',
-  },
-]
+/** The frames of PROTOCOL.md's "Example" section (spec/fixtures/wire/frames.json). */
+const FIXTURES = wireFrames().map((f) => ({
+  name: f.name,
+  hex: f.hex,
+  header: { type: f.type, id: f.id, seq: f.seq, length: Buffer.byteLength(f.payload), checksum: f.checksum, epoch: f.epoch },
+  payload: f.payload,
+}))
 
 describe('frame header codec', () => {
   test('decodes what it encodes, at any offset', () => {
@@ -82,7 +52,7 @@ describe('frame header codec', () => {
       assert.ok(verifyDigest(header.checksum, payload, bytes, HEADER_SIZE), 'documented digest matches the payload')
 
       assert.deepEqual(encodeHeader(header), bytes.subarray(0, HEADER_SIZE))
-      const frame = encodeFrame({ type: header.type, id: header.id, seq: header.seq, payload: Buffer.from(fx.payload) }, header.checksum)
+      const frame = encodeFrame({ type: header.type, id: header.id, seq: header.seq, epoch: header.epoch, payload: Buffer.from(fx.payload) }, header.checksum)
       assert.equal(Buffer.concat(frame).toString('hex'), bytes.toString('hex'))
     })
   }

@@ -2,7 +2,8 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { FrameType } from '../../lib/protocol/constants.js'
 import type { ReceivedFrame } from '../../lib/protocol/frame.js'
-import { MAX_STALLS, ReceiveWindow } from '../../lib/protocol/receive-window.js'
+import { MAX_STALLS, ReceiveWindow, type Verdict } from '../../lib/protocol/receive-window.js'
+import { receiveScenarios, type ScenarioFrame, type ScenarioVerdict } from '../helpers/wire-fixtures.js'
 
 interface Opts {
   epoch?: number
@@ -190,4 +191,29 @@ describe('ReceiveWindow: giving up', () => {
     w.lost()
     assert.equal(w.exhausted, true)
   })
+})
+
+/** A scenario frame of receive.json as the window sees it (see its "about"). */
+function scenarioFrame(f: ScenarioFrame): ReceivedFrame {
+  const type = FrameType[f.type]
+  const epoch = f.epoch ?? 0
+  let payload = Buffer.from('{}')
+  if (f.type === 'DATA') payload = Buffer.alloc(f.length ?? 0, 0x61)
+  if (f.type === 'RESYNC') payload = Buffer.from(JSON.stringify({ resync: f.resync, seq: f.seq, offset: 0, pageSize: 1024 }))
+  return { type, id: 1, seq: f.seq, epoch, checksum: 1, payload, intact: f.intact ?? true }
+}
+
+const asScenario = (v: Verdict): ScenarioVerdict => (typeof v === 'object' ? { nack: { ...v } } : v)
+
+describe('ReceiveWindow: the shared receive scenarios (spec/fixtures/wire/receive.json, also run by the Python client)', () => {
+  for (const sc of receiveScenarios()) {
+    test(sc.name, () => {
+      const w = new ReceiveWindow()
+      sc.steps.forEach((step, i) => {
+        const got = 'lost' in step ? asScenario(w.lost()) : asScenario(w.accept(scenarioFrame(step.frame)))
+        assert.deepEqual(got, step.verdict, `step ${i + 1}`)
+      })
+      assert.deepEqual({ seq: w.seq, offset: w.offset, nacks: w.nacks, awaiting: w.awaiting }, sc.end)
+    })
+  }
 })

@@ -56,7 +56,11 @@ export function padding(size: number): Buffer {
  * "Unexpected EOF in archive" and exits 2.
  */
 export function truncationMark(reason: string): Buffer {
-  const records = paxRecords([['comment', `cacheserv-pipe-client: archive incomplete: ${reason.replace(/\n/g, ' ')}`]])
+  const comment = `cacheserv-pipe-client: archive incomplete: ${reason.replace(/\n/g, ' ')}`
+  let records = paxRecords([['comment', comment]])
+  // Records that come to whole blocks would end the stream at a block boundary, which readers
+  // take for a whole archive: one more character makes them stop short of the last block.
+  if (records.length % BLOCK === 0) records = paxRecords([['comment', `${comment}.`]])
   return Buffer.concat([paxHeader(records.length, Math.floor(Date.now() / 1000)), records])
 }
 

@@ -4,6 +4,7 @@
  * cut short. Written here rather than by a packer so that `tar` decides
  * exactly where a failed stream ends (see writeTar).
  */
+import { error } from '../errors.js'
 
 export const BLOCK = 512
 /** Two zero blocks end an archive. */
@@ -22,6 +23,9 @@ export interface MemberHeader {
 
 /** The header block(s) of a regular file: one ustar block, preceded by a pax header when ustar cannot hold the name or size. */
 export function memberHeader(h: MemberHeader): Buffer {
+  // The size and mtime come from the server's START: a header no reader takes is never written.
+  if (!Number.isSafeInteger(h.size) || h.size < 0) throw error('EPROTO', `${h.name}: no usable size (${String(h.size)}) for its tar header`)
+  if (!Number.isFinite(h.mtimeMs)) throw error('EPROTO', `${h.name}: no usable mtime (${String(h.mtimeMs)}) for its tar header`)
   const mtime = Math.max(0, Math.floor(h.mtimeMs / 1000))
   const split = ustarName(h.name)
   const pax: [string, string][] = []

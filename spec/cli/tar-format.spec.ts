@@ -389,6 +389,14 @@ describe('memberHeader', () => {
       assert.equal(pyHeader(header).mode, mode)
     }
   })
+  test('refuses a size or an mtime no reader would take, with EPROTO', () => {
+    for (const size of [-5, 1.5, Number.NaN, 2 ** 60]) {
+      assert.throws(() => memberHeader({ name: 'a.bin', size, mtimeMs: 0 }), { code: 'EPROTO' }, String(size))
+    }
+    for (const mtimeMs of [Number.NaN, Infinity, undefined as unknown as number]) {
+      assert.throws(() => memberHeader({ name: 'a.bin', size: 1, mtimeMs }), { code: 'EPROTO' }, String(mtimeMs))
+    }
+  })
 })
 
 describe('padding and END_OF_ARCHIVE', () => {

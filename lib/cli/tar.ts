@@ -1,9 +1,9 @@
 /**
  * `tar`: files as a POSIX tar stream on stdout, in order, over one
- * connection. Small files are fetched a few ahead (their reads pipelined); a
- * big one is streamed through at its turn, so memory stays bounded whatever
- * the sizes. Each member's header is written once its read has started: the
- * size and mtime are the ones the server's START announced, so no path is
+ * connection. Small files are fetched ahead in `readv` batches (one request
+ * for hundreds of files); a big one is streamed through at its turn, so
+ * memory stays bounded whatever the sizes. Each member's header carries the
+ * size and mtime the server announced with the file's bytes, so no path is
  * stat'ed first and the archive starts with the first file.
  *
  * A complete archive ends with a manifest member (MANIFEST_NAME: member
@@ -19,6 +19,7 @@ import { once } from 'node:events'
 import { createHash } from 'node:crypto'
 import type { Writable } from 'node:stream'
 import type { Client } from '../client/client.js'
+import type { BatchEntry, BatchItem } from '../client/read-batches.js'
 import type { ReadInfo, ReadStream } from '../client/read-stream.js'
 import { error } from '../errors.js'
 import { END_OF_ARCHIVE, memberHeader, padding, truncationMark } from './tar-format.js'
@@ -37,9 +38,12 @@ export interface TarOptions {
   manifest?: boolean
 }
 
-/** Files up to this size are fetched ahead, whole. */
+/** Files up to this size (when it is known) are fetched ahead, whole. */
 const SMALL = 16 * 1024 * 1024
-const AHEAD_FILES = 8
+/** A file of unknown size is fetched ahead up to this many bytes; a bigger one is streamed at its turn. */
+const PROBE = 1024 * 1024
+/** Files and bytes fetched ahead at most. */
+const AHEAD_FILES = 4096
 const AHEAD_BYTES = 64 * 1024 * 1024
 
 export async function writeTar(client: Client, files: AsyncIterable<TarFile> | Iterable<TarFile>, out: Writable, opts: TarOptions = {}): Promise<void> {
@@ -52,20 +56,20 @@ export async function writeTar(client: Client, files: AsyncIterable<TarFile> | I
       if (manifest && file.path === MANIFEST_NAME) {
         throw error('EBADREQ', `${file.path} would be taken for the archive's manifest; archive it with --no-manifest`)
       }
-      const fetched = item.data && (await item.data)
+      const fetched = item.entry && (await item.entry)
       const hash = createHash('sha256')
       let info: ReadInfo
-      if (fetched) {
-        info = fetched.info
+      if (fetched && fetched.data.length === fetched.size) {
+        info = { size: fetched.size, offset: 0, length: fetched.size, mtimeMs: fetched.mtimeMs }
         checkSize(file, info)
         await sink.header(file.path, info)
-        for (const chunk of fetched.chunks) {
-          hash.update(chunk)
-          await sink.data(chunk)
-        }
+        hash.update(fetched.data)
+        await sink.data(fetched.data)
         ahead.done(item)
       } else {
-        // Too big to hold: streamed, its header written once START has said the size.
+        // Too big to hold (known so, or more than the bytes fetched ahead): streamed, its header
+        // written once START has said the size.
+        ahead.done(item)
         const stream = client.read(file.path)
         ahead.cancelOnStop(stream)
         ;[info] = (await once(stream, 'info')) as [ReadInfo]
@@ -194,27 +198,23 @@ class TarSink {
   }
 }
 
-interface Fetched {
-  info: ReadInfo
-  chunks: Buffer[]
-}
-
 interface Item {
   file: TarFile
-  /** Bytes counted against AHEAD_BYTES: the size once known, SMALL until then. */
+  /** Bytes counted against AHEAD_BYTES. */
   reserved: number
-  /** The whole file, fetched ahead; null when it is to be streamed at its turn. */
-  data: Promise<Fetched | null> | null
-  stream: ReadStream | null
+  /** The file's entry (its bytes, or its first PROBE bytes), fetched ahead; null when it is streamed at its turn. */
+  entry: Promise<BatchEntry> | null
 }
 
 /**
- * The files in order, each small one's read started as soon as it fits in
- * the window (AHEAD_FILES files, AHEAD_BYTES bytes). A file whose size is not
- * known yet counts as SMALL until its START arrives; one that turns out
- * bigger is cancelled and streamed at its turn. Files are pulled from the
- * source only as the window has room, so a list fed slowly is archived as it
- * comes.
+ * The files in order, the small ones fetched ahead in readv batches as far
+ * as the window allows (AHEAD_FILES files, AHEAD_BYTES bytes). A file is
+ * asked for with one byte more than its known size, so one that grew since it
+ * was listed shows, and a file of unknown size (a list) for its first PROBE
+ * bytes; a file bigger than that is streamed at its turn. The connection is
+ * never held for the entries waiting here (the window bounds them), so a
+ * stream at its turn always flows. Files are pulled from the source only as
+ * the window has room, so a list fed slowly is archived as it comes.
  */
 class Ahead {
   #client: Client
@@ -229,6 +229,10 @@ class Ahead {
   #stopped = false
   #streams = new Set<ReadStream>()
   #wake: (() => void) | null = null
+  /** What the batches ask for, in order, and who waits for each answer. */
+  #feed = new Feed<BatchItem>()
+  #waiting: { item: Item; resolve(e: BatchEntry): void; reject(err: Error): void }[] = []
+  #entries: AsyncGenerator<BatchEntry, void, void> | null = null
 
   constructor(client: Client, files: AsyncIterable<TarFile> | Iterable<TarFile>) {
     this.#client = client
@@ -247,11 +251,10 @@ class Ahead {
     }
   }
 
-  /** The consumer is through with a fetched item: its bytes leave the window. */
+  /** The consumer is through with an item's fetched bytes: they leave the window. */
   done(item: Item): void {
     this.#bytes -= item.reserved
     item.reserved = 0
-    if (item.stream) this.#streams.delete(item.stream)
     this.#fill()
   }
 
@@ -265,6 +268,8 @@ class Ahead {
     this.#stopped = true
     for (const s of this.#streams) s.destroy()
     this.#streams.clear()
+    this.#feed.end()
+    void this.#entries?.return()
     void Promise.resolve(this.#source.return?.()).catch(() => {})
   }
 
@@ -278,7 +283,7 @@ class Ahead {
     const n = this.#items.length
     if (n >= AHEAD_FILES) return false
     if (file.size !== undefined && file.size > SMALL) return true // not fetched ahead: costs nothing until its turn
-    return n === 0 || this.#bytes + (file.size ?? SMALL) <= AHEAD_BYTES
+    return n === 0 || this.#bytes + (file.size ?? PROBE) <= AHEAD_BYTES
   }
 
   #fill(): void {
@@ -295,6 +300,7 @@ class Ahead {
           const r = await this.#source.next()
           if (r.done) {
             this.#ended = true
+            this.#feed.end()
             break
           }
           this.#pending = r.value
@@ -307,6 +313,7 @@ class Ahead {
     } catch (err) {
       this.#failure = { err }
       this.#ended = true
+      this.#feed.end()
     } finally {
       this.#pulling = false
       this.#notify()
@@ -314,32 +321,67 @@ class Ahead {
   }
 
   #start(file: TarFile): Item {
-    const item: Item = { file, reserved: 0, data: null, stream: null }
+    const item: Item = { file, reserved: 0, entry: null }
     if (file.size !== undefined && file.size > SMALL) return item
-    item.reserved = file.size ?? SMALL
+    item.reserved = file.size ?? PROBE
     this.#bytes += item.reserved
-    const stream = this.#client.read(file.path)
-    item.stream = stream
-    this.#streams.add(stream)
-    item.data = new Promise<Fetched | null>((resolve, reject) => {
-      const chunks: Buffer[] = []
-      stream.once('info', (info: ReadInfo) => {
-        if (info.size > SMALL) {
-          // Too big to hold: cancelled here, streamed at its turn.
-          this.done(item)
-          stream.destroy()
-          resolve(null)
-          return
-        }
-        this.#bytes += info.length - item.reserved
-        item.reserved = info.length
-        this.#fill()
-      })
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.once('end', () => resolve({ info: stream.info!, chunks }))
-      stream.once('error', reject)
-    })
-    item.data.catch(() => {}) // surfaced when its turn comes
+    item.entry = new Promise<BatchEntry>((resolve, reject) => this.#waiting.push({ item, resolve, reject }))
+    item.entry.catch(() => {}) // surfaced when its turn comes
+    this.#feed.push({ path: file.path, length: file.size === undefined ? PROBE : file.size + 1 })
+    if (!this.#entries) void this.#take((this.#entries = this.#client.readEntries(this.#feed, { highWater: Infinity })))
     return item
+  }
+
+  /**
+   * Hands each entry of the batches to the item waiting for it, which then
+   * counts the bytes it holds rather than those it might have; a failure
+   * goes to its item and every one after.
+   */
+  async #take(entries: AsyncGenerator<BatchEntry, void, void>): Promise<void> {
+    try {
+      for await (const e of entries) {
+        const w = this.#waiting.shift()
+        if (!w) continue
+        if (w.item.reserved > 0) {
+          this.#bytes += e.data.length - w.item.reserved
+          w.item.reserved = e.data.length
+          this.#fill()
+        }
+        w.resolve(e)
+      }
+    } catch (err) {
+      for (const w of this.#waiting.splice(0)) w.reject(err as Error)
+    }
+  }
+}
+
+/** An async source fed by hand: what is pushed, in order, until end(). */
+class Feed<T> implements AsyncIterable<T> {
+  #items: T[] = []
+  #ended = false
+  #wake: (() => void) | null = null
+
+  push(item: T): void {
+    this.#items.push(item)
+    this.#notify()
+  }
+
+  end(): void {
+    this.#ended = true
+    this.#notify()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, void> {
+    for (;;) {
+      if (this.#items.length > 0) yield this.#items.shift()!
+      else if (this.#ended) return
+      else await new Promise<void>((resolve) => (this.#wake = resolve))
+    }
+  }
+
+  #notify(): void {
+    const wake = this.#wake
+    this.#wake = null
+    wake?.()
   }
 }

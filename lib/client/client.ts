@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { type CacheservError, error } from '../errors.js'
-import { MAX_ID, MAX_LOCATE_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
+import { MAX_ID, MAX_LOCATE_PATHS, MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import type { CorruptStats } from '../stages/corrupt.js'
 import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
 import type { FrameHandler, RequestControl } from './handlers.js'
@@ -32,7 +32,7 @@ import { idleMargin, Link, type LinkStats, requestControl, type Slot } from './l
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
-import { BatchReads } from './read-batches.js'
+import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
 import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
 import { upload, type UploadSource } from './upload.js'
@@ -524,12 +524,8 @@ export class Client {
     if (!Number.isSafeInteger(inFlight) || inFlight < 1) throw error('EBADREQ', `readMany: inFlight must be a positive integer, not ${inFlight}`)
     if (!this.#shortCircuitOn()) {
       // Over the socket: a readv request per batch of paths (read-batches.ts).
-      const delays = this.#opts.retryDelays ?? RETRY_DELAYS
-      const batches = new BatchReads(
-        (paths, onEntry, hold, onHeld) => this.#readv(paths, onEntry, hold, onHeld),
-        (err, attempt) => (attempt < delays.length && retryableErrors.has(err) ? delays[attempt] : null),
-      )
-      return yield* batches.read(paths, Math.max(inFlight, READV_BATCH))
+      for await (const { path, data } of this.readEntries(paths, { batch: Math.max(inFlight, READV_BATCH) })) yield { path, data }
+      return
     }
     const batch = Math.min(inFlight, MAX_LOCATE_PATHS)
     const queue: { path: string; data: Promise<Buffer> }[] = []
@@ -557,8 +553,28 @@ export class Client {
     }
   }
 
+  /**
+   * Read files, or ranges of them, over the socket in `readv` batches (as
+   * readMany does there), yielding each with the size and mtime of its file,
+   * in order; a file that cannot be read rejects at its place. `items` may be
+   * an async source: a batch goes out with what it has at hand. Past
+   * `highWater` bytes of entries not yet taken the connection is held; with
+   * Infinity it never is, for a consumer that bounds what it asks for.
+   */
+  readEntries(
+    items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>,
+    { batch = READV_BATCH, highWater }: { batch?: number; highWater?: number } = {},
+  ): AsyncGenerator<BatchEntry, void, void> {
+    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    const batches = new BatchReads(
+      (items, onEntry, hold, onHeld) => this.#readv(items, onEntry, hold, onHeld),
+      (err, attempt) => (attempt < delays.length && retryableErrors.has(err) ? delays[attempt] : null),
+    )
+    return batches.read(items, { batch: Math.min(batch, MAX_READV_PATHS), highWater })
+  }
+
   /** One readv request: its entries to `onEntry` as they arrive whole (see BatchReads). */
-  #readv(paths: string[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
+  #readv(paths: (string | BatchItem)[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
     const id = this.#allocId()
     const slot: Slot = { link: null, released: false }
     let receiver!: ReadReceiver

@@ -1,22 +1,42 @@
 /**
- * readMany over the socket: the paths go out in batches, one `readv` request
- * each (PROTOCOL.md, "readv"), and come back as one stream of entries per
- * batch: a list of 10,000 small files costs a few request lines, not 10,000.
- * Two batches are on their way at once, so the server has the next one
- * while the client takes the last entries of the one before.
+ * Many files (or ranges) over the socket: the items go out in batches, one
+ * `readv` request each (PROTOCOL.md, "readv"), and come back as one stream of
+ * entries per batch: a list of 10,000 small files costs a few request lines,
+ * not 10,000. Two batches are on their way at once, so the server has the
+ * next one while the client takes the last entries of the one before.
+ *
+ * The items may come from an async source (a list read from a pipe): a batch
+ * goes out with the items at hand as soon as the source makes the next one
+ * wait, so the first entries do not wait for a full batch.
  *
  * The entries wait here, in order, until the consumer takes them; past
- * HIGH_WATER bytes of them, the connection is held (the server stops
+ * `highWater` bytes of them, the connection is held (the server stops
  * sending). A batch whose connection died is asked for again from its first
  * entry not received whole, after the client's retry delay.
  */
 import { type CacheservError, error, isErrorCode } from '../errors.js'
 import { type Entry, ENTRY_ERROR } from '../protocol/readv-entry.js'
 
-/** Bytes of entries received and not yet taken before the connection is held. */
+/** Bytes of entries received and not yet taken before the connection is held, by default. */
 const HIGH_WATER = 32 * 1024 * 1024
-/** Bytes of paths one batch carries at most: its request line must stay within the server's (64 KiB by default). */
+/** Bytes of items one batch carries at most: its request line must stay within the server's (64 KiB by default). */
 const BATCH_BYTES = 32 * 1024
+
+/** A file, or a range of it (clipped to the file's end, as a read's). */
+export interface BatchItem {
+  path: string
+  offset?: number
+  length?: number
+}
+
+/** One item's answer: its bytes, and the file they are of. */
+export interface BatchEntry {
+  path: string
+  data: Buffer
+  /** Of the whole file. */
+  size: number
+  mtimeMs: number
+}
 
 /**
  * How a batch is sent: `onEntry` gets each entry, in order; after each
@@ -25,16 +45,24 @@ const BATCH_BYTES = 32 * 1024
  * stops it.
  */
 export type SendBatch = (
-  paths: string[],
+  items: (string | BatchItem)[],
   onEntry: (entry: Entry) => void,
   hold: () => boolean,
   onHeld: (resume: () => void) => void,
 ) => { done: Promise<void>; cancel(): void }
 
+export interface BatchOptions {
+  /** Items per request, at most. */
+  batch: number
+  /** Bytes of entries held here before the connection is held; Infinity for a consumer that bounds them itself. */
+  highWater?: number
+}
+
 interface Slot {
+  item: string | BatchItem
   path: string
-  done: Promise<Buffer>
-  settle: { resolve(data: Buffer): void; reject(err: Error): void }
+  done: Promise<BatchEntry>
+  settle: { resolve(entry: BatchEntry): void; reject(err: Error): void }
 }
 
 export class BatchReads {
@@ -51,49 +79,70 @@ export class BatchReads {
     this.#retry = retry
   }
 
-  /** The bytes of each path, in order; `batch` paths per request. */
-  async *read(paths: Iterable<string>, batch: number): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
-    const iterator = paths[Symbol.iterator]()
+  /** Each item's entry, in order. */
+  async *read(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>, { batch, highWater = HIGH_WATER }: BatchOptions): AsyncGenerator<BatchEntry, void, void> {
+    const source = new ItemSource(items)
     const queue: Slot[] = []
     let batches = 0
-    /** Wakes the consumer when a batch has ended (its entries may all have been taken before). */
+    let filling = false
+    let failure = null as { err: unknown } | null
+    /** Wakes the consumer when a batch went out or ended, or the source failed. */
     let wake: (() => void) | null = null
-    // Two batches at most on their way, and no new one while more than a batch of paths waits here.
-    const refill = () => {
-      while (batches < 2 && queue.length <= batch) {
-        const slots: Slot[] = []
-        let bytes = 0
-        for (let r = iterator.next(); !r.done; r = iterator.next()) {
-          slots.push(slot(r.value))
-          bytes += Buffer.byteLength(JSON.stringify(r.value)) + 1
-          if (slots.length === batch || bytes >= BATCH_BYTES) break
+    const notify = () => {
+      const w = wake
+      wake = null
+      w?.()
+    }
+    // Two batches at most on their way, and no new one while more than a batch of items waits here.
+    const refill = async () => {
+      if (filling || source.ended) return
+      filling = true
+      try {
+        while (!this.#left && batches < 2 && queue.length <= batch) {
+          const slots: Slot[] = []
+          let bytes = 0
+          for (;;) {
+            // The first item is waited for; after it, only items the source has at hand.
+            const r = slots.length === 0 ? await source.next() : await source.ready()
+            if (r === null || r.done) break
+            slots.push(slot(r.value))
+            bytes += Buffer.byteLength(JSON.stringify(r.value)) + 1
+            if (slots.length === batch || bytes >= BATCH_BYTES) break
+          }
+          if (slots.length === 0 || this.#left) return
+          queue.push(...slots)
+          batches++
+          void this.#run(slots, highWater).finally(() => {
+            batches--
+            void refill()
+            notify()
+          })
+          notify()
         }
-        if (slots.length === 0) return
-        queue.push(...slots)
-        batches++
-        void this.#run(slots).finally(() => {
-          batches--
-          refill()
-          wake?.()
-        })
+      } catch (err) {
+        failure = { err }
+      } finally {
+        filling = false
+        // The source may have ended, or failed, with nothing more sent: the consumer looks again.
+        notify()
       }
     }
-    refill()
+    void refill()
     try {
       for (;;) {
         if (queue.length === 0) {
-          // Every entry taken: the list is done once no batch is on its way and refill finds no path.
-          if (batches === 0) refill()
-          else await new Promise<void>((resolve) => (wake = resolve))
-          wake = null
-          if (queue.length === 0 && batches === 0) break
+          if (failure) throw failure.err
+          // Every entry taken: the list is done once the source is and no batch is on its way.
+          if (source.ended && batches === 0 && !filling) break
+          await new Promise<void>((resolve) => (wake = resolve))
+          void refill()
           continue
         }
         const head = queue.shift()!
-        const data = await head.done
-        this.#taken(data.length)
-        refill()
-        yield { path: head.path, data }
+        const entry = await head.done
+        this.#taken(entry.data.length, highWater)
+        void refill()
+        yield entry
       }
     } finally {
       // Done, or the consumer left early: the batches' requests are stopped, and a connection held
@@ -103,18 +152,19 @@ export class BatchReads {
       const held = this.#held
       this.#held = null
       held?.()
+      source.close()
     }
   }
 
   /** One batch, its rest asked for again while its connection dies under it. */
-  async #run(slots: Slot[]): Promise<void> {
+  async #run(slots: Slot[], highWater: number): Promise<void> {
     let next = 0
     for (let attempt = 0; next < slots.length && !this.#left; ) {
       const from = next
       const { done, cancel } = this.#send(
-        slots.slice(next).map((s) => s.path),
+        slots.slice(next).map((s) => s.item),
         (entry) => this.#entry(slots[next++], entry),
-        () => this.#buffered > HIGH_WATER,
+        () => this.#buffered > highWater,
         (resume) => (this.#held = resume),
       )
       this.#running.add(cancel)
@@ -133,17 +183,19 @@ export class BatchReads {
         this.#running.delete(cancel)
       }
     }
+    // Left early: what was not received is never taken.
+    for (const s of slots.slice(next)) s.settle.reject(error('ECANCELED', 'readMany was left'))
   }
 
   #entry(s: Slot, { header, body }: Entry): void {
     if (header.kind === ENTRY_ERROR) return s.settle.reject(entryError(s.path, body))
     this.#buffered += body.length
-    s.settle.resolve(body)
+    s.settle.resolve({ path: s.path, data: body, size: header.size, mtimeMs: header.mtimeMs })
   }
 
-  #taken(bytes: number): void {
+  #taken(bytes: number, highWater: number): void {
     this.#buffered -= bytes
-    if (this.#held && this.#buffered <= HIGH_WATER / 2) {
+    if (this.#held && this.#buffered <= highWater / 2) {
       const resume = this.#held
       this.#held = null
       resume()
@@ -151,11 +203,74 @@ export class BatchReads {
   }
 }
 
-function slot(path: string): Slot {
+/**
+ * The items, from a sync or an async source. `ready()` is the next item only
+ * if the source has it at hand, else null: the item it was waiting for is
+ * kept for the next call.
+ */
+class ItemSource {
+  ended = false
+  #sync: Iterator<string | BatchItem> | null = null
+  #async: AsyncIterator<string | BatchItem> | null = null
+  /** An async next() still under way, and what it gave once it did. */
+  #pending: Promise<IteratorResult<string | BatchItem>> | null = null
+  #settled: IteratorResult<string | BatchItem> | null = null
+
+  constructor(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>) {
+    if (Symbol.asyncIterator in items) this.#async = items[Symbol.asyncIterator]()
+    else this.#sync = items[Symbol.iterator]()
+  }
+
+  async next(): Promise<IteratorResult<string | BatchItem>> {
+    if (this.#sync) return this.#result(this.#sync.next())
+    if (this.ended) return { done: true, value: undefined }
+    this.#start()
+    return this.#take(await this.#pending!)
+  }
+
+  /** Waits no longer than the current turn of the event loop (its microtasks): a source that needs I/O for the next item makes it null. */
+  async ready(): Promise<IteratorResult<string | BatchItem> | null> {
+    if (this.#sync) return this.#result(this.#sync.next())
+    if (this.ended) return null
+    this.#start()
+    if (!this.#settled) await Promise.race([this.#pending, new Promise((resolve) => setImmediate(resolve))]).catch(() => {})
+    return this.#settled ? this.#take(this.#settled) : null
+  }
+
+  close(): void {
+    if (!this.ended) void Promise.resolve(this.#async?.return?.()).catch(() => {})
+    this.ended = true
+  }
+
+  #start(): void {
+    if (this.#pending || this.ended) return
+    const p = this.#async!.next()
+    this.#pending = p
+    void p.then(
+      (r) => {
+        if (this.#pending === p) this.#settled = r
+      },
+      () => {},
+    )
+  }
+
+  #take(r: IteratorResult<string | BatchItem>): IteratorResult<string | BatchItem> {
+    this.#pending = null
+    this.#settled = null
+    return this.#result(r)
+  }
+
+  #result(r: IteratorResult<string | BatchItem>): IteratorResult<string | BatchItem> {
+    if (r.done) this.ended = true
+    return r
+  }
+}
+
+function slot(item: string | BatchItem): Slot {
   let settle!: Slot['settle']
-  const done = new Promise<Buffer>((resolve, reject) => (settle = { resolve, reject }))
+  const done = new Promise<BatchEntry>((resolve, reject) => (settle = { resolve, reject }))
   done.catch(() => {}) // surfaced when its turn comes
-  return { path, done, settle }
+  return { item, path: typeof item === 'string' ? item : item.path, done, settle }
 }
 
 function entryError(path: string, body: Buffer): CacheservError {

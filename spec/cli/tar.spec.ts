@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { CLIENT_BIN, run, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
+import { loopbackProxy } from '../helpers/proxy.js'
 
 /** Python reads the stream the WebDataset way and prints name, size and sha256 of every member. */
 const READER = `
@@ -110,6 +111,71 @@ describe('cacheserv-pipe-client tar', () => {
     assert.ok(archived <= 512, `only the header may have gone out, not ${archived} bytes`)
   })
 
+  test('small files go out in readv batches, not a read each; a big one, or one bigger than a list\'s probe, is streamed at its turn', async (t) => {
+    const { url, root } = await startServer(t)
+    const small = Array.from({ length: 600 }, (_, i) => ({ path: `s/${String(i).padStart(4, '0')}.bin`, data: writeFile(root, `s/${String(i).padStart(4, '0')}.bin`, 1000 + ((i * 7919) % 120_000)) }))
+    const mid = writeFile(root, 'mid.bin', 3 * 1024 * 1024 + 5) // over a list's 1 MiB probe
+    const big = writeFile(root, 'big.bin', 17 * 1024 * 1024) // over the 16 MiB fetched whole
+    const ops: string[] = []
+    const proxied = await loopbackProxy(t, url, (upstream, client) => {
+      let text = ''
+      client.on('data', (c: Buffer) => {
+        text += c.toString()
+        const lines = text.split('\n')
+        text = lines.pop()!
+        for (const line of lines) ops.push((JSON.parse(line) as { op: string }).op)
+      })
+      upstream.pipe(client)
+    })
+    for (const sized of [true, false]) {
+      ops.length = 0
+      const client = await connect(proxied)
+      t.after(() => client.close())
+      const out: Buffer[] = []
+      const sink = new Writable({
+        write(chunk: Buffer, _enc, cb) {
+          out.push(chunk)
+          cb()
+        },
+      })
+      const files = [...small.slice(0, 300), { path: 'mid.bin', data: mid }, { path: 'big.bin', data: big }, ...small.slice(300)]
+      await writeTar(client, files.map((f) => (sized ? { path: f.path, size: f.data.length } : { path: f.path })), sink, { manifest: false })
+      const r = spawnSync('python3', ['-c', READER], { input: Buffer.concat(out), maxBuffer: 64 * 1024 * 1024 })
+      assert.equal(r.status, 0, r.stderr.toString())
+      const want = await Promise.all(files.map(async (f) => `${f.path} ${f.data.length} ${await sha(f.data)}`))
+      assert.deepEqual(r.stdout.toString().trim().split('\n'), want, `sizes known: ${sized}`)
+      const count = (op: string) => ops.filter((o) => o === op).length
+      // 256 paths a batch when the sizes are known; a list's files go out as its probes' window allows.
+      assert.ok(count('readv') >= 1 && count('readv') <= (sized ? 4 : 40), `readv requests with sizes known ${sized}: ${count('readv')}`)
+      // Streamed at its turn: the big file, and (sizes unknown) the file over the probe.
+      assert.equal(count('read'), sized ? 1 : 2, `read requests with sizes known ${sized}: ${JSON.stringify(ops)}`)
+      await client.close()
+    }
+  })
+
+  test('a small file that grew since it was listed fails with ECHANGED, the members before it whole', async (t) => {
+    const { url, root } = await startServer(t)
+    const a = writeFile(root, 'a.bin', 3000)
+    writeFile(root, 'b.bin', 200_000)
+    const client = await connect(url)
+    t.after(() => client.close())
+    const out: Buffer[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        out.push(chunk)
+        cb()
+      },
+    })
+    // As if the tree had said 100,000 bytes: it grew since.
+    const listed = [{ path: 'a.bin', size: 3000 }, { path: 'b.bin', size: 100_000 }]
+    await assert.rejects(writeTar(client, listed, sink), (err: NodeJS.ErrnoException) => err.code === 'ECHANGED')
+    // a.bin whole, then the mark of a failed stream: nothing of b.bin.
+    const r = spawnSync('python3', ['-c', READER], { input: Buffer.concat(out) })
+    assert.notEqual(r.status, 0)
+    assert.equal(r.stdout.toString(), `a.bin 3000 ${await sha(a)}\n`)
+    assert.match(r.stderr.toString(), /ReadError/)
+  })
+
   test('fails with exit 1 and the code when a listed path is missing', async (t) => {
     const { url, root } = await startServer(t)
     const list = join(root, 'list.txt')
@@ -158,9 +224,10 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
   for (const reader of ['tarfile', 'iter_tar'] as const) {
     test(`the server killed mid-archive: Python's ${reader} reading the pipe fails instead of ending quietly`, async (t) => {
       const root = tempDir(t)
-      const size = 200 * 1024
+      // More than the client fetches ahead (64 MiB), so the archive cannot be whole before the kill.
+      const size = 1024 * 1024
       const paths: string[] = []
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 120; i++) {
         paths.push(`d/${String(i).padStart(3, '0')}.bin`)
         writeFile(root, paths[i], size)
       }
@@ -172,11 +239,11 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
       const p = reader === 'tarfile'
         ? pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1"`, [wait + READER])
         : pipeline(t, `"${process.execPath}" "${CLIENT_BIN}" --server ${server.url} tar d | python3 -c "$1" "$2"`, [wait + VERIFIER, PYTHON_CLIENT])
-      // The client fetches 8 small files ahead: once the server has sent those, it waits for room.
+      // The client fetches small files ahead, up to 64 MiB: once the server has sent most of that, it waits for room.
       await until(
         () => {
           const r = spawnSync(process.execPath, [CLIENT_BIN, '--server', server.url, 'stats', '--json'])
-          return r.status === 0 && (JSON.parse(r.stdout.toString()) as { bytesServed: number }).bytesServed >= 8 * size
+          return r.status === 0 && (JSON.parse(r.stdout.toString()) as { bytesServed: number }).bytesServed >= 48 * size
         },
         () => `the client did not fetch ahead; stderr ${p.err()}`,
       )

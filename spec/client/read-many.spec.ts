@@ -179,3 +179,66 @@ describe('readMany over the socket, left early', () => {
     assert.equal(await within(client.readFile('small.bin').then((d) => assert.ok(d.equals(small))), 5000), true, 'a read after it is answered')
   })
 })
+
+describe('readEntries', () => {
+  test('ranges clipped at the end of their files, each with its file\'s size and mtime', async (t) => {
+    const { url, root } = await startServer(t)
+    const a = writeFile(root, 'a.bin', 10_000)
+    const b = writeFile(root, 'b.bin', 300)
+    const client = await connect(url)
+    t.after(() => client.close())
+    const got = []
+    for await (const e of client.readEntries([{ path: 'a.bin', offset: 100, length: 50 }, 'b.bin', { path: 'b.bin', length: 1000 }, { path: 'a.bin', offset: 9_990 }])) got.push(e)
+    assert.deepEqual(
+      got.map((e) => [e.path, e.size, e.data]),
+      [
+        ['a.bin', 10_000, a.subarray(100, 150)],
+        ['b.bin', 300, b],
+        ['b.bin', 300, b],
+        ['a.bin', 10_000, a.subarray(9_990)],
+      ],
+    )
+    const { statSync } = await import('node:fs')
+    assert.equal(got[0]!.mtimeMs, Math.floor(statSync(`${root}/a.bin`).mtimeMs))
+  })
+
+  test('an async source that makes it wait: the items at hand go out at once, the rest as they come', async (t) => {
+    const { url, root } = await startServer(t)
+    for (let i = 0; i < 6; i++) writeFile(root, `f${i}.bin`, 100 + i)
+    const client = await connect(url)
+    t.after(() => client.close())
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    async function* items() {
+      yield 'f0.bin'
+      yield 'f1.bin'
+      await gate // the rest of the list is not written yet
+      for (let i = 2; i < 6; i++) yield `f${i}.bin`
+    }
+    const entries = client.readEntries(items())
+    const next = entries.next()
+    assert.ok(await within(next, 5000), 'the first entry came before the list went on')
+    assert.equal((await next).value?.path, 'f0.bin')
+    release()
+    const rest: string[] = []
+    for await (const e of entries) rest.push(e.path)
+    assert.deepEqual(rest, ['f1.bin', 'f2.bin', 'f3.bin', 'f4.bin', 'f5.bin'])
+  })
+
+  test('a source that throws ends the entries with its error, after the items before it', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'x.bin', 10)
+    const client = await connect(url)
+    t.after(() => client.close())
+    async function* items() {
+      yield 'x.bin'
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      throw new Error('the list broke')
+    }
+    const got: string[] = []
+    await assert.rejects(async () => {
+      for await (const e of client.readEntries(items())) got.push(e.path)
+    }, /the list broke/)
+    assert.deepEqual(got, ['x.bin'])
+  })
+})

@@ -24,7 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { type CacheservError, error } from '../errors.js'
-import { MAX_ID, MAX_LOCATE_PATHS, MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
+import { MAX_ID, MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import type { CorruptStats } from '../stages/corrupt.js'
 import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
 import type { FrameHandler, RequestControl } from './handlers.js'
@@ -36,6 +36,7 @@ import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
 import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
 import { upload, type UploadSource } from './upload.js'
+import { warmList } from './warm-list.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export { idleMargin } from './link.js'
@@ -63,9 +64,6 @@ const retryableErrors = new WeakSet<Error>()
 
 /** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
 const HELLO_ROOM = 512
-
-/** Bytes of paths one `warm` request of a list carries (request lines are bounded: --max-request). */
-const WARM_BATCH_BYTES = 32 * 1024
 
 export class Client {
   #address: string | Address
@@ -437,36 +435,8 @@ export class Client {
    * (an epoch's sample order, say): a request per batch of paths, with
    * progress and the result summed over them. Stops once the cache is full.
    */
-  async warmList(paths: Iterable<string> | AsyncIterable<string>, onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
-    const total: Required<WarmResult> = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false, skipped: 0, skippedPaths: [] }
-    const sum = (r: WarmResult): Required<WarmResult> => ({
-      files: total.files + r.files,
-      bytes: total.bytes + r.bytes,
-      totalFiles: total.totalFiles + r.totalFiles,
-      totalBytes: total.totalBytes + r.totalBytes,
-      full: r.full,
-      skipped: total.skipped + (r.skipped ?? 0),
-      skippedPaths: [...total.skippedPaths, ...(r.skippedPaths ?? [])].slice(0, 20),
-    })
-    let batch: string[] = []
-    let bytes = 0
-    const send = async () => {
-      const r = await this.request<WarmResult>('warm', { paths: batch }, onProgress && ((p) => onProgress(sum(p as WarmResult))))
-      Object.assign(total, sum(r))
-      batch = []
-      bytes = 0
-    }
-    // Batches well within the server's longest request line (a path's JSON may be 6× its bytes: \u escapes).
-    const limit = () => Math.min(WARM_BATCH_BYTES, Math.floor((this.hello?.maxRequest ?? WARM_BATCH_BYTES * 2) / 2))
-    for await (const path of paths) {
-      if (total.full) break
-      const size = Buffer.byteLength(JSON.stringify(path)) + 1
-      if (batch.length > 0 && bytes + size > limit()) await send()
-      batch.push(path)
-      bytes += size
-    }
-    if (batch.length > 0 && !total.full) await send()
-    return total
+  warmList(paths: Iterable<string> | AsyncIterable<string>, onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
+    return warmList((args, onP) => this.request<WarmResult>('warm', args, onP), () => this.hello?.maxRequest, paths, onProgress)
   }
 
   /**
@@ -527,30 +497,8 @@ export class Client {
       for await (const { path, data } of this.readEntries(paths, { batch: Math.max(inFlight, READV_BATCH) })) yield { path, data }
       return
     }
-    const batch = Math.min(inFlight, MAX_LOCATE_PATHS)
-    const queue: { path: string; data: Promise<Buffer> }[] = []
-    const iterator = paths[Symbol.iterator]()
-    const refill = () => {
-      // On the server's host: a locate per batch of paths, the next batch's on its way.
-      while (queue.length + batch <= 2 * batch) {
-        const next: string[] = []
-        for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
-        if (next.length === 0) return
-        const answers = this.#located.batch(next)
-        next.forEach((path, i) => {
-          const data = answers.then((got) => got[i]())
-          data.catch(() => {}) // surfaced when its turn comes
-          queue.push({ path, data })
-        })
-      }
-    }
-    refill()
-    while (queue.length > 0) {
-      const head = queue.shift()!
-      const data = await head.data
-      refill()
-      yield { path: head.path, data }
-    }
+    // On the server's host: a locate per batch of paths, then shared memory (located-reads.ts).
+    yield* this.#located.many(paths, inFlight)
   }
 
   /**

@@ -10,6 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { error, isErrorCode } from '../errors.js'
+import { MAX_LOCATE_PATHS } from '../protocol/constants.js'
 import type { ReadInfo } from './read-receiver.js'
 import { type LocateAnswer, SlabFiles, TTL_MARGIN_MS } from './short-circuit.js'
 import type { PipeTarget, ReadOptions } from './types.js'
@@ -122,6 +123,37 @@ export class LocatedReads {
     })
     if (answer.lease !== null) this.#grants.push(answer.lease)
     return got
+  }
+
+  /**
+   * Files read from shared memory, yielded in the order given: a `locate`
+   * per `inFlight` paths, the next batch's on its way while this one's are
+   * taken.
+   */
+  async *many(paths: Iterable<string>, inFlight: number): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
+    const batch = Math.min(inFlight, MAX_LOCATE_PATHS)
+    const queue: { path: string; data: Promise<Buffer> }[] = []
+    const iterator = paths[Symbol.iterator]()
+    const refill = () => {
+      while (queue.length + batch <= 2 * batch) {
+        const next: string[] = []
+        for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
+        if (next.length === 0) return
+        const answers = this.batch(next)
+        next.forEach((path, i) => {
+          const data = answers.then((got) => got[i]())
+          data.catch(() => {}) // surfaced when its turn comes
+          queue.push({ path, data })
+        })
+      }
+    }
+    refill()
+    while (queue.length > 0) {
+      const head = queue.shift()!
+      const data = await head.data
+      refill()
+      yield { path: head.path, data }
+    }
   }
 
   /** Close the slab files. */

@@ -166,7 +166,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_USAGE)
   }
 
-  let server: CacheServer
+  let server: CacheServer | undefined
   let url: string
   try {
     server = await CacheServer.create({ root: o.root, cacheSize: o.cacheSize, pageSize: o.pageSize, checksum: o.checksum,
@@ -197,9 +197,8 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`cacheserv-pipe: adopted ${adopted.blocks} cached blocks (${filesize(adopted.bytes, { standard: 'iec' })}) left in ${server.stats().shm?.dir}${adopted.dropped ? `; dropped ${adopted.dropped} that failed their checksum or did not fit` : ''}`)
     }
     for (const p of o.pin) {
-      const r = await server.pins.pin(p).catch((err: Error & { code?: string }) => {
-        console.error(`cacheserv-pipe: --pin ${p}: ${err.code ? `${err.code}: ` : ''}${err.message}`)
-        process.exit(EXIT_FAILURE)
+      const r = await server.pins.pin(p).catch((err: Error) => {
+        throw Object.assign(err, { message: `--pin ${p}: ${err.message}` })
       })
       console.error(`cacheserv-pipe: pinned ${r.files} files, ${filesize(r.bytes, { standard: 'iec' })}, under ${p || 'the root'}`)
     }
@@ -208,6 +207,8 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     console.error(`cacheserv-pipe: ${e.code ? `${e.code}: ` : ''}${e.message}`)
+    // A server that will not serve leaves nothing behind: its store, its socket file, its Redis connection.
+    await server?.close().catch(() => {})
     process.exit(EXIT_FAILURE)
   }
   server.on('error', (err: Error) => console.error(`cacheserv-pipe: ${err.message}`))

@@ -328,13 +328,21 @@ export class CacheServer extends EventEmitter {
       this.handle(socket)
     })
     this.#net = server
-    server.on('error', (err) => this.emit('error', err))
-    if (addr.kind === 'unix') {
-      await listenUnix(server, addr.path, this.#opts.socketMode ?? 0o600)
-      this.#unixPath = addr.path
-    } else {
-      await listenOn(server, { host: addr.host, port: addr.port })
+    try {
+      if (addr.kind === 'unix') {
+        await listenUnix(server, addr.path, this.#opts.socketMode ?? 0o600)
+        this.#unixPath = addr.path
+      } else {
+        await listenOn(server, { host: addr.host, port: addr.port })
+      }
+    } catch (err) {
+      // Not bound (EADDRINUSE, EACCES): the caller gets the error; the server may listen elsewhere.
+      this.#net = null
+      const e = err as NodeJS.ErrnoException
+      throw Object.assign(new Error(`cannot listen on ${formatAddress(addr)}: ${e.message.replace(/^listen \w+: /, '')}`, { cause: err }), { code: e.code })
     }
+    // Errors after binding (EMFILE on accept) are the server's to report.
+    server.on('error', (err) => this.emit('error', err))
     const url = this.url
     debug('listening on %s', url)
     return url
@@ -372,8 +380,8 @@ export class CacheServer extends EventEmitter {
       requestTimeout: this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT,
       maxRequest: this.#opts.maxRequest ?? DEFAULT_MAX_REQUEST,
     })
-    gateway.on('error', (err) => this.emit('error', err))
     await listenOn(gateway, { host: addr.host, port: addr.port })
+    gateway.on('error', (err) => this.emit('error', err))
     this.#http = gateway
     const url = this.httpUrl
     debug('listening on %s', url)

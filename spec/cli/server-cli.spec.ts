@@ -4,7 +4,8 @@
  * real files in temp dirs, loopback port 0 only.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
 import { join } from 'node:path'
 import { before, describe, it } from 'node:test'
 import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
@@ -297,6 +298,30 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     assert.match(r.stderr, /ENOENT: the shared-memory store .*nonexistent\/store/)
     assert.doesNotMatch(r.stderr, /root \S+ (does not exist|is not a directory)/)
     assert.doesNotMatch(r.stdout.toString(), /listening on/)
+  })
+
+  it('a port in use exits 1 with one line saying so, and leaves no store behind', async (t) => {
+    const taken = net.createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => taken.close(() => resolve())))
+    const port = (taken.address() as net.AddressInfo).port
+    const store = join(tempDir(t), 'store')
+    const r = await runServer(['--root', root, '--port', String(port), '--shm-dir', store])
+    assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, new RegExp(`^cacheserv-pipe: EADDRINUSE: cannot listen on tcp://127\\.0\\.0\\.1:${port}`))
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
+    assert.doesNotMatch(r.stderr, /Unhandled|at .*\.js:\d+/)
+    assert.deepEqual(existsSync(store) ? readdirSync(store) : [], [], 'the store the server made is gone')
+  })
+
+  it('a --pin the cache cannot hold exits 1 and leaves no store behind', async (t) => {
+    const pinRoot = tempDir(t)
+    writeFileSync(join(pinRoot, 'big.bin'), Buffer.alloc(6 * 1024 * 1024, 1))
+    const store = join(tempDir(t), 'store')
+    const r = await runServer(['--root', pinRoot, '--port', '0', '--cache-size', '4MiB', '--pin', 'big.bin', '--shm-dir', store])
+    assert.equal(r.code, 1, `stderr: ${r.stderr}`)
+    assert.match(r.stderr, /--pin big\.bin: /)
+    assert.deepEqual(existsSync(store) ? readdirSync(store) : [], [], 'the store the server made is gone')
   })
 
   it('--root naming a regular file exits 1', async (t) => {

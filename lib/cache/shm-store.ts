@@ -48,6 +48,8 @@ export interface ShmStoreOptions {
   bytes: number
   /** The served directory, noted in the store. */
   root?: string
+  /** Made for this server alone (a fresh name): no later server adopts it, so a sweep may remove it once its server is gone. */
+  temporary?: boolean
 }
 
 /** Where one block lives: a slot of a slab, and the ArrayBuffer over the block's bytes in it. */
@@ -135,7 +137,7 @@ export class ShmStore {
    * memory cannot be mapped, the directory is not private to this user, it
    * is in use by a running server, or the tmpfs has no room for `bytes`.
    */
-  static open({ dir, blockSize, bytes, root }: ShmStoreOptions): ShmStore {
+  static open({ dir, blockSize, bytes, root, temporary = false }: ShmStoreOptions): ShmStore {
     if (!shmNative()) throw new Error('the shared-memory store is not built (native/shm.node); run `npm run build` with a C compiler')
     claimDir(dir)
     const store = new ShmStore(dir, blockSize, bytes)
@@ -144,6 +146,7 @@ export class ShmStore {
       store.#checkRoom()
       store.#mapExisting()
       if (root !== undefined) writeFileSync(join(dir, 'root'), root, { mode: 0o600 })
+      if (temporary) writeFileSync(join(dir, 'temporary'), '', { mode: 0o600 })
     } catch (err) {
       store.close()
       throw err
@@ -293,7 +296,7 @@ export class ShmStore {
       unlinkQuiet(slab.path)
     }
     this.#slabs.clear()
-    for (const name of ['meta', 'root']) unlinkQuiet(join(this.dir, name))
+    for (const name of ['meta', 'root', 'temporary']) unlinkQuiet(join(this.dir, name))
     if (this.#owned) unlinkQuiet(join(this.dir, 'owner'))
     try {
       rmdirSync(this.dir)
@@ -445,7 +448,7 @@ export function sweepStores(parent: string, prefix: string): string[] {
       const pid = Number.parseInt(readFileSync(join(dir, 'owner'), 'utf8'), 10)
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue
       const root = readFileQuiet(join(dir, 'root'))
-      if (root !== undefined && existsSync(root)) continue
+      if (root !== undefined && existsSync(root) && !existsSync(join(dir, 'temporary'))) continue
       rmSync(dir, { recursive: true, force: true })
       removed.push(dir)
     } catch (err) {

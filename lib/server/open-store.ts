@@ -38,7 +38,7 @@ export function openStore({ dir, optional = dir === undefined, cacheSize, blockS
   // Blocks take whole pages: a sixteenth more than the cache's bytes for small files' last pages.
   const bytes = cacheSize + Math.ceil(cacheSize / 16) + outside + 2 * blockSize
   try {
-    return { store: ShmStore.open({ dir: dir ?? mkdtempSync(join(SHM_ROOT, STORE_PREFIX)), blockSize, bytes, root }) }
+    return { store: ShmStore.open({ dir: dir ?? mkdtempSync(join(SHM_ROOT, STORE_PREFIX)), blockSize, bytes, root, temporary: dir === undefined }) }
   } catch (err) {
     if (!optional) {
       const e = err as NodeJS.ErrnoException

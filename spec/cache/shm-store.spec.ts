@@ -145,11 +145,12 @@ describe('ShmStore', { skip }, () => {
   test('a sweep removes only the stores nobody runs and nobody will adopt', (t) => {
     const parent = join(storeDir(t), '..')
     const gone = spawnSync('true').pid!
-    const make = (name: string, owner?: number, root?: string) => {
+    const make = (name: string, owner?: number, root?: string, temporary = false) => {
       const dir = join(parent, name)
       mkdirSync(dir, { mode: 0o700 })
       if (owner !== undefined) writeFileSync(join(dir, 'owner'), `${owner}\n`)
       if (root !== undefined) writeFileSync(join(dir, 'root'), root)
+      if (temporary) writeFileSync(join(dir, 'temporary'), '')
       writeFileSync(join(dir, 'slab-4096-0'), 'x')
       return dir
     }
@@ -159,7 +160,10 @@ describe('ShmStore', { skip }, () => {
     const adoptable = make('s-adoptable', gone, parent)
     const starting = make('s-starting')
     const other = make('t-other', gone)
-    assert.deepEqual(sweepStores(parent, 's-').sort(), [orphan, temporary].sort())
-    for (const kept of [running, adoptable, starting, other]) assert.ok(existsSync(kept), kept)
+    // The library's default: a fresh directory per server, marked temporary, whose root still exists.
+    const leftTemporary = make('s-left-temporary', gone, parent, true)
+    const runningTemporary = make('s-running-temporary', process.pid, parent, true)
+    assert.deepEqual(sweepStores(parent, 's-').sort(), [orphan, temporary, leftTemporary].sort())
+    for (const kept of [running, adoptable, starting, other, runningTemporary]) assert.ok(existsSync(kept), kept)
   })
 })

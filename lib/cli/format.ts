@@ -26,7 +26,7 @@ export function formatStats(s: ServerStatsResult): string {
     `cache      ${size(s.cacheBytes)} of ${size(s.cacheLimit)} in ${count(s.entries)} blocks (policy ${s.policy})`,
     `hits       ${count(s.hits)} (${size(s.hitBytes)}), misses ${count(s.misses)} (${size(s.missBytes)}): ${ratio}`,
     `evictions  ${count(s.evictions)}, disk reads ${count(s.diskReads)}`,
-    `served     ${size(s.bytesServed)}; ${s.connections} connections open, ${count(s.totalConnections)} since start; ${count(s.nacks)} NACKs`,
+    `served     ${size(s.bytesServed)}${s.locatedBytes ? ` (and ${size(s.locatedBytes)} in shared memory)` : ''}; ${s.connections} connections open, ${count(s.totalConnections)} since start; ${count(s.nacks)} NACKs`,
     ...(s.sharedUp === null || s.sharedUp === undefined
       ? []
       : [`shared     Redis ${s.sharedUp ? 'up' : 'left alone (retried every second)'}: ${count(s.sharedHits)} hits (${size(s.sharedReadBytes)}), ${count(s.sharedMisses)} misses, ${count(s.sharedErrors)} errors (${count(s.sharedCorrupt)} corrupt); stored ${size(s.sharedWrittenBytes)}, ${count(s.sharedSkipped)} blocks not stored`]),

@@ -32,6 +32,8 @@ export interface CommandContext {
   writable: boolean
   /** The server's counters, for `stats`. */
   stats(): Record<string, unknown>
+  /** File bytes a same-host client was given in shared memory (`locate`): the server counts them (locatedBytes). */
+  located?(bytes: number): void
 }
 
 /** Where a resend (after a NACK) picks up. */

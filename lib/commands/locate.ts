@@ -158,21 +158,23 @@ async function locateFile(
   let file: KnownFile | null = ctx.files.current(path)
   let blocks: Buffer[] | null = null
   if (file) {
-    const { first, last, bytes } = span(file)
+    const { from, end, first, last, bytes } = span(file)
     if (!fits(bytes)) return viaSocket(file)
-    blocks = last < first ? [] : ctx.cache.cachedBlocks(file, first, last)
+    blocks = last < first ? [] : ctx.cache.cachedBlocks(file, first, last, from, end)
     if (blocks) blocks.forEach((b, i) => lease(file!, first + i, b))
   }
   if (!blocks) {
     const opened = await openFile(ctx.jail, path, ctx.settle)
     try {
       file = opened
-      const { first, last, bytes } = span(opened)
+      const { from, end, first, last, bytes } = span(opened)
       if (!fits(bytes)) return viaSocket(opened)
       blocks = []
       for (let i = first; i <= last; i++) {
+        // Counted (missBytes) as the part of the block the range takes, as a read counts it.
+        const part = Math.min(end, (i + 1) * bs) - Math.max(from, i * bs)
         // Leased as soon as it is there: it cannot be recycled while the next one loads.
-        blocks.push(lease(opened, i, await ctx.cache.block(opened, i, { signal: io.signal, later: io.backedUp })))
+        blocks.push(lease(opened, i, await ctx.cache.block(opened, i, { signal: io.signal, later: io.backedUp, bytes: part })))
       }
       ctx.files.remember(path, opened)
       ctx.pins.refresh(path, opened.key)
@@ -192,5 +194,7 @@ async function locateFile(
     located.push([slabs.of(at.file), at.offset, block.length, at.crc])
     bytes += block.length
   }
+  const { from, end } = span(file!)
+  ctx.located?.(end - from)
   return { entry: entryOf(file!, located), leases, located: blocks, size: bytes }
 }

@@ -16,6 +16,8 @@ export interface ServerStats extends CacheStats, MetaStats, Omit<SharedStats, 's
   connections: number
   totalConnections: number
   bytesServed: number
+  /** File bytes same-host clients were given in shared memory (`locate`), which they read themselves: not in bytesServed. */
+  locatedBytes: number
   /** Of bytesServed, those sent by the HTTP gateway. */
   httpBytesServed: number
   /** Files pinned (their bytes are pinnedBytes). */

@@ -93,6 +93,8 @@ export class CacheServer extends EventEmitter {
   #started = Date.now()
   #totalConnections = 0
   #bytesServed = 0
+  /** File bytes same-host clients were given in shared memory. */
+  #locatedBytes = 0
   #httpBytes = 0
   #http: http.Server | null = null
   #metrics: Metrics
@@ -148,12 +150,12 @@ export class CacheServer extends EventEmitter {
       listRoot: () => void this.#listRoot(),
     })
     void this.#listRoot()
-    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, meta: this.meta, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }) }
+    this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, meta: this.meta, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }), located: (n) => void (this.#locatedBytes += n) }
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
     this.#metrics = new Metrics(() => {
       const s = this.stats()
-      return { ...s, bytesServedByInterface: { socket: s.bytesServed - s.httpBytesServed, http: s.httpBytesServed } }
+      return { ...s, bytesServedByInterface: { socket: s.bytesServed - s.httpBytesServed, http: s.httpBytesServed, shm: s.locatedBytes } }
     })
     // Uploads cut off by a server that died leave their temporary files behind: a writable
     // server removes them, beside serving (a big tree takes a while to walk).
@@ -294,6 +296,7 @@ export class CacheServer extends EventEmitter {
       connections: this.#connections.size,
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,
+      locatedBytes: this.#locatedBytes,
       httpBytesServed: this.#httpBytes,
       pinnedFiles: this.pins.files,
       shm: this.#store ? { dir: this.#store.dir, blocks: this.#store.slots, bytes: this.#store.used } : null,

@@ -242,3 +242,23 @@ describe('readEntries', () => {
     assert.deepEqual(got, ['x.bin'])
   })
 })
+
+describe('what the server counts of reads on its host', { skip: noSharedMemory(shmNative()) }, () => {
+  test('files given in shared memory count as locatedBytes, not bytesServed, and hits plus misses add up to both', async (t) => {
+    const { url, root, server } = await startServer(t)
+    const files = Array.from({ length: 20 }, (_, i) => writeFile(root, `f/${i}.bin`, 20_000 + i * 1000))
+    const total = files.reduce((n, f) => n + f.length, 0)
+    const client = await connect(url)
+    t.after(() => client.close())
+    for (let round = 0; round < 2; round++) {
+      let i = 0
+      for await (const { data } of client.readMany(files.map((_, k) => `f/${k}.bin`))) assert.ok(data.equals(files[i++]!))
+    }
+    const s = server.stats()
+    assert.equal(s.locatedBytes, 2 * total, 'both rounds were located')
+    assert.ok(s.bytesServed < total / 10, `${s.bytesServed} bytes went over the socket`)
+    assert.equal(s.hitBytes + s.missBytes, s.bytesServed + s.locatedBytes)
+    const summary = await client.stats()
+    assert.equal(summary.locatedBytes, 2 * total)
+  })
+})

@@ -52,8 +52,9 @@ for (const shortCircuit of [true, false]) {
     }
     assert.equal(i, FILES)
     const total = files.reduce((n, f) => n + f.data.length, 0)
-    const { bytesServed } = await client.stats()
+    const { bytesServed, locatedBytes } = await client.stats()
     assert.equal(bytesServed >= total, !shortCircuit, `${bytesServed} bytes sent over the socket, of ${total}`)
+    assert.equal(locatedBytes >= total, shortCircuit, `${locatedBytes} bytes given in shared memory, of ${total}`)
     await server.stop()
     stopped = true
     const tally = await mount.stop()

@@ -174,7 +174,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
     if (!this.#authed) {
       // Nothing but the right token opens the connection.
       if (request?.op === 'auth' && entry && isControl(entry)) entry.control(request.id, request.args, this)
-      else this.#authFailed()
+      else this.#authFailed('this server needs a token: pass --token or set CACHESERV_TOKEN')
       cb()
       return this.#pump()
     }
@@ -237,14 +237,14 @@ export class CommandSource extends Duplex implements ConnectionControl {
       const why = this.#opts.token === undefined ? 'this server needs no token' : 'this connection is authenticated already'
       return this.refuse(id, error('EBADREQ', `auth is only the first request, on a server that asks for it: ${why}`))
     }
-    if (!tokenMatches(this.#opts.token!, token)) return this.#authFailed()
+    if (!tokenMatches(this.#opts.token!, token)) return this.#authFailed(token === undefined ? 'auth without a token' : 'the server refused the token')
     this.#authed = true
     this.#replies.push({ id, kind: 'result', body: { auth: 'ok' } })
   }
 
-  #authFailed(): void {
-    debug('authentication failed')
-    this.#reply(0, error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN'))
+  #authFailed(why: string): void {
+    debug('authentication failed: %s', why)
+    this.#reply(0, error('EAUTH', why))
     this.#close()
   }
 

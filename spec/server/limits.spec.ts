@@ -53,7 +53,7 @@ describe('token', () => {
     const { url } = await startServer(t, { token: 's3cret', authBackoff: 1 })
     await withTokenEnv(undefined, async () => {
       for (const token of ['wrong', '', 's3cre', 's3cret ', 's3cret\n', 'S3CRET']) {
-        await assert.rejects(connect(url, { token }), { code: 'EAUTH' }, JSON.stringify(token))
+        await assert.rejects(connect(url, { token }), { code: 'EAUTH', message: 'the server refused the token' }, JSON.stringify(token))
       }
     })
   })

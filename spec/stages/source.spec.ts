@@ -429,10 +429,10 @@ describe('CommandSource', { timeout: 30_000 }, () => {
   })
 
   describe('auth', () => {
-    for (const [name, first] of [
-      ['a first request that is not auth', read(1, 'f')],
-      ['a wrong token', req(1, 'auth', { token: 'wrong' })],
-      ['an auth without a token', req(1, 'auth')],
+    for (const [name, first, why] of [
+      ['a first request that is not auth', read(1, 'f'), 'this server needs a token: pass --token or set CACHESERV_TOKEN'],
+      ['a wrong token', req(1, 'auth', { token: 'wrong' }), 'the server refused the token'],
+      ['an auth without a token', req(1, 'auth'), 'auth without a token'],
     ] as const) {
       test(`with a token, ${name} is answered EAUTH on id 0 and the output ends; nothing after it runs`, async (t) => {
         const { ctx } = await context(t, { f: 100 })
@@ -444,7 +444,7 @@ describe('CommandSource', { timeout: 30_000 }, () => {
         const items = await reader(source).rest()
         assert.deepEqual(items, [
           { id: 0, kind: 'hello', body: HELLO },
-          { id: 0, kind: 'error', body: { code: 'EAUTH', message: 'this server needs a token: pass --token or set CACHESERV_TOKEN' }, attempt: undefined },
+          { id: 0, kind: 'error', body: { code: 'EAUTH', message: why }, attempt: undefined },
         ])
         assert.ok(source.readableEnded && !source.destroyed, 'the output ended by itself')
       })

@@ -197,8 +197,8 @@ export async function main(argv: string[]): Promise<void> {
       console.error(`cacheserv-pipe: adopted ${adopted.blocks} cached blocks (${filesize(adopted.bytes, { standard: 'iec' })}) left in ${server.stats().shm?.dir}${adopted.dropped ? `; dropped ${adopted.dropped} that failed their checksum or did not fit` : ''}`)
     }
     for (const p of o.pin) {
-      const r = await server.pins.pin(p).catch((err: Error) => {
-        throw Object.assign(err, { message: `--pin ${p}: ${err.message}` })
+      const r = await server.pins.pin(p).catch((err: Error & { code?: string }) => {
+        throw new Error(`--pin ${p}: ${err.code ? `${err.code}: ` : ''}${err.message}`)
       })
       console.error(`cacheserv-pipe: pinned ${r.files} files, ${filesize(r.bytes, { standard: 'iec' })}, under ${p || 'the root'}`)
     }

@@ -63,6 +63,18 @@ async function until(check: () => boolean, what: () => string, ms = 15_000): Pro
   }
 }
 
+/** A Writable that keeps what is written to it. */
+function collector(): { out: Buffer[]; sink: Writable } {
+  const out: Buffer[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out.push(chunk)
+      cb()
+    },
+  })
+  return { out, sink }
+}
+
 const sha = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest('hex')
 
 describe('cacheserv-pipe-client tar', () => {
@@ -97,13 +109,7 @@ describe('cacheserv-pipe-client tar', () => {
     writeFile(root, 'big.bin', 18 * 1024 * 1024) // over the size fetched whole (16 MiB)
     const client = await connect(url)
     t.after(() => client.close())
-    const out: Buffer[] = []
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        out.push(chunk)
-        cb()
-      },
-    })
+    const { out, sink } = collector()
     // As if ls had said 1 MiB less: the file grew since.
     const listed = [{ path: 'big.bin', size: 17 * 1024 * 1024 }]
     await assert.rejects(writeTar(client, listed, sink), (err: NodeJS.ErrnoException) => err.code === 'ECHANGED')
@@ -131,13 +137,7 @@ describe('cacheserv-pipe-client tar', () => {
       ops.length = 0
       const client = await connect(proxied)
       t.after(() => client.close())
-      const out: Buffer[] = []
-      const sink = new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          out.push(chunk)
-          cb()
-        },
-      })
+      const { out, sink } = collector()
       const files = [...small.slice(0, 300), { path: 'mid.bin', data: mid }, { path: 'big.bin', data: big }, ...small.slice(300)]
       await writeTar(client, files.map((f) => (sized ? { path: f.path, size: f.data.length } : { path: f.path })), sink, { manifest: false })
       const r = spawnSync('python3', ['-c', READER], { input: Buffer.concat(out), maxBuffer: 64 * 1024 * 1024 })
@@ -159,13 +159,7 @@ describe('cacheserv-pipe-client tar', () => {
     writeFile(root, 'b.bin', 200_000)
     const client = await connect(url)
     t.after(() => client.close())
-    const out: Buffer[] = []
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        out.push(chunk)
-        cb()
-      },
-    })
+    const { out, sink } = collector()
     // As if the tree had said 100,000 bytes: it grew since.
     const listed = [{ path: 'a.bin', size: 3000 }, { path: 'b.bin', size: 100_000 }]
     await assert.rejects(writeTar(client, listed, sink), (err: NodeJS.ErrnoException) => err.code === 'ECHANGED')

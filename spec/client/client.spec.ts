@@ -10,6 +10,7 @@ import { encodeFrame, type Frame, jsonFrame } from '../../lib/protocol/frame.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { tamperProxy } from '../helpers/tamper-proxy.js'
+import { frameBytes, SCRIPTED_HELLO, scriptedServer } from '../helpers/scripted-server.js'
 import { loopbackServer } from '../helpers/loopback.js'
 import { poll } from '../helpers/wait.js'
 import { drain } from '../helpers/outcome.js'
@@ -174,39 +175,6 @@ describe('integrity: the NACK path repairs what the link breaks', () => {
   })
 })
 
-/**
- * A fake server that answers each request line with the frames `answer`
- * gives for it, and records every line the client sends.
- */
-/** What a fake server opens with: a HELLO with small pages. */
-function helloBytes(): Buffer {
-  return Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, { protocol: 1, server: 'fake/0', checksum: 'crc32', pageSize: 1024 }), ChecksumId.crc32))
-}
-
-async function scriptedServer(
-  t: Parameters<typeof loopbackServer>[0],
-  answer: (req: { id: number; op: string; resync?: number }) => Frame[],
-): Promise<{ url: string; lines: Record<string, unknown>[] }> {
-  const lines: Record<string, unknown>[] = []
-  const send = (socket: net.Socket, f: Frame) => socket.write(Buffer.concat(encodeFrame(f, ChecksumId.crc32)))
-  const url = await loopbackServer(t, (socket) => {
-    socket.on('error', () => {})
-    socket.write(helloBytes())
-    let text = ''
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString()
-      const parts = text.split('\n')
-      text = parts.pop()!
-      for (const line of parts) {
-        const req = JSON.parse(line) as Record<string, unknown>
-        lines.push(req)
-        for (const f of answer(req as { id: number; op: string })) send(socket, f)
-      }
-    })
-  })
-  return { url, lines }
-}
-
 describe('a read answered by a server that lies with valid checksums', () => {
   test('a PROGRESS frame in the place of a DATA frame fails the read (EPROTO), never shifts the bytes after it', async (t) => {
     const data = Buffer.from(Array.from({ length: 3072 }, (_, i) => i % 251))
@@ -284,7 +252,7 @@ describe('an upload whose RESULT arrives damaged', () => {
   async function damagedResultServer(t: Parameters<typeof loopbackServer>[0], delay: number, seen: string[]): Promise<string> {
     return loopbackServer(t, (socket) => {
       socket.on('error', () => {})
-      socket.write(helloBytes())
+      socket.write(frameBytes(jsonFrame(FrameType.HELLO, 0, 0, SCRIPTED_HELLO)))
       let answered = false
       socket.on('data', (chunk: Buffer) => {
         seen.push(chunk.toString('latin1'))

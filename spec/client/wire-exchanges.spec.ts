@@ -5,17 +5,16 @@
  * must end as it says, with the same request lines (NACKs, cancels) sent.
  */
 import assert from 'node:assert/strict'
-import type net from 'node:net'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { ChecksumId, FrameType } from '../../lib/protocol/constants.js'
-import { encodeFrame, jsonFrame } from '../../lib/protocol/frame.js'
-import { loopbackServer } from '../helpers/loopback.js'
+import { encodeFrame } from '../../lib/protocol/frame.js'
+import { scriptedServer } from '../helpers/scripted-server.js'
 import { poll } from '../helpers/wait.js'
 import { type ExchangeFrame, wireExchanges } from '../helpers/wire-fixtures.js'
 
 /** The bytes of `f` on request `id`, damaged as it says. */
-function frameBytes(f: ExchangeFrame, id: number): Buffer {
+function exchangeBytes(f: ExchangeFrame, id: number): Buffer {
   if ('raw' in f) return Buffer.from(f.raw, 'hex')
   const payload = f.text !== undefined ? Buffer.from(f.text) : Buffer.from(JSON.stringify(f.json ?? {}))
   const bytes = Buffer.concat(encodeFrame({ type: FrameType[f.type], id, seq: f.seq, epoch: f.epoch ?? 0, payload }, ChecksumId.crc32))
@@ -29,23 +28,16 @@ const { hello, exchanges } = wireExchanges()
 describe('the Node client in the shared wire exchanges', () => {
   for (const ex of exchanges) {
     test(ex.name, async (t) => {
-      const lines: Record<string, unknown>[] = []
-      const url = await loopbackServer(t, (socket: net.Socket) => {
-        socket.on('error', () => {})
-        socket.write(Buffer.concat(encodeFrame(jsonFrame(FrameType.HELLO, 0, 0, hello), ChecksumId.crc32)))
-        let text = ''
-        socket.on('data', (chunk: Buffer) => {
-          text += chunk.toString()
-          const parts = text.split('\n')
-          text = parts.pop()!
-          for (const line of parts) {
-            const req = JSON.parse(line) as { id: number; op: string }
-            const nth = lines.filter((l) => l.op === req.op).length
-            lines.push(req)
-            for (const f of ex.answers[req.op]?.[nth] ?? []) socket.write(frameBytes(f, req.id))
-          }
-        })
-      })
+      const seen = new Map<string, number>()
+      const { url, lines } = await scriptedServer(
+        t,
+        (req) => {
+          const nth = seen.get(req.op) ?? 0
+          seen.set(req.op, nth + 1)
+          return (ex.answers[req.op]?.[nth] ?? []).map((f) => exchangeBytes(f, req.id))
+        },
+        hello,
+      )
       const client = await connect(url, { progressTimeout: 2000, retryDelays: [] })
       t.after(() => client.close())
       const outcome = await client.readFile('hello.txt').then(

@@ -513,6 +513,8 @@ export class Client {
     items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>,
     { batch = READV_BATCH, highWater }: { batch?: number; highWater?: number } = {},
   ): AsyncGenerator<BatchEntry, void, void> {
+    if (!Number.isSafeInteger(batch) || batch < 1) return refused(error('EBADREQ', `readEntries: batch must be a positive integer, not ${batch}`))
+    if (highWater !== undefined && !(highWater >= 0)) return refused(error('EBADREQ', `readEntries: highWater must be 0 or more bytes, not ${highWater}`))
     const delays = this.#opts.retryDelays ?? RETRY_DELAYS
     const batches = new BatchReads(
       (items, onEntry, hold, onHeld) => this.#readv(items, onEntry, hold, onHeld),
@@ -621,6 +623,11 @@ export class Client {
   #control(id: number, slot: Slot): RequestControl {
     return requestControl(id, slot, this.#stats)
   }
+}
+
+/** A generator that fails with `err` when first asked for an entry. */
+async function* refused(err: Error): AsyncGenerator<never, void, void> {
+  throw err
 }
 
 /** Connect to a cacheserv-pipe server (default: $CACHESERV_SERVER or tcp://127.0.0.1:7070). */

@@ -63,6 +63,8 @@ interface Slot {
   path: string
   done: Promise<BatchEntry>
   settle: { resolve(entry: BatchEntry): void; reject(err: Error): void }
+  /** Its entry (or error) has arrived. */
+  settled: boolean
 }
 
 export class BatchReads {
@@ -72,6 +74,8 @@ export class BatchReads {
   #held: (() => void) | null = null
   #running = new Set<() => void>()
   #left = false
+  /** The slot the consumer waits for: while its entry is incomplete, the connection is not held (it may be behind the hold). */
+  #awaited: Slot | null = null
 
   /** `retry`: ms to wait before asking for a batch's rest again after `err`, or null to fail. */
   constructor(send: SendBatch, retry: (err: Error, attempt: number) => number | null) {
@@ -93,21 +97,49 @@ export class BatchReads {
       wake = null
       w?.()
     }
+    /** An item pulled from the source that did not fit the batch being filled: it opens the next. */
+    let carried: { value: string | BatchItem } | null = null
+    const exhausted = () => source.ended && carried === null
     // Two batches at most on their way, and no new one while more than a batch of items waits here.
     const refill = async () => {
-      if (filling || source.ended) return
+      if (filling || exhausted() || failure) return
       filling = true
       try {
-        while (!this.#left && batches < 2 && queue.length <= batch) {
+        while (!this.#left && !failure && batches < 2 && queue.length <= batch) {
           const slots: Slot[] = []
           let bytes = 0
           for (;;) {
-            // The first item is waited for; after it, only items the source has at hand.
-            const r = slots.length === 0 ? await source.next() : await source.ready()
-            if (r === null || r.done) break
-            slots.push(slot(r.value))
-            bytes += Buffer.byteLength(JSON.stringify(r.value)) + 1
-            if (slots.length === batch || bytes >= BATCH_BYTES) break
+            let value: string | BatchItem
+            if (carried) {
+              value = carried.value
+              carried = null
+            } else {
+              // The first item is waited for; after it, only items the source has at hand.
+              let r: IteratorResult<string | BatchItem> | null
+              try {
+                r = slots.length === 0 ? await source.next() : await source.ready()
+              } catch (err) {
+                // The items before it go out; the consumer meets the error after them.
+                failure = { err }
+                break
+              }
+              if (r === null || r.done) break
+              value = r.value
+            }
+            const size = Buffer.byteLength(JSON.stringify(value)) + 1
+            if (slots.length > 0 && bytes + size > BATCH_BYTES) {
+              carried = { value }
+              break
+            }
+            if (size > BATCH_BYTES) {
+              // No request line holds it: refused here, at its place, and the others go on.
+              queue.push(refusedSlot(value, size))
+              notify()
+              continue
+            }
+            slots.push(slot(value))
+            bytes += size
+            if (slots.length === batch) break
           }
           if (slots.length === 0 || this.#left) return
           queue.push(...slots)
@@ -119,8 +151,6 @@ export class BatchReads {
           })
           notify()
         }
-      } catch (err) {
-        failure = { err }
       } finally {
         filling = false
         // The source may have ended, or failed, with nothing more sent: the consumer looks again.
@@ -131,15 +161,19 @@ export class BatchReads {
     try {
       for (;;) {
         if (queue.length === 0) {
-          if (failure) throw failure.err
+          if (failure && batches === 0 && !filling) throw failure.err
           // Every entry taken: the list is done once the source is and no batch is on its way.
-          if (source.ended && batches === 0 && !filling) break
+          if (exhausted() && batches === 0 && !filling) break
           await new Promise<void>((resolve) => (wake = resolve))
           void refill()
           continue
         }
         const head = queue.shift()!
+        this.#awaited = head
+        // Its rest may be behind a hold (two batches' frames interleave): let it come.
+        if (!head.settled) this.#resumeHeld()
         const entry = await head.done
+        this.#awaited = null
         this.#taken(entry.data.length, highWater)
         void refill()
         yield entry
@@ -149,9 +183,7 @@ export class BatchReads {
       // for entries nobody will take goes on for the client's other requests.
       this.#left = true
       for (const cancel of this.#running) cancel()
-      const held = this.#held
-      this.#held = null
-      held?.()
+      this.#resumeHeld()
       source.close()
     }
   }
@@ -164,7 +196,7 @@ export class BatchReads {
       const { done, cancel } = this.#send(
         slots.slice(next).map((s) => s.item),
         (entry) => this.#entry(slots[next++], entry),
-        () => this.#buffered > highWater,
+        () => this.#buffered > highWater && !(this.#awaited && !this.#awaited.settled),
         (resume) => (this.#held = resume),
       )
       this.#running.add(cancel)
@@ -175,7 +207,7 @@ export class BatchReads {
         if (next > from) attempt = 0
         const wait = this.#retry(err as Error, attempt++)
         if (wait === null) {
-          for (const s of slots.slice(next)) s.settle.reject(err as Error)
+          for (const s of slots.slice(next)) fail(s, err as Error)
           return
         }
         await new Promise((r) => setTimeout(r, wait))
@@ -184,22 +216,25 @@ export class BatchReads {
       }
     }
     // Left early: what was not received is never taken.
-    for (const s of slots.slice(next)) s.settle.reject(error('ECANCELED', 'readMany was left'))
+    for (const s of slots.slice(next)) fail(s, error('ECANCELED', 'readMany was left'))
   }
 
   #entry(s: Slot, { header, body }: Entry): void {
-    if (header.kind === ENTRY_ERROR) return s.settle.reject(entryError(s.path, body))
+    s.settled = true
+    if (header.kind === ENTRY_ERROR) return fail(s, entryError(s.path, body))
     this.#buffered += body.length
     s.settle.resolve({ path: s.path, data: body, size: header.size, mtimeMs: header.mtimeMs })
   }
 
   #taken(bytes: number, highWater: number): void {
     this.#buffered -= bytes
-    if (this.#held && this.#buffered <= highWater / 2) {
-      const resume = this.#held
-      this.#held = null
-      resume()
-    }
+    if (this.#buffered <= highWater / 2) this.#resumeHeld()
+  }
+
+  #resumeHeld(): void {
+    const resume = this.#held
+    this.#held = null
+    resume?.()
   }
 }
 
@@ -270,7 +305,19 @@ function slot(item: string | BatchItem): Slot {
   let settle!: Slot['settle']
   const done = new Promise<BatchEntry>((resolve, reject) => (settle = { resolve, reject }))
   done.catch(() => {}) // surfaced when its turn comes
-  return { item, path: typeof item === 'string' ? item : item.path, done, settle }
+  return { item, path: typeof item === 'string' ? item : item.path, done, settle, settled: false }
+}
+
+function fail(s: Slot, err: Error): void {
+  s.settled = true
+  s.settle.reject(err)
+}
+
+/** An item too long for any request line, failed in its place. */
+function refusedSlot(item: string | BatchItem, size: number): Slot {
+  const s = slot(item)
+  fail(s, error('ETOOBIG', `${s.path.slice(0, 64)}…: ${size} bytes as JSON, more than a readv request line takes (${BATCH_BYTES})`))
+  return s
 }
 
 function entryError(path: string, body: Buffer): CacheservError {

@@ -118,7 +118,7 @@ export class BatchReads {
               let r: IteratorResult<string | BatchItem> | null
               try {
                 // A sync source answers at once: no await (a turn of the microtask queue) per item.
-                const got = source.sync ? source.nextSync() : slots.length === 0 ? source.next() : source.ready()
+                const got = source.take(slots.length === 0)
                 r = got instanceof Promise ? await got : got
               } catch (err) {
                 // The items before it go out; the consumer meets the error after them.
@@ -241,9 +241,9 @@ export class BatchReads {
 }
 
 /**
- * The items, from a sync or an async source. `ready()` is the next item only
- * if the source has it at hand, else null: the item it was waiting for is
- * kept for the next call.
+ * The items, from a sync or an async source. Without waiting, an async
+ * source's next item is taken only if the source has it at hand, else null:
+ * the item it was waiting for is kept for the next call.
  */
 class ItemSource {
   ended = false
@@ -258,25 +258,23 @@ class ItemSource {
     else this.#sync = items[Symbol.iterator]()
   }
 
-  get sync(): boolean {
-    return this.#sync !== null
-  }
-
-  /** The next item of a sync source. */
-  nextSync(): IteratorResult<string | BatchItem> {
-    return this.#result(this.#sync!.next())
-  }
-
-  async next(): Promise<IteratorResult<string | BatchItem>> {
+  /**
+   * The next item: a sync source's at once; an async source's waited for
+   * when `wait`, else only if it has it at hand (see above).
+   */
+  take(wait: boolean): IteratorResult<string | BatchItem> | Promise<IteratorResult<string | BatchItem> | null> {
     if (this.#sync) return this.#result(this.#sync.next())
+    return wait ? this.#next() : this.#ready()
+  }
+
+  async #next(): Promise<IteratorResult<string | BatchItem>> {
     if (this.ended) return { done: true, value: undefined }
     this.#start()
     return this.#take(await this.#pending!)
   }
 
   /** Waits no longer than the current turn of the event loop (its microtasks): a source that needs I/O for the next item makes it null. */
-  async ready(): Promise<IteratorResult<string | BatchItem> | null> {
-    if (this.#sync) return this.#result(this.#sync.next())
+  async #ready(): Promise<IteratorResult<string | BatchItem> | null> {
     if (this.ended) return null
     this.#start()
     if (!this.#settled) await Promise.race([this.#pending, new Promise((resolve) => setImmediate(resolve))]).catch(() => {})

@@ -3,11 +3,10 @@
  *
  *   bytes ─► request parser ─► (auth gate) ─► source (cache ∪ disk) ─► pager ─► framer ─► bytes
  *
- * pumpify makes the chain one Duplex, so backpressure runs end to end and an
+ * joinStages makes the chain one Duplex, so backpressure runs end to end and an
  * error or a hang-up anywhere tears every stage down (fds, timers, jobs).
  */
 import createDebug from '../debug.js'
-import pumpify from 'pumpify'
 import { type Duplex, finished } from 'node:stream'
 import { Socket } from 'node:net'
 import type { CommandContext } from '../commands/context.js'
@@ -21,6 +20,7 @@ import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
 import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
 import { createRequestParser, type RequestParser } from '../stages/request-parser.js'
+import { joinStages } from '../stages/chain.js'
 import { CommandSource } from '../stages/source.js'
 import { watchdog } from './watchdog.js'
 
@@ -91,7 +91,7 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
   const gate = token === undefined ? null : new AuthGate({ token, schedule: (ok) => (opts.authSchedule ? opts.authSchedule(ok, authDeadline) : 0) })
   // Stopped after the pager's transform, not from inside it (that may run within the source's own push).
   const onOverflow = (id: number, attempt: number) => process.nextTick(() => source.abandon(id, attempt))
-  const chain = new pumpify(
+  const chain = joinStages(
     ...(gate ? [parser, gate] : [parser]),
     source,
     createPager({
@@ -105,7 +105,7 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
       },
     }),
     createFramer({ checksum: opts.checksum, onLease: (end, lease) => leases.mark(end, lease) }),
-  ) as unknown as Duplex
+  )
   return { chain, leases, parser, source, gate }
 }
 
@@ -195,9 +195,7 @@ export function serveConnection(duplex: Duplex, ctx: CommandContext, opts: Pipel
       clearTimeout(backstop)
       // A hang-up is teardown, not an error worth more than a debug line.
       debug('connection %d closed%s', id, err ? ` (${(err as NodeJS.ErrnoException).code ?? err.message})` : '')
-      // Stop the jobs for certain: after the peer ended its side, tearing down the chain does not
-      // always reach the middle stages, and a job left running would hold its file open.
-      source.destroy()
+      // Every stage goes with the chain (see joinStages): a job left running would hold its file open.
       chain.destroy()
       duplex.destroy()
       // Whatever was on its way out is dropped with the chain.

@@ -5,7 +5,7 @@
  * answers; the gate only decides when it gets to.
  */
 import createDebug from '../debug.js'
-import { Transform } from 'node:stream'
+import { Transform } from 'readable-stream'
 import { tokenMatches } from '../protocol/auth.js'
 import type { Inbound } from './request-parser.js'
 
@@ -51,7 +51,7 @@ export class AuthGate extends Transform {
     this.#timer = setTimeout(pass, wait)
   }
 
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     if (this.#timer) clearTimeout(this.#timer)
     this.#timer = null
     cb(err)

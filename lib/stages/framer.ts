@@ -4,7 +4,7 @@
  */
 import createDebug from '../debug.js'
 import { transform } from 'through2'
-import type { Transform } from 'node:stream'
+import type { Transform } from 'readable-stream'
 import { checksumId } from '../protocol/checksum.js'
 import type { ChecksumName } from '../protocol/constants.js'
 import type { Releasable } from '../cache/block-lease.js'
@@ -47,5 +47,5 @@ export function createFramer({ checksum = 'crc32', onLease }: FramerOptions = {}
     }
     for (const buf of bufs) this.push(buf)
     cb()
-  }) as unknown as Transform
+  })
 }

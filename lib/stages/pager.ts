@@ -14,7 +14,7 @@
  */
 import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
-import type { Transform } from 'node:stream'
+import type { Transform } from 'readable-stream'
 import { DEFAULT_PAGE_SIZE, FrameType, MAX_ID, MAX_PAYLOAD } from '../protocol/constants.js'
 import { type Frame, jsonFrame } from '../protocol/frame.js'
 import type { Releasable } from '../cache/block-lease.js'
@@ -234,5 +234,5 @@ export function createPager({ pageSize: defaultPageSize = DEFAULT_PAGE_SIZE, att
     }
     this.push(frame)
     cb()
-  }) as unknown as Transform
+  })
 }

@@ -7,7 +7,7 @@
  */
 import createDebug from '../debug.js'
 import { objectTransform } from 'through2'
-import type { Transform } from 'node:stream'
+import type { Transform } from 'readable-stream'
 import { error } from '../errors.js'
 import { DEFAULT_MAX_REQUEST } from '../protocol/constants.js'
 import type { ReceivedFrame } from '../protocol/frame.js'
@@ -87,6 +87,6 @@ export function createRequestParser({ maxRequest = DEFAULT_MAX_REQUEST }: Reques
       decoder.end()
       cb()
     },
-  ) as unknown as Transform
+  )
   return Object.defineProperty(stream, 'progress', { value: progress, enumerable: true }) as RequestParser
 }

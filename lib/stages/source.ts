@@ -18,7 +18,7 @@
  * out first and the receiver discards them until that RESYNC.
  */
 import createDebug from '../debug.js'
-import { Duplex } from 'node:stream'
+import { Duplex } from 'readable-stream'
 import { type CommandContext, type CommandIO, type CommandSpec, type ConnectionControl, isControl, type NackPoint, type Resume } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
@@ -224,7 +224,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
     this.#pump()
   }
 
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     this.#parked = []
     for (const job of [...this.#jobs.values()]) this.#drop(job)
     this.#releaseWrite()

@@ -14,23 +14,24 @@
  * act on the other requests through ConnectionControl. A NACK stops the
  * request's job, halves its page size and starts a new job from where the
  * receiver's verified bytes end, behind a RESYNC, with the request's own
- * arguments (ResendRecords). Frames of the old job still in the pipeline go
+ * arguments (Resends). Frames of the old job still in the pipeline go
  * out first and the receiver discards them until that RESYNC.
  */
 import createDebug from '../debug.js'
 import { Duplex } from 'readable-stream'
-import { type CommandContext, type CommandIO, type CommandSpec, type ConnectionControl, isControl, type NackPoint, type Resume } from '../commands/context.js'
+import { type CommandContext, type CommandIO, type CommandSpec, type ConnectionControl, isControl, type NackPoint } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
-import { DEFAULT_MAX_IN_FLIGHT, DEFAULT_PAGE_SIZE, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
+import { DEFAULT_MAX_IN_FLIGHT, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { describe, type Request } from '../protocol/request.js'
 import { Inbox } from './inbox.js'
+import { ParkedRequests } from './parked.js'
 import type { Releasable } from '../cache/block-lease.js'
-import type { Attempts, Item, Part, ResyncBody } from './items.js'
+import type { Attempts, Item, Part } from './items.js'
 import { Job } from './job.js'
 import { tokenMatches } from '../protocol/auth.js'
-import { PageSize } from './page-size.js'
-import { type RequestRecord, ResendRecords } from './resend-records.js'
+import type { RequestRecord } from './resend-records.js'
+import { type ResendPoint, Resends, resend, unknownRequest } from './resends.js'
 import { RoundRobin } from './round-robin.js'
 import type { Inbound } from './request-parser.js'
 import type { LeaseGrants } from '../server/lease-grants.js'
@@ -66,19 +67,6 @@ export interface SourceOptions {
   grants?: LeaseGrants
 }
 
-/**
- * A request waiting for a job slot: a new one (`req`), possibly NACKed while
- * it waited (`resync`: it then starts as that resend), or a resend of one
- * that had finished (`resume`), which counts against the limits like any.
- */
-interface Parked {
-  id: number
-  spec: CommandSpec
-  req?: Request
-  resync?: number
-  resume?: { seq: number; offset: number; resync: number }
-}
-
 const EMPTY = Buffer.alloc(0)
 
 /**
@@ -86,8 +74,6 @@ const EMPTY = Buffer.alloc(0)
  * still at work: well within the progress timeouts of our clients (5 s).
  */
 const HEARTBEAT_MS = 1000
-/** Requests parked behind maxInFlight beyond which the connection's input is not read. */
-const MAX_PARKED = 32
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
 
@@ -100,16 +86,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
   /** Running jobs, in turn. */
   #turns = new RoundRobin()
   #jobs = new Map<number, Job>()
-  /**
-   * Requests that arrived while maxInFlight jobs ran: they start in order as
-   * jobs end. Parking them (rather than holding the input) keeps `cancel` and
-   * `nack` lines flowing behind them, up to MAX_PARKED.
-   */
-  #parked: Parked[] = []
-  #records = new ResendRecords(
-    (id) => this.#jobs.has(id),
-    (id) => this.#opts.attempts?.delete(id),
-  )
+  #parked = new ParkedRequests()
+  #resends: Resends
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
   #wantMore = false
@@ -126,6 +104,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
     this.#opts = opts
     this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#authed = opts.token === undefined
+    const { pageSize, minPageSize, retries, attempts, onNack } = opts
+    this.#resends = new Resends({ pageSize, minPageSize, retries, attempts, onNack, running: (id) => this.#jobs.has(id) })
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
@@ -133,7 +113,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   refuseNewRequests(): void {
     this.#refusing = true
     // One NACKed while it waited gets its ERROR in the NACK's epoch: the receiver waits for that.
-    for (const p of this.#parked.splice(0)) this.#reply(p.id, shuttingDown(), p.resync ?? p.resume?.resync)
+    for (const p of this.#parked.clear()) this.#reply(p.id, shuttingDown(), p.resync ?? p.resume?.resync)
     this.#pump()
   }
 
@@ -225,7 +205,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    this.#parked = []
+    this.#parked.clear()
     for (const job of [...this.#jobs.values()]) this.#drop(job)
     this.#releaseWrite()
     cb(err)
@@ -250,15 +230,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
 
   /** Start a request; `resync`: it was NACKed while parked, so it starts as that resend (RESYNC first). */
   #begin(req: Request, spec: CommandSpec, resync?: number): void {
-    // A new request under an id used before: the old one's resend epoch must not mark its frames stale.
-    this.#opts.attempts?.delete(req.id)
-    const record: RequestRecord = { spec, args: req.args, pages: this.#pageSize(), sent: 0, memo: {} }
-    this.#records.remember(req.id, record)
-    if (resync !== undefined) {
-      this.#opts.attempts?.set(req.id, resync)
-      const body: ResyncBody = { resync, seq: 0, offset: 0, pageSize: record.pages.size }
-      return this.#start(req.id, spec, (signal) => resend(record, this.#ctx, { seq: 0, offset: 0 }, body, this.#io(signal, record)), resync)
-    }
+    const record = this.#resends.begin(req.id, spec, req.args, resync)
+    if (resync !== undefined) return this.#resend(req.id, record, { seq: 0, offset: 0, resync })
     const inbox = spec.input ? new Inbox() : null
     this.#start(req.id, spec, (signal) => spec.run(req.args, this.#ctx, { ...this.#io(signal, record), input: inbox ?? undefined }), 0, inbox)
   }
@@ -274,7 +247,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
 
   /** Request `id` is running or waiting to run. */
   #open(id: number): boolean {
-    return this.#jobs.has(id) || this.#parked.some((p) => p.id === id)
+    return this.#jobs.has(id) || this.#parked.has(id)
   }
 
   /**
@@ -297,57 +270,38 @@ export class CommandSource extends Duplex implements ConnectionControl {
     return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease, grants: this.#opts.grants, memo: record.memo }
   }
 
-  #pageSize(): PageSize {
-    return new PageSize({ max: this.#opts.pageSize ?? DEFAULT_PAGE_SIZE, floor: this.#opts.minPageSize, retries: this.#opts.retries })
-  }
-
   /**
    * ConnectionControl: `nack` — the receiver verified request `id`'s frames
    * before `seq` (`offset` DATA bytes) and discards the rest until RESYNC
    * `resync`.
    */
   nack(id: number, { seq, offset, resync }: NackPoint): void {
-    const at = this.#parked.findIndex((p) => p.id === id)
-    if (at !== -1 && this.#parked[at].req) {
-      // Not started, so nothing was lost: it starts in its turn behind a RESYNC with this epoch,
-      // which the receiver, having NACKed (after a silence, say), waits for.
-      this.#parked[at].resync = resync
-      return
-    }
+    // Not started: it starts in its turn as this resend.
+    if (this.#parked.resyncWaiting(id, resync)) return
     // A resend still waiting for a slot: this NACK replaces it.
-    if (at !== -1) this.#parked.splice(at, 1)
-    const record = this.#records.get(id)
+    this.#parked.take(id)
     const running = this.#jobs.get(id)
     // An upload is never resent (its bytes came from the client) nor stopped by a NACK: it may be
     // putting its file in place, and its answer must say so.
     if (running?.inbox) return this.refuse(id, error('EBADREQ', 'an upload is not resent; a NACK does not apply to it'))
     if (running) this.#drop(running)
-    if (!record || record.spec.input) {
-      // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.
-      this.#reply(id, error('ECORRUPT', `cannot resend request ${id}: this connection no longer knows it`), resync)
-      return this.#releaseIfRoom()
-    }
-    this.#opts.onNack?.()
     // From here on, whatever this request had queued is stale.
-    this.#opts.attempts?.set(id, resync)
-    const inFlight = Math.max(0, record.sent - offset)
-    record.sent = offset
-    if (!record.pages.nack(offset, inFlight)) {
-      this.#reply(id, error('ECORRUPT', `request ${id} failed its checksums ${record.pages.retries} times in a row at the smallest page size (${record.pages.floor} bytes); giving up`), resync)
+    const verdict = this.#resends.nack(id, offset, resync)
+    if ('refusal' in verdict) {
+      this.#reply(id, verdict.refusal, resync)
       return this.#releaseIfRoom()
     }
     const resume = { seq, offset, resync }
     // A resend is a request like any other: it runs within maxInFlight. One that replaces its
     // running job takes that job's slot; one of a finished request waits for a slot.
-    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: id, spec: record.spec, resume })
-    else this.#resend(id, record, resume)
+    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: id, spec: verdict.record.spec, resume })
+    else this.#resend(id, verdict.record, resume)
   }
 
   /** Start a resend: RESYNC, then the request's response again from where the receiver stands. */
-  #resend(id: number, record: RequestRecord, { seq, offset, resync }: { seq: number; offset: number; resync: number }): void {
-    const body: ResyncBody = { resync, seq, offset, pageSize: record.pages.size }
-    debug('nack %d: resend from seq %d, byte %d, pages of %d', id, seq, offset, body.pageSize)
-    this.#start(id, record.spec, (signal) => resend(record, this.#ctx, { seq, offset, identity: record.identity }, body, this.#io(signal, record)), resync)
+  #resend(id: number, record: RequestRecord, at: ResendPoint): void {
+    debug('nack %d: resend from seq %d, byte %d, pages of %d', id, at.seq, at.offset, record.pages.size)
+    this.#start(id, record.spec, (signal) => resend(record, this.#ctx, at, this.#io(signal, record)), at.resync)
   }
 
   /**
@@ -360,9 +314,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
    */
   cancel(id: number): void {
     const cancelled = error('ECANCELED', `request ${id} cancelled by the client`)
-    const at = this.#parked.findIndex((p) => p.id === id)
-    if (at !== -1) {
-      const [p] = this.#parked.splice(at, 1)
+    const p = this.#parked.take(id)
+    if (p) {
       this.#forget(id)
       this.#reply(id, cancelled, p.resync ?? p.resume?.resync)
       return this.#releaseIfRoom()
@@ -376,13 +329,13 @@ export class CommandSource extends Duplex implements ConnectionControl {
   }
 
   #forget(id: number): void {
-    this.#records.forget(id)
+    this.#resends.forget(id)
   }
 
   /** A fatal input error: send what is queued, drop every job, then end. */
   #close(): void {
     this.#closing = true
-    this.#parked = []
+    this.#parked.clear()
     for (const job of [...this.#jobs.values()]) this.#drop(job)
   }
 
@@ -402,10 +355,10 @@ export class CommandSource extends Duplex implements ConnectionControl {
   #releaseIfRoom(): void {
     while (this.#parked.length > 0 && this.#running() < this.#maxInFlight) {
       const p = this.#parked.shift()!
-      const record = this.#records.get(p.id)
+      const record = this.#resends.get(p.id)
       if (p.req) this.#begin(p.req, p.spec, p.resync)
       else if (p.resume && record) this.#resend(p.id, record, p.resume)
-      else if (p.resume) this.#reply(p.id, error('ECORRUPT', `cannot resend request ${p.id}: this connection no longer knows it`), p.resume.resync)
+      else if (p.resume) this.#reply(p.id, unknownRequest(p.id), p.resume.resync)
     }
     if (!this.#full()) this.#releaseWrite()
   }
@@ -417,7 +370,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
    * would grow that queue without end (a 2-byte line earns a ~150-byte reply).
    */
   #full(): boolean {
-    return this.#parked.length >= MAX_PARKED || this.#replies.length >= MAX_QUEUED_REPLIES
+    return this.#parked.full || this.#replies.length >= MAX_QUEUED_REPLIES
   }
 
   /**
@@ -485,7 +438,6 @@ export class CommandSource extends Duplex implements ConnectionControl {
 
   /** Turn a command's part into an item: data learns its page size, START's file identity is kept for resends. */
   #tag({ id, attempt }: Job, part: Part): Item {
-    const record = this.#records.get(id)
     if (part.kind === 'data') {
       if (!part.meta) this.#opts.onData?.(part.chunk.length)
       const { chunk, lease, flush } = part
@@ -494,14 +446,11 @@ export class CommandSource extends Duplex implements ConnectionControl {
       // must not keep its block alive once the lease is released.
       part.chunk = EMPTY
       part.lease = undefined
-      if (!record) return { id, attempt, kind: 'data', chunk, lease, flush }
-      const pageSize = record.pages.size
-      record.sent += chunk.length
-      record.pages.sent(chunk.length)
-      return { id, attempt, kind: 'data', chunk, pageSize, lease, flush }
+      const pageSize = this.#resends.sent(id, chunk.length)
+      return pageSize === undefined ? { id, attempt, kind: 'data', chunk, lease, flush } : { id, attempt, kind: 'data', chunk, pageSize, lease, flush }
     }
     if (part.kind === 'start') {
-      if (record && part.identity) record.identity = part.identity
+      this.#resends.identify(id, part.identity)
       return { id, attempt, kind: 'start', body: part.body }
     }
     return { id, attempt, ...part }
@@ -519,12 +468,6 @@ export class CommandSource extends Duplex implements ConnectionControl {
       cb?.()
     }
   }
-}
-
-/** A resend: RESYNC first, then the command again from where the receiver stands. */
-async function* resend(record: RequestRecord, ctx: CommandContext, resume: Resume, body: ResyncBody, io: CommandIO): AsyncGenerator<Part, void, void> {
-  yield { kind: 'resync', body }
-  yield* record.spec.run(record.args, ctx, { ...io, resume })
 }
 
 function shuttingDown(): CacheservError {

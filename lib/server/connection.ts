@@ -17,7 +17,6 @@ import { createFramer } from '../stages/framer.js'
 import { LeaseBook } from './lease-book.js'
 import type { LeaseGrants } from './lease-grants.js'
 import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
-import type { Attempts } from '../stages/items.js'
 import { createPager } from '../stages/pager.js'
 import { createRequestParser, type RequestParser } from '../stages/request-parser.js'
 import { joinStages } from '../stages/chain.js'
@@ -68,8 +67,6 @@ export interface ServerPipeline {
 
 /** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its stages that matter outside. */
 export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
-  // Shared by source and pager: the source publishes each resent request's attempt, the pager drops stale parts.
-  const attempts: Attempts = new Map()
   const leases = new LeaseBook()
   const source = new CommandSource(ctx, {
     onLease: (lease) => leases.hold(lease),
@@ -83,7 +80,6 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
     minPageSize: opts.minPageSize,
     retries: opts.retries,
     heartbeat: opts.heartbeat,
-    attempts,
     token: opts.token,
   })
   const parser = createRequestParser({ maxRequest: opts.maxRequest })
@@ -96,7 +92,8 @@ export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions,
     source,
     createPager({
       pageSize: opts.pageSize,
-      attempts,
+      // The source publishes each resent request's current attempt; the pager drops stale parts.
+      attempts: source.attempts,
       onOverflow,
       charge: (bytes) => {
         const lease = ctx.cache.leaseCopy(bytes)

@@ -19,8 +19,6 @@ export interface ResendsOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a request fails with ECORRUPT. */
   retries?: number
-  /** Where the current attempt of each request is published (see the pager). */
-  attempts?: Attempts
   /** Called for every NACK that starts a resend (server statistics). */
   onNack?: () => void
   /** The request still has a job: its record is kept whatever the bounds. */
@@ -42,7 +40,7 @@ export class Resends {
 
   constructor(opts: ResendsOptions) {
     this.#opts = opts
-    this.attempts = opts.attempts ?? new Map()
+    this.attempts = new Map()
     this.#records = new ResendRecords(opts.running, (id) => this.attempts.delete(id))
   }
 

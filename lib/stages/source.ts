@@ -53,8 +53,6 @@ export interface SourceOptions {
   minPageSize?: number
   /** NACKs in a row at the smallest page size, without progress, before a request fails with ECORRUPT. Default 8. */
   retries?: number
-  /** Where the current attempt of each resent request is published, so later stages can drop stale parts. */
-  attempts?: Attempts
   /** When set, the first request must be `auth` with this token, or the connection is closed (EAUTH). */
   token?: string
   /** Ms of silence after which a command marked `heartbeat` sends an empty PROGRESS. Default 1000. */
@@ -104,8 +102,8 @@ export class CommandSource extends Duplex implements ConnectionControl {
     this.#opts = opts
     this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#authed = opts.token === undefined
-    const { pageSize, minPageSize, retries, attempts, onNack } = opts
-    this.#resends = new Resends({ pageSize, minPageSize, retries, attempts, onNack, running: (id) => this.#jobs.has(id) })
+    const { pageSize, minPageSize, retries, onNack } = opts
+    this.#resends = new Resends({ pageSize, minPageSize, retries, onNack, running: (id) => this.#jobs.has(id) })
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
@@ -135,6 +133,11 @@ export class CommandSource extends Duplex implements ConnectionControl {
     this.#drop(job)
     this.#releaseIfRoom()
     this.#pump()
+  }
+
+  /** The current attempt of each resent request: the pager drops the parts of replaced ones. */
+  get attempts(): Attempts {
+    return this.#resends.attempts
   }
 
   /** Requests running now, or parked to run. */

@@ -19,7 +19,7 @@ import { Settle } from '../../lib/fs/settle.js'
 import { isUploadTemp } from '../../lib/fs/upload-temp.js'
 import { MAX_UPLOADS_PER_CONNECTION } from '../../lib/protocol/constants.js'
 import { Pins } from '../../lib/server/pins.js'
-import type { Attempts, Item } from '../../lib/stages/items.js'
+import type { Item } from '../../lib/stages/items.js'
 import type { Inbound } from '../../lib/stages/request-parser.js'
 import { MAX_RECORDS } from '../../lib/stages/resend-records.js'
 import { CommandSource, type SourceOptions } from '../../lib/stages/source.js'
@@ -313,8 +313,8 @@ describe('CommandSource', { timeout: 30_000 }, () => {
 
   test('a parked request: cancel answers it at once; a NACK makes it start behind a RESYNC in that epoch', async (t) => {
     const { ctx, data } = await context(t, { big: 32 * BLOCK, small: 3000 })
-    const attempts: Attempts = new Map()
-    const source = makeSource(t, ctx, { maxInFlight: 1, attempts })
+    const source = makeSource(t, ctx, { maxInFlight: 1 })
+    const attempts = source.attempts
     const out = reader(source)
     source.write(read(1, 'big'))
     source.write(read(2, 'small'))
@@ -341,9 +341,9 @@ describe('CommandSource', { timeout: 30_000 }, () => {
 
   test('a NACK resends a running read from its offset: RESYNC, the same range, half the page size', async (t) => {
     const { ctx, data } = await context(t, { f: 10 * BLOCK })
-    const attempts: Attempts = new Map()
     let nacks = 0
-    const source = makeSource(t, ctx, { attempts, onNack: () => nacks++ })
+    const source = makeSource(t, ctx, { onNack: () => nacks++ })
+    const attempts = source.attempts
     const out = reader(source)
     const [from, length] = [1000, 5 * BLOCK]
     source.write(read(1, 'f', { offset: from, length }))

@@ -19,7 +19,7 @@
  */
 import createDebug from '../debug.js'
 import { Duplex } from 'readable-stream'
-import { type CommandContext, type CommandIO, type CommandSpec, type ConnectionControl, isControl, type NackPoint } from '../commands/context.js'
+import { type CommandContext, type CommandIO, type CommandSpec, isControl } from '../commands/context.js'
 import { commands } from '../commands/index.js'
 import { error, toCacheservError, type CacheservError } from '../errors.js'
 import { DEFAULT_MAX_IN_FLIGHT, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
@@ -29,10 +29,10 @@ import { ParkedRequests } from './parked.js'
 import type { Releasable } from '../cache/block-lease.js'
 import type { Attempts, Item, Part } from './items.js'
 import { Job } from './job.js'
-import { tokenMatches } from '../protocol/auth.js'
+import { Jobs } from './jobs.js'
+import { RequestControl } from './request-control.js'
 import type { RequestRecord } from './resend-records.js'
 import { type ResendPoint, Resends, resend, unknownRequest } from './resends.js'
-import { RoundRobin } from './round-robin.js'
 import type { Inbound } from './request-parser.js'
 import type { LeaseGrants } from '../server/lease-grants.js'
 
@@ -75,17 +75,16 @@ const HEARTBEAT_MS = 1000
 /** Replies waiting for the socket beyond which the connection's input is not read (see #full). */
 const MAX_QUEUED_REPLIES = 64
 
-export class CommandSource extends Duplex implements ConnectionControl {
+export class CommandSource extends Duplex {
   #ctx: CommandContext
   #opts: SourceOptions
   #maxInFlight: number
   /** Replies that need no command: HELLO, errors for bad requests. Sent first. */
   #replies: Item[] = []
-  /** Running jobs, in turn. */
-  #turns = new RoundRobin()
-  #jobs = new Map<number, Job>()
+  #jobs = new Jobs()
   #parked = new ParkedRequests()
   #resends: Resends
+  #control: RequestControl
   #heldWrite: (() => void) | null = null
   #finalCb: ((err?: Error | null) => void) | null = null
   #wantMore = false
@@ -94,16 +93,29 @@ export class CommandSource extends Duplex implements ConnectionControl {
   #closing = false
   /** Shutting down: finish what runs, refuse new requests, then end. */
   #refusing = false
-  #authed: boolean
 
   constructor(ctx: CommandContext, opts: SourceOptions) {
     super({ objectMode: true, readableHighWaterMark: 2, writableHighWaterMark: 16 })
     this.#ctx = ctx
     this.#opts = opts
     this.#maxInFlight = opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
-    this.#authed = opts.token === undefined
     const { pageSize, minPageSize, retries, onNack } = opts
     this.#resends = new Resends({ pageSize, minPageSize, retries, onNack, running: (id) => this.#jobs.has(id) })
+    this.#control = new RequestControl(
+      {
+        jobs: this.#jobs,
+        parked: this.#parked,
+        resends: this.#resends,
+        reply: (id, err, attempt) => this.#reply(id, err, attempt),
+        answer: (id, body) => void this.#replies.push({ id, kind: 'result', body }),
+        hasSlot: () => this.#jobs.running < this.#maxInFlight,
+        resend: (id, record, at) => this.#resend(id, record, at),
+        finish: (job, err) => this.#finish(job, err),
+        release: () => this.#releaseIfRoom(),
+        close: () => this.#close(),
+      },
+      opts.token,
+    )
     this.#replies.push({ id: 0, kind: 'hello', body: opts.hello })
   }
 
@@ -130,7 +142,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
   abandon(id: number, attempt: number): void {
     const job = this.#jobs.get(id)
     if (!job || job.attempt !== attempt) return
-    this.#drop(job)
+    this.#jobs.drop(job)
     this.#releaseIfRoom()
     this.#pump()
   }
@@ -147,17 +159,17 @@ export class CommandSource extends Duplex implements ConnectionControl {
 
   /** Requests the server is working on: running or parked, not counting uploads (they wait on the client). */
   get working(): number {
-    return this.#running() + this.#parked.length
+    return this.#jobs.running + this.#parked.length
   }
 
   override _write(req: Inbound, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.#closing) return cb()
     const request = 'op' in req ? (req as Request) : null
     const entry = request ? commands.get(request.op) : undefined
-    if (!this.#authed) {
+    if (!this.#control.authenticated) {
       // Nothing but the right token opens the connection.
-      if (request?.op === 'auth' && entry && isControl(entry)) entry.control(request.id, request.args, this)
-      else this.#authFailed('this server needs a token: pass --token or set CACHESERV_TOKEN')
+      if (request?.op === 'auth' && entry && isControl(entry)) entry.control(request.id, request.args, this.#control)
+      else this.#control.refuseConnection('this server needs a token: pass --token or set CACHESERV_TOKEN')
       cb()
       return this.#pump()
     }
@@ -171,18 +183,18 @@ export class CommandSource extends Duplex implements ConnectionControl {
       return inbox ? inbox.push(req.frame, () => cb()) : cb() // no such upload (failed, cancelled): drop
     }
     if ('error' in req) {
-      this.refuse(req.id, req.error)
+      this.#control.refuse(req.id, req.error)
       if (req.fatal) this.#close()
     } else if (entry && isControl(entry)) {
-      entry.control(req.id, req.args, this)
-    } else if (this.#open(req.id)) {
-      this.refuse(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
+      entry.control(req.id, req.args, this.#control)
+    } else if (this.#control.isOpen(req.id)) {
+      this.#control.refuse(req.id, error('EBADREQ', `request id ${req.id} is already in flight; ids must be unique among open requests`))
     } else {
       const spec = entry
       if (!spec) this.#reply(req.id, error('EBADREQ', `unknown command ${describe(req.op)}; known: ${[...commands.keys()].join(', ')}`))
-      else if (spec.input && this.#uploads() >= MAX_UPLOADS_PER_CONNECTION) {
+      else if (spec.input && this.#jobs.uploads >= MAX_UPLOADS_PER_CONNECTION) {
         this.#reply(req.id, error('EBUSY', `${MAX_UPLOADS_PER_CONNECTION} uploads are already running on this connection; send this write when one is done`))
-      } else if (!spec.input && this.#running() >= this.#maxInFlight) this.#parked.push({ id: req.id, req, spec })
+      } else if (!spec.input && this.#jobs.running >= this.#maxInFlight) this.#parked.push({ id: req.id, req, spec })
       else this.#begin(req, spec)
     }
     this.#next(cb)
@@ -209,26 +221,9 @@ export class CommandSource extends Duplex implements ConnectionControl {
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
     this.#parked.clear()
-    for (const job of [...this.#jobs.values()]) this.#drop(job)
+    this.#jobs.dropAll()
     this.#releaseWrite()
     cb(err)
-  }
-
-  /** ConnectionControl: `auth` — as the first request to a server with a token, the right one opens the connection. */
-  authenticate(id: number, token: unknown): void {
-    if (this.#authed) {
-      const why = this.#opts.token === undefined ? 'this server needs no token' : 'this connection is authenticated already'
-      return this.refuse(id, error('EBADREQ', `auth is only the first request, on a server that asks for it: ${why}`))
-    }
-    if (!tokenMatches(this.#opts.token!, token)) return this.#authFailed(token === undefined ? 'auth without a token' : 'the server refused the token')
-    this.#authed = true
-    this.#replies.push({ id, kind: 'result', body: { auth: 'ok' } })
-  }
-
-  #authFailed(why: string): void {
-    debug('authentication failed: %s', why)
-    this.#reply(0, error('EAUTH', why))
-    this.#close()
   }
 
   /** Start a request; `resync`: it was NACKed while parked, so it starts as that resend (RESYNC first). */
@@ -244,23 +239,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
     const heartbeat = spec.heartbeat ? (this.#opts.heartbeat ?? HEARTBEAT_MS) : 0
     const abort = new AbortController()
     const job = new Job(id, run(abort.signal), { attempt, inbox, heartbeat, bulky: !inbox && !spec.heartbeat, abort, onSettled: () => this.#pump() })
-    this.#jobs.set(id, job)
-    this.#turns.add(job)
-  }
-
-  /** Request `id` is running or waiting to run. */
-  #open(id: number): boolean {
-    return this.#jobs.has(id) || this.#parked.has(id)
-  }
-
-  /**
-   * Refuse a line that names request `id`. When `id` is open, the error goes
-   * out on id 0: on the request's own id it would end that request for the
-   * receiver and restart its frame numbering, though the request runs on.
-   */
-  refuse(id: number, err: CacheservError): void {
-    if (id !== 0 && this.#open(id)) this.#reply(0, error(err.code, `request ${id}: ${err.message}`))
-    else this.#reply(id, err)
+    this.#jobs.add(job)
   }
 
   /** An ERROR that needs no command; `attempt` marks it as the answer to that NACK (its epoch on the wire). */
@@ -273,90 +252,28 @@ export class CommandSource extends Duplex implements ConnectionControl {
     return { signal, backedUp: this.#opts.backedUp, pageSize: () => record.pages.size, hold: this.#opts.onLease, grants: this.#opts.grants, memo: record.memo }
   }
 
-  /**
-   * ConnectionControl: `nack` — the receiver verified request `id`'s frames
-   * before `seq` (`offset` DATA bytes) and discards the rest until RESYNC
-   * `resync`.
-   */
-  nack(id: number, { seq, offset, resync }: NackPoint): void {
-    // Not started: it starts in its turn as this resend.
-    if (this.#parked.resyncWaiting(id, resync)) return
-    // A resend still waiting for a slot: this NACK replaces it.
-    this.#parked.take(id)
-    const running = this.#jobs.get(id)
-    // An upload is never resent (its bytes came from the client) nor stopped by a NACK: it may be
-    // putting its file in place, and its answer must say so.
-    if (running?.inbox) return this.refuse(id, error('EBADREQ', 'an upload is not resent; a NACK does not apply to it'))
-    if (running) this.#drop(running)
-    // From here on, whatever this request had queued is stale.
-    const verdict = this.#resends.nack(id, offset, resync)
-    if ('refusal' in verdict) {
-      this.#reply(id, verdict.refusal, resync)
-      return this.#releaseIfRoom()
-    }
-    const resume = { seq, offset, resync }
-    // A resend is a request like any other: it runs within maxInFlight. One that replaces its
-    // running job takes that job's slot; one of a finished request waits for a slot.
-    if (!running && this.#running() >= this.#maxInFlight) this.#parked.push({ id: id, spec: verdict.record.spec, resume })
-    else this.#resend(id, verdict.record, resume)
-  }
-
   /** Start a resend: RESYNC, then the request's response again from where the receiver stands. */
   #resend(id: number, record: RequestRecord, at: ResendPoint): void {
     debug('nack %d: resend from seq %d, byte %d, pages of %d', id, at.seq, at.offset, record.pages.size)
     this.#start(id, record.spec, (signal) => resend(record, this.#ctx, at, this.#io(signal, record)), at.resync)
   }
 
-  /**
-   * Stop a job; its generator's cleanup runs and an ECANCELED error ends it
-   * on the wire. A cancelled request is forgotten: a NACK for it later is
-   * answered ECORRUPT, not resent. An upload is asked to stop instead, and
-   * answers for itself: ECANCELED, or its RESULT when the file was already
-   * being put in place (that cannot be undone, and the answer must say so).
-   * (ConnectionControl: `cancel`.)
-   */
-  cancel(id: number): void {
-    const cancelled = error('ECANCELED', `request ${id} cancelled by the client`)
-    const p = this.#parked.take(id)
-    if (p) {
-      this.#forget(id)
-      this.#reply(id, cancelled, p.resync ?? p.resume?.resync)
-      return this.#releaseIfRoom()
-    }
-    const job = this.#jobs.get(id)
-    if (!job) return // already finished: nothing to do
-    debug('cancel %d', id)
-    this.#forget(id)
-    if (job.inbox) return job.cancel(cancelled)
-    this.#finish(job, cancelled)
-  }
-
-  #forget(id: number): void {
-    this.#resends.forget(id)
-  }
-
   /** A fatal input error: send what is queued, drop every job, then end. */
   #close(): void {
     this.#closing = true
     this.#parked.clear()
-    for (const job of [...this.#jobs.values()]) this.#drop(job)
-  }
-
-  #drop(job: Job): void {
-    if (this.#jobs.get(job.id) === job) this.#jobs.delete(job.id)
-    this.#turns.remove(job)
-    job.stop()
+    this.#jobs.dropAll()
   }
 
   #finish(job: Job, err?: CacheservError): void {
-    this.#drop(job)
+    this.#jobs.drop(job)
     if (err) this.#reply(job.id, err, job.attempt || undefined)
     this.#releaseIfRoom()
   }
 
   /** Start parked requests while jobs may run, then take more input if there is room. */
   #releaseIfRoom(): void {
-    while (this.#parked.length > 0 && this.#running() < this.#maxInFlight) {
+    while (this.#parked.length > 0 && this.#jobs.running < this.#maxInFlight) {
       const p = this.#parked.shift()!
       const record = this.#resends.get(p.id)
       if (p.req) this.#begin(p.req, p.spec, p.resync)
@@ -374,21 +291,6 @@ export class CommandSource extends Duplex implements ConnectionControl {
    */
   #full(): boolean {
     return this.#parked.full || this.#replies.length >= MAX_QUEUED_REPLIES
-  }
-
-  /**
-   * Jobs that count against maxInFlight. Uploads do not: they need the very
-   * input that holding back would stop, so counting them could deadlock a
-   * connection full of writes. They have their own cap (MAX_UPLOADS_PER_CONNECTION).
-   */
-  #running(): number {
-    return this.#jobs.size - this.#uploads()
-  }
-
-  #uploads(): number {
-    let n = 0
-    for (const job of this.#jobs.values()) if (job.inbox) n++
-    return n
   }
 
   #releaseWrite(): void {
@@ -409,7 +311,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
           this.#releaseIfRoom()
           continue
         }
-        const job = this.#turns.next()
+        const job = this.#jobs.next()
         if (!job) break // each running job is producing; the first to settle calls #pump again
         const item = this.#settle(job)
         if (item) this.#wantMore = this.push(item)
@@ -435,7 +337,7 @@ export class CommandSource extends Duplex implements ConnectionControl {
     }
     const item = this.#tag(job, outcome.part)
     if (item.kind === 'end' || item.kind === 'result') this.#finish(job)
-    else this.#turns.add(job)
+    else this.#jobs.requeue(job)
     return item
   }
 

@@ -20,24 +20,13 @@
 import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import createDebug from '../debug.js'
-import { readIdentity, writeIdentity } from '../fs/identity.js'
 import type { FilePlace } from '../fs/fd-file.js'
 import { readFullySync } from '../read-fully.js'
-import { crc32 } from '../protocol/crc32.js'
 import { type Mapping, shmNative } from './shm-native.js'
+import { clearRecord, headBytes, PAGE, pages, parseSlabName, readRecord, slabBytes, slabName, slotsPerSlab, writeRecord } from './slab-layout.js'
 
 const debug = createDebug('cacheserv:shm')
 
-const PAGE = 4096
-/** Bytes of slots per slab file (one block's slot at least). */
-const SLAB_BYTES = 64 * 1024 * 1024
-/**
- * One slot's record in its slab's head, little-endian: magic, crc32 of bytes
- * 8–63, the block's crc32, its length, its index in the file, 4 spare bytes,
- * then the file version's identity (identity.ts, 40 bytes).
- */
-export const RECORD = 64
-const MAGIC = 0x32505343 // "CSP2"
 /** Bytes of freed slots whose pages are kept for the next block (reused without page faults); beyond, a freed slot's pages go back. */
 const WARM_FREE_BYTES = 8 * 1024 * 1024
 
@@ -172,7 +161,7 @@ export class ShmStore {
     const slab = this.#slabs.get(size)?.find((s) => s.free.length > 0) ?? this.#newSlab(size)
     if (!slab) return null
     const index = slab.free.pop()!
-    this.#clearRecord(slab, index)
+    clearRecord(slab.records, index)
     const dirty = slab.dirty[index]
     this.#freeDirty -= dirty
     // Pages past this block's end would be memory no block accounts for.
@@ -192,7 +181,7 @@ export class ShmStore {
   give(slot: Slot, fresh = false): void {
     if (this.#closed) return
     const { slab, index } = slot
-    this.#clearRecord(slab, index)
+    clearRecord(slab.records, index)
     this.#usedBytes -= pages(slot.buffer.byteLength)
     this.#usedSlots--
     const dirty = slab.dirty[index]
@@ -204,14 +193,7 @@ export class ShmStore {
   /** Record what the slot holds, so a server restarted after a crash can adopt it. */
   record(slot: Slot, fileKey: string, index: number, crc: number): void {
     if (this.#closed) return
-    const r = slot.slab.records.subarray(slot.index * RECORD, (slot.index + 1) * RECORD)
-    if (!writeIdentity(fileKey, r, 24)) return
-    r.writeUInt32LE(crc >>> 0, 8)
-    r.writeUInt32LE(slot.buffer.byteLength, 12)
-    r.writeUInt32LE(index, 16)
-    r.writeUInt32LE(0, 20)
-    r.writeUInt32LE(crc32(r.subarray(8)), 4)
-    r.writeUInt32LE(MAGIC, 0)
+    if (!writeRecord(slot.slab.records, slot.index, { fileKey, index, length: slot.buffer.byteLength, crc })) return
     slot.crc = crc >>> 0
   }
 
@@ -252,16 +234,15 @@ export class ShmStore {
     for (const slab of [...this.#slabs.values()].flat()) {
       const taken = new Set<number>()
       for (let i = 0; i < slab.slots; i++) {
-        const r = slab.records.subarray(i * RECORD, (i + 1) * RECORD)
-        if (r.readUInt32LE(0) !== MAGIC) continue
-        const length = r.readUInt32LE(12)
-        if (r.readUInt32LE(4) !== crc32(r.subarray(8)) || length === 0 || length > slab.slotSize || length > this.blockSize) {
-          this.#clearRecord(slab, i)
+        const r = readRecord(slab.records, i)
+        if (r === null) continue
+        if (r === 'torn' || r.length === 0 || r.length > slab.slotSize || r.length > this.blockSize) {
+          clearRecord(slab.records, i)
           continue
         }
-        const need = pages(length)
+        const need = pages(r.length)
         if (this.#usedBytes + need > this.#bytes) {
-          this.#clearRecord(slab, i)
+          clearRecord(slab.records, i)
           continue
         }
         taken.add(i)
@@ -269,9 +250,9 @@ export class ShmStore {
         this.#usedSlots++
         if (slab.dirty[i] > need) this.#punch(slab, i, need, slab.dirty[i] - need)
         slab.dirty[i] = need
-        const slot = this.#slot(slab, i, length)
-        slot.crc = r.readUInt32LE(8)
-        found.push({ slot, fileKey: readIdentity(r, 24), index: r.readUInt32LE(16), crc: slot.crc })
+        const slot = this.#slot(slab, i, r.length)
+        slot.crc = r.crc
+        found.push({ slot, fileKey: r.fileKey, index: r.index, crc: slot.crc })
       }
       slab.free.splice(0, slab.free.length, ...slab.free.filter((i) => !taken.has(i)))
       // The rest of the slab's slots, one call for the whole range when none was kept.
@@ -309,10 +290,6 @@ export class ShmStore {
     return { slab, index, buffer: shmNative()!.view(slab.mapping, slab.offset(index), length), key: '', crc: -1 }
   }
 
-  #clearRecord(slab: Slab, index: number): void {
-    slab.records.writeUInt32LE(0, index * RECORD)
-  }
-
   #punch(slab: Slab, index: number, from: number, length: number): void {
     if (length <= 0) return
     shmNative()?.punchHole(slab.fd, slab.offset(index) + from, length)
@@ -323,7 +300,7 @@ export class ShmStore {
   #newSlab(slotSize: number): Slab | null {
     const list = this.#slabs.get(slotSize) ?? []
     try {
-      const slab = this.#openSlab(join(this.dir, `slab-${slotSize}-${this.#nextSlab++}`), slotSize, true)
+      const slab = this.#openSlab(join(this.dir, slabName(slotSize, this.#nextSlab++)), slotSize, true)
       list.push(slab)
       this.#slabs.set(slotSize, list)
       return slab
@@ -363,8 +340,8 @@ export class ShmStore {
     const names = readdirSync(this.dir).filter((n) => n.startsWith('slab-'))
     const same = readFileQuiet(meta) === `blockSize ${this.blockSize}\n`
     for (const name of names) {
-      const m = /^slab-(\d+)-(\d+)$/.exec(name)
-      const size = m ? Number(m[1]) : 0
+      const m = parseSlabName(name)
+      const size = m ? m.slotSize : 0
       if (!same || !m || !this.#classes.includes(size) || lstatSync(join(this.dir, name)).size !== slabBytes(size)) {
         unlinkQuiet(join(this.dir, name))
         continue
@@ -372,7 +349,7 @@ export class ShmStore {
       const list = this.#slabs.get(size) ?? []
       list.push(this.#openSlab(join(this.dir, name), size, false))
       this.#slabs.set(size, list)
-      this.#nextSlab = Math.max(this.#nextSlab, Number(m[2]) + 1)
+      this.#nextSlab = Math.max(this.#nextSlab, m.n + 1)
     }
     writeFileSync(meta, `blockSize ${this.blockSize}\n`, { mode: 0o600 })
     debug('store %s: %d slabs adopted', this.dir, [...this.#slabs.values()].flat().length)
@@ -456,22 +433,6 @@ export function sweepStores(parent: string, prefix: string): string[] {
     }
   }
   return removed
-}
-
-function slotsPerSlab(slotSize: number): number {
-  return Math.max(1, Math.floor(SLAB_BYTES / slotSize))
-}
-
-function slabBytes(slotSize: number): number {
-  return headBytes(slotsPerSlab(slotSize)) + slotsPerSlab(slotSize) * slotSize
-}
-
-function headBytes(slots: number): number {
-  return pages(slots * RECORD)
-}
-
-function pages(n: number): number {
-  return Math.ceil(n / PAGE) * PAGE
 }
 
 function readHead(fd: number, length: number): Buffer {

@@ -9,7 +9,8 @@ import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readSync, stat
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
-import { RECORD, ShmStore, sweepStores } from '../../lib/cache/shm-store.js'
+import { ShmStore, sweepStores } from '../../lib/cache/shm-store.js'
+import { RECORD } from '../../lib/cache/slab-layout.js'
 import { crc32 } from '../../lib/protocol/crc32.js'
 import { noSharedMemory, storeDir } from '../helpers/fixtures.js'
 

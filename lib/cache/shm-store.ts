@@ -17,13 +17,14 @@
  * same user reads them and cannot write them by accident (the server writes
  * through its own mapping).
  */
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statfsSync, unlinkSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import createDebug from '../debug.js'
 import type { FilePlace } from '../fs/fd-file.js'
 import { readFullySync } from '../read-fully.js'
 import { type Mapping, shmNative } from './shm-native.js'
 import { clearRecord, headBytes, PAGE, pages, parseSlabName, readRecord, slabBytes, slabName, slotsPerSlab, writeRecord } from './slab-layout.js'
+import { alive, checkRoom, claimDir, claimOwner, readFileQuiet, unlinkQuiet } from './store-dir.js'
 
 const debug = createDebug('cacheserv:shm')
 
@@ -131,8 +132,9 @@ export class ShmStore {
     claimDir(dir)
     const store = new ShmStore(dir, blockSize, bytes)
     try {
-      store.#lock()
-      store.#checkRoom()
+      claimOwner(dir)
+      store.#owned = true
+      checkRoom(dir, bytes)
       store.#mapExisting()
       if (root !== undefined) writeFileSync(join(dir, 'root'), root, { mode: 0o600 })
       if (temporary) writeFileSync(join(dir, 'temporary'), '', { mode: 0o600 })
@@ -354,52 +356,6 @@ export class ShmStore {
     writeFileSync(meta, `blockSize ${this.blockSize}\n`, { mode: 0o600 })
     debug('store %s: %d slabs adopted', this.dir, [...this.#slabs.values()].flat().length)
   }
-
-  /** The owner file names the running server; one left by a process that is gone is taken over. */
-  #lock(): void {
-    const owner = join(this.dir, 'owner')
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(owner, `${process.pid}\n`, { flag: 'wx', mode: 0o600 })
-        this.#owned = true
-        return
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      }
-      const pid = Number.parseInt(readFileQuiet(owner) ?? '', 10)
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new Error(`the shared-memory store ${this.dir} is in use by the server with pid ${pid}; give this one another --shm-dir`)
-      }
-      unlinkQuiet(owner)
-    }
-    throw new Error(`could not take the shared-memory store ${this.dir}`)
-  }
-
-  #checkRoom(): void {
-    const fs = statfsSync(this.dir)
-    let have = fs.bavail * fs.bsize
-    // What an earlier server left here is reused, not added.
-    for (const name of readdirSync(this.dir)) if (name.startsWith('slab-')) have += lstatSync(join(this.dir, name)).blocks * 512
-    if (have < this.#bytes) {
-      throw new Error(
-        `the cache does not fit the shared memory at ${this.dir}: it needs ${mib(this.#bytes)} MiB and the filesystem has ${mib(have)} MiB free; lower --cache-size, enlarge the tmpfs, or give --shm-dir another tmpfs`,
-      )
-    }
-  }
-}
-
-/** Create `dir` private to this user, or accept it only if it already is (a tmpfs is shared by all users). */
-function claimDir(dir: string): void {
-  try {
-    mkdirSync(dir, { mode: 0o700 })
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-  }
-  const st = lstatSync(dir)
-  const uid = process.getuid?.() ?? st.uid
-  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
-    throw new Error(`the shared-memory store ${dir} must be a directory owned by this user with mode 0700`)
-  }
 }
 
 /**
@@ -440,30 +396,3 @@ function readHead(fd: number, length: number): Buffer {
   readFullySync(fd, head, 0)
   return head
 }
-
-function readFileQuiet(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8')
-  } catch {
-    return undefined
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
-}
-
-function unlinkQuiet(path: string): void {
-  try {
-    unlinkSync(path)
-  } catch {
-    // already gone
-  }
-}
-
-const mib = (n: number) => Math.ceil(n / 2 ** 20)

@@ -17,14 +17,14 @@
  * same user reads them and cannot write them by accident (the server writes
  * through its own mapping).
  */
-import { chmodSync, closeSync, constants, existsSync, fchmodSync, ftruncateSync, lstatSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, constants, fchmodSync, ftruncateSync, lstatSync, openSync, readdirSync, rmdirSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import createDebug from '../debug.js'
 import type { FilePlace } from '../fs/fd-file.js'
 import { readFullySync } from '../read-fully.js'
 import { type Mapping, shmNative } from './shm-native.js'
 import { clearRecord, headBytes, PAGE, pages, parseSlabName, readRecord, slabBytes, slabName, slotsPerSlab, writeRecord } from './slab-layout.js'
-import { alive, checkRoom, claimDir, claimOwner, readFileQuiet, unlinkQuiet } from './store-dir.js'
+import { checkRoom, claimDir, claimOwner, readFileQuiet, unlinkQuiet } from './store-dir.js'
 
 const debug = createDebug('cacheserv:shm')
 
@@ -356,39 +356,6 @@ export class ShmStore {
     writeFileSync(meta, `blockSize ${this.blockSize}\n`, { mode: 0o600 })
     debug('store %s: %d slabs adopted', this.dir, [...this.#slabs.values()].flat().length)
   }
-}
-
-/**
- * Remove the stores under `parent` (named `prefix`…) of this user that no
- * server runs on and none will adopt: a temporary one, or one whose served
- * directory is gone. Their tmpfs pages are memory nobody else gets back.
- */
-export function sweepStores(parent: string, prefix: string): string[] {
-  const removed: string[] = []
-  let names: string[]
-  try {
-    names = readdirSync(parent).filter((n) => n.startsWith(prefix))
-  } catch {
-    return removed
-  }
-  const uid = process.getuid?.()
-  for (const name of names) {
-    const dir = join(parent, name)
-    try {
-      const st = lstatSync(dir)
-      if (!st.isDirectory() || st.uid !== uid) continue
-      // No owner file: being made right now, or not a store.
-      const pid = Number.parseInt(readFileSync(join(dir, 'owner'), 'utf8'), 10)
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) continue
-      const root = readFileQuiet(join(dir, 'root'))
-      if (root !== undefined && existsSync(root) && !existsSync(join(dir, 'temporary'))) continue
-      rmSync(dir, { recursive: true, force: true })
-      removed.push(dir)
-    } catch (err) {
-      debug('sweeping %s: %s', dir, (err as Error).message)
-    }
-  }
-  return removed
 }
 
 function readHead(fd: number, length: number): Buffer {

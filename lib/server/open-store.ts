@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { join } from 'node:path'
-import { ShmStore, sweepStores } from '../cache/shm-store.js'
+import { ShmStore } from '../cache/shm-store.js'
+import { sweepStores } from '../cache/store-sweep.js'
 
 export const SHM_ROOT = '/dev/shm'
 /** Every store a server makes under SHM_ROOT is named so (the sweep finds them by it). */

@@ -4,12 +4,12 @@
  * directory, and nothing left behind.
  */
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readSync, statSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
-import { ShmStore, sweepStores } from '../../lib/cache/shm-store.js'
+import { ShmStore } from '../../lib/cache/shm-store.js'
 import { RECORD } from '../../lib/cache/slab-layout.js'
 import { crc32 } from '../../lib/protocol/crc32.js'
 import { noSharedMemory, storeDir } from '../helpers/fixtures.js'
@@ -141,30 +141,5 @@ describe('ShmStore', { skip }, () => {
     store.close()
     assert.equal(existsSync(dir), false)
     assert.equal(view[0], 0, 'a stray view reads zeros, not freed memory')
-  })
-
-  test('a sweep removes only the stores nobody runs and nobody will adopt', (t) => {
-    const parent = join(storeDir(t), '..')
-    const gone = spawnSync('true').pid!
-    const make = (name: string, owner?: number, root?: string, temporary = false) => {
-      const dir = join(parent, name)
-      mkdirSync(dir, { mode: 0o700 })
-      if (owner !== undefined) writeFileSync(join(dir, 'owner'), `${owner}\n`)
-      if (root !== undefined) writeFileSync(join(dir, 'root'), root)
-      if (temporary) writeFileSync(join(dir, 'temporary'), '')
-      writeFileSync(join(dir, 'slab-4096-0'), 'x')
-      return dir
-    }
-    const orphan = make('s-orphan', gone, join(parent, 'no-such-root'))
-    const temporary = make('s-temporary', gone)
-    const running = make('s-running', process.pid, join(parent, 'no-such-root'))
-    const adoptable = make('s-adoptable', gone, parent)
-    const starting = make('s-starting')
-    const other = make('t-other', gone)
-    // The library's default: a fresh directory per server, marked temporary, whose root still exists.
-    const leftTemporary = make('s-left-temporary', gone, parent, true)
-    const runningTemporary = make('s-running-temporary', process.pid, parent, true)
-    assert.deepEqual(sweepStores(parent, 's-').sort(), [orphan, temporary, leftTemporary].sort())
-    for (const kept of [running, adoptable, starting, other, runningTemporary]) assert.ok(existsSync(kept), kept)
   })
 })

@@ -5,8 +5,9 @@
  */
 import type { OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
-import { BlockLease } from './block-lease.js'
+import type { BlockLease } from './block-lease.js'
 import { noteDropped } from './collect-garbage.js'
+import { LeasedBlocks } from './leased-blocks.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
 import type { ShmStore, SlotLocation } from './shm-store.js'
@@ -50,12 +51,6 @@ export interface BlockUse {
   left?: number
 }
 
-/** A leased block: how many leases, and whether its bytes are charged to the memory budget. */
-interface Holding {
-  refs: number
-  charged: boolean
-}
-
 /**
  * The counters. A lookup by a read is a hit when it needs no disk read of its
  * own (the block is cached, or another request's disk read of it is under
@@ -87,8 +82,8 @@ export class BlockCache {
   #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[]; lefts: number[] }>()
   #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0 }
   #memory: MemoryBudget | null
-  /** Blocks with leases, by buffer (a key may name an evicted block and its newer copy). */
-  #held = new Map<Buffer, Holding>()
+  /** Blocks and copies with leases, and what they cost the memory budget. */
+  #leased: LeasedBlocks
   /** Blocks of pinned files, out of the policy's reach; the policy's budget is the limit less these. */
   #pinned = new PinnedBlocks()
   /** Bytes of the limit left to the metadata cache (reserve). */
@@ -103,7 +98,8 @@ export class BlockCache {
     this.blockSize = blockSize
     this.policy = policy
     this.#memory = memory ?? null
-    this.#stored = store ? new StoreBlocks(store, (block, key) => this.#held.has(block) || this.#peek(key) === block) : null
+    this.#stored = store ? new StoreBlocks(store, (block, key) => this.#leased.has(block) || this.#peek(key) === block) : null
+    this.#leased = new LeasedBlocks(this.#memory, (block) => this.#stored?.recycle(block))
     this.#filler = new BlockFill(blockSize, this.#stored, shared ?? null)
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
@@ -112,7 +108,7 @@ export class BlockCache {
       minWindow: blockSize,
       onEvict: (_key, block) => {
         this.#stats.evictions++
-        this.#letGo(block)
+        this.#leased.letGo(block)
       },
     })
   }
@@ -125,25 +121,7 @@ export class BlockCache {
    */
   lease(file: { key: string }, index: number, block: Buffer): BlockLease {
     this.#stored?.assertLive(block)
-    let h = this.#held.get(block)
-    if (!h) {
-      h = { refs: 0, charged: false }
-      this.#held.set(block, h)
-      if (this.#peek(`${file.key}#${index}`) !== block) this.#charge(h, block)
-    }
-    h.refs++
-    const holding = h
-    return new BlockLease(
-      () => {
-        if (--holding.refs > 0) return
-        this.#held.delete(block)
-        if (!holding.charged) return
-        this.#memory?.free(block.length)
-        noteDropped(block.length)
-        this.#stored?.recycle(block)
-      },
-      () => holding.charged,
-    )
+    return this.#leased.lease(block, () => this.#peek(`${file.key}#${index}`) === block)
   }
 
   /**
@@ -151,39 +129,18 @@ export class BlockCache {
    * memory budget's copy pool has room: copies held by clients that do not
    * read are bounded like their blocks.
    */
-  async reserveCopy(bytes: number, { signal, later, left }: Pick<BlockUse, 'signal' | 'later' | 'left'> = {}): Promise<BlockLease> {
-    await this.#memory?.reserve(bytes, { signal, later, left: left === undefined ? undefined : () => left, pool: 'copy' })
-    return this.#copyLease(bytes)
+  reserveCopy(bytes: number, wait?: Pick<BlockUse, 'signal' | 'later' | 'left'>): Promise<BlockLease> {
+    return this.#leased.reserveCopy(bytes, wait)
   }
 
   /** A lease on `bytes` of copied file data (a page joined in a pager, which cannot wait): charged to the memory budget at once, until released. */
   leaseCopy(bytes: number): BlockLease {
-    this.#memory?.charge(bytes, 'copy')
-    return this.#copyLease(bytes)
-  }
-
-  #copyLease(bytes: number): BlockLease {
-    return new BlockLease(() => {
-      this.#memory?.free(bytes, 'copy')
-      noteDropped(bytes)
-    }, () => true)
+    return this.#leased.chargeCopy(bytes)
   }
 
   /** Bytes of leased blocks the cache no longer holds (charged to the memory budget). */
   get leasedOutside(): number {
-    let n = 0
-    for (const [block, h] of this.#held) if (h.charged) n += block.length
-    return n
-  }
-
-  /** The cache let go of `block`: if it is leased, its memory is still held, now outside the cache. */
-  #letGo(block: Buffer): void {
-    const h = this.#held.get(block)
-    if (h) this.#charge(h, block)
-    else {
-      noteDropped(block.length)
-      this.#stored?.recycle(block)
-    }
+    return this.#leased.outside
   }
 
   /** Blocks live in shared memory, where a slot is reused once its block's leases are released (not when the last view of it is collected). */
@@ -232,12 +189,6 @@ export class BlockCache {
     if (!this.#stored?.has(block)) return
     if (this.#peek(key) !== block) this.#stored.recycle(block)
     else this.#stored.record(block, crc)
-  }
-
-  #charge(h: Holding, block: Buffer): void {
-    if (h.charged) return
-    h.charged = true
-    this.#memory?.charge(block.length)
   }
 
   stats(): CacheStats {
@@ -339,7 +290,7 @@ export class BlockCache {
       if (block && this.#lru.delete(key)) {
         blocks++
         bytes += block.length
-        this.#letGo(block)
+        this.#leased.letGo(block)
       }
     }
     return { blocks, bytes }
@@ -349,7 +300,7 @@ export class BlockCache {
   clear(): { blocks: number; bytes: number } {
     const dropped = { blocks: this.#lru.size, bytes: this.#lru.bytes }
     this.#lru.clear()
-    for (const [block, h] of this.#held) if (!this.#pinned.holds(block)) this.#charge(h, block)
+    this.#leased.letGoAllBut((block) => this.#pinned.holds(block))
     noteDropped(dropped.bytes)
     if (this.#stored) for (const block of this.#stored.blocks()) this.#stored.recycle(block)
     return dropped
@@ -407,7 +358,7 @@ export class BlockCache {
       const block = this.#pinned.remove(key)
       if (!block) continue
       freed.push([key, block])
-      if (!keep) this.#letGo(block)
+      if (!keep) this.#leased.letGo(block)
     }
     this.#resize()
     if (keep) for (const [key, block] of freed) this.#lru.set(key, block)

@@ -6,6 +6,7 @@
 import type { OpenFile } from '../fs/open-file.js'
 import { markImmutable } from '../protocol/crc-memo.js'
 import type { BlockLease } from './block-lease.js'
+import { BlockReads, GaveUp } from './block-reads.js'
 import { noteDropped } from './collect-garbage.js'
 import { LeasedBlocks } from './leased-blocks.js'
 import type { MemoryBudget } from './memory-budget.js'
@@ -78,10 +79,9 @@ export class BlockCache {
   readonly blockSize: number
   readonly policy: PolicyName
   #lru: CachePolicy
-  /** Disk reads under way, and whether each of those waiting on one has stopped reading (see MemoryBudget). */
-  #inflight = new Map<string, { read: Promise<Buffer>; laters: (() => boolean)[]; lefts: number[] }>()
+  /** Blocks being read in, each once however many wait for it. */
+  #reads: BlockReads
   #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0 }
-  #memory: MemoryBudget | null
   /** Blocks and copies with leases, and what they cost the memory budget. */
   #leased: LeasedBlocks
   /** Blocks of pinned files, out of the policy's reach; the policy's budget is the limit less these. */
@@ -97,9 +97,9 @@ export class BlockCache {
   constructor({ limit, blockSize = DEFAULT_BLOCK_SIZE, policy = DEFAULT_POLICY, memory, store, shared }: BlockCacheOptions) {
     this.blockSize = blockSize
     this.policy = policy
-    this.#memory = memory ?? null
+    this.#reads = new BlockReads(memory ?? null)
     this.#stored = store ? new StoreBlocks(store, (block, key) => this.#leased.has(block) || this.#peek(key) === block) : null
-    this.#leased = new LeasedBlocks(this.#memory, (block) => this.#stored?.recycle(block))
+    this.#leased = new LeasedBlocks(memory ?? null, (block) => this.#stored?.recycle(block))
     this.#filler = new BlockFill(blockSize, this.#stored, shared ?? null)
     this.#limit = limit
     // minWindow: TinyLFU's admission window must hold at least one whole block.
@@ -221,13 +221,11 @@ export class BlockCache {
       return Promise.resolve(hit)
     }
     if (use.tally) use.tally.fromDisk++
-    const pending = this.#inflight.get(key)
+    const pending = this.#reads.join(key, use)
     if (pending) {
       // Single-flight: no disk read of its own, so a hit; its bytes count once they are there.
       if (counted) this.#stats.hits++
-      pending.laters.push(use.later ?? never)
-      pending.lefts.push(use.left ?? Infinity)
-      return pending.read.then(
+      return pending.then(
         (b) => {
           if (counted) this.#stats.hitBytes += served(b)
           return b
@@ -240,23 +238,15 @@ export class BlockCache {
       )
     }
     if (counted) this.#stats.misses++
-    // The read waits as one whose client stopped reading only if every client waiting on it has.
-    const laters = [use.later ?? never]
-    // As soon as the shortest of the requests waiting on it.
-    const lefts = [use.left ?? Infinity]
-    const read = this.#readBlock(file, index, { signal: use.signal, later: () => laters.every((l) => l()), left: () => Math.min(...lefts) }).then(
-      (buf) => {
-        this.#inflight.delete(key)
+    const start = index * this.blockSize
+    const length = Math.min(this.blockSize, file.size - start)
+    return this.#reads.start(key, length, use, {
+      read: () => this.#filler.fill(file, key, start, length),
+      keep: (buf) => this.#cacheBlock(key, buf),
+      done: (buf) => {
         if (counted) this.#stats.missBytes += served(buf)
-        return buf
       },
-      (err) => {
-        this.#inflight.delete(key)
-        throw err
-      },
-    )
-    this.#inflight.set(key, { read, laters, lefts })
-    return read
+    })
   }
 
   /**
@@ -380,39 +370,5 @@ export class BlockCache {
       if (this.#has(`${file.key}#${i}`)) total += Math.min(this.blockSize, file.size - i * this.blockSize)
     }
     return total
-  }
-
-  async #readBlock(file: OpenFile, index: number, { signal, later, left }: Omit<BlockUse, 'left'> & { left: () => number }): Promise<Buffer> {
-    const start = index * this.blockSize
-    const length = Math.min(this.blockSize, file.size - start)
-    // Room for the block outside the cache until the cache takes it (see MemoryBudget).
-    if (this.#memory) {
-      try {
-        await this.#memory.reserve(length, { signal, later, left })
-      } catch (err) {
-        throw new GaveUp(err)
-      }
-    }
-    try {
-      const key = `${file.key}#${index}`
-      const buf = await this.#filler.fill(file, key, start, length)
-      // Cached before its room is given back: a leased block this pushes out of the cache is
-      // charged in its place, so the read never holds more than it reserved (and no waiter is
-      // let in on bytes the charge is about to take).
-      this.#cacheBlock(key, buf)
-      return buf
-    } finally {
-      // From here the cache holds the block, or its leases charge it (or nothing holds it).
-      this.#memory?.free(length)
-    }
-  }
-}
-
-const never = () => false
-
-/** A disk read that stopped waiting for memory because the request that started it stopped. */
-class GaveUp extends Error {
-  constructor(reason: unknown) {
-    super('stopped while waiting for memory', { cause: reason })
   }
 }

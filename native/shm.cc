@@ -243,41 +243,70 @@ void OpenBeneath(const FunctionCallbackInfo<Value> &args) {
   w.release();
 }
 
-/* One readStat call, run on libuv's thread pool. */
-struct ReadWork {
+/*
+ * One readStat or spliceStat call, run on libuv's thread pool: bytes of file
+ * `fd` from `position` go somewhere (Move), then the file is fstat'ed, so the
+ * identity reported is the one it had once the bytes were taken. Answered
+ * with callback(code, bytes moved, stat).
+ */
+struct StatWork {
   uv_work_t req;
   v8::Isolate *isolate;
   v8::Global<v8::Function> callback;
-  // Keeps the destination alive (and unmoved: a Buffer's bytes never move) until the read is done.
-  v8::Global<v8::Value> target;
   int fd;
-  char *data;
-  size_t length;
   int64_t position;
+  size_t length;
   size_t done = 0;
   int err = 0;
   struct stat st;
+
+  virtual ~StatWork() = default;
+  /* On the pool: move up to `length` bytes, counting them in `done`; a failure sets `err` (no fstat then). */
+  virtual void Move() = 0;
 };
 
-void ReadWorkRun(uv_work_t *req) {
-  ReadWork *w = static_cast<ReadWork *>(req->data);
-  while (w->done < w->length) {
-    ssize_t n = pread(w->fd, w->data + w->done, w->length - w->done, w->position + static_cast<int64_t>(w->done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      w->err = errno;
-      return;
-    }
-    if (n == 0) break;
-    w->done += static_cast<size_t>(n);
-  }
-  if (fstat(w->fd, &w->st) != 0) w->err = errno;
+void StatWorkRun(uv_work_t *req) {
+  StatWork *w = static_cast<StatWork *>(req->data);
+  w->Move();
+  if (!w->err && fstat(w->fd, &w->st) != 0) w->err = errno;
 }
 
-void ReadWorkDone(uv_work_t *req, int) {
-  std::unique_ptr<ReadWork> w(static_cast<ReadWork *>(req->data));
+void StatWorkDone(uv_work_t *req, int) {
+  std::unique_ptr<StatWork> w(static_cast<StatWork *>(req->data));
   Answer(w->isolate, w->callback, w->err, static_cast<double>(w->done), &w->st);
 }
+
+/* Queue `w` on the pool for `length` bytes of file `fd` at `position`; it is the pool's until StatWorkDone frees it. */
+void QueueStatWork(Isolate *isolate, std::unique_ptr<StatWork> w, int64_t fd, int64_t position, int64_t length, Local<Value> callback) {
+  w->isolate = isolate;
+  w->fd = static_cast<int>(fd);
+  w->position = position;
+  w->length = static_cast<size_t>(length);
+  w->callback.Reset(isolate, callback.As<v8::Function>());
+  w->req.data = w.get();
+  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, StatWorkRun, StatWorkDone) != 0) return Throw(isolate, "uv_queue_work");
+  w.release();
+}
+
+/* readStat's move: pread into a buffer. */
+struct ReadWork : StatWork {
+  // Keeps the destination alive (and unmoved: a Buffer's bytes never move) until the read is done.
+  v8::Global<v8::Value> target;
+  char *data;
+
+  void Move() override {
+    while (done < length) {
+      ssize_t n = pread(fd, data + done, length - done, position + static_cast<int64_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        err = errno;
+        return;
+      }
+      if (n == 0) break;
+      done += static_cast<size_t>(n);
+    }
+  }
+};
 
 /*
  * readStat(fd, buffer, offset, length, position, callback): on the thread
@@ -296,72 +325,49 @@ void ReadStat(const FunctionCallbackInfo<Value> &args) {
   Local<v8::ArrayBufferView> view = args[1].As<v8::ArrayBufferView>();
   if (static_cast<size_t>(offset) + static_cast<size_t>(length) > view->ByteLength()) return Throw(isolate, "readStat: beyond the buffer");
   auto w = std::make_unique<ReadWork>();
-  w->isolate = isolate;
-  w->fd = static_cast<int>(fd);
   w->data = static_cast<char *>(view->Buffer()->Data()) + view->ByteOffset() + offset;
-  w->length = static_cast<size_t>(length);
-  w->position = position;
   w->target.Reset(isolate, args[1]);
-  w->callback.Reset(isolate, args[5].As<v8::Function>());
-  w->req.data = w.get();
-  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, ReadWorkRun, ReadWorkDone) != 0) return Throw(isolate, "uv_queue_work");
-  w.release();
+  QueueStatWork(isolate, std::move(w), fd, position, length, args[5]);
 }
 
-/* One spliceStat call, run on libuv's thread pool. */
-struct SpliceWork {
-  uv_work_t req;
-  v8::Isolate *isolate;
-  v8::Global<v8::Function> callback;
-  int fd;
-  int64_t position;
-  size_t length;
+/* spliceStat's move: through a pipe into another file. */
+struct SpliceWork : StatWork {
   int dst;
   int64_t dstOffset;
-  size_t done = 0;
-  int err = 0;
-  struct stat st;
-};
 
-void SpliceWorkRun(uv_work_t *req) {
-  SpliceWork *w = static_cast<SpliceWork *>(req->data);
-  // A pipe of its own per move, closed after: kept per thread, its descriptors would outlive every request.
-  int pipe[2];
-  if (pipe2(pipe, O_CLOEXEC) != 0) {
-    w->err = errno;
-    return;
-  }
-  fcntl(pipe[1], F_SETPIPE_SZ, 1 << 20);  // fewer rounds for a block; a 64 KiB pipe still works
-  loff_t in = w->position;
-  loff_t out = w->dstOffset;
-  while (w->done < w->length && !w->err) {
-    ssize_t n = splice(w->fd, &in, pipe[1], nullptr, w->length - w->done, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      w->err = errno;
-      break;
+  void Move() override {
+    // A pipe of its own per move, closed after: kept per thread, its descriptors would outlive every request.
+    int pipe[2];
+    if (pipe2(pipe, O_CLOEXEC) != 0) {
+      err = errno;
+      return;
     }
-    if (n == 0) break;
-    for (ssize_t left = n; left > 0;) {
-      ssize_t m = splice(pipe[0], nullptr, w->dst, &out, static_cast<size_t>(left), 0);
-      if (m < 0 && errno == EINTR) continue;
-      if (m <= 0) {
-        w->err = m < 0 ? errno : ENOSPC;
+    fcntl(pipe[1], F_SETPIPE_SZ, 1 << 20);  // fewer rounds for a block; a 64 KiB pipe still works
+    loff_t in = position;
+    loff_t out = dstOffset;
+    while (done < length && !err) {
+      ssize_t n = splice(fd, &in, pipe[1], nullptr, length - done, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        err = errno;
         break;
       }
-      left -= m;
+      if (n == 0) break;
+      for (ssize_t left = n; left > 0;) {
+        ssize_t m = splice(pipe[0], nullptr, dst, &out, static_cast<size_t>(left), 0);
+        if (m < 0 && errno == EINTR) continue;
+        if (m <= 0) {
+          err = m < 0 ? errno : ENOSPC;
+          break;
+        }
+        left -= m;
+      }
+      if (!err) done += static_cast<size_t>(n);
     }
-    if (!w->err) w->done += static_cast<size_t>(n);
+    close(pipe[0]);
+    close(pipe[1]);
   }
-  close(pipe[0]);
-  close(pipe[1]);
-  if (!w->err && fstat(w->fd, &w->st) != 0) w->err = errno;
-}
-
-void SpliceWorkDone(uv_work_t *req, int) {
-  std::unique_ptr<SpliceWork> w(static_cast<SpliceWork *>(req->data));
-  Answer(w->isolate, w->callback, w->err, static_cast<double>(w->done), &w->st);
-}
+};
 
 /*
  * spliceStat(fd, position, length, dst, dstOffset, callback): on the thread
@@ -380,16 +386,9 @@ void SpliceStat(const FunctionCallbackInfo<Value> &args) {
     return Throw(isolate, "spliceStat(fd, position, length, dst, dstOffset, callback)");
   }
   auto w = std::make_unique<SpliceWork>();
-  w->isolate = isolate;
-  w->fd = static_cast<int>(fd);
-  w->position = position;
-  w->length = static_cast<size_t>(length);
   w->dst = static_cast<int>(dst);
   w->dstOffset = dstOffset;
-  w->callback.Reset(isolate, args[5].As<v8::Function>());
-  w->req.data = w.get();
-  if (uv_queue_work(node::GetCurrentEventLoop(isolate), &w->req, SpliceWorkRun, SpliceWorkDone) != 0) return Throw(isolate, "uv_queue_work");
-  w.release();
+  QueueStatWork(isolate, std::move(w), fd, position, length, args[5]);
 }
 
 void Init(Local<v8::Object> exports) {

@@ -20,30 +20,22 @@
  * checked to lie under the root, and what it names is then used by its path:
  * a name swapped between the check and the use is not caught there.
  */
-import { type BigIntStats, closeSync, fstat, existsSync, open, openSync } from 'node:fs'
+import { type BigIntStats, closeSync, existsSync, openSync } from 'node:fs'
 import { lstat, readlink, realpath, stat } from 'node:fs/promises'
 import { relative, sep } from 'node:path'
-import { CacheservError, error } from '../errors.js'
+import { error } from '../errors.js'
+import { type ClientPath, parseClientPath } from './client-path.js'
 import type { FileStat } from './identity.js'
+import { jailError, notDir, outside } from './jail-errors.js'
 import { openBeneath } from './open-beneath.js'
+import { fstatFd, O_DIRECTORY, O_NOFOLLOW, O_PATH, openFd, release } from './path-descriptors.js'
 import { isUploadTemp } from './upload-temp.js'
 
-const MAX_PATH = 4096
-/** Longest name of one path segment, in bytes (NAME_MAX on Linux). */
-const MAX_NAME = 255
+export type { ClientPath } from './client-path.js'
+export { O_PATH } from './path-descriptors.js'
+
 /** Symlinks followed while resolving one path at most (Linux's own limit, MAXSYMLINKS). */
 const MAX_HOPS = 40
-
-/** O_PATH (Linux): a descriptor that names a file without opening it; not in fs.constants. */
-export const O_PATH = 0o10000000
-const O_NOFOLLOW = 0o400000
-const O_DIRECTORY = 0o200000
-
-/** A checked client path: its segments, and whether it must name a directory (a trailing '/' or '/.'). */
-export interface ClientPath {
-  parts: string[]
-  dirOnly: boolean
-}
 
 /**
  * What a path resolved to, held open until `close()`. `path` names it for
@@ -61,19 +53,6 @@ export interface Found {
   st: BigIntStats
   /** Release it; more calls do nothing. */
   close(): void
-}
-
-const openFd = (path: string, flags: number) =>
-  new Promise<number>((resolve, reject) => open(path, flags, (err, fd) => (err ? reject(err) : resolve(fd))))
-const fstatFd = (fd: number) =>
-  new Promise<BigIntStats>((resolve, reject) => fstat(fd, { bigint: true }, (err, st) => (err ? reject(err) : resolve(st))))
-/** Closing an O_PATH descriptor does no I/O (nothing to flush, no lock), so it is done at once. */
-const release = (fd: number) => {
-  try {
-    closeSync(fd)
-  } catch {
-    // already gone: nothing to release
-  }
 }
 
 export class Jail {
@@ -139,19 +118,7 @@ export class Jail {
    * and whether it ends in '/' or '/.' (then it must name a directory).
    */
   static parse(path: unknown): ClientPath {
-    if (typeof path !== 'string') throw error('EBADREQ', 'path must be a string')
-    if (Buffer.byteLength(path) > MAX_PATH) throw error('EACCES', `path refused: longer than ${MAX_PATH} bytes`)
-    if (path.includes('\0')) throw error('EACCES', 'path contains a NUL byte')
-    if (path.includes('\\')) throw error('EACCES', 'path contains a backslash; use / to separate segments')
-    if (path.startsWith('/')) throw error('EACCES', `absolute path ${JSON.stringify(path)} refused: paths are relative to the root`)
-    const all = path.split('/')
-    const parts = all.filter((p) => p !== '' && p !== '.')
-    if (parts.includes('..')) throw error('EACCES', `path ${JSON.stringify(path)} refused: '..' may not leave the root`)
-    if (parts.some((p) => Buffer.byteLength(p) > MAX_NAME)) throw error('EACCES', `path refused: a name is longer than ${MAX_NAME} bytes`)
-    // An upload's temporary file is not a file of the tree: never served, listed or written.
-    if (parts.some(isUploadTemp)) throw error('ENOENT', `no such file or directory: ${path}`)
-    const tail = all[all.length - 1]
-    return { parts, dirOnly: all.length > 1 && (tail === '' || tail === '.') }
+    return parseClientPath(path)
   }
 
   /**
@@ -406,24 +373,4 @@ export class Jail {
       },
     }
   }
-}
-
-function outside(shown: string) {
-  return error('EACCES', `path ${JSON.stringify(shown)} refused: it resolves outside the root`)
-}
-
-function notDir(shown: string) {
-  return error('ENOTDIR', `not a directory: ${shown}`)
-}
-
-/** An fs error met on the way, in the jail's words (no server path in the message). */
-function jailError(err: unknown, shown: string): unknown {
-  if (err instanceof CacheservError) return err
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return error('ENOENT', `no such file or directory: ${shown}`)
-  if (code === 'ENOTDIR') return error('ENOTDIR', `not a directory on the way to: ${shown}`)
-  if (code === 'ELOOP') return error('EACCES', `path refused: symlinks loop on the way to ${shown}`)
-  if (code === 'ENAMETOOLONG') return error('EACCES', `path refused: it resolves to a name too long`)
-  if (code === 'EACCES' || code === 'EPERM') return error('EACCES', `permission denied on the way to: ${shown}`)
-  return err
 }

@@ -7,7 +7,6 @@
 import createDebug from '../debug.js'
 import { EventEmitter } from 'node:events'
 import { unlink } from 'node:fs/promises'
-import { setTimeout as sleep } from 'node:timers/promises'
 import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { type Address, formatAddress, parseAddress } from '../address.js'
@@ -24,19 +23,21 @@ import { MetaCache } from '../fs/meta-cache.js'
 import { Pins } from './pins.js'
 import { DEFAULT_SETTLE_MS, Settle } from '../fs/settle.js'
 import { removeOrphanedUploads } from '../fs/upload-temp.js'
-import { checksumId } from '../protocol/checksum.js'
 import { useFastCrc32 } from '../protocol/crc32.js'
-import { encodeFrame, jsonFrame } from '../protocol/frame.js'
-import { type ChecksumName, DEFAULT_MAX_REQUEST, FrameType, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MIN_PAGE_SIZE, PROTOCOL_VERSION } from '../protocol/constants.js'
+import { type ChecksumName, DEFAULT_MAX_REQUEST, PROTOCOL_VERSION } from '../protocol/constants.js'
 import { AuthThrottle } from './auth-throttle.js'
-import { closeGently } from './close-gently.js'
 import { listenOn, listenUnix } from './listen.js'
-import { collectGarbageSoon, noteConnectionClosed } from '../cache/collect-garbage.js'
-import { type Connection, serveConnection, STALL_MS } from './connection.js'
+import { noteConnectionClosed } from '../cache/collect-garbage.js'
+import { type Connection, serveConnection } from './connection.js'
+import { ConnectionSlots } from './connection-slots.js'
+import { isLocalPeer } from './local-peer.js'
+import { openSharedTier } from './open-shared-tier.js'
+import { checkedPageSize } from './page-sizes.js'
+import { refuseBusy } from './refuse-busy.js'
+import { Warms } from './warms.js'
 import { VERSION } from '../version.js'
 import { error } from '../errors.js'
-import type { Part } from '../stages/items.js'
-import { warm, type WarmProgress } from '../commands/warm.js'
+import type { WarmProgress } from '../commands/warm.js'
 import type http from 'node:http'
 import { createGateway } from '../http/gateway.js'
 import type { HttpConnection } from '../http/http-connection.js'
@@ -48,8 +49,6 @@ import {
   DEFAULT_CACHE_SIZE,
   DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS,
-  DEFAULT_REDIS_PREFIX,
-  DEFAULT_REDIS_TIMEOUT,
   DEFAULT_REQUEST_TIMEOUT,
   defaultMaxBuffered,
   type ServerOptions,
@@ -60,11 +59,6 @@ const debug = createDebug('cacheserv:server')
 
 export * from './server-options.js'
 export type { ServerStats } from './server-stats.js'
-
-/** How long a refused connection (EBUSY) waits for its error to get out, and then for the peer to close first. */
-const BUSY_LINGER_MS = 1000
-/** Input a refused connection reads and drops before it cuts the peer off. */
-const BUSY_INPUT_MAX = 64 * 1024
 
 export class CacheServer extends EventEmitter {
   readonly root: string
@@ -81,11 +75,9 @@ export class CacheServer extends EventEmitter {
   readonly checksum: ChecksumName
   #ctx: CommandContext
   #opts: ServerOptions
-  #connections = new Set<Connection>()
-  /** Connections refused with EBUSY, until their close: close() cuts them off. */
-  #refused = new Set<Duplex>()
+  #slots: ConnectionSlots
   /** Warms started by warm(), running. */
-  #warms = new Set<{ run: AsyncGenerator<Part, void, void>; stop: AbortController }>()
+  #warms: Warms
   #cleanup: Promise<number> = Promise.resolve(0)
   #cleanupStop = new AbortController()
   #net: net.Server | null = null
@@ -99,7 +91,6 @@ export class CacheServer extends EventEmitter {
   #http: http.Server | null = null
   #metrics: Metrics
   #nacks = 0
-  #stalledClosed = 0
   #throttle: AuthThrottle
   #memory: MemoryBudget
   #store: ShmStore | null
@@ -110,14 +101,7 @@ export class CacheServer extends EventEmitter {
 
   private constructor(jail: Jail, opts: ServerOptions, shared: SharedTier | null) {
     super()
-    const pageSize = opts.pageSize ?? DEFAULT_PAGE_SIZE
-    if (!Number.isInteger(pageSize) || pageSize < MIN_PAGE_SIZE || pageSize > MAX_PAGE_SIZE) {
-      throw new RangeError(`page size must be from ${MIN_PAGE_SIZE} to ${MAX_PAGE_SIZE} bytes, got ${pageSize}`)
-    }
-    const minPageSize = opts.minPageSize ?? MIN_PAGE_SIZE
-    if (!Number.isInteger(minPageSize) || minPageSize < 1 || minPageSize > pageSize) {
-      throw new RangeError(`smallest page size must be from 1 to the page size (${pageSize}), got ${minPageSize}`)
-    }
+    const pageSize = checkedPageSize(opts)
     this.root = jail.root
     this.pageSize = pageSize
     this.checksum = opts.checksum ?? 'crc32'
@@ -125,7 +109,8 @@ export class CacheServer extends EventEmitter {
     if (this.checksum === 'crc32') useFastCrc32()
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE
     const cacheSize = opts.cacheSize ?? DEFAULT_CACHE_SIZE
-    this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? defaultMaxBuffered(cacheSize), blockSize), () => this.#closeStalled())
+    this.#slots = new ConnectionSlots(opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)
+    this.#memory = new MemoryBudget(Math.max(opts.maxBuffered ?? defaultMaxBuffered(cacheSize), blockSize), () => this.#slots.closeStalled())
     const { store, warning } = openStore({ dir: opts.shmDir, optional: opts.shmOptional, cacheSize, blockSize, outside: this.#memory.limit, root: jail.root })
     if (warning) this.warnings.push(warning)
     this.#store = store
@@ -151,6 +136,7 @@ export class CacheServer extends EventEmitter {
     })
     void this.#listRoot()
     this.#ctx = { jail, cache: this.cache, files: this.files, pins: this.pins, meta: this.meta, listings, settle, checksum: this.checksum, writable: opts.writable ?? false, stats: () => ({ ...this.stats() }), located: (n) => void (this.#locatedBytes += n) }
+    this.#warms = new Warms(this.#ctx)
     this.#opts = opts
     this.#throttle = new AuthThrottle(opts.authBackoff ?? DEFAULT_AUTH_BACKOFF)
     this.#metrics = new Metrics(() => {
@@ -211,34 +197,20 @@ export class CacheServer extends EventEmitter {
     return this.#cleanup
   }
 
-  /**
-   * Refuse a connection beyond the limit, before HELLO: the client's connect fails with EBUSY.
-   * Whatever the peer sent first is drained, so that the close is a FIN that cannot cut the error
-   * off (close-gently.ts); but such connections are not counted, so a peer gets 1 s and 64 KiB of
-   * input at most, and close() ends them at once.
-   */
-  #refuse(duplex: Duplex): void {
-    const busy = jsonFrame(FrameType.ERROR, 0, 0, { code: 'EBUSY', message: `the server serves ${this.#connections.size} connections, its limit; try again later` })
-    duplex.on('error', () => {})
-    this.#refused.add(duplex)
-    duplex.once('close', () => this.#refused.delete(duplex))
-    duplex.end(Buffer.concat(encodeFrame(busy, checksumId(this.checksum))))
-    closeGently(duplex, { lingerMs: BUSY_LINGER_MS, flushMs: BUSY_LINGER_MS, maxInput: BUSY_INPUT_MAX })
-  }
-
   /** Serve one connection over any duplex byte stream. */
   handle(duplex: Duplex): Connection | null {
     this.#totalConnections++
-    if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) {
-      this.#refuse(duplex)
+    if (this.#slots.full) {
+      // Refused before HELLO (the client's connect fails with EBUSY); close() cuts it off at once.
+      this.#slots.refused(duplex)
+      refuseBusy(duplex, this.#slots.size, this.checksum)
       return null
     }
     const idleTimeout = this.#opts.idleTimeout ?? DEFAULT_IDLE_TIMEOUT
     const requestTimeout = this.#opts.requestTimeout ?? DEFAULT_REQUEST_TIMEOUT
     // Failed tokens are throttled per client address; connections without one (unix sockets, other duplexes) share one.
     const peer = (duplex as Partial<net.Socket>).remoteAddress ?? 'local'
-    // Short-circuit reads are for clients on this host: a unix socket, loopback, or a duplex in this process.
-    const shortCircuit = this.#store !== null && this.#opts.shortCircuit !== false && (!(duplex instanceof net.Socket) || isLocal(duplex.remoteAddress))
+    const shortCircuit = this.#store !== null && this.#opts.shortCircuit !== false && isLocalPeer(duplex)
     const conn = serveConnection(duplex, this.#ctx, {
       token: this.#opts.token,
       authTimeout: this.#opts.authTimeout ?? DEFAULT_AUTH_TIMEOUT,
@@ -257,31 +229,8 @@ export class CacheServer extends EventEmitter {
       grants: shortCircuit ? new LeaseGrants(grantLimit(this.cache.stats().cacheLimit, this.cache.blockSize)) : undefined,
       onData: (n) => void (this.#bytesServed += n),
     })
-    this.#connections.add(conn)
-    void conn.closed.then(() => {
-      this.#connections.delete(conn)
-      noteConnectionClosed()
-    })
+    this.#slots.add(conn, noteConnectionClosed)
     return conn
-  }
-
-  /**
-   * Memory is short (reads wait for it): close the connections that hold file
-   * data outside the cache and have not read for STALL_MS. Their clients see a
-   * closed connection, which ours retry; the others go on.
-   */
-  #closeStalled(): number {
-    const now = Date.now()
-    let closed = 0
-    for (const conn of this.#connections) {
-      if (!conn.stalledHolding(STALL_MS, now)) continue
-      debug('connection %d stopped reading while holding memory others wait for: closed', conn.id)
-      conn.destroy()
-      closed++
-    }
-    this.#stalledClosed += closed
-    if (closed > 0) collectGarbageSoon()
-    return closed
   }
 
   stats(): ServerStats {
@@ -292,8 +241,8 @@ export class CacheServer extends EventEmitter {
       nacks: this.#nacks,
       bufferedBytes: this.#memory.used,
       bufferedLimit: this.#memory.limit,
-      stalledClosed: this.#stalledClosed,
-      connections: this.#connections.size,
+      stalledClosed: this.#slots.stalledClosed,
+      connections: this.#slots.size,
       totalConnections: this.#totalConnections,
       bytesServed: this.#bytesServed,
       locatedBytes: this.#locatedBytes,
@@ -306,20 +255,7 @@ export class CacheServer extends EventEmitter {
 
   /** Load a file or a tree into the cache (as the `warm` command does); `onProgress` sees how far it got. */
   async warm(path = '', onProgress?: (p: WarmProgress) => void): Promise<WarmProgress> {
-    const stop = new AbortController()
-    const run = warm({ path }, this.#ctx, { signal: stop.signal })
-    const entry = { run, stop }
-    this.#warms.add(entry)
-    try {
-      for await (const part of run) {
-        if (part.kind === 'progress') onProgress?.(part.body as WarmProgress)
-        if (part.kind === 'result') return part.body as WarmProgress
-      }
-    } finally {
-      this.#warms.delete(entry)
-    }
-    // Only close() ends a warm early (see there).
-    throw closedWhileWarming()
+    return this.#warms.run(path, onProgress)
   }
 
   /** Listen on an address (see parseAddress); resolves with the URL actually bound. */
@@ -401,9 +337,8 @@ export class CacheServer extends EventEmitter {
   /** An HTTP connection takes a slot like a socket connection; false when none is left. */
   #admit(conn: HttpConnection): boolean {
     this.#totalConnections++
-    if (this.#connections.size >= (this.#opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS)) return false
-    this.#connections.add(conn)
-    void conn.closed.then(() => this.#connections.delete(conn))
+    if (this.#slots.full) return false
+    this.#slots.add(conn)
     return true
   }
 
@@ -418,22 +353,14 @@ export class CacheServer extends EventEmitter {
     const gateway = this.#http
     this.#http = null
     const stopped = Promise.all([server, gateway].map((s) => (s ? new Promise<void>((resolve) => s.close(() => resolve())) : undefined)))
-    const all = () => Promise.all([...this.#connections].map((c) => c.closed))
-    if (grace > 0) {
-      for (const conn of this.#connections) conn.refuseNewRequests()
-      // Wait until every connection has finished and sent what it was doing (or the grace is over).
-      const deadline = Date.now() + grace
-      while (Date.now() < deadline && [...this.#connections].some((c) => !c.idle)) await sleep(20)
-    }
-    for (const conn of this.#connections) conn.destroy()
-    for (const refused of this.#refused) refused.destroy()
+    if (grace > 0) await this.#slots.drain(grace)
+    this.#slots.destroy()
     // Refused HTTP connections are the gateway's only.
     gateway?.closeAllConnections()
     // A warm started through warm() (--warm) belongs to no connection: stop it too; it closes its files.
-    const warms = [...this.#warms]
-    for (const { stop } of warms) stop.abort(closedWhileWarming())
+    const warms = this.#warms.stop()
     this.#cleanupStop.abort()
-    await Promise.all([stopped, all(), this.#cleanup, ...warms.map(({ run }) => run.return())])
+    await Promise.all([stopped, this.#slots.closed(), this.#cleanup, warms])
     if (this.#unixPath) await unlink(this.#unixPath).catch(() => {})
     this.#unixPath = null
     // The root's descriptor goes once the lookups still under way are done.
@@ -449,24 +376,9 @@ export async function createServer(opts: ServerOptions): Promise<CacheServer> {
   return CacheServer.create(opts)
 }
 
-/** The Redis tier, its modules (ioredis' among them) loaded only by a server that has one. */
-async function openSharedTier(redis: string | readonly string[], opts: ServerOptions): Promise<SharedTier> {
-  const [{ parseRedisNodes }, { SharedTier }] = await Promise.all([import('../tier/redis-nodes.js'), import('../tier/shared-tier.js')])
-  return new SharedTier({ nodes: parseRedisNodes(redis), prefix: opts.redisPrefix ?? DEFAULT_REDIS_PREFIX, timeoutMs: opts.redisTimeout ?? DEFAULT_REDIS_TIMEOUT, inode: opts.redisInode })
-}
-
-/** A unix socket has no remote address; loopback is 127/8, ::1, or 127/8 mapped into IPv6. */
-function isLocal(address: string | undefined): boolean {
-  return address === undefined || address === '::1' || /^(::ffff:)?127\./.test(address)
-}
-
 /** Bytes one connection's grants may hold: an eighth of the cache (at most 256 MiB), one block at least. */
 function grantLimit(cacheSize: number, blockSize: number): number {
   return Math.max(blockSize, Math.min(Math.floor(cacheSize / 8), 256 * 1024 * 1024))
-}
-
-function closedWhileWarming(): Error {
-  return error('ESHUTDOWN', 'the server closed before warm finished')
 }
 
 /** Bytes as MiB for messages. */

@@ -23,12 +23,11 @@ import createDebug from '../debug.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { constants as bufferConstants } from 'node:buffer'
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
-import { type CacheservError, error } from '../errors.js'
-import { MAX_ID, MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
-import type { CorruptStats } from '../stages/corrupt.js'
+import { error } from '../errors.js'
+import { MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
-import type { FrameHandler, RequestControl } from './handlers.js'
-import { idleMargin, Link, type LinkStats, requestControl, type Slot } from './link.js'
+import { Connections } from './connections.js'
+import type { Slot } from './link.js'
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
 import { ResultRequest } from './result-request.js'
@@ -40,6 +39,7 @@ import { warmList } from './warm-list.js'
 import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export { idleMargin } from './link.js'
+export { RETRY_DELAYS } from './connections.js'
 
 const debug = createDebug('cacheserv:client')
 
@@ -47,9 +47,6 @@ const debug = createDebug('cacheserv:client')
 const MAX_LENGTH = bufferConstants.MAX_LENGTH
 
 const EMPTY = Buffer.alloc(0)
-
-/** Waits (ms) before each new attempt of a request the connection died under: 4 more attempts over 4.4 s. */
-export const RETRY_DELAYS: readonly number[] = [100, 300, 1000, 3000]
 
 /**
  * Requests sent again when their connection dies: they change nothing on the
@@ -62,11 +59,8 @@ const READV_BATCH = 256
 /** Errors of a request whose connection died under it: the request may be sent again. */
 const retryableErrors = new WeakSet<Error>()
 
-/** Bytes at the start of a connection that injected faults leave alone: the HELLO lives there. */
-const HELLO_ROOM = 512
-
 export class Client {
-  #address: string | Address
+  #conns: Connections
   #opts: ConnectOptions
   /** Reads from the server's shared memory, on its host. */
   #located = new LocatedReads({
@@ -74,135 +68,28 @@ export class Client {
     readFile: (path) => this.readFile(path),
     readChunksRemote: (path, onChunk, opts) => this.#readChunksRemote(path, onChunk, opts),
   })
-  #link!: Link
-  /** The next connection while it opens: every request that starts meanwhile waits for it. */
-  #connecting: Promise<Link> | null = null
-  #nextId = 1
-  /** Set by close(): nothing is sent, and no connection opened, any more. */
-  #closed: Error | null = null
-  #stats: LinkStats = { nacks: 0, lostSync: 0, timeouts: 0 }
-  #injected: CorruptStats[] = []
-  /** Requests waiting for the next connection to open. */
-  #waiting = 0
   /** Uploads running; the server runs MAX_UPLOADS_PER_CONNECTION at once (more get EBUSY), so the rest queue here. */
   #uploads = 0
   #uploadTurns: (() => void)[] = []
 
-  private constructor(address: string | Address, opts: ConnectOptions) {
-    this.#address = address
+  private constructor(conns: Connections, opts: ConnectOptions) {
+    this.#conns = conns
     this.#opts = opts
   }
 
   /** What the server announced when the connection (the latest one) opened. */
   get hello(): Hello {
-    return this.#link.hello
+    return this.#conns.link.hello
   }
 
   /** Connect to a server, wait for its HELLO, and authenticate if it asks. */
   static async connect(address: string | Address = process.env.CACHESERV_SERVER || DEFAULT_ADDRESS, opts: ConnectOptions = {}): Promise<Client> {
-    const client = new Client(address, opts)
-    client.#link = await client.#dial()
-    return client
-  }
-
-  /** Open a connection and authenticate on it if the server asks. */
-  async #dial(): Promise<Link> {
-    const opts = this.#opts
-    // Fault injection is for diagnostics: its module loads only when asked for (start-up time).
-    const damage = opts.faults ? (await import('../stages/corrupt.js')).corrupt({ ...opts.faults, skip: Math.max(opts.faults.skip ?? 0, HELLO_ROOM) }) : null
-    if (damage) this.#injected.push(damage.stats)
-    const link = await Link.open(this.#address, { timeout: opts.timeout ?? 10_000, progressTimeout: opts.progressTimeout ?? 5000, damage, stats: this.#stats })
-    if (!link.hello.auth) return link
-    const token = opts.token ?? process.env.CACHESERV_TOKEN
-    try {
-      if (token === undefined) throw error('EAUTH', 'this server needs a token: pass --token or set CACHESERV_TOKEN')
-      const id = this.#allocId()
-      const slot: Slot = { link, released: false }
-      const req = new ResultRequest<unknown>(this.#control(id, slot))
-      link.register(id, req, 'auth', { token })
-      await req.promise
-    } catch (err) {
-      link.socket.destroy()
-      await link.done
-      throw err
-    }
-    return link
-  }
-
-  /** The current connection if a request may start on it now, else null. */
-  #usable(): Link | null {
-    const link = this.#link
-    if (link.ended) return null
-    const idle = link.closesAfter()
-    if (idle > 0 && link.handlers.size === 0 && link.sending === 0 && Date.now() - link.lastActive >= idle - idleMargin(idle)) {
-      // The server may be closing it right now, and a request sent meanwhile would be lost with
-      // it: nothing is in flight on it, so close it here and use a new one.
-      debug('connection idle for %d ms of the server\'s %d: opening a new one', Date.now() - link.lastActive, idle)
-      link.ended = error('ECLOSED', 'connection left before the server\'s idle timeout')
-      link.socket.destroy()
-      return null
-    }
-    return link
-  }
-
-  /**
-   * An open connection for a request that starts now: the current one, or,
-   * once that has ended, a new one (HELLO, auth) opened for it and for
-   * every request that starts while it opens. One attempt: if it fails,
-   * these requests fail with its error (ECLOSED if nothing answers).
-   */
-  #acquire(): Link | Promise<Link> {
-    if (this.#closed) return Promise.reject(this.#closed)
-    const link = this.#usable()
-    if (link) return link
-    const gone = this.#link.ended
-    this.#connecting ??= this.#dial().then(
-      (next) => {
-        this.#connecting = null
-        if (this.#closed) {
-          next.socket.destroy()
-          throw this.#closed
-        }
-        debug('reconnected')
-        this.#link = next
-        return next
-      },
-      (err: CacheservError) => {
-        this.#connecting = null
-        // Nothing listens (or answers) any more: the server is gone, as the request would have found it.
-        if (err.code === 'ECONNECT') throw error('ECLOSED', `${gone?.message ?? 'connection closed'}, and a new one failed: ${err.message}`, err)
-        throw err
-      },
-    )
-    return this.#connecting
-  }
-
-  /** Send request `id` (whose handler is `handler`) once a connection is open; fail it if none opens. */
-  #begin(id: number, slot: Slot, handler: FrameHandler, op: string, args: Record<string, unknown>): void {
-    const send = (link: Link) => {
-      if (slot.released) return
-      slot.link = link
-      link.register(id, handler, op, args)
-    }
-    if (this.#closed) return handler.onAbort(this.#closed)
-    const link = this.#acquire()
-    if (!(link instanceof Promise)) return send(link)
-    this.#waiting++
-    link.then(
-      (l) => {
-        this.#waiting--
-        send(l)
-      },
-      (err: Error) => {
-        this.#waiting--
-        if (!slot.released) handler.onAbort(err)
-      },
-    )
+    return new Client(await Connections.open(address, opts), opts)
   }
 
   /** Read a file (or a range of it) as a stream of exactly its bytes. */
   read(path: string, opts: ReadOptions = {}): ReadStream {
-    const closed = this.#closed
+    const closed = this.#conns.closed
     if (closed) {
       const stream = new ReadStream(() => ({ info: null, nacks: 0, release() {} }), opts.highWaterMark)
       process.nextTick(() => stream.destroy(closed))
@@ -260,7 +147,7 @@ export class Client {
   }
 
   /**
-   * Run a read into `sink`. When its connection dies (#retryable), it is sent
+   * Run a read into `sink`. When its connection dies (Connections.retryable), it is sent
    * again after the next retry delay: the whole read if START had not
    * arrived, else the rest of it (from the byte the sink reached), which must
    * come from the version START announced (the same size and mtimeMs), or
@@ -268,7 +155,7 @@ export class Client {
    * that delivered bytes starts the count of retry delays again.
    */
   #readWith(path: string, opts: ReadOptions, sink: ReadSink): ReadHandle {
-    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    const delays = this.#conns.retryDelays
     let info: ReadInfo | null = null
     let delivered = 0
     let attempt = 0
@@ -279,14 +166,14 @@ export class Client {
     const start = () => {
       timer = null
       if (released) return
-      if (this.#closed) return sink.fail(this.#closed)
+      if (this.#conns.closed) return sink.fail(this.#conns.closed)
       if (receiver) nacks += receiver.nacks
       const first = info
       const from = delivered
-      const id = this.#allocId()
+      const id = this.#conns.nextId()
       const slot: Slot = { link: null, released: false }
       const args = first ? { path, offset: first.offset + delivered, length: first.length - delivered } : { path, offset: opts.offset, length: opts.length }
-      receiver = new ReadReceiver(id, this.#control(id, slot), {
+      receiver = new ReadReceiver(id, this.#conns.control(id, slot), {
         info: (i) => {
           if (!first) {
             info = i
@@ -305,7 +192,7 @@ export class Client {
           if (released) return
           // An attempt that brought bytes was a success as far as it went: the count starts again.
           if (delivered > from) attempt = 0
-          if (attempt < delays.length && this.#retryable(err, slot)) {
+          if (attempt < delays.length && this.#conns.retryable(err, slot)) {
             debug('read %s failed (%s): again in %d ms from byte %d', path, err.message, delays[attempt], delivered)
             timer = setTimeout(start, delays[attempt++])
             return
@@ -313,7 +200,7 @@ export class Client {
           sink.fail(err)
         },
       })
-      this.#begin(id, slot, receiver, 'read', args)
+      this.#conns.begin(id, slot, receiver, 'read', args)
     }
     start()
     return {
@@ -332,18 +219,6 @@ export class Client {
     }
   }
 
-  /**
-   * Whether a request that failed with `err` may be sent again: its
-   * connection died (ECLOSED) or its server is shutting down (ESHUTDOWN;
-   * that connection takes no new request then), and the client is not closed.
-   */
-  #retryable(err: Error, slot: Slot): boolean {
-    if (this.#closed) return false
-    const code = (err as CacheservError).code
-    if (code === 'ESHUTDOWN' && slot.link) slot.link.ended ??= err
-    return code === 'ECLOSED' || code === 'ESHUTDOWN'
-  }
-
   /** Entries of a directory under the root, sorted by name; with `long`, files have their sizes. */
   async ls(path = '', { long = false }: { long?: boolean } = {}): Promise<Entry[]> {
     const result = await this.request<{ entries?: unknown } | null>('ls', long ? { path, long } : { path })
@@ -360,7 +235,7 @@ export class Client {
    */
   async *tree(path = '', { suffix, pageSize }: { suffix?: string; pageSize?: number } = {}): AsyncGenerator<TreeFile, void, void> {
     if (pageSize !== undefined) return yield* this.#treePages(path, suffix, pageSize)
-    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    const delays = this.#conns.retryDelays
     let after: string | null = null
     for (let attempt = 0; ; ) {
       const args: Record<string, unknown> = { path, stream: true }
@@ -378,7 +253,7 @@ export class Client {
         if (attempt >= delays.length || !retryableErrors.has(err as Error)) throw err
         debug('tree %s failed (%s): again in %d ms after %s', path, (err as Error).message, delays[attempt], after)
         await sleep(delays[attempt++])
-        if (this.#closed) throw this.#closed
+        if (this.#conns.closed) throw this.#conns.closed
       }
     }
   }
@@ -398,21 +273,21 @@ export class Client {
 
   /** A request answered by START, a stream of DATA and END, into `sink`; an error it fails with is marked when its connection died. */
   #stream(op: string, args: Record<string, unknown>, sink: ReadSink): { release(): void } {
-    const id = this.#allocId()
+    const id = this.#conns.nextId()
     const slot: Slot = { link: null, released: false }
     const receiver = new ReadReceiver(
       id,
-      this.#control(id, slot),
+      this.#conns.control(id, slot),
       {
         ...sink,
         fail: (err) => {
-          if (this.#retryable(err, slot)) retryableErrors.add(err)
+          if (this.#conns.retryable(err, slot)) retryableErrors.add(err)
           sink.fail(err)
         },
       },
       { stream: true },
     )
-    this.#begin(id, slot, receiver, op, args)
+    this.#conns.begin(id, slot, receiver, op, args)
     return receiver
   }
 
@@ -475,11 +350,11 @@ export class Client {
   }
 
   async #upload(path: string, data: UploadSource): Promise<{ path: string; size: number }> {
-    if (this.#closed) throw this.#closed
+    if (this.#conns.closed) throw this.#conns.closed
     // An upload that has not started may open a new connection; once started, it lives and dies with this one.
-    const link = await this.#acquire()
-    const id = this.#allocId()
-    return upload(link, id, this.#control(id, { link, released: false }), path, data)
+    const link = await this.#conns.acquire()
+    const id = this.#conns.nextId()
+    return upload(link, id, this.#conns.control(id, { link, released: false }), path, data)
   }
 
   /**
@@ -515,7 +390,7 @@ export class Client {
   ): AsyncGenerator<BatchEntry, void, void> {
     if (!Number.isSafeInteger(batch) || batch < 1) return refused(error('EBADREQ', `readEntries: batch must be a positive integer, not ${batch}`))
     if (highWater !== undefined && !(highWater >= 0)) return refused(error('EBADREQ', `readEntries: highWater must be 0 or more bytes, not ${highWater}`))
-    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    const delays = this.#conns.retryDelays
     const batches = new BatchReads(
       (items, onEntry, hold, onHeld) => this.#readv(items, onEntry, hold, onHeld),
       (err, attempt) => (attempt < delays.length && retryableErrors.has(err) ? delays[attempt] : null),
@@ -525,14 +400,14 @@ export class Client {
 
   /** One readv request: its entries to `onEntry` as they arrive whole (see BatchReads). */
   #readv(paths: (string | BatchItem)[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
-    const id = this.#allocId()
+    const id = this.#conns.nextId()
     const slot: Slot = { link: null, released: false }
     let receiver!: ReadReceiver
     const done = new Promise<void>((resolve, reject) => {
       const decoder = new EntryDecoder(onEntry)
       receiver = new ReadReceiver(
         id,
-        this.#control(id, slot),
+        this.#conns.control(id, slot),
         {
           info: () => {},
           data: (views, resume) => {
@@ -543,86 +418,69 @@ export class Client {
           },
           end: () => (decoder.atBoundary ? resolve() : reject(error('EPROTO', `readv ${id}: the stream ended inside an entry`))),
           fail: (err) => {
-            if (this.#retryable(err, slot)) retryableErrors.add(err)
+            if (this.#conns.retryable(err, slot)) retryableErrors.add(err)
             reject(err)
           },
         },
         { stream: true },
       )
     })
-    this.#begin(id, slot, receiver, 'readv', { paths })
+    this.#conns.begin(id, slot, receiver, 'readv', { paths })
     return { done, cancel: () => receiver.release() }
   }
 
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
   request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
-    if (this.#closed) return Promise.reject(this.#closed)
+    if (this.#conns.closed) return Promise.reject(this.#conns.closed)
     if (!REPEATABLE.has(op)) return this.#requestOnce<T>(op, args, onProgress).promise
     return this.#requestRetrying<T>(op, args, onProgress)
   }
 
   /** A repeatable request, sent again after each retry delay while its connection dies under it. */
   async #requestRetrying<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): Promise<T> {
-    const delays = this.#opts.retryDelays ?? RETRY_DELAYS
+    const delays = this.#conns.retryDelays
     for (let attempt = 0; ; attempt++) {
       const { promise, slot } = this.#requestOnce<T>(op, args, onProgress)
       try {
         return await promise
       } catch (err) {
-        if (attempt >= delays.length || !this.#retryable(err as Error, slot)) throw err
+        if (attempt >= delays.length || !this.#conns.retryable(err as Error, slot)) throw err
         debug('%s failed (%s): again in %d ms', op, (err as Error).message, delays[attempt])
         await sleep(delays[attempt])
-        if (this.#closed) throw this.#closed
+        if (this.#conns.closed) throw this.#conns.closed
       }
     }
   }
 
   #requestOnce<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): { promise: Promise<T>; slot: Slot } {
-    const id = this.#allocId()
+    const id = this.#conns.nextId()
     const slot: Slot = { link: null, released: false }
-    const req = new ResultRequest<T>(this.#control(id, slot), { onProgress })
-    this.#begin(id, slot, req, op, args)
+    const req = new ResultRequest<T>(this.#conns.control(id, slot), { onProgress })
+    this.#conns.begin(id, slot, req, op, args)
     return { promise: req.promise, slot }
   }
 
   /** Requests still waiting for their end (on the current connection, or for the next one to open). */
   get pending(): number {
-    return this.#link.handlers.size + this.#waiting
+    return this.#conns.pending
   }
 
   /** This client's own counters of the reverse path, over all its connections (the server's are in `stats()`). */
   counters(): ClientStats {
-    return { ...this.#stats, injected: this.#injected.reduce((sum, s) => sum + s.faults, 0) }
+    return this.#conns.counters()
   }
 
   /** Short-circuit reads are on, and this connection may make them (HELLO `shm`). */
   #shortCircuitOn(): boolean {
-    return this.#opts.shortCircuit !== false && !this.#opts.faults && this.#link?.hello.shm === true
+    return this.#opts.shortCircuit !== false && !this.#opts.faults && this.#conns.link.hello.shm === true
   }
 
   /** Close the connection; requests still in flight fail with ECLOSED. No new connection opens after this. */
   async close(): Promise<void> {
     this.#located.close()
-    this.#closed ??= error('ECLOSED', 'client closed')
-    const connecting = this.#connecting
-    const link = this.#link
-    link.ended ??= this.#closed
-    link.socket.destroy()
-    link.abortAll(this.#closed)
-    await link.done
-    // A connection opening now is closed as soon as it opens (see #acquire).
-    await connecting?.catch(() => {})
+    await this.#conns.close()
   }
 
-  #allocId(): number {
-    const id = this.#nextId
-    this.#nextId = id === MAX_ID ? 1 : id + 1
-    return id
-  }
-
-  #control(id: number, slot: Slot): RequestControl {
-    return requestControl(id, slot, this.#stats)
-  }
 }
 
 /** A generator that fails with `err` when first asked for an entry. */

@@ -30,7 +30,7 @@ import { Connections } from './connections.js'
 import type { Slot } from './link.js'
 import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
 import { ReadStream } from './read-stream.js'
-import { ResultRequest } from './result-request.js'
+import { isRetryable, request, streamRequest } from './requests.js'
 import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
 import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
@@ -48,16 +48,8 @@ const MAX_LENGTH = bufferConstants.MAX_LENGTH
 
 const EMPTY = Buffer.alloc(0)
 
-/**
- * Requests sent again when their connection dies: they change nothing on the
- * server. Not write (the bytes would be stored twice, or half), nor warm and
- * evict (a second run reports what it did, not what the first one did).
- */
-const REPEATABLE = new Set(['read', 'stat', 'ls', 'stats', 'tree', 'locate'])
 /** Paths a readMany over the socket asks for in one readv, at least. */
 const READV_BATCH = 256
-/** Errors of a request whose connection died under it: the request may be sent again. */
-const retryableErrors = new WeakSet<Error>()
 
 export class Client {
   #conns: Connections
@@ -243,14 +235,14 @@ export class Client {
       if (after !== null) args.after = after
       const from: string | null = after
       try {
-        for await (const f of treeFiles((sink) => this.#stream('tree', args, sink))) {
+        for await (const f of treeFiles((sink) => streamRequest(this.#conns, 'tree', args, sink))) {
           after = f.path
           yield f
         }
         return
       } catch (err) {
         if (after !== from) attempt = 0
-        if (attempt >= delays.length || !retryableErrors.has(err as Error)) throw err
+        if (attempt >= delays.length || !isRetryable(err as Error)) throw err
         debug('tree %s failed (%s): again in %d ms after %s', path, (err as Error).message, delays[attempt], after)
         await sleep(delays[attempt++])
         if (this.#conns.closed) throw this.#conns.closed
@@ -269,26 +261,6 @@ export class Client {
       yield* page.files as TreeFile[]
       after = page.next
     } while (after !== null)
-  }
-
-  /** A request answered by START, a stream of DATA and END, into `sink`; an error it fails with is marked when its connection died. */
-  #stream(op: string, args: Record<string, unknown>, sink: ReadSink): { release(): void } {
-    const id = this.#conns.nextId()
-    const slot: Slot = { link: null, released: false }
-    const receiver = new ReadReceiver(
-      id,
-      this.#conns.control(id, slot),
-      {
-        ...sink,
-        fail: (err) => {
-          if (this.#conns.retryable(err, slot)) retryableErrors.add(err)
-          sink.fail(err)
-        },
-      },
-      { stream: true },
-    )
-    this.#conns.begin(id, slot, receiver, op, args)
-    return receiver
   }
 
   stat(path: string): Promise<StatResult> {
@@ -393,71 +365,34 @@ export class Client {
     const delays = this.#conns.retryDelays
     const batches = new BatchReads(
       (items, onEntry, hold, onHeld) => this.#readv(items, onEntry, hold, onHeld),
-      (err, attempt) => (attempt < delays.length && retryableErrors.has(err) ? delays[attempt] : null),
+      (err, attempt) => (attempt < delays.length && isRetryable(err) ? delays[attempt] : null),
     )
     return batches.read(items, { batch: Math.min(batch, MAX_READV_PATHS), highWater })
   }
 
   /** One readv request: its entries to `onEntry` as they arrive whole (see BatchReads). */
   #readv(paths: (string | BatchItem)[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
-    const id = this.#conns.nextId()
-    const slot: Slot = { link: null, released: false }
     let receiver!: ReadReceiver
     const done = new Promise<void>((resolve, reject) => {
       const decoder = new EntryDecoder(onEntry)
-      receiver = new ReadReceiver(
-        id,
-        this.#conns.control(id, slot),
-        {
-          info: () => {},
-          data: (views, resume) => {
-            for (const v of views) decoder.push(v)
-            if (!hold()) return true
-            onHeld(resume)
-            return false
-          },
-          end: () => (decoder.atBoundary ? resolve() : reject(error('EPROTO', `readv ${id}: the stream ended inside an entry`))),
-          fail: (err) => {
-            if (this.#conns.retryable(err, slot)) retryableErrors.add(err)
-            reject(err)
-          },
+      receiver = streamRequest(this.#conns, 'readv', { paths }, {
+        info: () => {},
+        data: (views, resume) => {
+          for (const v of views) decoder.push(v)
+          if (!hold()) return true
+          onHeld(resume)
+          return false
         },
-        { stream: true },
-      )
+        end: () => (decoder.atBoundary ? resolve() : reject(error('EPROTO', `readv ${receiver.id}: the stream ended inside an entry`))),
+        fail: reject,
+      })
     })
-    this.#conns.begin(id, slot, receiver, 'readv', { paths })
     return { done, cancel: () => receiver.release() }
   }
 
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
   request<T>(op: string, args: Record<string, unknown> = {}, onProgress?: (progress: unknown) => void): Promise<T> {
-    if (this.#conns.closed) return Promise.reject(this.#conns.closed)
-    if (!REPEATABLE.has(op)) return this.#requestOnce<T>(op, args, onProgress).promise
-    return this.#requestRetrying<T>(op, args, onProgress)
-  }
-
-  /** A repeatable request, sent again after each retry delay while its connection dies under it. */
-  async #requestRetrying<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): Promise<T> {
-    const delays = this.#conns.retryDelays
-    for (let attempt = 0; ; attempt++) {
-      const { promise, slot } = this.#requestOnce<T>(op, args, onProgress)
-      try {
-        return await promise
-      } catch (err) {
-        if (attempt >= delays.length || !this.#conns.retryable(err as Error, slot)) throw err
-        debug('%s failed (%s): again in %d ms', op, (err as Error).message, delays[attempt])
-        await sleep(delays[attempt])
-        if (this.#conns.closed) throw this.#conns.closed
-      }
-    }
-  }
-
-  #requestOnce<T>(op: string, args: Record<string, unknown>, onProgress?: (progress: unknown) => void): { promise: Promise<T>; slot: Slot } {
-    const id = this.#conns.nextId()
-    const slot: Slot = { link: null, released: false }
-    const req = new ResultRequest<T>(this.#conns.control(id, slot), { onProgress })
-    this.#conns.begin(id, slot, req, op, args)
-    return { promise: req.promise, slot }
+    return request<T>(this.#conns, op, args, onProgress)
   }
 
   /** Requests still waiting for their end (on the current connection, or for the next one to open). */

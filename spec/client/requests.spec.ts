@@ -5,7 +5,6 @@
  * a streamed request's failure says whether its connection died.
  */
 import assert from 'node:assert/strict'
-import type net from 'node:net'
 import type { TestContext } from 'node:test'
 import { describe, test } from 'node:test'
 import { Connections } from '../../lib/client/connections.js'
@@ -14,8 +13,7 @@ import type { ConnectOptions, StatResult } from '../../lib/client/types.js'
 import { FrameType } from '../../lib/protocol/constants.js'
 import { type Frame, jsonFrame } from '../../lib/protocol/frame.js'
 import { writeFile } from '../helpers/fixtures.js'
-import { loopbackServer } from '../helpers/loopback.js'
-import { frameBytes, SCRIPTED_HELLO, type ScriptedRequest } from '../helpers/scripted-server.js'
+import { type Answer, dyingServer, linesOf } from '../helpers/dying-server.js'
 import { startServer } from '../helpers/server.js'
 
 async function open(t: TestContext, url: string, opts: ConnectOptions = {}): Promise<Connections> {
@@ -24,56 +22,31 @@ async function open(t: TestContext, url: string, opts: ConnectOptions = {}): Pro
   return conns
 }
 
-/**
- * A fake server that records every request line and answers it with the
- * frames `answer` gives, or, for null, closes the connection (the request dies with it).
- */
-async function flaky(t: TestContext, answer: (req: ScriptedRequest, nth: number) => Frame[] | null): Promise<{ url: string; lines: ScriptedRequest[] }> {
-  const lines: ScriptedRequest[] = []
-  const url = await loopbackServer(t, (socket: net.Socket) => {
-    socket.on('error', () => {})
-    socket.write(frameBytes(jsonFrame(FrameType.HELLO, 0, 0, SCRIPTED_HELLO)))
-    let text = ''
-    socket.on('data', (chunk: Buffer) => {
-      text += chunk.toString()
-      const parts = text.split('\n')
-      text = parts.pop()!
-      for (const line of parts) {
-        const req = JSON.parse(line) as ScriptedRequest
-        lines.push(req)
-        const frames = answer(req, lines.filter((l) => l.op === req.op).length)
-        if (frames === null) return void socket.destroy()
-        for (const f of frames) socket.write(frameBytes(f))
-      }
-    })
-  })
-  return { url, lines }
-}
-
-const count = (lines: ScriptedRequest[], op: string) => lines.filter((l) => l.op === op).length
+const HANG_UP: Answer = { frames: [], hangUp: true }
+const answered = (...frames: Frame[]): Answer => ({ frames })
 
 describe('request', () => {
   test('a repeatable request is sent again on a new connection when its connection dies', async (t) => {
-    const { url, lines } = await flaky(t, (req, nth) => (nth === 1 ? null : [jsonFrame(FrameType.RESULT, req.id, 0, { path: 'a.bin', size: 9 })]))
+    const { url, lines } = await dyingServer(t, (req, nth) => (nth === 1 ? HANG_UP : answered(jsonFrame(FrameType.RESULT, req.id, 0, { path: 'a.bin', size: 9 }))))
     const conns = await open(t, url, { retryDelays: [10, 10] })
     const result = await request<StatResult>(conns, 'stat', { path: 'a.bin' })
     assert.equal(result.size, 9)
-    assert.equal(count(lines, 'stat'), 2)
+    assert.equal(linesOf(lines, 'stat').length, 2)
     assert.notEqual(lines[0].id, lines[1].id, 'each attempt is a request of its own')
   })
 
   test('one that changes the server is never sent twice: ECLOSED', async (t) => {
-    const { url, lines } = await flaky(t, () => null)
+    const { url, lines } = await dyingServer(t, () => HANG_UP)
     const conns = await open(t, url, { retryDelays: [10, 10] })
     await assert.rejects(request(conns, 'evict', { path: 'a.bin' }), { code: 'ECLOSED' })
-    assert.equal(count(lines, 'evict'), 1)
+    assert.equal(linesOf(lines, 'evict').length, 1)
   })
 
   test('gives up once the retry delays are spent: one attempt more than there are delays', async (t) => {
-    const { url, lines } = await flaky(t, () => null)
+    const { url, lines } = await dyingServer(t, () => HANG_UP)
     const conns = await open(t, url, { retryDelays: [10, 10, 10] })
     await assert.rejects(request(conns, 'ls', { path: '' }), { code: 'ECLOSED' })
-    assert.equal(count(lines, 'ls'), 4)
+    assert.equal(linesOf(lines, 'ls').length, 4)
   })
 
   test('an error the server answers with is not retried', async (t) => {
@@ -83,11 +56,13 @@ describe('request', () => {
   })
 
   test('PROGRESS frames go to onProgress, the RESULT resolves', async (t) => {
-    const { url } = await flaky(t, (req) => [
-      jsonFrame(FrameType.PROGRESS, req.id, 0, { files: 1 }),
-      jsonFrame(FrameType.PROGRESS, req.id, 1, { files: 2 }),
-      jsonFrame(FrameType.RESULT, req.id, 2, { files: 3 }),
-    ])
+    const { url } = await dyingServer(t, (req) =>
+      answered(
+        jsonFrame(FrameType.PROGRESS, req.id, 0, { files: 1 }),
+        jsonFrame(FrameType.PROGRESS, req.id, 1, { files: 2 }),
+        jsonFrame(FrameType.RESULT, req.id, 2, { files: 3 }),
+      ),
+    )
     const conns = await open(t, url)
     const seen: unknown[] = []
     const result = await request<{ files: number }>(conns, 'warm', { path: '' }, (p) => seen.push(p))
@@ -96,7 +71,7 @@ describe('request', () => {
   })
 
   test('after close(): rejected with ECLOSED, nothing sent', async (t) => {
-    const { url, lines } = await flaky(t, (req) => [jsonFrame(FrameType.RESULT, req.id, 0, {})])
+    const { url, lines } = await dyingServer(t, (req) => answered(jsonFrame(FrameType.RESULT, req.id, 0, {})))
     const conns = await open(t, url)
     await conns.close()
     await assert.rejects(request(conns, 'stat', { path: 'a.bin' }), { code: 'ECLOSED', message: 'client closed' })
@@ -133,7 +108,7 @@ describe('streamRequest', () => {
   })
 
   test('a failure because the connection died is marked retryable', async (t) => {
-    const { url } = await flaky(t, () => null)
+    const { url } = await dyingServer(t, () => HANG_UP)
     const conns = await open(t, url)
     const { error } = await stream(conns, 'tree', { path: '', stream: true })
     assert.equal((error as Error & { code?: string }).code, 'ECLOSED')
@@ -149,7 +124,7 @@ describe('streamRequest', () => {
   })
 
   test('nor is a dead connection once the connections are closed', async (t) => {
-    const { url } = await flaky(t, () => [])
+    const { url } = await dyingServer(t, () => answered())
     const conns = await open(t, url)
     const ended = stream(conns, 'tree', { path: '', stream: true })
     await conns.close()

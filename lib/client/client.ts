@@ -21,32 +21,26 @@
  */
 import createDebug from '../debug.js'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { constants as bufferConstants } from 'node:buffer'
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { error } from '../errors.js'
 import { MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
 import { Connections } from './connections.js'
-import type { Slot } from './link.js'
-import { type ReadInfo, ReadReceiver, type ReadSink } from './read-receiver.js'
-import { ReadStream } from './read-stream.js'
+import type { ReadInfo, ReadReceiver } from './read-receiver.js'
+import type { ReadStream } from './read-stream.js'
 import { isRetryable, request, streamRequest } from './requests.js'
+import { readBuffer, readChunks, readStream } from './resumable-read.js'
 import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
 import { treeFiles } from './tree-stream.js'
 import { LocatedReads } from './located-reads.js'
 import { upload, type UploadSource } from './upload.js'
 import { warmList } from './warm-list.js'
-import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
+import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ClientStats } from './types.js'
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export { idleMargin } from './link.js'
 export { RETRY_DELAYS } from './connections.js'
 
 const debug = createDebug('cacheserv:client')
-
-/** Largest Buffer this Node can allocate (readFile's limit). */
-const MAX_LENGTH = bufferConstants.MAX_LENGTH
-
-const EMPTY = Buffer.alloc(0)
 
 /** Paths a readMany over the socket asks for in one readv, at least. */
 const READV_BATCH = 256
@@ -58,7 +52,7 @@ export class Client {
   #located = new LocatedReads({
     request: (op, args) => this.request(op, args),
     readFile: (path) => this.readFile(path),
-    readChunksRemote: (path, onChunk, opts) => this.#readChunksRemote(path, onChunk, opts),
+    readChunksRemote: (path, onChunk, opts) => readChunks(this.#conns, path, onChunk, opts),
   })
   /** Uploads running; the server runs MAX_UPLOADS_PER_CONNECTION at once (more get EBUSY), so the rest queue here. */
   #uploads = 0
@@ -81,33 +75,12 @@ export class Client {
 
   /** Read a file (or a range of it) as a stream of exactly its bytes. */
   read(path: string, opts: ReadOptions = {}): ReadStream {
-    const closed = this.#conns.closed
-    if (closed) {
-      const stream = new ReadStream(() => ({ info: null, nacks: 0, release() {} }), opts.highWaterMark)
-      process.nextTick(() => stream.destroy(closed))
-      return stream
-    }
-    return new ReadStream((sink) => this.#readWith(path, opts, sink), opts.highWaterMark)
+    return readStream(this.#conns, path, opts)
   }
 
   /** Read a whole file (or range) into one Buffer: allocated once START says the length, filled page by page. */
   readFile(path: string, opts: ReadOptions = {}): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      let buf: Buffer = EMPTY
-      let at = 0
-      this.#readWith(path, opts, {
-        info: (info) => {
-          if (info.length > MAX_LENGTH) throw error('ETOOBIG', `${path}: ${info.length} bytes is more than one Buffer holds (${MAX_LENGTH}); use read() or readChunks()`)
-          buf = Buffer.allocUnsafe(info.length)
-        },
-        data: (views) => {
-          for (const v of views) at += v.copy(buf, at)
-          return true
-        },
-        end: () => resolve(buf),
-        fail: reject,
-      })
-    })
+    return readBuffer(this.#conns, path, opts)
   }
 
   /**
@@ -120,95 +93,7 @@ export class Client {
    */
   readChunks(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'> = {}): Promise<ReadInfo> {
     if (opts.sharedMemory && this.#shortCircuitOn()) return this.#located.readChunks(path, onChunk, opts)
-    return this.#readChunksRemote(path, onChunk, opts)
-  }
-
-  #readChunksRemote(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'>): Promise<ReadInfo> {
-    return new Promise((resolve, reject) => {
-      let info: ReadInfo | null = null
-      this.#readWith(path, opts, {
-        info: (i) => void (info = i),
-        data: (views) => {
-          for (const v of views) onChunk(v)
-          return true
-        },
-        end: () => resolve(info!),
-        fail: reject,
-      })
-    })
-  }
-
-  /**
-   * Run a read into `sink`. When its connection dies (Connections.retryable), it is sent
-   * again after the next retry delay: the whole read if START had not
-   * arrived, else the rest of it (from the byte the sink reached), which must
-   * come from the version START announced (the same size and mtimeMs), or
-   * the read fails with ECHANGED. No byte reaches the sink twice. An attempt
-   * that delivered bytes starts the count of retry delays again.
-   */
-  #readWith(path: string, opts: ReadOptions, sink: ReadSink): ReadHandle {
-    const delays = this.#conns.retryDelays
-    let info: ReadInfo | null = null
-    let delivered = 0
-    let attempt = 0
-    let nacks = 0
-    let receiver: ReadReceiver | null = null
-    let released = false
-    let timer: NodeJS.Timeout | null = null
-    const start = () => {
-      timer = null
-      if (released) return
-      if (this.#conns.closed) return sink.fail(this.#conns.closed)
-      if (receiver) nacks += receiver.nacks
-      const first = info
-      const from = delivered
-      const id = this.#conns.nextId()
-      const slot: Slot = { link: null, released: false }
-      const args = first ? { path, offset: first.offset + delivered, length: first.length - delivered } : { path, offset: opts.offset, length: opts.length }
-      receiver = new ReadReceiver(id, this.#conns.control(id, slot), {
-        info: (i) => {
-          if (!first) {
-            info = i
-            return sink.info(i)
-          }
-          if (i.size !== first.size || i.mtimeMs !== first.mtimeMs || i.length !== first.length - delivered) {
-            throw error('ECHANGED', `${path} changed on the server while the read was resumed on a new connection (${first.size} bytes, mtime ${first.mtimeMs} before; ${i.size} bytes, mtime ${i.mtimeMs} now)`)
-          }
-        },
-        data: (views, resume) => {
-          for (const v of views) delivered += v.length
-          return sink.data(views, resume)
-        },
-        end: () => sink.end(),
-        fail: (err) => {
-          if (released) return
-          // An attempt that brought bytes was a success as far as it went: the count starts again.
-          if (delivered > from) attempt = 0
-          if (attempt < delays.length && this.#conns.retryable(err, slot)) {
-            debug('read %s failed (%s): again in %d ms from byte %d', path, err.message, delays[attempt], delivered)
-            timer = setTimeout(start, delays[attempt++])
-            return
-          }
-          sink.fail(err)
-        },
-      })
-      this.#conns.begin(id, slot, receiver, 'read', args)
-    }
-    start()
-    return {
-      get info() {
-        return info
-      },
-      get nacks() {
-        return nacks + (receiver?.nacks ?? 0)
-      },
-      release: () => {
-        released = true
-        if (timer) clearTimeout(timer)
-        timer = null
-        receiver?.release()
-      },
-    }
+    return readChunks(this.#conns, path, onChunk, opts)
   }
 
   /** Entries of a directory under the root, sorted by name; with `long`, files have their sizes. */

@@ -19,8 +19,6 @@
  * times (ConnectOptions.retryDelays); a read that had delivered bytes asks
  * for the rest only, from the same version of the file.
  */
-import createDebug from '../debug.js'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { error } from '../errors.js'
 import { MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
@@ -31,7 +29,7 @@ import type { ReadStream } from './read-stream.js'
 import { isRetryable, request, streamRequest } from './requests.js'
 import { readBuffer, readChunks, readStream } from './resumable-read.js'
 import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
-import { treeFiles } from './tree-stream.js'
+import { pagedTree, streamedTree } from './tree.js'
 import { LocatedReads } from './located-reads.js'
 import { upload, type UploadSource } from './upload.js'
 import { warmList } from './warm-list.js'
@@ -39,8 +37,6 @@ import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, 
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export { idleMargin } from './link.js'
 export { RETRY_DELAYS } from './connections.js'
-
-const debug = createDebug('cacheserv:client')
 
 /** Paths a readMany over the socket asks for in one readv, at least. */
 const READV_BATCH = 256
@@ -110,42 +106,8 @@ export class Client {
    * `suffix` keeps only names ending with it. With `pageSize`, a page of
    * that many files per round trip instead.
    */
-  async *tree(path = '', { suffix, pageSize }: { suffix?: string; pageSize?: number } = {}): AsyncGenerator<TreeFile, void, void> {
-    if (pageSize !== undefined) return yield* this.#treePages(path, suffix, pageSize)
-    const delays = this.#conns.retryDelays
-    let after: string | null = null
-    for (let attempt = 0; ; ) {
-      const args: Record<string, unknown> = { path, stream: true }
-      if (suffix) args.suffix = suffix
-      if (after !== null) args.after = after
-      const from: string | null = after
-      try {
-        for await (const f of treeFiles((sink) => streamRequest(this.#conns, 'tree', args, sink))) {
-          after = f.path
-          yield f
-        }
-        return
-      } catch (err) {
-        if (after !== from) attempt = 0
-        if (attempt >= delays.length || !isRetryable(err as Error)) throw err
-        debug('tree %s failed (%s): again in %d ms after %s', path, (err as Error).message, delays[attempt], after)
-        await sleep(delays[attempt++])
-        if (this.#conns.closed) throw this.#conns.closed
-      }
-    }
-  }
-
-  async *#treePages(path: string, suffix: string | undefined, pageSize: number): AsyncGenerator<TreeFile, void, void> {
-    let after: string | null = null
-    do {
-      const args: Record<string, unknown> = { path, limit: pageSize }
-      if (suffix) args.suffix = suffix
-      if (after !== null) args.after = after
-      const page = await this.request<{ files?: unknown; next?: unknown } | null>('tree', args)
-      if (!Array.isArray(page?.files) || !(page.next === null || typeof page.next === 'string')) throw error('EPROTO', 'tree result without a files list and a next cursor')
-      yield* page.files as TreeFile[]
-      after = page.next
-    } while (after !== null)
+  tree(path = '', { suffix, pageSize }: { suffix?: string; pageSize?: number } = {}): AsyncGenerator<TreeFile, void, void> {
+    return pageSize === undefined ? streamedTree(this.#conns, path, suffix) : pagedTree(this.#conns, path, suffix, pageSize)
   }
 
   stat(path: string): Promise<StatResult> {

@@ -21,14 +21,14 @@
  */
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { error } from '../errors.js'
-import { MAX_READV_PATHS, MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
-import { type Entry as ReadvEntry, EntryDecoder } from '../protocol/readv-entry.js'
+import { MAX_UPLOADS_PER_CONNECTION } from '../protocol/constants.js'
 import { Connections } from './connections.js'
-import type { ReadInfo, ReadReceiver } from './read-receiver.js'
+import type { ReadInfo } from './read-receiver.js'
 import type { ReadStream } from './read-stream.js'
-import { isRetryable, request, streamRequest } from './requests.js'
+import type { BatchEntry, BatchItem } from './read-batches.js'
+import { READV_BATCH, readEntries } from './readv.js'
+import { request } from './requests.js'
 import { readBuffer, readChunks, readStream } from './resumable-read.js'
-import { type BatchEntry, type BatchItem, BatchReads } from './read-batches.js'
 import { pagedTree, streamedTree } from './tree.js'
 import { LocatedReads } from './located-reads.js'
 import { upload, type UploadSource } from './upload.js'
@@ -37,9 +37,6 @@ import type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, 
 export type { Hello, Entry, TreeFile, StatResult, PinResult, ServerStatsResult, WarmResult, EvictResult, ReadOptions, ConnectOptions, ReadHandle, ClientStats } from './types.js'
 export { idleMargin } from './link.js'
 export { RETRY_DELAYS } from './connections.js'
-
-/** Paths a readMany over the socket asks for in one readv, at least. */
-const READV_BATCH = 256
 
 export class Client {
   #conns: Connections
@@ -203,38 +200,8 @@ export class Client {
    * `highWater` bytes of entries not yet taken the connection is held; with
    * Infinity it never is, for a consumer that bounds what it asks for.
    */
-  readEntries(
-    items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>,
-    { batch = READV_BATCH, highWater }: { batch?: number; highWater?: number } = {},
-  ): AsyncGenerator<BatchEntry, void, void> {
-    if (!Number.isSafeInteger(batch) || batch < 1) return refused(error('EBADREQ', `readEntries: batch must be a positive integer, not ${batch}`))
-    if (highWater !== undefined && !(highWater >= 0)) return refused(error('EBADREQ', `readEntries: highWater must be 0 or more bytes, not ${highWater}`))
-    const delays = this.#conns.retryDelays
-    const batches = new BatchReads(
-      (items, onEntry, hold, onHeld) => this.#readv(items, onEntry, hold, onHeld),
-      (err, attempt) => (attempt < delays.length && isRetryable(err) ? delays[attempt] : null),
-    )
-    return batches.read(items, { batch: Math.min(batch, MAX_READV_PATHS), highWater })
-  }
-
-  /** One readv request: its entries to `onEntry` as they arrive whole (see BatchReads). */
-  #readv(paths: (string | BatchItem)[], onEntry: (entry: ReadvEntry) => void, hold: () => boolean, onHeld: (resume: () => void) => void): { done: Promise<void>; cancel(): void } {
-    let receiver!: ReadReceiver
-    const done = new Promise<void>((resolve, reject) => {
-      const decoder = new EntryDecoder(onEntry)
-      receiver = streamRequest(this.#conns, 'readv', { paths }, {
-        info: () => {},
-        data: (views, resume) => {
-          for (const v of views) decoder.push(v)
-          if (!hold()) return true
-          onHeld(resume)
-          return false
-        },
-        end: () => (decoder.atBoundary ? resolve() : reject(error('EPROTO', `readv ${receiver.id}: the stream ended inside an entry`))),
-        fail: reject,
-      })
-    })
-    return { done, cancel: () => receiver.release() }
+  readEntries(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>, opts: { batch?: number; highWater?: number } = {}): AsyncGenerator<BatchEntry, void, void> {
+    return readEntries(this.#conns, items, opts)
   }
 
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
@@ -263,11 +230,6 @@ export class Client {
     await this.#conns.close()
   }
 
-}
-
-/** A generator that fails with `err` when first asked for an entry. */
-async function* refused(err: Error): AsyncGenerator<never, void, void> {
-  throw err
 }
 
 /** Connect to a cacheserv-pipe server (default: $CACHESERV_SERVER or tcp://127.0.0.1:7070). */

@@ -18,6 +18,11 @@
  * ls, stats), they are sent again on a new one after a short wait, a few
  * times (ConnectOptions.retryDelays); a read that had delivered bytes asks
  * for the rest only, from the same version of the file.
+ *
+ * Client is the public face of the parts that do this: connections.ts (the
+ * connection, its replacement, the retry rule), requests.ts (RESULT and
+ * streamed requests), resumable-read.ts, tree.ts, readv.ts (readEntries),
+ * located-reads.ts (shared memory) and upload.ts.
  */
 import { type Address, DEFAULT_ADDRESS } from '../address.js'
 import { error } from '../errors.js'
@@ -200,8 +205,11 @@ export class Client {
    * `highWater` bytes of entries not yet taken the connection is held; with
    * Infinity it never is, for a consumer that bounds what it asks for.
    */
-  readEntries(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>, opts: { batch?: number; highWater?: number } = {}): AsyncGenerator<BatchEntry, void, void> {
-    return readEntries(this.#conns, items, opts)
+  readEntries(
+    items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>,
+    { batch, highWater }: { batch?: number; highWater?: number } = {},
+  ): AsyncGenerator<BatchEntry, void, void> {
+    return readEntries(this.#conns, items, { batch, highWater })
   }
 
   /** Send any command answered by one RESULT frame (PROGRESS frames before it go to `onProgress`). */
@@ -229,7 +237,6 @@ export class Client {
     this.#located.close()
     await this.#conns.close()
   }
-
 }
 
 /** Connect to a cacheserv-pipe server (default: $CACHESERV_SERVER or tcp://127.0.0.1:7070). */

@@ -2,7 +2,7 @@
  * One connection of a Client: its socket, the decoder of what arrives, the
  * requests in flight on it (routed by id), and the watchdog that notices when
  * the server falls silent. A Client has one at a time; when one ends, its
- * next request opens the next (client.ts).
+ * next request opens the next (connections.ts).
  *
  * Received bytes land in one reused buffer and are decoded and routed at
  * once: no fresh memory per read. The decoder copies out only a partial

@@ -1,7 +1,7 @@
 /**
  * A read request as a Readable of exactly the requested bytes (see
- * ReadReceiver for what is checked, Client for how a read goes on after its
- * connection died). Each page is copied out of the
+ * ReadReceiver for what is checked, resumable-read.ts for how a read goes on
+ * after its connection died). Each page is copied out of the
  * client's reused receive buffer into a Buffer of the stream's own.
  */
 import { Readable } from 'node:stream'
@@ -14,7 +14,7 @@ export class ReadStream extends Readable {
   #read: ReadHandle
   #held: (() => void) | null = null
 
-  /** `open` starts the read into the sink it is given (see Client.read). */
+  /** `open` starts the read into the sink it is given (see readStream in resumable-read.ts). */
   constructor(open: (sink: ReadSink) => ReadHandle, highWaterMark = 1024 * 1024) {
     super({ highWaterMark })
     this.#read = open({

@@ -9,11 +9,11 @@
  * caller decides what to distrust in between (the NACK path asks every
  * request in flight to be resent).
  */
-import { digestSize, verifyDigestOfViews } from './checksum.js'
 import { HEADER_SIZE, MAGIC } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
 import { ByteQueue } from './byte-queue.js'
-import { decodeHeader, type Header } from './header.js'
+import { FrameReader, isFault } from './frame-reader.js'
+import { decodeHeader } from './header.js'
 
 export interface DecoderHandlers {
   onFrame(frame: ReceivedFrame): void
@@ -28,34 +28,17 @@ export interface DecoderOptions {
   resync?: boolean
 }
 
-const enum State {
-  Header,
-  Body,
-  Hunt,
-}
-
 const MAGIC_BYTES = Buffer.from([MAGIC >> 8, MAGIC & 0xff])
-const EMPTY = Buffer.alloc(0)
 /** Smallest carry buffer retain() allocates: most partial frames fit, so it is allocated once. */
 const MIN_CARRY = 512 * 1024
 
-/** A received frame; a payload in several pieces keeps them as `views` and is joined only if asked for. */
-function received(h: Header, views: Buffer[], intact: boolean): ReceivedFrame {
-  const frame = { type: h.type, id: h.id, seq: h.seq, epoch: h.epoch, checksum: h.checksum, intact }
-  if (views.length === 1) return { ...frame, payload: views[0] }
-  let joined: Buffer | null = null
-  return Object.defineProperty({ ...frame, views }, 'payload', {
-    enumerable: true,
-    get: () => (joined ??= Buffer.concat(views)),
-  }) as unknown as ReceivedFrame
-}
-
 export class FrameDecoder {
   #bytes = new ByteQueue()
-  #state = State.Header
+  #reader = new FrameReader()
+  /** Looking for the next valid header (with `resync`, after an invalid one). */
+  #hunting = false
   #failed = false
   #skipped = 0
-  #header: Header | null = null
   #handlers: DecoderHandlers
   #resync: boolean
   /** See retain(). */
@@ -69,48 +52,26 @@ export class FrameDecoder {
 
   /** Bytes received but not yet handed on as part of a whole frame (a header already read counts). */
   get buffered(): number {
-    return this.#bytes.length + (this.#state === State.Body ? HEADER_SIZE : 0)
+    return this.#bytes.length + (this.#reader.inFrame ? HEADER_SIZE : 0)
   }
 
   /** True when the stream stopped at a frame boundary (nothing half-received). */
   get atBoundary(): boolean {
-    return this.#state === State.Header && this.#bytes.length === 0
+    return !this.#hunting && !this.#reader.inFrame && this.#bytes.length === 0
   }
 
   write(chunk: Buffer): void {
     if (this.#failed || chunk.length === 0) return
     this.#bytes.push(chunk)
     while (!this.#failed) {
-      switch (this.#state) {
-        case State.Header: {
-          if (this.#bytes.length < HEADER_SIZE) return
-          const result = decodeHeader(this.#bytes.peek(HEADER_SIZE))
-          if (!result.ok) {
-            this.#lost(result.reason)
-            break
-          }
-          this.#bytes.drop(HEADER_SIZE)
-          this.#header = result.header
-          this.#state = State.Body
-          break
-        }
-        case State.Body: {
-          const h = this.#header!
-          const dsize = digestSize(h.checksum)
-          if (this.#bytes.length < dsize + h.length) return
-          const digest = this.#bytes.take(dsize)
-          // The payload as views of the received chunks: a page is never copied on its way in.
-          const views = h.length === 0 ? [EMPTY] : this.#bytes.takeViews(h.length)
-          this.#state = State.Header
-          this.#header = null
-          const intact = verifyDigestOfViews(h.checksum, views, digest, 0)
-          this.#handlers.onFrame(received(h, views, intact))
-          break
-        }
-        case State.Hunt:
-          if (!this.#hunt()) return
-          break
+      if (this.#hunting) {
+        if (!this.#hunt()) return
+        continue
       }
+      const read = this.#reader.read(this.#bytes)
+      if (read === null) return
+      if (isFault(read)) this.#lost('invalid' in read ? read.invalid : `payload length ${read.tooBig} is too long`)
+      else this.#handlers.onFrame(read)
     }
   }
 
@@ -145,8 +106,9 @@ export class FrameDecoder {
    */
   reset(): void {
     if (this.#failed || !this.#resync) return
-    this.#header = null
-    if (this.#bytes.length > 0 || this.#state !== State.Header) this.#state = State.Hunt
+    const midFrame = this.#reader.inFrame
+    this.#reader.forget()
+    if (this.#bytes.length > 0 || midFrame) this.#hunting = true
   }
 
   #lost(reason: string): void {
@@ -156,9 +118,9 @@ export class FrameDecoder {
       this.#handlers.onInvalid(reason)
       return
     }
-    if (this.#state !== State.Hunt) this.#handlers.onInvalid(reason)
-    this.#state = State.Hunt
-    this.#header = null
+    if (!this.#hunting) this.#handlers.onInvalid(reason)
+    this.#hunting = true
+    this.#reader.forget()
     // The bytes at the current position are not a header: hunt from the next one.
     if (this.#bytes.length > 0) {
       this.#bytes.drop(1)
@@ -166,7 +128,7 @@ export class FrameDecoder {
     }
   }
 
-  /** Look for a valid header in what is buffered; true when found (state is then Body). */
+  /** Look for a valid header in what is buffered; true when found (its frame is then read on). */
   #hunt(): boolean {
     const all = this.#bytes.flatten()
     let from = 0
@@ -188,8 +150,8 @@ export class FrameDecoder {
         this.#skipped -= HEADER_SIZE
         this.#handlers.onResync?.(this.#skipped)
         this.#skipped = 0
-        this.#header = result.header
-        this.#state = State.Body
+        this.#reader.begin(result.header)
+        this.#hunting = false
         return true
       }
       from = at + 1

@@ -5,11 +5,10 @@
  * A bad line is reported and skipped; an over-long line or a frame header
  * that fails its check is fatal, since no later byte can be placed.
  */
-import { verifyDigest, digestSize } from './checksum.js'
-import { HEADER_SIZE, MAGIC, MAX_UPLOAD_PAYLOAD } from './constants.js'
+import { MAGIC, MAX_UPLOAD_PAYLOAD } from './constants.js'
 import type { ReceivedFrame } from './frame.js'
 import { ByteQueue } from './byte-queue.js'
-import { decodeHeader, type Header } from './header.js'
+import { FrameReader, isFault } from './frame-reader.js'
 
 const NEWLINE = 0x0a
 const CR = 0x0d
@@ -27,15 +26,14 @@ export interface InboundHandlers {
 
 const enum State {
   Line,
-  Header,
-  Body,
+  Frame,
   Failed,
 }
 
 export class InboundDecoder {
   #bytes = new ByteQueue()
   #state: State = State.Line
-  #header: Header | null = null
+  #reader = new FrameReader(MAX_UPLOAD_PAYLOAD)
   /** Bytes of a partial request line already searched for its newline. */
   #searched = 0
   #maxRequest: number
@@ -54,7 +52,7 @@ export class InboundDecoder {
 
   /** What the bytes held so far start: part of a request line, part of an upload frame, or nothing. */
   get pending(): 'line' | 'frame' | null {
-    if (this.#state === State.Header || this.#state === State.Body) return 'frame'
+    if (this.#state === State.Frame) return 'frame'
     return this.#state === State.Line && this.#bytes.length > 0 ? 'line' : null
   }
 
@@ -69,7 +67,7 @@ export class InboundDecoder {
       case State.Line: {
         if (this.#bytes.length === 0) return false
         if (this.#bytes.first() === FRAME_START) {
-          this.#state = State.Header
+          this.#state = State.Frame
           return true
         }
         const nl = this.#bytes.indexOf(NEWLINE, this.#searched)
@@ -89,24 +87,15 @@ export class InboundDecoder {
         this.#on.onLine(line.subarray(0, length))
         return true
       }
-      case State.Header: {
-        if (this.#bytes.length < HEADER_SIZE) return false
-        const result = decodeHeader(this.#bytes.take(HEADER_SIZE))
-        if (!result.ok) return this.#fail('EPROTO', `invalid upload frame header (${result.reason}); closing`)
-        if (result.header.length > MAX_UPLOAD_PAYLOAD) return this.#fail('ETOOBIG', `upload frames carry at most ${MAX_UPLOAD_PAYLOAD} bytes`)
-        this.#header = result.header
-        this.#state = State.Body
-        return true
-      }
-      case State.Body: {
-        const h = this.#header!
-        const dsize = digestSize(h.checksum)
-        if (this.#bytes.length < dsize + h.length) return false
-        const digest = this.#bytes.take(dsize)
-        const payload = this.#bytes.take(h.length)
+      case State.Frame: {
+        const read = this.#reader.read(this.#bytes)
+        if (read === null) return false
+        if (isFault(read)) {
+          if ('invalid' in read) return this.#fail('EPROTO', `invalid upload frame header (${read.invalid}); closing`)
+          return this.#fail('ETOOBIG', `upload frames carry at most ${MAX_UPLOAD_PAYLOAD} bytes`)
+        }
         this.#state = State.Line
-        this.#header = null
-        this.#on.onFrame({ type: h.type, id: h.id, seq: h.seq, epoch: h.epoch, checksum: h.checksum, payload, intact: verifyDigest(h.checksum, payload, digest, 0) })
+        this.#on.onFrame(read)
         return true
       }
       case State.Failed:

@@ -15,31 +15,19 @@ import type { ChecksumName } from '../protocol/constants.js'
 import { AuthGate } from '../stages/auth-gate.js'
 import { createFramer } from '../stages/framer.js'
 import { LeaseBook } from './lease-book.js'
-import type { LeaseGrants } from './lease-grants.js'
 import { closeGently, FLUSH_MS, LINGER_MS } from './close-gently.js'
 import { createPager } from '../stages/pager.js'
 import { createRequestParser, type RequestParser } from '../stages/request-parser.js'
 import { joinStages } from '../stages/chain.js'
-import { CommandSource } from '../stages/source.js'
+import { CommandSource, type SourceOptions } from '../stages/source.js'
 import { watchdog } from './watchdog.js'
 
 const debug = createDebug('cacheserv:connection')
 
-export interface PipelineOptions {
-  pageSize?: number
+/** The source's options (minus where leases go: the connection's LeaseBook), and the other stages'. */
+export interface PipelineOptions extends Omit<SourceOptions, 'onLease'> {
   checksum?: ChecksumName
   maxRequest?: number
-  maxInFlight?: number
-  minPageSize?: number
-  retries?: number
-  heartbeat?: number
-  hello: unknown
-  onData?: (bytes: number) => void
-  onNack?: () => void
-  /** True while the peer is not taking the output already written to it (its disk reads may wait). */
-  backedUp?: () => boolean
-  /** The first request must be `auth` with this token. */
-  token?: string
   /**
    * When the verdict on an auth judged `ok` may be answered, in ms from now, given the
    * connection's auth deadline (a Date.now() time); null: not before it. Default: at once.
@@ -51,8 +39,6 @@ export interface PipelineOptions {
   requestTimeout?: number
   /** Close a connection that for this many ms neither sent a complete request nor took any output (0: never). */
   idleTimeout?: number
-  /** A same-host client's short-circuit reads (`locate`): the blocks handed out. Absent: locate is refused. */
-  grants?: LeaseGrants
 }
 
 export interface ServerPipeline {
@@ -68,20 +54,7 @@ export interface ServerPipeline {
 /** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its stages that matter outside. */
 export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
   const leases = new LeaseBook()
-  const source = new CommandSource(ctx, {
-    onLease: (lease) => leases.hold(lease),
-    grants: opts.grants,
-    backedUp: opts.backedUp,
-    maxInFlight: opts.maxInFlight,
-    hello: opts.hello,
-    onData: opts.onData,
-    onNack: opts.onNack,
-    pageSize: opts.pageSize,
-    minPageSize: opts.minPageSize,
-    retries: opts.retries,
-    heartbeat: opts.heartbeat,
-    token: opts.token,
-  })
+  const source = new CommandSource(ctx, { ...opts, onLease: (lease) => leases.hold(lease) })
   const parser = createRequestParser({ maxRequest: opts.maxRequest })
   const token = opts.token
   const gate = token === undefined ? null : new AuthGate({ token, schedule: (ok) => (opts.authSchedule ? opts.authSchedule(ok, authDeadline) : 0) })

@@ -104,20 +104,4 @@ describe('leases from a BlockCache', () => {
     charged.release()
     assert.equal(budget.used, 0)
   })
-
-  test('a copy lease waits for room in the copy pool, and gives up when its signal aborts', async (t) => {
-    const { cache, budget } = await setup(t)
-    // The copy pool is a quarter of the budget: 16 blocks.
-    const first = await cache.reserveCopy(16 * BLOCK)
-    const stop = new AbortController()
-    const waiting = cache.reserveCopy(BLOCK, { signal: stop.signal })
-    const second = cache.reserveCopy(BLOCK)
-    stop.abort(new Error('request cancelled'))
-    await assert.rejects(waiting, /request cancelled/)
-    first.release()
-    const lease = await second
-    assert.equal(budget.used, BLOCK, 'the aborted reservation took nothing')
-    lease.release()
-    assert.equal(budget.used, 0)
-  })
 })

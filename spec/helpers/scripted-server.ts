@@ -23,13 +23,20 @@ export function frameBytes(f: Frame): Buffer {
   return Buffer.concat(encodeFrame(f, ChecksumId.crc32))
 }
 
-export async function scriptedServer(
+/**
+ * A loopback server that opens each connection with `hello` and hands each
+ * request line, parsed and recorded, to `onRequest` with its socket; lines
+ * after the socket was ended are not read.
+ */
+export async function lineServer(
   t: Pick<TestContext, 'after'>,
-  answer: (req: ScriptedRequest) => (Frame | Buffer)[],
+  onRequest: (req: ScriptedRequest, socket: net.Socket, lines: ScriptedRequest[]) => void,
   hello: Record<string, unknown> = SCRIPTED_HELLO,
-): Promise<{ url: string; lines: ScriptedRequest[] }> {
+): Promise<{ url: string; lines: ScriptedRequest[]; connections: () => number }> {
   const lines: ScriptedRequest[] = []
+  let connections = 0
   const url = await loopbackServer(t, (socket: net.Socket) => {
+    connections++
     socket.on('error', () => {})
     socket.write(frameBytes(jsonFrame(FrameType.HELLO, 0, 0, hello)))
     let text = ''
@@ -38,11 +45,27 @@ export async function scriptedServer(
       const parts = text.split('\n')
       text = parts.pop()!
       for (const line of parts) {
+        if (socket.writableEnded) return
         const req = JSON.parse(line) as ScriptedRequest
         lines.push(req)
-        for (const f of answer(req)) socket.write(Buffer.isBuffer(f) ? f : frameBytes(f))
+        onRequest(req, socket, lines)
       }
     })
   })
+  return { url, lines, connections: () => connections }
+}
+
+export async function scriptedServer(
+  t: Pick<TestContext, 'after'>,
+  answer: (req: ScriptedRequest) => (Frame | Buffer)[],
+  hello: Record<string, unknown> = SCRIPTED_HELLO,
+): Promise<{ url: string; lines: ScriptedRequest[] }> {
+  const { url, lines } = await lineServer(
+    t,
+    (req, socket) => {
+      for (const f of answer(req)) socket.write(Buffer.isBuffer(f) ? f : frameBytes(f))
+    },
+    hello,
+  )
   return { url, lines }
 }

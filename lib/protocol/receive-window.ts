@@ -4,7 +4,10 @@
  * a bad payload asks for a resend (NACK); after a NACK everything of this
  * request is discarded until the resend begins: at its RESYNC, or at the
  * first frame whose header carries the resend's epoch. A damaged frame of
- * the resend is NACKed at once, not left to a timeout.
+ * the resend is NACKed at once, not left to a timeout. These are the
+ * receiver's rules 1–4 and 7 of PROTOCOL.md's reverse path (rules 5 and 6,
+ * the hunt and the progress timeout, are the connection's: FrameDecoder and
+ * the client's link).
  */
 import { FrameType } from './constants.js'
 import { payloadLength, type ReceivedFrame } from './frame.js'
@@ -57,6 +60,7 @@ export class ReceiveWindow {
     // The header is verified even when the payload is not, so its epoch and seq can be trusted:
     // a frame of the attempt we asked for means the resend has begun.
     const ours = this.#awaiting && frame.epoch === (this.#resync & 0xff)
+    // Rule 3: the resend begins.
     if (frame.type === FrameType.RESYNC) {
       // The RESYNC starts the resend; its payload only confirms the full resync number.
       if (!ours || (frame.intact && resyncOf(frame) !== this.#resync)) return 'drop'
@@ -66,13 +70,14 @@ export class ReceiveWindow {
     }
     // A frame of the resend without its RESYNC (lost): take it as the start, then judge it as any other.
     if (ours) this.#awaiting = false
-    // An ERROR ends the request whatever came before: it is the sender's last word.
+    // Rule 4: an ERROR ends the request whatever came before: it is the sender's last word.
     if (frame.type === FrameType.ERROR) {
       if (frame.intact) return 'deliver'
       if (!this.#awaiting && frame.epoch === (this.#resync & 0xff)) return 'unreadable-error'
     }
-    if (this.#awaiting || frame.seq < this.seq) return 'drop' // discarding, or a duplicate
-    if (frame.seq > this.seq || !frame.intact) return this.lost()
+    if (this.#awaiting || frame.seq < this.seq) return 'drop' // discarding, or a duplicate (rule 2)
+    if (frame.seq > this.seq || !frame.intact) return this.lost() // rule 2
+    // Rule 1.
     this.seq++
     this.#stalls = 0
     if (frame.type === FrameType.DATA) this.offset += payloadLength(frame)

@@ -92,6 +92,7 @@ export class RequestControl implements ConnectionControl {
    */
   nack(id: number, { seq, offset, resync }: NackPoint): void {
     const s = this.#scheduler
+    // The sender's rule 1 here; Resends answers for rules 2–5.
     // Not started: it starts in its turn as this resend.
     if (s.parked.resyncWaiting(id, resync)) return
     // A resend still waiting for a slot: this NACK replaces it.

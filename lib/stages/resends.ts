@@ -1,6 +1,6 @@
 /**
- * The sending side's rules for NACKs (PROTOCOL.md, "Retransmission"), for one
- * connection: what it keeps of each request to send its response again, how
+ * The sender's rules 2–5 of PROTOCOL.md's reverse path ("on `nack` for
+ * request N"), for one connection: what it keeps of each request to send its response again, how
  * far each response got and at what page size, and which attempt of each
  * request is current. The source asks it what a NACK means; the pager reads
  * the current attempts (`attempts`) to drop the parts of replaced ones.
@@ -89,6 +89,7 @@ export class Resends {
    * From a resend on, the request's parts of earlier attempts are stale.
    */
   nack(id: number, offset: number, resync: number): { record: RequestRecord } | { refusal: CacheservError } {
+    // Rule 3: forgotten, or given up on (PageSize.nack counts the NACKs at the floor); rule 2: halved.
     const record = this.#records.get(id)
     // Uploads are not resent (their bytes came from the client); forgotten requests cannot be.
     if (!record || record.spec.input) return { refusal: unknownRequest(id) }

@@ -10,7 +10,6 @@ import { join } from 'node:path'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { Cluster } from 'ioredis'
 import type { CacheServer } from '../../lib/server/server.js'
-import { sharedBlockKey } from '../../lib/tier/block-key.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { NO_REDIS, type RedisCluster, redisInstalled, startRedisCluster } from '../helpers/redis-cluster.js'
 import { connectTo, type Running, startServer } from '../helpers/server.js'
@@ -304,16 +303,6 @@ describe('shared tier failing or absent', { skip }, () => {
     const ca = await connectTo(t, a.url)
     assert.deepEqual(await ca.readFile('f.bin'), data)
     assert.equal(a.server.stats().sharedHits, 0)
-  })
-
-  test('keys name the real path, the inode, the version and the block, not the device', () => {
-    const k = sharedBlockKey('p:', 'a/b c.jpg', '2049:123456:1000:1700000000000000001:1700000000000000002', MiB, 7)
-    assert.equal(k, `p:${MiB}:123456:1000:1700000000000000001:1700000000000000002:7:a/b c.jpg`)
-    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '1:5:1000:1:2', MiB, 0), 'another host\'s device shares the key')
-    assert.notEqual(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:6:1000:1:2', MiB, 0), 'another inode is another file')
-    assert.notEqual(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0), sharedBlockKey('p:', 'x', '9:5:1000:1:3', MiB, 0), 'a new ctime is a new key')
-    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0, false), sharedBlockKey('p:', 'x', '1:1:1000:1:2', MiB, 0, false), 'without inodes (FUSE mounts): the path and the version alone')
-    assert.equal(sharedBlockKey('p:', 'x', '9:5:1000:1:2', MiB, 0, false), `p:${MiB}:1000:1:2:0:x`)
   })
 })
 

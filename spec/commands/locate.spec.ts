@@ -10,7 +10,6 @@ import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import type { Client } from '../../lib/client/client.js'
 import type { LocateAnswer, LocatedBlock } from '../../lib/client/short-circuit.js'
-import { LeaseGrants } from '../../lib/server/lease-grants.js'
 import { countBlockLoads } from '../helpers/block-loads.js'
 import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
@@ -177,37 +176,5 @@ describe('locate of ranges', { skip }, () => {
     await other.readChunks('big.bin', (c) => viaSocket.push(Buffer.from(c)), { sharedMemory: true })
     assert.ok(Buffer.concat(viaSocket).equals(data))
     assert.equal(small.server.stats().bytesServed, data.length)
-  })
-})
-
-describe('LeaseGrants', () => {
-  test('a grant ends on release, at its ttl, or when the connection closes; each lease once', async () => {
-    const released: number[] = []
-    const lease = (n: number) => ({ release: () => void released.push(n) })
-    const grants = new LeaseGrants(100, 40)
-    const a = grants.grant([lease(1), lease(2)], 60)
-    assert.equal(grants.room, 40)
-    assert.equal(grants.release(a), true)
-    assert.equal(grants.release(a), false)
-    assert.deepEqual(released, [1, 2])
-    grants.grant([lease(3)], 10)
-    await new Promise((r) => setTimeout(r, 80))
-    assert.deepEqual(released, [1, 2, 3], 'the ttl ended it')
-    grants.grant([lease(4)], 10)
-    grants.close()
-    assert.deepEqual(released, [1, 2, 3, 4])
-    assert.equal(grants.bytes, 0)
-  })
-
-  test('a grant that ends without its release says so (the client may have spliced its pages)', async () => {
-    const lapsed: string[] = []
-    const grants = new LeaseGrants(100, 40)
-    const released = grants.grant([], 1, () => lapsed.push('released'))
-    grants.grant([], 1, () => lapsed.push('ttl'))
-    grants.release(released)
-    await new Promise((r) => setTimeout(r, 80))
-    grants.grant([], 1, () => lapsed.push('closed'))
-    grants.close()
-    assert.deepEqual(lapsed, ['ttl', 'closed'])
   })
 })

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
-import { readFileSync, statSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { FrameType } from '../../lib/protocol/constants.js'
@@ -288,28 +286,4 @@ describe('mounting', () => {
     assert.ok(await poll(() => server.stats().connections === 0, 2000))
   })
 
-  test('listens on a unix socket, replaces a stale socket file, refuses a live one', async (t) => {
-    const { root } = await startServer(t)
-    writeFile(root, 'u.bin', 300_000)
-    const path = `${root}/s.sock`
-    // A crashed server leaves its socket file behind: make one with a process we kill hard.
-    const crashed = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`])
-    t.after(() => void crashed.kill('SIGKILL'))
-    await once(crashed.stdout, 'data')
-    crashed.kill('SIGKILL')
-    await once(crashed, 'exit')
-    assert.ok(statSync(path).isSocket(), 'stale socket file left behind')
-    const { url } = await startServer(t, { root, listen: `unix:${path}` })
-    assert.equal(url, `unix:${path}`)
-    const client = await connectTo(t, url)
-    assert.equal((await client.readFile('u.bin')).length, 300_000)
-    await assert.rejects(startServer(t, { root, listen: `unix:${path}` }), { code: 'EADDRINUSE' })
-  })
-
-  test('refuses to replace a regular file with its socket', async (t) => {
-    const { root } = await startServer(t)
-    writeFile(root, 'not-a-socket', 'precious')
-    await assert.rejects(startServer(t, { root, listen: `unix:${root}/not-a-socket` }), { code: 'EADDRINUSE' })
-    assert.equal(readFileSync(`${root}/not-a-socket`, 'utf8'), 'precious')
-  })
 })

@@ -2,21 +2,19 @@
  * The server's limits hold against clients that misbehave: a token guards
  * every command, connections are capped, idle and frozen connections are
  * closed, an endless request line is cut off without buffering it, pipelined
- * requests beyond maxInFlight wait rather than fail, a half-closed client
- * still gets its answers, and a unix socket is private by default.
+ * requests beyond maxInFlight wait rather than fail, and a half-closed
+ * client still gets its answers.
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { statSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { connect } from '../../lib/client/client.js'
 import { FrameType } from '../../lib/protocol/constants.js'
 import { FrameDecoder } from '../../lib/protocol/decoder.js'
 import type { ReceivedFrame } from '../../lib/protocol/frame.js'
-import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { poll, within } from '../helpers/wait.js'
@@ -414,24 +412,5 @@ describe('half-close', () => {
     assert.ok(bytesOf(peer.frames, 3).equals(small))
     assert.ok(bytesOf(peer.frames, 5).equals(big.subarray(1000, 1000 + 2 * MiB)))
     assert.ok(await poll(() => server.stats().connections === 0))
-  })
-})
-
-describe('unix socket permissions', () => {
-  test('the socket file is 0600 by default, and serves', async (t) => {
-    const path = join(tempDir(t), 's.sock')
-    const { url, root } = await startServer(t, { listen: `unix:${path}` })
-    writeFile(root, 'a.txt', 'hi')
-    assert.equal(statSync(path).mode & 0o777, 0o600)
-    const c = await connectTo(t, url)
-    assert.equal((await c.readFile('a.txt')).toString(), 'hi')
-  })
-
-  test('socketMode 0o660 gives a 0660 socket file', async (t) => {
-    const path = join(tempDir(t), 's.sock')
-    const { url } = await startServer(t, { listen: `unix:${path}`, socketMode: 0o660 })
-    assert.equal(statSync(path).mode & 0o777, 0o660)
-    const c = await connectTo(t, url)
-    assert.deepEqual(await c.ls(), [])
   })
 })

@@ -14,13 +14,11 @@ import type { Client } from '../../lib/client/client.js'
 import { startServerProcess } from '../helpers/cli.js'
 import { noSharedMemory, storeDir, tempDir, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
-import { smallTmpfs } from '../helpers/tmpfs.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 const BLOCK = 64 * KiB
 const skip = noSharedMemory(shmNative())
-
 
 /** The store's slab files, concatenated (to find a block's bytes in them). */
 function slabBytes(dir: string): Buffer {
@@ -34,37 +32,6 @@ async function stats(client: Client): Promise<StoreStats> {
 }
 
 describe('shared-memory cache', { skip }, () => {
-  test('a block read from disk that finds the store\'s tmpfs full goes to the heap, exact', async (t) => {
-    const tmpfs = smallTmpfs(t)
-    if (!tmpfs) return
-    const { url, root, server } = await startServer(t, { blockSize: BLOCK, cacheSize: MiB, maxBuffered: 256 * KiB, shmDir: join(tmpfs.dir, 'store') })
-    const first = writeFile(root, 'first.bin', BLOCK)
-    const data = writeFile(root, 'later.bin', 8 * BLOCK)
-    const client = await connectTo(t, url)
-    // The slab exists (one block in it); then the tmpfs is filled to the last page.
-    assert.ok((await client.readFile('first.bin')).equals(first))
-    assert.equal(server.stats().shm?.blocks, 1)
-    tmpfs.fill()
-    const before = server.stats()
-    assert.ok((await client.readFile('later.bin')).equals(data), 'exact bytes')
-    const after = server.stats()
-    assert.equal(after.diskReads - before.diskReads, 8, 'every block read from disk once')
-    assert.equal(after.shm?.blocks, 1, 'none of them in the full store')
-    assert.ok((await client.readFile('later.bin')).equals(data), 'and served again from the heap')
-    assert.equal(server.stats().diskReads, after.diskReads)
-  })
-
-  test('files under 16 KiB stay on the heap', async (t) => {
-    const { server, url, root } = await startServer(t, { cacheSize: 8 * BLOCK, blockSize: BLOCK })
-    writeFile(root, 'tiny.bin', 16 * KiB - 1)
-    writeFile(root, 'small.bin', 16 * KiB)
-    const client = await connectTo(t, url)
-    await client.readFile('tiny.bin')
-    assert.equal(server.stats().shm?.blocks, 0)
-    await client.readFile('small.bin')
-    assert.equal(server.stats().shm?.blocks, 1)
-  })
-
   test('every read is right while slots are recycled under concurrent readers; the store stays within its budget', async (t) => {
     const { server, url, root } = await startServer(t, { cacheSize: 8 * BLOCK, blockSize: BLOCK })
     const rand = prng(7)

@@ -5,9 +5,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, test } from 'node:test'
 import { FrameType } from '../../lib/protocol/constants.js'
-import { FrameDecoder } from '../../lib/protocol/decoder.js'
 import type { ReceivedFrame } from '../../lib/protocol/frame.js'
-import { duplexPair } from '../helpers/duplex-pair.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { connectTo, startServer } from '../helpers/server.js'
@@ -259,31 +257,4 @@ describe('backpressure', () => {
     peer.send({ id: 2, op: 'ls' })
     assert.equal((await peer.done(2)).type, FrameType.RESULT)
   })
-})
-
-describe('mounting', () => {
-  test('handle() serves any duplex stream', async (t) => {
-    const { server, root } = await startServer(t)
-    writeFile(root, 'a.txt', 'hello')
-    const [near, far] = duplexPair()
-    const conn = server.handle(near)!
-    const frames: ReceivedFrame[] = []
-    const decoder = new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: (r) => assert.fail(r) })
-    far.on('data', (c: Buffer) => decoder.write(c))
-    far.end('{"id":7,"op":"read","path":"a.txt"}\n')
-    await conn.closed
-    assert.deepEqual(frames.map((f) => f.type), [FrameType.HELLO, FrameType.START, FrameType.DATA, FrameType.END])
-    assert.equal(bytesOf(frames, 7).toString(), 'hello')
-  })
-
-  test('handle() of a duplex already closed is over at once: it holds no connection slot', async (t) => {
-    const { server } = await startServer(t)
-    const [near] = duplexPair()
-    near.destroy()
-    await once(near, 'close')
-    const conn = server.handle(near)!
-    assert.ok(await within(conn.closed, 2000), 'the connection never ended')
-    assert.ok(await poll(() => server.stats().connections === 0, 2000))
-  })
-
 })

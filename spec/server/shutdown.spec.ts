@@ -1,160 +1,24 @@
 /**
- * Shutting down: close({grace}) lets running requests finish and refuses new
- * ones (ESHUTDOWN), then cuts off whatever is still running; the CLI does the
- * same on SIGTERM, and exits at once on a second signal. Plus the CLI's
- * refusal to listen beyond loopback without a token, and its token flags.
+ * Shutting down: a client whose server closed still closes; the CLI on
+ * SIGTERM lets running requests finish and refuses new ones (ESHUTDOWN),
+ * then cuts off whatever is still running, and exits at once on a second
+ * signal. Plus the CLI's refusal to listen beyond loopback without a token,
+ * and its token flags.
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { openSync, readSync, closeSync } from 'node:fs'
-import { Duplex } from 'node:stream'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test, type TestContext } from 'node:test'
 import { type Client, connect } from '../../lib/client/client.js'
-import { FrameType } from '../../lib/protocol/constants.js'
-import { FrameDecoder } from '../../lib/protocol/decoder.js'
-import type { ReceivedFrame } from '../../lib/protocol/frame.js'
-import type { ReadStream } from '../../lib/client/read-stream.js'
 import { run, runClient, SERVER_BIN, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
-import { codeOf } from '../helpers/outcome.js'
 import { startServer } from '../helpers/server.js'
 import { poll, within } from '../helpers/wait.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-
-/** Consume a read stream to its end; resolves with the byte count. */
-async function drain(stream: ReadStream): Promise<number> {
-  let bytes = 0
-  for await (const chunk of stream) bytes += (chunk as Buffer).length
-  return bytes
-}
-
-/**
- * A peer on a slow link: each write the server makes is taken only when the
- * next tick of `ackEvery` ms comes, so the server's pipeline stays backed up
- * (as with a slow reader over TCP), but deterministically.
- */
-function slowPeer(ackEvery: number) {
-  let held: (() => void) | null = null
-  const received: Buffer[] = []
-  const duplex = new Duplex({
-    read() {},
-    write(chunk: Buffer, _enc, cb) {
-      received.push(chunk)
-      held = cb
-    },
-  })
-  const timer = setInterval(() => {
-    const cb = held
-    held = null
-    cb?.()
-  }, ackEvery)
-  duplex.on('close', () => clearInterval(timer))
-  return {
-    duplex,
-    stop: () => clearInterval(timer),
-    frames(): ReceivedFrame[] {
-      const frames: ReceivedFrame[] = []
-      const decoder = new FrameDecoder({ onFrame: (f) => frames.push(f), onInvalid: (r) => assert.fail(`bad frame: ${r}`) })
-      for (const c of received) decoder.write(c)
-      return frames
-    },
-  }
-}
-
-describe('close({grace}) in process', () => {
-  test('waits for a read in flight while its reader is paused, answers a new request with ESHUTDOWN, and resolves once it is sent', async (t) => {
-    const { server, url, root } = await startServer(t)
-    const size = 40 * MiB
-    const data = writeFile(root, 'big.bin', size)
-    // Without retries: the server's own answer to the late request (ESHUTDOWN) reaches the caller.
-    const client = await connect(url, { retryDelays: [] })
-    t.after(() => client.close())
-    const stream = client.read('big.bin', { highWaterMark: 64 * KiB }) // not consumed yet: the client holds the socket
-    assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
-    let closed = false
-    const closing = server.close({ grace: 5000 }).then(() => void (closed = true))
-    const late = codeOf(client.stat('big.bin'))
-    await sleep(300)
-    assert.equal(closed, false, 'close waits for the running read while its reader is paused')
-    assert.ok(server.stats().bytesServed < size, 'the paused reader holds the read back')
-    // Resume: every byte that arrives is the file's, in order.
-    let got = 0
-    let firstBad = -1
-    let outcome = 'ok'
-    try {
-      for await (const chunk of stream) {
-        const c = chunk as Buffer
-        if (firstBad < 0 && !c.equals(data.subarray(got, got + c.length))) firstBad = got
-        got += c.length
-      }
-    } catch (err) {
-      outcome = String((err as { code?: unknown }).code)
-    }
-    assert.equal(firstBad, -1, "every byte delivered is the file's")
-    assert.equal(await late, 'ESHUTDOWN')
-    assert.ok(await within(closing, 5000), 'close resolved once the read was done')
-    assert.equal(server.stats().bytesServed, size, 'the server ran the read to its end instead of cutting it at close()')
-    // (That the client also gets the last pages and END is the test below.)
-    assert.ok(got >= size - 1 * MiB, `the client got ${got} of ${size} bytes (${outcome})`)
-    assert.equal(server.stats().connections, 0)
-    // The server no longer listens.
-    assert.equal(await codeOf(connect(url, { timeout: 2000 })), 'ECONNECT')
-  })
-
-  test(
-    'a read still running at close({grace}) reaches a slow peer complete, END included',
-    async (t) => {
-      const { server, root } = await startServer(t)
-      const size = 8 * MiB
-      const data = writeFile(root, 'big.bin', size)
-      const peer = slowPeer(2)
-      t.after(() => peer.stop())
-      const conn = server.handle(peer.duplex)
-      assert.ok(conn)
-      peer.duplex.push(JSON.stringify({ id: 1, op: 'read', path: 'big.bin' }) + '\n')
-      assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
-      assert.ok(await within(server.close({ grace: 10_000 }), 10_000), 'close resolved')
-      const frames = peer.frames()
-      const bytes = Buffer.concat(frames.filter((f) => f.id === 1 && f.type === FrameType.DATA).map((f) => f.payload))
-      assert.equal(server.stats().bytesServed, size, 'the server produced the whole read')
-      assert.equal(bytes.length, size, 'the peer received every byte')
-      assert.ok(bytes.equals(data))
-      assert.ok(frames.some((f) => f.id === 1 && f.type === FrameType.END), 'and the END frame')
-    },
-  )
-
-  test('close with a short grace cuts off a reader that never reads: the client sees ECLOSED', async (t) => {
-    const { server, url, root } = await startServer(t)
-    writeFile(root, 'big.bin', 40 * MiB)
-    const client = await connect(url)
-    t.after(() => client.close())
-    const stream = client.read('big.bin', { highWaterMark: 64 * KiB })
-    assert.ok(await poll(() => server.stats().bytesServed > 0), 'the read started')
-    assert.ok(await within(server.close({ grace: 200 }), 5000), 'close resolved in bounded time')
-    assert.equal(server.stats().connections, 0)
-    // Reading now drains what was on its way, then meets the end of a connection that was cut.
-    const outcome = drain(stream).then(
-      (bytes) => ({ bytes, code: 'ok' }),
-      (err: { code?: string }) => ({ bytes: -1, code: String(err.code) }),
-    )
-    assert.ok(await within(outcome, 10_000), 'the read ended')
-    const { bytes, code } = await outcome
-    assert.equal(code, 'ECLOSED', `the read ended with ${code} (${bytes} bytes)`)
-  })
-
-  test('close with a grace and no requests running resolves promptly and closes idle clients', async (t) => {
-    const { server, url } = await startServer(t)
-    const client = await connect(url)
-    t.after(() => client.close())
-    assert.deepEqual(await client.ls(), [])
-    assert.ok(await within(server.close({ grace: 20_000 }), 5000), 'an idle connection does not hold the grace period')
-    assert.equal(await codeOf(client.ls()), 'ECLOSED')
-  })
-})
 
 describe('the client once the server has closed', () => {
   test(

@@ -115,8 +115,14 @@ export class CacheServer extends EventEmitter {
     if (warning) this.warnings.push(warning)
     this.#store = store
     this.#shared = shared
-    this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined, shared: this.#shared ?? undefined })
-    this.adopted = this.cache.adoptStored()
+    try {
+      this.cache = new BlockCache({ limit: cacheSize, blockSize, policy: opts.policy, memory: this.#memory, store: store ?? undefined, shared: this.#shared ?? undefined })
+      this.adopted = this.cache.adoptStored()
+    } catch (err) {
+      // Refused (an unknown policy): the store goes, or its directory stays claimed by this process.
+      store?.close()
+      throw err
+    }
     if (this.adopted.blocks > 0) debug('adopted %d blocks (%d bytes) from %s', this.adopted.blocks, this.adopted.bytes, store?.dir)
     this.files = new KnownFiles(jail)
     const settle = new Settle(opts.settle ?? DEFAULT_SETTLE_MS)

@@ -16,6 +16,7 @@ import { Duplex } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { describe, test, type TestContext } from 'node:test'
+import type { PolicyName } from '../../lib/cache/policy.js'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { connect } from '../../lib/client/client.js'
 import type { ReadStream } from '../../lib/client/read-stream.js'
@@ -98,6 +99,18 @@ describe('CacheServer.create', () => {
     }
     await assert.rejects(CacheServer.create({ root: base, pageSize: 64 * KiB, minPageSize: 128 * KiB }), { name: 'RangeError', message: /^smallest page size must be from 1 to the page size \(65536\)/ })
     assert.equal(fdCount(), before)
+  })
+
+  test('an option refused once the store was opened (an unknown policy) leaves no store behind', { skip: noShm }, async (t) => {
+    const dir = storeDir(t)
+    const root = tempDir(t)
+    const before = fdCount()
+    await assert.rejects(CacheServer.create({ root, shmDir: dir, policy: 'bogus' as PolicyName }), { name: 'TypeError', message: 'unknown cache policy "bogus"; known: lru, tinylfu' })
+    assert.equal(existsSync(dir), false, 'the store directory is not left claimed')
+    assert.equal(fdCount(), before)
+    // The same directory serves a server given the right options.
+    const server = await created(t, { root, shmDir: dir, policy: 'lru' })
+    assert.equal(server.stats().shm?.dir, dir)
   })
 
   test('a store directory it cannot use: no start when named, the heap with a warning when optional', { skip: noShm }, async (t) => {

@@ -1,10 +1,7 @@
-import { whole } from '../helpers/frames.js'
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
-import { ChecksumId, FrameType, HEADER_SIZE } from '../../lib/protocol/constants.js'
-import type { Frame, ReceivedFrame } from '../../lib/protocol/frame.js'
-import { createDeframer, type DeframerOptions } from '../../lib/stages/deframer.js'
-import { createFramer } from '../../lib/stages/framer.js'
+import { FrameType } from '../../lib/protocol/constants.js'
+import type { Frame } from '../../lib/protocol/frame.js'
 import type { Item } from '../../lib/stages/items.js'
 import { createPager } from '../../lib/stages/pager.js'
 
@@ -133,64 +130,5 @@ describe('createPager', () => {
     ])
     assert.deepEqual(json(frames[0]), { protocol: 1 })
     assert.deepEqual(json(frames[3]), { code: 'ETOOBIG', message: 'big' })
-  })
-})
-
-async function frameBytes(frames: Frame[], checksum: 'crc32' | 'md5'): Promise<Buffer> {
-  const framer = createFramer({ checksum })
-  const out = framer.toArray()
-  for (const f of frames) framer.write(f)
-  framer.end()
-  return Buffer.concat((await out) as Buffer[])
-}
-
-async function deframe(bytes: Buffer, opts?: DeframerOptions, slice = 1000): Promise<ReceivedFrame[]> {
-  const deframer = createDeframer(opts)
-  const out = deframer.toArray()
-  for (let at = 0; at < bytes.length; at += slice) deframer.write(bytes.subarray(at, at + slice))
-  deframer.end()
-  return (await out) as ReceivedFrame[]
-}
-
-describe('framer → deframer', () => {
-  const frames: Frame[] = [
-    { type: FrameType.HELLO, id: 0, seq: 0, payload: Buffer.from('{"protocol":1}') },
-    { type: FrameType.START, id: 1, seq: 0, payload: Buffer.from('{"size":9000}') },
-    { type: FrameType.DATA, id: 1, seq: 1, payload: chunkOf(5000) },
-    { type: FrameType.DATA, id: 1, seq: 2, payload: chunkOf(4000, 7) },
-    { type: FrameType.END, id: 1, seq: 3, payload: Buffer.from('{"length":9000}') },
-  ]
-  const checksums = { crc32: ChecksumId.crc32, md5: ChecksumId.md5 } as const
-
-  for (const name of ['crc32', 'md5'] as const) {
-    test(`round-trips frames intact with ${name}`, async () => {
-      const bytes = await frameBytes(frames, name)
-      for (const slice of [1, 7, 1000, bytes.length]) {
-        const got = await deframe(bytes, {}, slice)
-        assert.deepEqual(got.map(whole), frames.map((f) => ({ ...f, epoch: 0, checksum: checksums[name], intact: true })), `slices of ${slice}`)
-      }
-    })
-
-    test(`fails with ECHECKSUM when a payload byte flips (${name}), or passes it as not intact with passCorrupt`, async () => {
-      const bytes = await frameBytes(frames, name)
-      const at = bytes.length - 10 // inside the END payload (its last 15 bytes)
-      bytes[at] ^= 0x20
-      await assert.rejects(deframe(bytes), { code: 'ECHECKSUM' })
-      const got = await deframe(bytes, { passCorrupt: true })
-      assert.deepEqual(got.map((f) => f.intact), [true, true, true, true, false])
-    })
-  }
-
-  test('fails with EPROTO when a header is corrupt', async () => {
-    const bytes = await frameBytes(frames, 'crc32')
-    bytes[HEADER_SIZE + 4 + 14 + 9] ^= 0x01 // in the START header (HELLO payload is 14 bytes)
-    await assert.rejects(deframe(bytes, { passCorrupt: true }), { code: 'EPROTO' })
-  })
-
-  test('fails with EPROTO at the end of a stream truncated inside a frame', async () => {
-    const bytes = await frameBytes(frames, 'crc32')
-    for (const cut of [1, 10, HEADER_SIZE + 2]) {
-      await assert.rejects(deframe(bytes.subarray(0, bytes.length - cut)), { code: 'EPROTO', message: /ended inside a frame/ }, `cut ${cut}`)
-    }
   })
 })

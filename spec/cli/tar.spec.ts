@@ -93,17 +93,6 @@ describe('cacheserv-pipe-client tar', () => {
     assert.ok(got.at(-1)!.startsWith(`${MANIFEST} `), `the manifest is the last member, not ${got.at(-1)}`)
   })
 
-  test('archives the paths of a --list file, in the order listed', async (t) => {
-    const { url, root } = await startServer(t)
-    const a = writeFile(root, 'a.bin', 5000)
-    const b = writeFile(root, 'd/b.bin', 7000)
-    const list = join(root, 'list.txt')
-    writeFileSync(list, 'd/b.bin\na.bin\n')
-    const r = await run('sh', ['-c', `"${process.execPath}" "${CLIENT_BIN}" --server ${url} tar --list "${list}" | python3 -c "$0"`, READER], { timeout: 30_000 })
-    assert.equal(r.code, 0, r.stderr)
-    assert.deepEqual(r.stdout.toString().trim().split('\n').slice(0, -1), [`d/b.bin 7000 ${await sha(b)}`, `a.bin 5000 ${await sha(a)}`])
-  })
-
   test('a big file whose size changed since it was listed fails with ECHANGED before any of its bytes are archived', async (t) => {
     const { url, root } = await startServer(t)
     writeFile(root, 'big.bin', 18 * 1024 * 1024) // over the size fetched whole (16 MiB)
@@ -284,42 +273,6 @@ with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
     assert.deepEqual(p.out().trim().split('\n').map((l) => l.split(' ')[0]), paths.slice(0, 9))
     assert.notEqual(code, 0, `python must not succeed on a cut archive; stderr: ${p.err()}`)
     assert.match(p.err(), /tarfile\.ReadError/)
-  })
-
-  test('tar --list starts archiving before the list has ended: the first member comes out while the last paths are not yet written', async (t) => {
-    const { url, root } = await startServer(t)
-    const paths: string[] = []
-    for (let i = 0; i < 2000; i++) {
-      paths.push(`s/${String(i).padStart(4, '0')}.txt`)
-      writeFile(root, paths[i], `file ${i}\n`)
-    }
-    const child = spawn(process.execPath, [CLIENT_BIN, '--server', url, 'tar', '--list', '-'])
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    t.after(() => {
-      clearTimeout(timer)
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    })
-    const chunks: Buffer[] = []
-    let err = ''
-    child.stdout.on('data', (c: Buffer) => chunks.push(c))
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-    const closed = once(child, 'close')
-    child.stdin.write(paths.slice(0, 5).join('\n') + '\n')
-    // A header and a data block: the first member, whole.
-    await until(() => Buffer.concat(chunks).length >= 1024, () => `${Buffer.concat(chunks).length} bytes out; stderr ${err}`)
-    assert.equal(Buffer.concat(chunks).subarray(0, 100).toString('latin1').replace(/\0+$/, ''), paths[0])
-    child.stdin.end(paths.slice(5).join('\n') + '\n')
-    const [code] = (await closed) as [number | null]
-    assert.equal(code, 0, err)
-    const check = spawn('python3', ['-c', VERIFIER, PYTHON_CLIENT])
-    let verified = ''
-    check.stdout.on('data', (c: Buffer) => (verified += c.toString()))
-    check.stdin.end(Buffer.concat(chunks))
-    await once(check, 'close')
-    const lines = verified.trim().split('\n')
-    assert.equal(lines.length, 2001)
-    assert.deepEqual(lines.slice(0, -1).map((l) => l.split(' ')[0]), paths)
-    assert.equal(lines.at(-1), 'verified')
   })
 
   test("members carry their files' mtimes, from a tree and from a --list", async (t) => {

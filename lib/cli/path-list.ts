@@ -6,17 +6,43 @@
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 
-export async function* readPathList(list: string): AsyncGenerator<string> {
+/**
+ * Not an async generator: a consumer that gives up while it waits for the
+ * next line (tar, when a file fails) must end that wait and let go of the
+ * input at once. A generator's return() would wait for the line, and stdin,
+ * left open, would keep the process alive until the list ends.
+ */
+export function readPathList(list: string): AsyncIterableIterator<string> {
   const input = list === '-' ? process.stdin : createReadStream(list, 'utf8')
   const lines = createInterface({ input, crlfDelay: Infinity })
-  try {
-    for await (const line of lines) {
-      const path = line.trim()
-      if (path !== '') yield path
+  const it = lines[Symbol.asyncIterator]()
+  let open = true
+  const close = (): IteratorReturnResult<undefined> => {
+    if (open) {
+      open = false
+      lines.close() // ends a wait for the next line
+      input.destroy()
     }
-  } finally {
-    lines.close()
-    if (list === '-') process.stdin.destroy() // left unread after a failure, it would keep the process alive
-    else input.destroy()
+    return { done: true, value: undefined }
+  }
+  return {
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    async next() {
+      try {
+        for (let r = await it.next(); !r.done && open; r = await it.next()) {
+          const path = r.value.trim()
+          if (path !== '') return { done: false, value: path }
+        }
+        return close()
+      } catch (err) {
+        close()
+        throw err
+      }
+    },
+    async return() {
+      return close()
+    },
   }
 }

@@ -12,7 +12,24 @@ export function tarFiles(client: Client, dir: string, list: string | undefined):
   return list === undefined ? client.tree(dir.replace(/^\/+|\/+$/g, '')) : listed(list)
 }
 
-/** Paths listed one a line. Their sizes are not asked for: each read's START says it. */
-async function* listed(list: string): AsyncGenerator<TarFile> {
-  for await (const path of readPathList(list)) yield { path }
+/**
+ * Paths listed one a line. Their sizes are not asked for: each read's START
+ * says it. Not a generator, so that tar giving up while it waits for the
+ * next path lets go of the list at once (see ./path-list.js).
+ */
+function listed(list: string): AsyncIterableIterator<TarFile> {
+  const paths = readPathList(list)
+  return {
+    [Symbol.asyncIterator]() {
+      return this
+    },
+    async next() {
+      const r = await paths.next()
+      return r.done ? r : { done: false, value: { path: r.value } }
+    },
+    async return() {
+      await paths.return?.()
+      return { done: true, value: undefined }
+    },
+  }
 }

@@ -99,4 +99,19 @@ describe('readPathList', () => {
     assert.deepEqual(await p.exited, [0, null], p.err())
     assert.equal(p.out(), 'only\n')
   })
+
+  test('"-" given up while waiting for the next line: the wait ends, and the process can exit while stdin stays open', async (t) => {
+    // As tar does when a file fails while it waits for the list's next path.
+    const p = child(t, `
+      const paths = readPathList('-')[Symbol.asyncIterator]()
+      process.stdout.write((await paths.next()).value + '\\n')
+      const waiting = paths.next()
+      await paths.return()
+      process.stdout.write(JSON.stringify(await waiting) + '\\n')
+    `)
+    p.child.stdin.write('first\n') // and no more, never ended
+    assert.ok(await within(p.exited, 5000), `the child is still running; out: ${JSON.stringify(p.out())}`)
+    assert.deepEqual(await p.exited, [0, null], p.err())
+    assert.equal(p.out(), 'first\n{"done":true}\n')
+  })
 })

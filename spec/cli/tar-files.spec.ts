@@ -15,6 +15,7 @@ import type { TarFile } from '../../lib/cli/tar.js'
 import { CLIENT_BIN, run } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
+import { within } from '../helpers/wait.js'
 
 /** Python reads the stream the WebDataset way and prints name, size and sha256 of every member. */
 const READER = `
@@ -124,5 +125,22 @@ describe('tarFiles', () => {
     assert.equal(lines.length, 2001)
     assert.deepEqual(lines.slice(0, -1).map((l) => l.split(' ')[0]), paths)
     assert.equal(lines.at(-1), 'verified')
+  })
+
+  test('tar --list - that fails while the list is still open exits 1 at once, not when the list ends', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'a.bin', 3000)
+    const child = spawn(process.execPath, [CLIENT_BIN, '--server', url, 'tar', '--list', '-'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    t.after(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    })
+    let err = ''
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+    child.stdin.on('error', () => {})
+    const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    child.stdin.write('a.bin\nmissing.bin\n') // then the list waits for more, never ended
+    assert.ok(await within(exited, 10_000), `still running after the failure; stderr: ${err}`)
+    assert.deepEqual(await exited, [1, null])
+    assert.match(err, /ENOENT: .*missing\.bin/)
   })
 })

@@ -375,16 +375,6 @@ describe('cacheserv-pipe-client against a running server', { concurrency: 4 }, (
     })
   })
 
-  describe('a slow reader on a pipe', () => {
-    it('gets exactly a range of it, moved from the server\'s shared memory into the pipe', async () => {
-      const script = '{ "$1" "$2" --server "$3" read big.bin --offset 4097 --length 2500000; echo "rc=$?" >&2; } | { sleep 0.2; cat; }'
-      const r = await run('sh', ['-c', script, 'sh', process.execPath, CLIENT_BIN, url])
-      assert.equal(r.code, 0, r.stderr)
-      assertSameBytes(r.stdout, big.subarray(4097, 4097 + 2_500_000))
-      assert.match(r.stderr, /^rc=0$/m, `stderr: ${r.stderr}`)
-    })
-  })
-
   describe('a reader that stops early (| head -c 10)', () => {
     it('read big | head -c 10 gives exactly 10 bytes and the client exits 0', async () => {
       // sh has no PIPESTATUS: the client's own exit code goes to stderr.

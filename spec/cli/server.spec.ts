@@ -337,7 +337,37 @@ describe('cacheserv-pipe refuses bad invocations', () => {
   })
 })
 
+describe('cacheserv-pipe --writable', () => {
+  it('says it is writable in its first line, and only then', async (t) => {
+    const root = tempDir(t)
+    const writable = await startServerProcess(t, ['--root', root, '--port', '0', '--writable'])
+    assert.match(writable.line, /, writable\)$/)
+    const readOnly = await startServerProcess(t, ['--root', root, '--port', '0'])
+    assert.doesNotMatch(readOnly.line, /writable/)
+  })
+})
+
 describe('cacheserv-pipe --warm', () => {
+  it('has the tree cached shortly after start, and says so on stderr', async (t) => {
+    const root = tempDir(t)
+    let subBytes = 0
+    for (let i = 0; i < 3; i++) subBytes += writeFile(root, `sub/${i}.bin`, 500_000).length
+    writeFile(root, 'cold.bin', 100_000)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--cache-size', '4MiB', '--warm', 'sub'])
+    const client = await connect(server.url)
+    t.after(() => client.close())
+    let cacheBytes = -1
+    const until = Date.now() + 5000
+    while (Date.now() < until) {
+      cacheBytes = (await client.stats()).cacheBytes
+      if (cacheBytes === subBytes && /warmed/.test(server.stderr())) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.equal(cacheBytes, subBytes)
+    assert.equal((await client.stats()).cacheLimit, 4 * 1024 * 1024)
+    assert.match(server.stderr(), /^cacheserv-pipe: warmed 3 files/m)
+  })
+
   it('warms beside serving and warns when the tree is larger than the cache', async (t) => {
     const root = tempDir(t)
     for (let i = 0; i < 6; i++) writeFile(root, `shard-${i}.bin`, 1024 * 1024)

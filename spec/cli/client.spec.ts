@@ -767,3 +767,28 @@ describe('cacheserv-pipe-client start-up', () => {
     assert.ok(!urls.includes('node:crypto'), 'node:crypto is loaded')
   })
 })
+
+describe('cacheserv-pipe-client --token', () => {
+  it('against a server with --token: works with the token, exits 1 with EAUTH without it', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.txt', 'guarded')
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--token', 's3cret'])
+    const ok = await runClient(server.url, ['--token', 's3cret', 'read', 'a.txt'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(ok.code, 0, ok.stderr)
+    assert.equal(ok.stdout.toString(), 'guarded')
+    const viaEnv = await runClient(server.url, ['read', 'a.txt'], { env: { CACHESERV_TOKEN: 's3cret' } })
+    assert.equal(viaEnv.code, 0, viaEnv.stderr)
+    assert.equal(viaEnv.stdout.toString(), 'guarded')
+    const none = await runClient(server.url, ['read', 'a.txt'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(none.code, 1)
+    assert.match(none.stderr, /EAUTH:/)
+    assert.equal(none.stdout.length, 0)
+    const wrong = await runClient(server.url, ['--token', 'nope', 'ls'], { env: { CACHESERV_TOKEN: undefined } })
+    assert.equal(wrong.code, 1)
+    assert.match(wrong.stderr, /EAUTH:/)
+    // The server is unharmed by the refusals.
+    const again = await runClient(server.url, ['--token', 's3cret', 'stat', 'a.txt'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.equal(JSON.parse(again.stdout.toString()).size, 7)
+  })
+})

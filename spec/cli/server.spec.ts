@@ -4,21 +4,26 @@
  * real files in temp dirs, loopback port 0 only.
  */
 import assert from 'node:assert/strict'
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { once } from 'node:events'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
-import { before, describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { before, describe, it, type TestContext } from 'node:test'
 import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
-import { connect } from '../../lib/client/client.js'
+import { type Client, connect } from '../../lib/client/client.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope, assertSameBytes } from '../helpers/suite.js'
+import { poll, within } from '../helpers/wait.js'
 
 /** Run the server command to completion (for the ones that must refuse to start). */
 function runServer(args: string[]) {
   return run(process.execPath, [SERVER_BIN, ...args], { timeout: 10_000 })
 }
 
-const MULTI_MIB = 3 * 1024 * 1024 + 777
+const KiB = 1024
+const MiB = 1024 * KiB
+const MULTI_MIB = 3 * MiB + 777
 
 describe('cacheserv-pipe on TCP', () => {
   const scope = suiteScope()
@@ -76,6 +81,102 @@ describe('cacheserv-pipe stops cleanly on signals', () => {
       assert.match(afterStop.stderr, /ECONNECT:/)
     })
   }
+})
+
+describe('cacheserv-pipe on SIGTERM with requests running', () => {
+  const BIG = 64 * MiB
+  const scope = suiteScope()
+  let root: string
+  before(() => {
+    root = tempDir(scope)
+    writeFile(root, 'big.bin', BIG)
+  })
+
+  it(
+    'SIGTERM sent as soon as the "listening" line appears still exits 0',
+    async (t) => {
+      const results: unknown[] = []
+      for (let i = 0; i < 6; i++) {
+        const server = await startServerProcess(t, ['--root', root, '--port', '0'])
+        results.push(await server.stop('SIGTERM'))
+      }
+      assert.deepEqual(results, results.map(() => ({ code: 0, signal: null })))
+    },
+  )
+
+  /** The slow read across a SIGTERM, run once by the first test below; the second judges its end. */
+  let slow: { got: number; outcome: string } | null = null
+
+  it('SIGTERM during a slow read keeps serving it with correct bytes, then exits 0', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--grace', '40'])
+    const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    const client: Client = await connect(server.url)
+    t.after(() => client.close())
+    const fd = openSync(join(root, 'big.bin'), 'r')
+    t.after(() => closeSync(fd))
+    let got = 0
+    let firstBad = -1
+    let outcome = 'ok'
+    let signalled = false
+    let aliveAtQuarter = false
+    try {
+      for await (const chunk of client.read('big.bin', { highWaterMark: 16 * KiB })) {
+        const c = chunk as Buffer
+        const expected = Buffer.alloc(c.length)
+        readSync(fd, expected, 0, c.length, got)
+        if (firstBad < 0 && !expected.equals(c)) firstBad = got
+        // 48 MiB still to come cannot all sit in buffers: a server alive here did not stop at the signal.
+        if (got < BIG / 4 && got + c.length >= BIG / 4) aliveAtQuarter = server.child.exitCode === null && server.child.signalCode === null
+        got += c.length
+        if (!signalled) {
+          signalled = true
+          server.child.kill('SIGTERM')
+        }
+        await sleep(3) // a slow consumer
+      }
+    } catch (err) {
+      outcome = String((err as { code?: unknown }).code)
+    }
+    slow = { got, outcome }
+    assert.ok(signalled)
+    assert.ok(await poll(() => /SIGTERM, closing/.test(server.stderr())), 'the server saw the signal')
+    assert.ok(aliveAtQuarter, 'the server was still serving a quarter into the read, after SIGTERM')
+    assert.equal(firstBad, -1, 'every byte delivered is the file\'s')
+    // That the very end (last pages and END) arrives too is the test below.
+    assert.ok(got >= BIG - 1 * MiB, `the client got ${got} of ${BIG} bytes (${outcome})`)
+    assert.ok(await within(exited, 15_000), 'the server exited once the read was done')
+    assert.deepEqual(await exited, [0, null])
+  })
+
+  it(
+    'the read across SIGTERM arrives complete at the slow reader',
+    () => {
+      assert.ok(slow, 'the read ran')
+      assert.deepEqual(slow, { got: BIG, outcome: 'ok' })
+    },
+  )
+
+  it('a second SIGTERM during the grace period exits at once with code 1', async (t) => {
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--grace', '60'])
+    const exited = once(server.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+    const client = await connect(server.url)
+    // A read whose reader never reads holds the grace period open.
+    const stream = client.read('big.bin', { highWaterMark: 16 * KiB })
+    stream.on('error', () => {})
+    t.after(async () => {
+      stream.destroy() // not needed since client.close() fails held reads, but keeps this test about the server
+      await client.close()
+    })
+    const started = await within(once(stream, 'info'), 5000)
+    assert.ok(started, 'the read started')
+    server.child.kill('SIGTERM')
+    assert.ok(await poll(() => /SIGTERM, closing/.test(server.stderr())), 'the first SIGTERM started the shutdown')
+    assert.equal(server.child.exitCode, null, 'still in its grace period')
+    server.child.kill('SIGTERM')
+    assert.ok(await within(exited, 5000), 'exited right after the second signal')
+    assert.deepEqual(await exited, [1, null])
+    assert.match(server.stderr(), /again/)
+  })
 })
 
 describe('cacheserv-pipe on a unix socket', () => {
@@ -263,11 +364,28 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     })
   }
 
-  it('--host 0.0.0.0 without --insecure-no-auth exits 2 and says why', async () => {
-    const r = await runServer(['--root', root, '--host', '0.0.0.0', '--port', '0'])
-    assert.equal(r.code, 2, `stderr: ${r.stderr}`)
+  // The root does not exist: should the token check ever fail to stop it, the server still dies on the
+  // root before it could listen, so these tests can never bind a non-loopback address.
+  const noRoot = (t: TestContext) => join(tempDir(t), 'no-such-root')
+
+  it('--host 0.0.0.0 without a token or --insecure-no-auth exits 2 naming CACHESERV_TOKEN and --insecure-no-auth', async (t) => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', noRoot(t), '--host', '0.0.0.0', '--port', '0'], {
+      env: { CACHESERV_TOKEN: undefined },
+      timeout: 10_000,
+    })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /CACHESERV_TOKEN/)
     assert.match(r.stderr, /--insecure-no-auth/)
-    assert.doesNotMatch(r.stdout.toString(), /listening on/)
+    assert.doesNotMatch(r.stdout.toString(), /listening/)
+  })
+
+  it('an empty CACHESERV_TOKEN counts as no token', async (t) => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', noRoot(t), '--host', '0.0.0.0', '--port', '0'], {
+      env: { CACHESERV_TOKEN: '' },
+      timeout: 10_000,
+    })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /CACHESERV_TOKEN/)
   })
 
   it('an empty --token ("$TOKEN" unset) exits 2 rather than accepting an empty secret', async () => {

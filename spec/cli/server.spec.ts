@@ -5,13 +5,15 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { before, describe, it, type TestContext } from 'node:test'
 import { run, runClient, SERVER_BIN, type ServerProcess, startServerProcess } from '../helpers/cli.js'
+import { spawn } from 'node:child_process'
 import { type Client, connect } from '../../lib/client/client.js'
+import { VERSION } from '../../lib/version.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope, assertSameBytes } from '../helpers/suite.js'
 import { poll, within } from '../helpers/wait.js'
@@ -19,6 +21,21 @@ import { poll, within } from '../helpers/wait.js'
 /** Run the server command to completion (for the ones that must refuse to start). */
 function runServer(args: string[]) {
   return run(process.execPath, [SERVER_BIN, ...args], { timeout: 10_000 })
+}
+
+/** Start the server command and wait for its first `n` lines on stdout (killed when the test ends). */
+async function startForLines(t: TestContext, args: string[], n: number): Promise<{ lines: string[]; stderr: () => string }> {
+  const child = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  let out = ''
+  let err = ''
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+  const ready = await poll(() => out.split('\n').length > n || child.exitCode !== null, 10_000)
+  assert.ok(ready && child.exitCode === null, `server did not print ${n} lines: ${out}${err}`)
+  return { lines: out.split('\n').slice(0, n), stderr: () => err }
 }
 
 const KiB = 1024
@@ -41,6 +58,14 @@ describe('cacheserv-pipe on TCP', () => {
     assert.match(server.line, /listening on tcp:\/\/127\.0\.0\.1:\d+/)
     const port = Number(/tcp:\/\/127\.0\.0\.1:(\d+)/.exec(server.line)![1])
     assert.ok(port > 0 && port <= 65535, `port ${port}`)
+  })
+
+  it('its line says the version, the address, the root, the cache and where it lives, the page size, the checksum and the policy', async () => {
+    const client = await connect(server.url)
+    const inShm = (await client.stats()).shm !== null
+    await client.close()
+    const where = inShm ? ' in shared memory' : ''
+    assert.equal(server.line, `cacheserv-pipe ${VERSION} listening on ${server.url} (root ${realpathSync(root)}, cache 1 GiB${where}, pages 256 KiB, crc32, tinylfu)`)
   })
 
   it('serves the root it was given', async () => {
@@ -395,6 +420,29 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     assert.doesNotMatch(r.stdout.toString(), /listening on/)
   })
 
+  it('--max-connections 0 and --max-in-flight 0 exit 2 and say at least 1', async () => {
+    for (const flag of ['--max-connections', '--max-in-flight']) {
+      const r = await runServer(['--root', root, '--port', '0', flag, '0'])
+      assert.equal(r.code, 2, `${flag}: ${r.stderr}`)
+      assert.match(r.stderr, /--max-connections and --max-in-flight must be at least 1/)
+    }
+  })
+
+  it('--http that is not HOST:PORT exits 2 naming the value', async (t) => {
+    for (const value of ['nonsense', 'unix:/tmp/x.sock', '127.0.0.1']) {
+      const r = await runServer(['--root', noRoot(t), '--port', '0', '--http', value])
+      assert.equal(r.code, 2, `${value}: ${r.stderr}`)
+      assert.ok(r.stderr.includes(`--http ${value}: give HOST:PORT`), r.stderr)
+    }
+  })
+
+  it('--http on a non-loopback host without a token exits 2 and says why', async (t) => {
+    const r = await run(process.execPath, [SERVER_BIN, '--root', noRoot(t), '--port', '0', '--http', '0.0.0.0:0'], { env: { CACHESERV_TOKEN: undefined }, timeout: 10_000 })
+    assert.equal(r.code, 2, r.stderr)
+    assert.match(r.stderr, /refusing to serve HTTP on 0\.0\.0\.0 without a token/)
+    assert.doesNotMatch(r.stdout.toString(), /listening/)
+  })
+
   it('--root /nonexistent exits 1 with a message naming the root', async () => {
     const missing = join(root, 'nonexistent')
     const r = await runServer(['--root', missing, '--port', '0'])
@@ -455,12 +503,66 @@ describe('cacheserv-pipe refuses bad invocations', () => {
   })
 })
 
+describe('cacheserv-pipe --http', () => {
+  it('serves the root over HTTP too, on a second line with its address; an http:// prefix and a trailing slash are taken', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.txt', 'over http\n')
+    const { lines } = await startForLines(t, ['--root', root, '--port', '0', '--no-shm', '--http', 'http://127.0.0.1:0/'], 2)
+    assert.match(lines[0], /listening on tcp:\/\/127\.0\.0\.1:\d+ /)
+    const m = /^cacheserv-pipe \S+ listening on (http:\/\/127\.0\.0\.1:\d+) \(the same root over HTTP; metrics at \/-\/metrics\)$/.exec(lines[1])
+    assert.ok(m, lines[1])
+    const res = await fetch(`${m[1]}/a.txt`)
+    assert.equal(res.status, 200)
+    assert.equal(await res.text(), 'over http\n')
+  })
+})
+
+describe('cacheserv-pipe with a token', () => {
+  it('warns that a token shorter than 16 characters can be guessed, and serves', async (t) => {
+    const root = tempDir(t)
+    const short = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--token', 'short-token'])
+    assert.match(short.stderr(), /warning: a token shorter than 16 characters can be guessed; make one with: openssl rand -hex 16/)
+    const long = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--token', 'a-token-long-enough-1234'])
+    assert.doesNotMatch(long.stderr(), /token/)
+  })
+
+  it('on a unix socket, --host is not used: no token is needed whatever it says', async (t) => {
+    const root = tempDir(t)
+    const sock = join(tempDir(t, 'cacheserv-sock-'), 's.sock')
+    const server = await startServerProcess(t, ['--root', root, '--no-shm', '--socket', sock, '--host', '0.0.0.0'])
+    assert.equal(server.url, `unix:${sock}`)
+  })
+})
+
+describe('cacheserv-pipe --no-shm', () => {
+  it('keeps blocks on the heap, and its line says nothing of shared memory', async (t) => {
+    const root = tempDir(t)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm'])
+    assert.match(server.line, /\(root \S+, cache 1 GiB, pages/)
+    const client = await connect(server.url)
+    t.after(() => client.close())
+    assert.equal((await client.stats()).shm, null)
+  })
+})
+
+describe('cacheserv-pipe --redis', () => {
+  it('a Redis that does not answer at start is a warning, not a failure', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.txt', 'from disk')
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--redis', 'redis://127.0.0.1:1'])
+    assert.ok(await poll(() => /warning: Redis at redis:\/\/127\.0\.0\.1:1 does not answer; blocks come from disk until it does/.test(server.stderr()), 10_000), server.stderr())
+    const r = await runClient(server.url, ['read', 'a.txt'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.toString(), 'from disk')
+  })
+})
+
 describe('cacheserv-pipe --writable', () => {
   it('says it is writable in its first line, and only then', async (t) => {
     const root = tempDir(t)
-    const writable = await startServerProcess(t, ['--root', root, '--port', '0', '--writable'])
+    const writable = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--writable'])
     assert.match(writable.line, /, writable\)$/)
-    const readOnly = await startServerProcess(t, ['--root', root, '--port', '0'])
+    const readOnly = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm'])
     assert.doesNotMatch(readOnly.line, /writable/)
   })
 })
@@ -484,6 +586,16 @@ describe('cacheserv-pipe --warm', () => {
     assert.equal(cacheBytes, subBytes)
     assert.equal((await client.stats()).cacheLimit, 4 * 1024 * 1024)
     assert.match(server.stderr(), /^cacheserv-pipe: warmed 3 files/m)
+  })
+
+  it('a --warm path that is not there is reported, and the server serves on', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.txt', 'a')
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--warm', 'nope'])
+    assert.ok(await poll(() => /warm nope: ENOENT: /.test(server.stderr()), 10_000), server.stderr())
+    const r = await runClient(server.url, ['read', 'a.txt'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(server.child.exitCode, null)
   })
 
   it('warms beside serving and warns when the tree is larger than the cache', async (t) => {

@@ -9,12 +9,14 @@ import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSy
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import { join } from 'node:path'
+import { spawnSync } from 'node:child_process'
 import { before, describe, it } from 'node:test'
 import { POLICIES } from '../../lib/cache/policy.js'
 import { CLIENT_BIN, run, type RunResult, runClient, type ServerProcess, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { suiteScope, assertSameBytes } from '../helpers/suite.js'
 import { STATS_NUMBERS } from '../helpers/stats.js'
+import { startServer } from '../helpers/server.js'
 import { VERSION } from '../../lib/version.js'
 
 /** A loopback TCP address on which nothing listens. */
@@ -712,6 +714,7 @@ describe('cache commands against a writable server process', () => {
     assert.equal((await statsJson(url)).cacheBytes, treeBytes)
     const both = await runClient(url, ['warm', 'tree', '--list', list])
     assert.equal(both.code, 2, 'a path and a list: a usage error')
+    assert.equal(both.stderr, 'error: warm takes a PATH or --list FILE, not both\n(add --help for usage)\n')
   })
 
   it('evict exits 0 and empties the cache', async () => {
@@ -790,5 +793,91 @@ describe('cacheserv-pipe-client --token', () => {
     const again = await runClient(server.url, ['--token', 's3cret', 'stat', 'a.txt'])
     assert.equal(again.code, 0, again.stderr)
     assert.equal(JSON.parse(again.stdout.toString()).size, 7)
+  })
+})
+
+describe('cacheserv-pipe-client output', () => {
+  it('a failure is one line on stderr: the program, the code and the message', async (t) => {
+    const { url } = await startServer(t)
+    const r = await runClient(url, ['read', 'nope.bin'])
+    assert.equal(r.code, 1)
+    assert.match(r.stderr, /^cacheserv-pipe-client: ENOENT: [^\n]*nope\.bin[^\n]*\n$/)
+  })
+
+  it('--inject-faults reports its counts when the command fails too', async (t) => {
+    const { url } = await startServer(t)
+    const r = await runClient(url, ['--inject-faults', '0', 'read', 'nope.bin'])
+    assert.equal(r.code, 1)
+    assert.deepEqual(r.stderr.trim().split('\n').map((l) => l.replace(/ENOENT: .*/, 'ENOENT')), [
+      'cacheserv-pipe-client: ENOENT',
+      'cacheserv-pipe-client: injected 0 faults; sent 0 NACKs; lost the frame boundary 0 times; 0 progress timeouts',
+    ])
+  })
+
+  it('tree prints every file of a listing longer than the batches it prints in, once each, in order', async (t) => {
+    const { url, root } = await startServer(t)
+    const names = Array.from({ length: 2500 }, (_, i) => `many/${String(i).padStart(4, '0')}.bin`)
+    for (const n of names) writeFile(root, n, 'x')
+    const r = await runClient(url, ['tree', 'many'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stdout.toString(), names.map((n) => `1\t${n}\n`).join(''))
+  })
+
+  it('tree DIR with slashes around it lists the same as DIR', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'sub/a.txt', 'a')
+    writeFile(root, 'sub/deeper/b.txt', 'bb')
+    const plain = await runClient(url, ['tree', 'sub'])
+    assert.equal(plain.stdout.toString(), '1\tsub/a.txt\n2\tsub/deeper/b.txt\n')
+    for (const dir of ['/sub', 'sub/', '//sub//']) assert.deepEqual((await runClient(url, ['tree', dir])).stdout, plain.stdout, dir)
+  })
+
+  it('ls shows what is neither a file nor a directory by its name, with - for its size', async (t) => {
+    const { url, root } = await startServer(t)
+    writeFile(root, 'f.txt', 'abc')
+    assert.equal(spawnSync('mkfifo', [join(root, 'fifo')]).status, 0)
+    assert.equal((await runClient(url, ['ls'])).stdout.toString(), 'f.txt\nfifo\n')
+    assert.equal((await runClient(url, ['ls', '--long'])).stdout.toString(), '3\tf.txt\n-\tfifo\n')
+  })
+
+  it('evict says what it dropped: bytes and blocks, and of how many files for a path', async (t) => {
+    const { url, root } = await startServer(t, { shmDir: false })
+    writeFile(root, 'd/a.bin', 2 * MiB)
+    writeFile(root, 'd/b.bin', 10)
+    writeFile(root, 'c.bin', 100)
+    assert.equal((await runClient(url, ['warm'])).code, 0)
+    const some = await runClient(url, ['evict', 'd'])
+    assert.equal(some.code, 0, some.stderr)
+    assert.equal(some.stderr, 'evicted 2 MiB in 3 blocks of 2 files\n')
+    const all = await runClient(url, ['evict'])
+    assert.equal(all.stderr, 'evicted 100 B in 1 blocks\n')
+  })
+
+  it('pin and unpin say what they pinned, and what is pinned in all', async (t) => {
+    const { url, root } = await startServer(t, { shmDir: false })
+    writeFile(root, 'a/x.bin', 5000)
+    writeFile(root, 'b.bin', 300)
+    let r = await runClient(url, ['pin', 'a'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(r.stderr, 'pinned 1 files, 4.88 KiB; 1 files, 4.88 KiB pinned in all\n')
+    r = await runClient(url, ['pin', 'b.bin'])
+    assert.equal(r.stderr, 'pinned 1 files, 300 B; 2 files, 5.18 KiB pinned in all\n')
+    r = await runClient(url, ['stat', 'a/x.bin'])
+    assert.equal(JSON.parse(r.stdout.toString()).pinned, true)
+    r = await runClient(url, ['unpin', 'a'])
+    assert.equal(r.stderr, 'unpinned 1 files, 4.88 KiB; 1 files, 300 B pinned in all\n')
+    r = await runClient(url, ['unpin'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /^unpinned 1 files, 300 B; 0 files, 0 B pinned in all\n$/)
+  })
+
+  it('tar into a reader that stops early exits 0', async (t) => {
+    const { url, root } = await startServer(t)
+    for (let i = 0; i < 20; i++) writeFile(root, `t/${i}.bin`, 200_000)
+    const script = '{ "$1" "$2" --server "$3" tar t; echo "rc=$?" >&2; } | head -c 1000 > /dev/null'
+    const r = await run('sh', ['-c', script, 'sh', process.execPath, CLIENT_BIN, url])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /^rc=0$/m, `stderr: ${r.stderr}`)
+    assert.doesNotMatch(r.stderr, /EPIPE/)
   })
 })

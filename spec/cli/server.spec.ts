@@ -486,7 +486,7 @@ describe('cacheserv-pipe refuses bad invocations', () => {
     const store = join(tempDir(t), 'store')
     const r = await runServer(['--root', pinRoot, '--port', '0', '--cache-size', '4MiB', '--pin', 'big.bin', '--shm-dir', store])
     assert.equal(r.code, 1, `stderr: ${r.stderr}`)
-    assert.match(r.stderr, /--pin big\.bin: /)
+    assert.match(r.stderr, /--pin big\.bin: ENOSPC: /)
     assert.deepEqual(existsSync(store) ? readdirSync(store) : [], [], 'the store the server made is gone')
   })
 
@@ -554,6 +554,22 @@ describe('cacheserv-pipe --redis', () => {
     const r = await runClient(server.url, ['read', 'a.txt'])
     assert.equal(r.code, 0, r.stderr)
     assert.equal(r.stdout.toString(), 'from disk')
+  })
+})
+
+describe('cacheserv-pipe --pin', () => {
+  it('pins before serving, and says how much', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a/x.bin', 5000)
+    writeFile(root, 'a/y.bin', 300)
+    writeFile(root, 'b.bin', 300)
+    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--no-shm', '--settle', '0', '--pin', 'a', '--pin', 'b.bin'])
+    assert.match(server.stderr(), /^cacheserv-pipe: pinned 2 files, 5\.18 KiB, under a$/m)
+    assert.match(server.stderr(), /^cacheserv-pipe: pinned 1 files, 300 B, under b\.bin$/m)
+    const client = await connect(server.url)
+    t.after(() => client.close())
+    assert.equal((await client.stat('a/x.bin')).pinned, true)
+    assert.equal((await client.stats()).pinnedFiles, 3)
   })
 })
 

@@ -9,8 +9,7 @@ import { describe, test } from 'node:test'
 import { POLICIES } from '../../lib/cache/policy.js'
 import type { Client } from '../../lib/client/client.js'
 import type { CacheServer } from '../../lib/server/server.js'
-import { run, runClient, SERVER_BIN, startServerProcess } from '../helpers/cli.js'
-import { tempDir, writeFile } from '../helpers/fixtures.js'
+import { writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const KiB = 1024
@@ -92,32 +91,5 @@ describe('pin', () => {
     assert.ok(pinnedNow, 'the new version is pinned, the old one dropped')
     assert.equal((await client.stat('p.bin')).pinned, true)
     assert.equal(await diskReadsFor(server, client, 'p.bin'), 0)
-  })
-})
-
-describe('pin from the command line', () => {
-  test('--pin at start, then pin, unpin and stats from the client', async (t) => {
-    const root = tempDir(t)
-    writeFile(root, 'a/x.bin', 5000)
-    writeFile(root, 'b.bin', 300)
-    const server = await startServerProcess(t, ['--root', root, '--port', '0', '--settle', '0', '--pin', 'a'])
-    assert.match(server.stderr(), /pinned 1 files/)
-    let r = await runClient(server.url, ['stat', 'a/x.bin'])
-    assert.equal(r.code, 0, r.stderr)
-    assert.equal(JSON.parse(r.stdout.toString()).pinned, true)
-    r = await runClient(server.url, ['pin', 'b.bin'])
-    assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stderr, /^pinned 1 files, 300 B; 2 files, 5\.18 KiB pinned in all/)
-    r = await runClient(server.url, ['unpin'])
-    assert.equal(r.code, 0, r.stderr)
-    assert.match(r.stderr, /^unpinned 2 files/)
-  })
-
-  test('--pin of more than fits exits 1 with ENOSPC', async (t) => {
-    const root = tempDir(t)
-    writeFile(root, 'big.bin', 3 * 1024 * 1024)
-    const r = await run(process.execPath, [SERVER_BIN, '--root', root, '--port', '0', '--settle', '0', '--cache-size', '2MiB', '--pin', 'big.bin'], { timeout: 20_000 })
-    assert.equal(r.code, 1)
-    assert.match(r.stderr, /--pin big\.bin: ENOSPC/)
   })
 })

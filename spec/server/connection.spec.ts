@@ -90,20 +90,6 @@ describe('bad input leaves the server serving', () => {
     assert.equal(bytesOf(peer.frames, 9).toString(), 'abc')
   })
 
-  test('answers a NACK whose seq does not fit the header with EBADREQ and keeps serving', async (t) => {
-    const { url, root } = await startServer(t)
-    writeFile(root, 'a.txt', 'abc')
-    const peer = await rawPeer(t, url)
-    peer.send({ id: 1, op: 'read', path: 'a.txt' })
-    await peer.done(1)
-    peer.send({ id: 1, op: 'nack', seq: Number.MAX_SAFE_INTEGER, offset: 0, resync: 1 })
-    await peer.until((fs) => fs.some((f) => f.id === 1 && f.type === FrameType.ERROR))
-    assert.equal(json(peer.frames.find((f) => f.id === 1 && f.type === FrameType.ERROR)!).code, 'EBADREQ')
-    peer.send({ id: 2, op: 'read', path: 'a.txt' })
-    await peer.done(2)
-    assert.equal(bytesOf(peer.frames, 2).toString(), 'abc')
-  })
-
   test('an id used again after a NACK resent it is served as a new request (its frames are not taken for stale ones)', async (t) => {
     const { url, root } = await startServer(t, { pageSize: 1024 })
     const data = writeFile(root, 'a.bin', 3000)

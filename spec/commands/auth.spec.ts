@@ -1,6 +1,8 @@
 /**
- * The control commands (auth, cancel, nack): entries of the command table that
- * act on a connection's other requests, over a real socket.
+ * The `auth` command: the first request to a server started with a token.
+ * The right token is answered RESULT {auth: "ok"}; anything else ends the
+ * connection with EAUTH on id 0. Anywhere else auth is refused with EBADREQ
+ * and the connection goes on: it needs no token, or is open already.
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
@@ -8,6 +10,9 @@ import { FrameType } from '../../lib/protocol/constants.js'
 import { json, rawPeer } from '../helpers/raw.js'
 import { startServer } from '../helpers/server.js'
 import { writeFile } from '../helpers/fixtures.js'
+import { within } from '../helpers/wait.js'
+
+const TOKEN = 'a-long-enough-secret-token'
 
 test('auth on a server without a token is refused with EBADREQ, and the connection goes on', async (t) => {
   const { url, root } = await startServer(t)
@@ -23,11 +28,11 @@ test('auth on a server without a token is refused with EBADREQ, and the connecti
 })
 
 test('auth again on an authenticated connection is refused; the connection stays open', async (t) => {
-  const { url } = await startServer(t, { token: 'a-long-enough-secret-token' })
+  const { url } = await startServer(t, { token: TOKEN })
   const peer = await rawPeer(t, url)
-  peer.send({ id: 1, op: 'auth', token: 'a-long-enough-secret-token' })
+  peer.send({ id: 1, op: 'auth', token: TOKEN })
   assert.deepEqual(json(await peer.done(1)), { auth: 'ok' })
-  peer.send({ id: 2, op: 'auth', token: 'a-long-enough-secret-token' })
+  peer.send({ id: 2, op: 'auth', token: TOKEN })
   const again = await peer.done(2)
   assert.equal(json(again).code, 'EBADREQ')
   assert.match(json(again).message, /authenticated already/)
@@ -35,16 +40,13 @@ test('auth again on an authenticated connection is refused; the connection stays
   assert.equal((await peer.done(3)).type, FrameType.RESULT)
 })
 
-test('a nack with a bad position is EBADREQ; cancel of a finished request is ignored', async (t) => {
-  const { url, root } = await startServer(t)
-  writeFile(root, 'f.txt', 'hello')
-  const peer = await rawPeer(t, url)
-  peer.send({ id: 1, op: 'nack', seq: -1, offset: 0, resync: 1 })
-  assert.equal(json(await peer.done(1)).code, 'EBADREQ')
-  peer.send({ id: 2, op: 'read', path: 'f.txt' })
-  assert.equal((await peer.done(2)).type, FrameType.END)
-  peer.send({ id: 2, op: 'cancel' })
-  peer.send({ id: 3, op: 'stat', path: 'f.txt' })
-  assert.equal((await peer.done(3)).type, FrameType.RESULT)
-  assert.equal(peer.frames.filter((f) => f.id === 2 && f.type === FrameType.ERROR).length, 0, 'no answer to the late cancel')
+test('an auth without a token, or with one that is not a string, is EAUTH on id 0 and the connection closes', async (t) => {
+  const { url } = await startServer(t, { token: TOKEN, authBackoff: 0 })
+  for (const [args, why] of [[{}, 'auth without a token'], [{ token: 42 }, 'the server refused the token']] as const) {
+    const peer = await rawPeer(t, url)
+    peer.send({ id: 1, op: 'auth', ...args })
+    assert.ok(await within(peer.closed, 5000), 'the server closed the connection')
+    const answers = peer.frames.filter((f) => f.type !== FrameType.HELLO)
+    assert.deepEqual(answers.map((f) => [f.type, f.id, json(f)]), [[FrameType.ERROR, 0, { code: 'EAUTH', message: why }]], JSON.stringify(args))
+  }
 })

@@ -80,21 +80,3 @@ describe('what consumers keep stays intact while later bytes arrive', () => {
     assert.ok(Buffer.concat(held).equals(files[11]))
   })
 })
-
-describe('read() streams', () => {
-  it('destroyed in their first data event (mid-page) leave the connection serving', { timeout: 20_000 }, async (t) => {
-    // Pages of 256 KiB reach the stream as several 64 KiB copies; the first one's listener destroys it.
-    const { url, root } = await startServer(t)
-    const data = writeFile(root, 'f.bin', 4 * MiB)
-    const client = await connectTo(t, url)
-    for (let i = 0; i < 3; i++) {
-      const stream = client.read('f.bin')
-      await new Promise<void>((resolve) => {
-        stream.once('data', () => stream.destroy())
-        stream.once('close', () => resolve())
-      })
-    }
-    const got = await Promise.race([client.readFile('f.bin'), new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000).unref())])
-    assert.ok(got?.equals(data), 'the next read completes')
-  })
-})

@@ -52,11 +52,12 @@ export function collectGarbageSoon(): void {
   const wait = Math.max(0, last + MIN_INTERVAL_MS - Date.now(), 50)
   scheduled = setTimeout(() => {
     scheduled = null
-    last = Date.now()
     const run = collector()
     if (!run) return
     const before = process.memoryUsage().arrayBuffers
     run()
+    // Counted from the end: on a busy host the collection may start well after the timer fired.
+    last = Date.now()
     debug('collected: %d MiB of buffers freed', Math.round((before - process.memoryUsage().arrayBuffers) / 1048576))
   }, wait)
   scheduled.unref()

@@ -180,25 +180,6 @@ describe('HTTP gateway with curl', () => {
     assert.equal(typeof stats.cacheLimit, 'number')
   })
 
-  test('/-/metrics: Prometheus text, every name with the cacheserv_ prefix, _total counters and _bytes gauges', async () => {
-    const h = await head([`${g.base}/-/metrics`])
-    assert.equal(h.status, 200)
-    assert.match(h.headers['content-type'], /^text\/plain; version=0\.0\.4/)
-    const text = h.body.toString()
-    const names = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1], m[2]])
-    assert.ok(names.length >= 10)
-    for (const [name, type] of names) {
-      assert.match(name, /^cacheserv_/)
-      if (type === 'counter') assert.match(name, /_total$/)
-    }
-    for (const name of ['cacheserv_cache_hits_total', 'cacheserv_cache_misses_total', 'cacheserv_cache_evictions_total', 'cacheserv_disk_reads_total', 'cacheserv_nacks_total', 'cacheserv_cache_bytes', 'cacheserv_cache_limit_bytes']) {
-      assert.match(text, new RegExp(`^${name} \\d+`, 'm'), name)
-    }
-    const served = /^cacheserv_served_bytes_total\{interface="http"\} (\d+)/m.exec(text)
-    assert.ok(served && Number(served[1]) >= SIZE)
-    assert.match(text, /^cacheserv_request_duration_seconds_bucket\{.*interface="http".*\} \d+/m)
-  })
-
   test('/-/healthy answers ok', async () => {
     const r = await curl(['-f', `${g.base}/-/healthy`])
     assert.equal(r.stdout.toString(), 'ok\n')

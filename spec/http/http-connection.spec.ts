@@ -115,17 +115,20 @@ describe('HttpConnection', () => {
   test('stalledHolding needs bytes waiting, no progress for the time given, and a charged lease', async (t) => {
     const pair = await sockets(t)
     const { side } = await backedUp(pair)
+    // The connection's clock starts between these two readings.
+    const before = Date.now()
     const conn = new HttpConnection(side)
-    const later = Date.now() + 1000
-    assert.equal(conn.stalledHolding(1000, later), false, 'it holds no lease')
+    const after = Date.now()
+    const stalled = after + 1000
+    assert.equal(conn.stalledHolding(1000, stalled), false, 'it holds no lease')
     conn.leases.hold(lease(false))
-    assert.equal(conn.stalledHolding(1000, later), false, 'its lease is on a block the cache holds')
+    assert.equal(conn.stalledHolding(1000, stalled), false, 'its lease is on a block the cache holds')
     conn.leases.hold(lease(true))
-    assert.equal(conn.stalledHolding(1000, later), true)
-    assert.equal(conn.stalledHolding(1000, later - 10), false, 'not yet stalled that long')
+    assert.equal(conn.stalledHolding(1000, stalled), true)
+    assert.equal(conn.stalledHolding(1000, before + 999), false, 'not yet stalled that long')
     await sleep(20)
     conn.progress()
-    assert.equal(conn.stalledHolding(1000, later), false, 'progress starts the clock again')
+    assert.equal(conn.stalledHolding(1000, stalled), false, 'progress starts the clock again')
     assert.equal(conn.stalledHolding(1000, Date.now() + 1000), true)
 
     const reading = new HttpConnection((await pair()).side)

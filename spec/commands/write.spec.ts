@@ -14,7 +14,6 @@ import { encodeFrame } from '../../lib/protocol/frame.js'
 import { json, type RawPeer, rawPeer } from '../helpers/raw.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { within } from '../helpers/wait.js'
-import { connect } from '../../lib/client/client.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const MiB = 1024 * 1024
@@ -68,22 +67,6 @@ describe('write lands byte-exact', () => {
     })
   }
 
-  test('an async iterable of chunks (odd sizes, empty ones, Uint8Array) is written as their concatenation', async (t) => {
-    const { url, root } = await startServer(t, { writable: true })
-    const chunks: (Buffer | Uint8Array)[] = [randomBytes(1), Buffer.alloc(0), randomBytes(300 * 1024 + 7), new Uint8Array(randomBytes(70_000)), randomBytes(2 * MiB + 1)]
-    const expected = Buffer.concat(chunks)
-    async function* gen() {
-      for (const c of chunks) {
-        await sleep(1)
-        yield c
-      }
-    }
-    const client = await connectTo(t, url)
-    assert.deepEqual(await client.write('it.bin', gen()), { path: 'it.bin', size: expected.length })
-    assert.ok(readFileSync(join(root, 'it.bin')).equals(expected))
-    assert.ok((await client.readFile('it.bin')).equals(expected))
-  })
-
   test('overwriting a cached file: the next read gets the new bytes', async (t) => {
     const { url, root } = await startServer(t, { writable: true })
     const old = writeFile(root, 'v.bin', MiB + 100)
@@ -94,72 +77,6 @@ describe('write lands byte-exact', () => {
     await client.write('v.bin', next)
     assert.ok((await client.readFile('v.bin')).equals(next))
     assert.ok(readFileSync(join(root, 'v.bin')).equals(next))
-  })
-})
-
-describe('uploads from the client library', () => {
-  test('10 concurrent uploads on one connection (8 run, 2 wait their turn) land byte-exact, no frame split by another', async (t) => {
-    const { url, root } = await startServer(t, { writable: true })
-    const client = await connectTo(t, url)
-    // Several MiB each: the socket's buffer fills, so every upload waits for 'drain' over and over.
-    const files = Array.from({ length: 10 }, (_, i) => ({ path: `c${i}.bin`, data: randomBytes(3 * MiB + i * 1001) }))
-    const results = await Promise.all(files.map((f) => client.write(f.path, f.data)))
-    assert.deepEqual(
-      results,
-      files.map((f) => ({ path: f.path, size: f.data.length })),
-    )
-    for (const f of files) assert.ok(readFileSync(join(root, f.path)).equals(f.data), f.path)
-  })
-
-  test('a server with 8 MiB pages takes a 10 MiB upload (client frames stay within 4 MiB)', async (t) => {
-    const { url, root } = await startServer(t, { writable: true, pageSize: 8 * MiB })
-    const client = await connectTo(t, url)
-    assert.equal(client.hello.pageSize, 8 * MiB)
-    const data = randomBytes(10 * MiB + 3)
-    assert.deepEqual(await client.write('big.bin', data), { path: 'big.bin', size: data.length })
-    assert.ok(readFileSync(join(root, 'big.bin')).equals(data))
-  })
-
-  test('a source that throws fails the write with its error, cancels it on the server, and the connection goes on', async (t) => {
-    const { url, root } = await startServer(t, { writable: true })
-    const client = await connectTo(t, url)
-    async function* failing() {
-      yield randomBytes(300 * 1024)
-      throw Object.assign(new Error('disk on fire'), { code: 'EIO' })
-    }
-    await assert.rejects(client.write('f.bin', failing()), /disk on fire/)
-    assert.deepEqual(await waitTmp(root, (names) => names.length === 0), [], 'the temporary file is removed')
-    assert.equal(client.pending, 0)
-    // Eight more failures would exhaust the server's upload slots if the server kept them.
-    for (let i = 0; i < 9; i++) await assert.rejects(client.write(`f${i}.bin`, failing()), /disk on fire/)
-    const data = randomBytes(1000)
-    assert.deepEqual(await client.write('ok.bin', data), { path: 'ok.bin', size: data.length })
-  })
-
-  test('an upload slower than the client\'s progress timeout goes through: the client does not take the server\'s silence for a loss while it sends', { timeout: 20_000 }, async (t) => {
-    const { url, root } = await startServer(t, { writable: true })
-    const client = await connect(url, { progressTimeout: 400 })
-    t.after(() => client.close())
-    const chunks = Array.from({ length: 8 }, () => randomBytes(10_000))
-    async function* slow() {
-      for (const c of chunks) {
-        await sleep(400) // 3.2 s in all: past the 5 silent timeouts (2 s) that would end in ETIMEDOUT
-        yield c
-      }
-    }
-    assert.deepEqual(await client.write('slow.bin', slow()), { path: 'slow.bin', size: 80_000 })
-    assert.ok(readFileSync(join(root, 'slow.bin')).equals(Buffer.concat(chunks)))
-    assert.equal(client.counters().nacks, 0, 'no NACK was sent')
-  })
-
-  test('a refused write does not wait for a source that produces nothing', { timeout: 10_000 }, async (t) => {
-    const { url } = await startServer(t) // not writable
-    const client = await connectTo(t, url)
-    async function* never(): AsyncGenerator<Buffer> {
-      await new Promise(() => {}) // a terminal on stdin, say
-      yield Buffer.alloc(0)
-    }
-    await assert.rejects(client.write('f.bin', never()), (err: NodeJS.ErrnoException) => err.code === 'EROFS')
   })
 })
 

@@ -276,23 +276,6 @@ describe('warm from a list', () => {
     ])
   })
 
-  test('a list longer than one request line is sent in batches, progress summed over them', async (t) => {
-    const { url, root } = await startServer(t, { cacheSize: 64 * MiB, maxRequest: 16 * KiB })
-    const names = Array.from({ length: 1500 }, (_, i) => `a-rather-long-directory-name/file-${String(i).padStart(5, '0')}.txt`)
-    for (const n of names) writeFile(root, n, 'x')
-    const client = await connectTo(t, url)
-    const seen: WarmResult[] = []
-    const r = await client.warmList(
-      (function* () {
-        yield* names
-      })(),
-      (p) => seen.push(p),
-    )
-    assert.equal(r.files, names.length)
-    assert.equal(r.totalFiles, names.length)
-    assert.equal(r.skipped, 0)
-  })
-
   test('a request with both path and paths, or paths that are not strings, is EBADREQ', async (t) => {
     const { url } = await startServer(t)
     const client = await connectTo(t, url)

@@ -92,7 +92,10 @@ describe('locate', { skip }, () => {
     const a = await locate(client, Array.from({ length: 6 }, (_, i) => `f${i}.bin`))
     const placed = a.files.filter((f) => 'blocks' in f && f.blocks).length
     assert.equal(placed, 4, '4 blocks of 64 KiB: an eighth of 2 MiB')
-    assert.deepEqual({ ...a.files[5], mtimeMs: 0 }, { path: 'f5.bin', size: BLOCK, mtimeMs: 0, blocks: null })
+    // Which files find room depends on which of the concurrent loads finish first; the rest say to read them.
+    const refused = a.files.filter((f) => 'blocks' in f && f.blocks === null)
+    assert.equal(refused.length, 2)
+    for (const f of refused) assert.deepEqual({ ...f, path: '', mtimeMs: 0 }, { path: '', size: BLOCK, mtimeMs: 0, blocks: null })
   })
 
   test('a server without short-circuit reads says so in HELLO and refuses locate', async (t) => {

@@ -123,33 +123,6 @@ for (const shortCircuit of [true, false]) describe(`readMany (${shortCircuit ? '
 
 })
 
-describe('readMany', () => {
-  test('accepts any iterable of paths, taken lazily', async (t) => {
-    const { url, root } = await startServer(t)
-    const { paths, data } = makeFiles(root, 30)
-    // Over the socket: two readv batches of 256 paths. On the server's host: two batches of 4 located.
-    for (const [shortCircuit, most] of [[false, 512], [true, 8]] as const) {
-      if (shortCircuit && noSharedMemory(shmNative())) continue
-      const client = await connect(url, { shortCircuit })
-      t.after(() => client.close())
-      assert.equal(client.hello.shm, true)
-      let taken = 0
-      function* lazy() {
-        for (let i = 0; i < 2000; i++) {
-          taken++
-          yield paths[i % paths.length]
-        }
-      }
-      const it = client.readMany(lazy(), { inFlight: 4 })[Symbol.asyncIterator]()
-      const first = await it.next()
-      assert.equal(first.done, false)
-      assert.ok(first.value!.data.equals(data.get(paths[0])!))
-      assert.ok(taken <= most, `took ${taken} paths for one file with inFlight 4 (short-circuit ${shortCircuit})`)
-      await it.return(undefined)
-    }
-  })
-})
-
 describe('readMany over the socket', () => {
   test('long paths go out in batches whose request lines the server takes', async (t) => {
     const { url, root } = await startServer(t)

@@ -1,77 +1,26 @@
 /**
- * readChunks into a pipe (the client CLI's `read f | python`): blocks are
- * spliced from the server's shared memory into the pipe, which then refers
- * to the store's pages. The bytes read from the pipe must be the file's,
- * whatever the cache does with those slots afterwards.
+ * Pages spliced from the server's shared memory into a pipe (the client
+ * CLI's `read f | python`) refer to the store's pages: the bytes read from
+ * the pipe must be the file's, whatever the cache does with those slots
+ * afterwards.
  */
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
-import { once } from 'node:events'
-import { closeSync, constants, openSync, readFileSync, readSync } from 'node:fs'
+import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import type { LocateAnswer } from '../../lib/client/short-circuit.js'
-import type { PipeTarget } from '../../lib/client/types.js'
-import { writeAllSync } from '../../lib/cli/write-sync.js'
-import { noSharedMemory, tempDir, writeFile } from '../helpers/fixtures.js'
+import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
+import { fifo, pipeTarget } from '../helpers/pipe.js'
 import { poll } from '../helpers/wait.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
 const KiB = 1024
 const BLOCK = 64 * KiB
 const PIPE = 1024 * KiB
-const native = shmNative()
-const skip = noSharedMemory(native)
+const skip = noSharedMemory(shmNative())
 
-/** A named pipe in a fresh directory. */
-function fifo(t: Parameters<typeof tempDir>[0]): string {
-  const path = join(tempDir(t), 'pipe')
-  assert.equal(spawnSync('mkfifo', [path]).status, 0)
-  return path
-}
-
-function target(fd: number): PipeTarget {
-  assert.equal(native!.pipeSize(fd, PIPE), PIPE)
-  return { size: () => native!.pipeSize(fd), unread: () => native!.pipeUnread(fd), splice: (from, offset, length) => native!.splice(from, offset, fd, length) }
-}
-
-describe('readChunks into a pipe', { skip }, () => {
-  test('splices all but the last pipe-full, which it copies, and the pipe carries the file exactly', async (t) => {
-    const { server, url, root } = await startServer(t, { cacheSize: 4096 * BLOCK, blockSize: BLOCK })
-    const data = writeFile(root, 'big.bin', 40 * BLOCK + 1234)
-    const client = await connectTo(t, url)
-    for (const range of [{}, { offset: 5000, length: 30 * BLOCK }] as { offset?: number; length?: number }[]) {
-      const path = fifo(t)
-      const out = join(tempDir(t), 'out')
-      const cat = spawn('sh', ['-c', `cat '${path}' > '${out}'`], { stdio: 'ignore' })
-      const fd = openSync(path, constants.O_WRONLY)
-      let copied = 0
-      try {
-        const before = server.stats().bytesServed
-        await client.readChunks('big.bin', (c) => ((copied += c.length), writeAllSync(fd, c)), { ...range, sharedMemory: true, pipe: async () => target(fd) })
-        assert.equal(server.stats().bytesServed, before, 'nothing crossed the socket')
-      } finally {
-        closeSync(fd)
-      }
-      await once(cat, 'exit')
-      const want = data.subarray(range.offset ?? 0, (range.offset ?? 0) + (range.length ?? data.length))
-      assert.ok(readFileSync(out).equals(want), 'the pipe carried the bytes asked for')
-      assert.ok(copied >= PIPE && copied < PIPE + BLOCK, `the last pipe-full was copied (${copied} bytes), the rest spliced`)
-    }
-  })
-
-  test('a read that fits in a pipe-full leaves the pipe alone: copied, the native addon never asked', async (t) => {
-    const { url, root } = await startServer(t, { cacheSize: 256 * BLOCK, blockSize: BLOCK })
-    const data = writeFile(root, 'small.bin', 5 * BLOCK + 3)
-    const client = await connectTo(t, url)
-    let asked = 0
-    const got: Buffer[] = []
-    await client.readChunks('small.bin', (c) => got.push(Buffer.from(c)), { sharedMemory: true, pipe: async () => (asked++, null) })
-    assert.ok(Buffer.concat(got).equals(data))
-    assert.equal(asked, 0)
-  })
-
+describe('a pipe of spliced pages', { skip }, () => {
   test('pages spliced under a grant that lapsed keep their bytes when the slot takes another block', async (t) => {
     const { server, url, root } = await startServer(t, { cacheSize: 16 * BLOCK, blockSize: BLOCK, policy: 'lru' })
     const a = writeFile(root, 'a.bin', BLOCK)
@@ -81,7 +30,7 @@ describe('readChunks into a pipe', { skip }, () => {
     t.after(() => closeSync(rd))
     const wr = openSync(path, constants.O_WRONLY)
     t.after(() => closeSync(wr))
-    const pipe = target(wr)
+    const pipe = pipeTarget(wr, PIPE)
     // A client splices a.bin's block into the pipe, then goes away without releasing its grant.
     const reader = await connectTo(t, url)
     const located = await reader.request<LocateAnswer>('locate', { paths: ['a.bin'] })

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type Parsed, parseCommandLine, type ProgramSpec, UsageError } from '../../lib/cli/args.js'
+import { parseCommandLine, type ProgramSpec, UsageError } from '../../lib/cli/args.js'
+import { commandLine } from '../helpers/command-line.js'
 
 function count(value: string): number {
   if (!/^\d+$/.test(value)) throw new Error(`not a count: "${value}"`)
@@ -52,22 +53,7 @@ const PROGRAM = {
   ],
 } satisfies ProgramSpec
 
-const parse = (...args: string[]) => parseCommandLine(PROGRAM, args)
-
-function run(...args: string[]): Extract<Parsed, { kind: 'run' }> {
-  const p = parse(...args)
-  assert.equal(p.kind, 'run')
-  return p
-}
-
-function usageError(args: string[], message: string | RegExp): void {
-  assert.throws(() => parse(...args), (err: Error) => {
-    assert.ok(err instanceof UsageError, err.stack)
-    if (typeof message === 'string') assert.equal(err.message, message)
-    else assert.match(err.message, message)
-    return true
-  })
-}
+const { parse, run, usageError } = commandLine(PROGRAM)
 
 describe('parseCommandLine', () => {
   describe('commands, arguments and options', () => {

@@ -1,25 +1,10 @@
 /** The client's command table, through the parser: its commands, defaults and value parsers (the parser's own rules are in args.spec.ts). */
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { type Parsed, parseCommandLine, UsageError } from '../../lib/cli/args.js'
+import { commandLine } from '../helpers/command-line.js'
 import { CLIENT } from '../../lib/cli/client-args.js'
 
-const parse = (...args: string[]) => parseCommandLine(CLIENT, args)
-
-function run(...args: string[]): Extract<Parsed, { kind: 'run' }> {
-  const p = parse(...args)
-  assert.equal(p.kind, 'run')
-  return p
-}
-
-function usageError(args: string[], message: string | RegExp): void {
-  assert.throws(() => parse(...args), (err: Error) => {
-    assert.ok(err instanceof UsageError, err.stack)
-    if (typeof message === 'string') assert.equal(err.message, message)
-    else assert.match(err.message, message)
-    return true
-  })
-}
+const { run, usageError } = commandLine(CLIENT)
 
 describe('client command line', () => {
   describe('commands and arguments', () => {

@@ -8,7 +8,6 @@ import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { describe, test } from 'node:test'
 import { tarFiles } from '../../lib/cli/tar-files.js'
 import type { TarFile } from '../../lib/cli/tar.js'
@@ -16,26 +15,7 @@ import { CLIENT_BIN, run } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { connectTo, startServer } from '../helpers/server.js'
 import { within } from '../helpers/wait.js'
-
-/** Python reads the stream the WebDataset way and prints name, size and sha256 of every member. */
-const READER = `
-import hashlib, sys, tarfile
-with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
-    for m in t:
-        data = t.extractfile(m).read()
-        print(m.name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
-`
-
-/** The Python client's reader: every file as it comes, then "verified" once the manifest matched. */
-const PYTHON_CLIENT = fileURLToPath(new URL('../../../clients/python', import.meta.url))
-const VERIFIER = `
-import hashlib, sys
-sys.path.insert(0, sys.argv[1])
-from cacheserv_client import iter_tar
-for name, data in iter_tar(sys.stdin.buffer):
-    print(name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
-print('verified', flush=True)
-`
+import { PYTHON_CLIENT, READER, VERIFIER } from '../helpers/tar-readers.js'
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 

@@ -4,7 +4,6 @@ import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:chil
 import { once } from 'node:events'
 import { statSync, utimesSync, writeFileSync } from 'node:fs'
 import { Writable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { connect } from '../../lib/client/client.js'
 import { writeTar } from '../../lib/cli/tar.js'
 import { join } from 'node:path'
@@ -12,26 +11,7 @@ import { CLIENT_BIN, run, startServerProcess } from '../helpers/cli.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
 import { loopbackProxy } from '../helpers/proxy.js'
-
-/** Python reads the stream the WebDataset way and prints name, size and sha256 of every member. */
-const READER = `
-import hashlib, sys, tarfile
-with tarfile.open(fileobj=sys.stdin.buffer, mode='r|') as t:
-    for m in t:
-        data = t.extractfile(m).read()
-        print(m.name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
-`
-
-/** The Python client's reader: every file as it comes, then "verified" once the manifest matched. */
-const PYTHON_CLIENT = fileURLToPath(new URL('../../../clients/python', import.meta.url))
-const VERIFIER = `
-import hashlib, sys
-sys.path.insert(0, sys.argv[1])
-from cacheserv_client import iter_tar
-for name, data in iter_tar(sys.stdin.buffer):
-    print(name, len(data), hashlib.sha256(data).hexdigest(), flush=True)
-print('verified', flush=True)
-`
+import { PYTHON_CLIENT, READER, VERIFIER } from '../helpers/tar-readers.js'
 
 const MANIFEST = '.cacheserv-manifest.json'
 

@@ -9,7 +9,6 @@ import { type Client, connect } from '../../lib/client/client.js'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { noSharedMemory, writeFile } from '../helpers/fixtures.js'
 import { startServer } from '../helpers/server.js'
-import { within } from '../helpers/wait.js'
 
 /** `count` small files of random sizes (some empty) under many/, in a shuffled order. */
 function makeFiles(root: string, count: number): { paths: string[]; data: Map<string, Buffer> } {
@@ -123,36 +122,6 @@ for (const shortCircuit of [true, false]) describe(`readMany (${shortCircuit ? '
 
 })
 
-describe('readMany over the socket', () => {
-  test('long paths go out in batches whose request lines the server takes', async (t) => {
-    const { url, root } = await startServer(t)
-    const dir = 'd'.repeat(200) + '/' + 'e'.repeat(200)
-    const data = Array.from({ length: 400 }, (_, i) => writeFile(root, `${dir}/${String(i).padStart(200, '0')}.bin`, 10 + i))
-    const client = await connect(url, { shortCircuit: false })
-    t.after(() => client.close())
-    let i = 0
-    for await (const { data: bytes } of client.readMany(data.map((_, k) => `${dir}/${String(k).padStart(200, '0')}.bin`))) assert.ok(bytes.equals(data[i++]))
-    assert.equal(i, data.length)
-  })
-})
-
-describe('readMany over the socket, left early', () => {
-  test('a consumer that stops while the connection is held for its entries leaves the connection working', async (t) => {
-    const { url, root } = await startServer(t, { cacheSize: 256 * 1024 * 1024 })
-    const big = Array.from({ length: 40 }, (_, i) => writeFile(root, `big/${i}.bin`, 2 * 1024 * 1024 + i))
-    const small = writeFile(root, 'small.bin', 100)
-    const client = await connect(url, { shortCircuit: false })
-    t.after(() => client.close())
-    for await (const { data } of client.readMany(big.map((_, i) => `big/${i}.bin`))) {
-      assert.ok(data.equals(big[0]))
-      // More than 32 MiB of entries arrive untaken meanwhile: the client holds the connection.
-      await new Promise((r) => setTimeout(r, 300))
-      break
-    }
-    assert.equal(await within(client.readFile('small.bin').then((d) => assert.ok(d.equals(small))), 5000), true, 'a read after it is answered')
-  })
-})
-
 describe('readEntries', () => {
   test('ranges clipped at the end of their files, each with its file\'s size and mtime', async (t) => {
     const { url, root } = await startServer(t)
@@ -173,46 +142,6 @@ describe('readEntries', () => {
     )
     const { statSync } = await import('node:fs')
     assert.equal(got[0]!.mtimeMs, Math.floor(statSync(`${root}/a.bin`).mtimeMs))
-  })
-
-  test('an async source that makes it wait: the items at hand go out at once, the rest as they come', async (t) => {
-    const { url, root } = await startServer(t)
-    for (let i = 0; i < 6; i++) writeFile(root, `f${i}.bin`, 100 + i)
-    const client = await connect(url)
-    t.after(() => client.close())
-    let release!: () => void
-    const gate = new Promise<void>((resolve) => (release = resolve))
-    async function* items() {
-      yield 'f0.bin'
-      yield 'f1.bin'
-      await gate // the rest of the list is not written yet
-      for (let i = 2; i < 6; i++) yield `f${i}.bin`
-    }
-    const entries = client.readEntries(items())
-    const next = entries.next()
-    assert.ok(await within(next, 5000), 'the first entry came before the list went on')
-    assert.equal((await next).value?.path, 'f0.bin')
-    release()
-    const rest: string[] = []
-    for await (const e of entries) rest.push(e.path)
-    assert.deepEqual(rest, ['f1.bin', 'f2.bin', 'f3.bin', 'f4.bin', 'f5.bin'])
-  })
-
-  test('a source that throws ends the entries with its error, after the items before it', async (t) => {
-    const { url, root } = await startServer(t)
-    writeFile(root, 'x.bin', 10)
-    const client = await connect(url)
-    t.after(() => client.close())
-    async function* items() {
-      yield 'x.bin'
-      await new Promise((resolve) => setTimeout(resolve, 20))
-      throw new Error('the list broke')
-    }
-    const got: string[] = []
-    await assert.rejects(async () => {
-      for await (const e of client.readEntries(items())) got.push(e.path)
-    }, /the list broke/)
-    assert.deepEqual(got, ['x.bin'])
   })
 })
 

@@ -19,8 +19,13 @@ import { type Entry, ENTRY_ERROR } from '../protocol/readv-entry.js'
 
 /** Bytes of entries received and not yet taken before the connection is held, by default. */
 const HIGH_WATER = 32 * 1024 * 1024
-/** Bytes of items one batch carries at most: its request line must stay within the server's (64 KiB by default). */
+/** Bytes of items one batch carries at most, when the server takes request lines of 64 KiB or more (its default). */
 const BATCH_BYTES = 32 * 1024
+
+/** Bytes of items a batch may carry to a server whose request lines take `maxRequest` bytes (HELLO; absent: the default). */
+export function batchBytes(maxRequest: number | undefined): number {
+  return Math.min(BATCH_BYTES, Math.floor((maxRequest ?? 2 * BATCH_BYTES) / 2))
+}
 
 /** A file, or a range of it (clipped to the file's end, as a read's). */
 export interface BatchItem {
@@ -54,6 +59,8 @@ export type SendBatch = (
 export interface BatchOptions {
   /** Items per request, at most. */
   batch: number
+  /** The longest request line the server takes (HELLO maxRequest), asked for each batch: its items take half of it at most. */
+  maxRequest?: () => number | undefined
   /** Bytes of entries held here before the connection is held; Infinity for a consumer that bounds them itself. */
   highWater?: number
 }
@@ -84,7 +91,7 @@ export class BatchReads {
   }
 
   /** Each item's entry, in order. */
-  async *read(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>, { batch, highWater = HIGH_WATER }: BatchOptions): AsyncGenerator<BatchEntry, void, void> {
+  async *read(items: Iterable<string | BatchItem> | AsyncIterable<string | BatchItem>, { batch, highWater = HIGH_WATER, maxRequest }: BatchOptions): AsyncGenerator<BatchEntry, void, void> {
     const source = new ItemSource(items)
     const queue: Slot[] = []
     let batches = 0
@@ -108,6 +115,7 @@ export class BatchReads {
         while (!this.#left && !failure && batches < 2 && queue.length <= batch) {
           const slots: Slot[] = []
           let bytes = 0
+          const limit = batchBytes(maxRequest?.())
           for (;;) {
             let value: string | BatchItem
             if (carried) {
@@ -129,13 +137,13 @@ export class BatchReads {
               value = r.value
             }
             const size = Buffer.byteLength(JSON.stringify(value)) + 1
-            if (slots.length > 0 && bytes + size > BATCH_BYTES) {
+            if (slots.length > 0 && bytes + size > limit) {
               carried = { value }
               break
             }
-            if (size > BATCH_BYTES) {
+            if (size > limit) {
               // No request line holds it: refused here, at its place, and the others go on.
-              queue.push(refusedSlot(value, size))
+              queue.push(refusedSlot(value, size, limit))
               notify()
               continue
             }
@@ -323,9 +331,9 @@ function fail(s: Slot, err: Error): void {
 }
 
 /** An item too long for any request line, failed in its place. */
-function refusedSlot(item: string | BatchItem, size: number): Slot {
+function refusedSlot(item: string | BatchItem, size: number, limit: number): Slot {
   const s = slot(item)
-  fail(s, error('ETOOBIG', `${s.path.slice(0, 64)}…: ${size} bytes as JSON, more than a readv request line takes (${BATCH_BYTES})`))
+  fail(s, error('ETOOBIG', `${s.path.slice(0, 64)}…: ${size} bytes as JSON, more than a readv request line takes (${limit})`))
   return s
 }
 

@@ -33,7 +33,7 @@ export function readEntries(
     (items, onEntry, hold, onHeld) => sendReadv(conns, items, onEntry, hold, onHeld),
     (err, attempt) => (attempt < delays.length && isRetryable(err) ? delays[attempt] : null),
   )
-  return batches.read(items, { batch: Math.min(batch, MAX_READV_PATHS), highWater })
+  return batches.read(items, { batch: Math.min(batch, MAX_READV_PATHS), highWater, maxRequest: () => conns.link.hello.maxRequest })
 }
 
 /** One readv request: its entries to `onEntry` as they arrive whole (see SendBatch in read-batches.ts). */

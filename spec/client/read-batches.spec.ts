@@ -205,6 +205,30 @@ describe('BatchReads', () => {
     })
   }
 
+  test('batches fit the server\'s request lines: a server taking lines of 16 KiB reads a list of long paths', async (t) => {
+    const { url, root } = await startServer(t, { maxRequest: 16 * 1024 })
+    const paths = Array.from({ length: 300 }, (_, i) => `${'d'.repeat(100)}/${String(i).padStart(100, '0')}.bin`)
+    const data = paths.map((p, i) => writeFile(root, p, 10 + i))
+    const client = await connect(url, { shortCircuit: false })
+    t.after(() => client.close())
+    const { got, err } = await collect(client.readEntries(paths))
+    assert.equal(err, null)
+    assert.deepEqual(got.map((e) => e.path), paths)
+    got.forEach((e, i) => assert.ok(e.data.equals(data[i]), e.path))
+  })
+
+  test('an item longer than half the server\'s request line fails at its place with ETOOBIG; the connection goes on', async (t) => {
+    const { url, root } = await startServer(t, { maxRequest: 4096 })
+    writeFile(root, 'a.bin', 10)
+    const client = await connect(url, { shortCircuit: false })
+    t.after(() => client.close())
+    const long = `x/${'y'.repeat(3000)}`
+    const it = client.readEntries(['a.bin', long, 'a.bin'])[Symbol.asyncIterator]()
+    assert.equal((await it.next()).value?.path, 'a.bin')
+    await assert.rejects(it.next(), { code: 'ETOOBIG', message: /more than a readv request line takes \(2048\)/ })
+    assert.equal((await client.readFile('a.bin')).length, 10)
+  })
+
   test('a batch whose connection died is asked for its rest after the delay retry gives; an attempt that brought entries starts the count again', async (t) => {
     // f0 then a hang-up; nothing then a hang-up; f1 then a hang-up; then the rest.
     const { url, lines } = await dyingServer(t, (req, nth) => {

@@ -10,7 +10,11 @@ const WARM_BATCH_BYTES = 32 * 1024
 
 type WarmRequest = (args: { paths: string[] }, onProgress?: (progress: unknown) => void) => Promise<WarmResult>
 
-/** Warm `paths` in order with `request`, in batches sized for the server's longest request line (`maxRequest()`: the current connection's); stops once the cache is full. */
+/**
+ * Warm `paths` in order with `request`, in batches sized for the server's
+ * longest request line (`maxRequest()`: the current connection's); stops once
+ * the cache is full. A path no batch can carry is skipped here, as ETOOBIG.
+ */
 export async function warmList(
   request: WarmRequest,
   maxRequest: () => number | undefined,
@@ -40,6 +44,11 @@ export async function warmList(
   for await (const path of paths) {
     if (total.full) break
     const size = Buffer.byteLength(JSON.stringify(path)) + 1
+    if (size > limit()) {
+      // Its request line would be refused (ETOOBIG), and the connection with it.
+      Object.assign(total, sum({ files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false, skipped: 1, skippedPaths: [{ path, code: 'ETOOBIG' }] }))
+      continue
+    }
     if (batch.length > 0 && bytes + size > limit()) await send()
     batch.push(path)
     bytes += size

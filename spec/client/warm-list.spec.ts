@@ -100,6 +100,14 @@ describe('warmList', () => {
     assert.ok(server.stats().cacheBytes <= 2 * MiB)
   })
 
+  test('a path no request line can carry is skipped with ETOOBIG, and the list goes on', async (t) => {
+    const { client, server } = await serverWith(t, { 'd/a.bin': 10, 'd/b.bin': 20 }, { maxRequest: 4096 })
+    const long = `x/${'y'.repeat(5000)}`
+    const r = await client.warmList(['d/a.bin', long, 'd/b.bin'])
+    assert.deepEqual(r, { files: 2, bytes: 30, totalFiles: 2, totalBytes: 30, full: false, skipped: 1, skippedPaths: [{ path: long, code: 'ETOOBIG' }] })
+    assert.equal(server.stats().cacheBytes, 30)
+  })
+
   test('an async list is taken as it comes; an empty one sends nothing', async (t) => {
     const list = names(50)
     const { client } = await serverWith(t, Object.fromEntries(list.map((n) => [n, 10])))

@@ -51,6 +51,7 @@ export class Client {
     request: (op, args) => this.request(op, args),
     readFile: (path) => this.readFile(path),
     readChunksRemote: (path, onChunk, opts) => readChunks(this.#conns, path, onChunk, opts),
+    maxRequest: () => this.#conns.link.hello.maxRequest,
   })
   /** Uploads running; the server runs MAX_UPLOADS_PER_CONNECTION at once (more get EBUSY), so the rest queue here. */
   #uploads = 0

@@ -11,6 +11,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { error, isErrorCode } from '../errors.js'
 import { MAX_LOCATE_PATHS } from '../protocol/constants.js'
+import { batchBytes } from './read-batches.js'
 import type { ReadInfo } from './read-receiver.js'
 import { type LocateAnswer, SlabFiles, TTL_MARGIN_MS } from './short-circuit.js'
 import type { PipeTarget, ReadOptions } from './types.js'
@@ -25,6 +26,8 @@ export interface LocatedIO {
   request<T>(op: string, args: Record<string, unknown>): Promise<T>
   readFile(path: string): Promise<Buffer>
   readChunksRemote(path: string, onChunk: (chunk: Buffer) => void, opts: Omit<ReadOptions, 'highWaterMark'>): Promise<ReadInfo>
+  /** The longest request line the server takes (HELLO maxRequest), if it says. */
+  maxRequest(): number | undefined
 }
 
 export class LocatedReads {
@@ -127,17 +130,46 @@ export class LocatedReads {
 
   /**
    * Files read from shared memory, yielded in the order given: a `locate`
-   * per `inFlight` paths, the next batch's on its way while this one's are
-   * taken.
+   * per `inFlight` paths (fewer when their request line would be longer than
+   * the server takes), the next batch's on its way while this one's are
+   * taken. A path no request line can carry fails at its place (ETOOBIG).
    */
   async *many(paths: Iterable<string>, inFlight: number): AsyncGenerator<{ path: string; data: Buffer }, void, void> {
     const batch = Math.min(inFlight, MAX_LOCATE_PATHS)
     const queue: { path: string; data: Promise<Buffer> }[] = []
     const iterator = paths[Symbol.iterator]()
+    /** A path taken from `paths` that did not fit the batch being filled: it opens the next. */
+    let carried: string | null = null
     const refill = () => {
       while (queue.length + batch <= 2 * batch) {
         const next: string[] = []
-        for (let r = iterator.next(); !r.done; r = iterator.next()) if (next.push(r.value) === batch) break
+        const limit = batchBytes(this.#io.maxRequest())
+        let bytes = 0
+        for (;;) {
+          let path: string
+          if (carried !== null) {
+            path = carried
+            carried = null
+          } else {
+            const r = iterator.next()
+            if (r.done) break
+            path = r.value
+          }
+          const size = Buffer.byteLength(JSON.stringify(path)) + 1
+          if (next.length > 0 && bytes + size > limit) {
+            carried = path
+            break
+          }
+          if (size > limit) {
+            const err = error('ETOOBIG', `${path.slice(0, 64)}…: ${size} bytes as JSON, more than a locate request line takes (${limit})`)
+            const data = Promise.reject(err)
+            data.catch(() => {}) // surfaced when its turn comes
+            queue.push({ path, data })
+            continue
+          }
+          bytes += size
+          if (next.push(path) === batch) break
+        }
         if (next.length === 0) return
         const answers = this.batch(next)
         next.forEach((path, i) => {

@@ -161,6 +161,30 @@ describe('readMany on the server\'s host', { skip, timeout: 60_000 }, () => {
     assert.equal(after.locatedBytes - before.locatedBytes, files.reduce((n, f) => n + f.length, 0))
   })
 
+  test('batches fit the server\'s request lines: a server taking lines of 16 KiB reads long paths located a hundred at a time', async (t) => {
+    const { server, url, root } = await startServer(t, { maxRequest: 16 * KiB })
+    const paths = Array.from({ length: 300 }, (_, i) => `${'d'.repeat(100)}/${String(i).padStart(100, '0')}.bin`)
+    const data = paths.map((p, i) => writeFile(root, p, 20 * KiB + i))
+    const client = await connectTo(t, url)
+    let i = 0
+    for await (const { path, data: bytes } of client.readMany(paths, { inFlight: 100 })) {
+      assert.equal(path, paths[i])
+      assert.ok(bytes.equals(data[i++]), path)
+    }
+    assert.equal(i, paths.length)
+    assert.ok(server.stats().locatedBytes > 0)
+  })
+
+  test('a path longer than half the server\'s request line fails at its place with ETOOBIG; the files before it come, the connection goes on', async (t) => {
+    const { url, root } = await startServer(t, { maxRequest: 4096 })
+    const a = writeFile(root, 'a.bin', 20 * KiB)
+    const client = await connectTo(t, url)
+    const it = client.readMany(['a.bin', `x/${'y'.repeat(5000)}`, 'a.bin'])[Symbol.asyncIterator]()
+    assert.ok((await it.next()).value?.data.equals(a))
+    await assert.rejects(it.next(), { code: 'ETOOBIG', message: /more than a locate request line takes \(2048\)/ })
+    assert.ok((await client.readFile('a.bin')).equals(a))
+  })
+
   test('takes the paths lazily: a batch of inFlight paths, and the next, at a time', async (t) => {
     const { url, root } = await startServer(t)
     const paths = Array.from({ length: 30 }, (_, i) => `p/${i}.bin`)

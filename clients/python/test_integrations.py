@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, get_worker_info  # noqa: E402
 import cacheserv_client.fsspec  # noqa: E402,F401  (registers cacheserv://)
 from cacheserv_client import Client  # noqa: E402
 from cacheserv_client.fsspec import CacheservFileSystem  # noqa: E402
-from cacheserv_client.torch import CacheservDataset, TarShardDataset, connect_worker  # noqa: E402
+from cacheserv_client.torch import CacheservDataset, TarShardDataset, _ReadAhead, connect_worker  # noqa: E402
 
 ENV = os.environ
 ROOT = ENV['CACHESERV_TEST_ROOT']
@@ -85,6 +85,9 @@ def make_fixtures():
                     tar.addfile(info, io.BytesIO(data))
         _write(rel, buf.getvalue())
     _write('big.bin', rng.randbytes(3 * 1024 * 1024 + 17))
+    for d in ('ahead', 'ahead-off'):
+        for i in range(40):
+            _write('%s/%03d.bin' % (d, i), rng.randbytes(20000 + i))
     frame = pd.DataFrame({'id': range(500), 'x': [rng.random() for _ in range(500)], 'name': ['n%d' % i for i in range(500)]})
     frame.to_csv(os.path.join(ROOT, 'table.csv'), index=False)
 
@@ -219,6 +222,72 @@ def _walk_local(rel):
     for dirpath, _, files in os.walk(os.path.join(ROOT, rel)):
         for f in files:
             yield os.path.relpath(os.path.join(dirpath, f), ROOT).replace(os.sep, '/')
+
+
+def cached(client, names):
+    return [n for n in names if client.stat(n)['cached']]
+
+
+class ReadAhead(unittest.TestCase):
+    """loader() announces each epoch's files to the server, which loads them ahead of the reads."""
+
+    def epoch_start(self, directory, **kwargs):
+        names = ['%s/%03d.bin' % (directory, i) for i in range(40)]
+        ds = CacheservDataset(names, server=SERVER)
+        order = torch.Generator()
+        order.manual_seed(7)
+        it = iter(ds.loader(batch_size=4, shuffle=True, generator=order, num_workers=0, collate_fn=list, **kwargs))
+        first = next(it)
+        self.assertEqual(len(first), 4)
+        # The batches were read in this process: its connection is the dataset's, not the read-ahead's.
+        self.addCleanup(ds.client.close)
+        return names, first, it, ds
+
+    def test_later_batches_are_loaded_before_they_are_asked_for(self):
+        with Client(SERVER) as c:
+            before = c.stats()['connections']
+            # Nothing else reads these files: a file is cached only if this epoch loaded it.
+            names, _, it, ds = self.epoch_start('ahead')
+            deadline = time.monotonic() + 20
+            while len(cached(c, names)) < len(names) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(cached(c, names), names, 'one batch of 10 read; the other 9 loaded ahead')
+            # The rest of the epoch is still exact.
+            rest = [d for batch in it for d in batch]
+            self.assertEqual(len(rest), 36)
+            ds.client.close()
+            # The epoch is over: so is its read-ahead, connection and all.
+            deadline = time.monotonic() + 10
+            while c.stats()['connections'] > before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(c.stats()['connections'], before)
+
+    def test_stop_cuts_a_read_ahead_off_and_closes_its_connection(self):
+        names = ['ahead/%03d.bin' % i for i in range(40)]
+        with Client(SERVER) as c:
+            c.warm(paths=names)
+            before = c.stats()['connections']
+            # A long announcement: seconds of work, stopped as soon as it is under way.
+            ahead = _ReadAhead(c, names * 2500)
+            deadline = time.monotonic() + 20
+            while c.stats()['connections'] == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            ahead.stop()
+            self.assertTrue(ahead.join(20))
+            self.assertFalse(ahead.finished, 'stopped before the end of its list')
+            deadline = time.monotonic() + 10
+            while c.stats()['connections'] > before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(c.stats()['connections'], before)
+
+    def test_read_ahead_false_loads_only_what_is_read(self):
+        with Client(SERVER) as c:
+            names, first, it, _ = self.epoch_start('ahead-off', read_ahead=False)
+            time.sleep(0.5)
+            read = sorted(n for n in names if local(n) in first)
+            self.assertEqual(len(read), 4)
+            self.assertEqual(cached(c, names), read)
+            del it
 
 
 class ShardDataset(unittest.TestCase):

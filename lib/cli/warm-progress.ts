@@ -38,6 +38,8 @@ export async function warmDisplay(stream: NodeJS.WriteStream = process.stderr): 
         bar.start(Math.max(1, p.totalBytes), p.bytes, fields(p))
         running = true
       }
+      // A list's totals grow as the server reaches its paths.
+      bar.setTotal(Math.max(1, p.totalBytes))
       bar.update(p.bytes, fields(p))
     },
     stop() {

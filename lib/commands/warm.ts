@@ -12,7 +12,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { collectGarbageSoon } from '../cache/collect-garbage.js'
 import { error, toCacheservError } from '../errors.js'
-import { identityOf, openFileAt } from '../fs/open-file.js'
+import { openFile, openFileAt, type OpenFile } from '../fs/open-file.js'
 import { Jail } from '../fs/jail.js'
 import { walk, type WalkedFile } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
@@ -41,22 +41,42 @@ const SHOWN_SKIPS = 20
 export async function* warm(args: Record<string, unknown>, ctx: CommandContext, { signal }: CommandIO = {}): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const listed = pathList(args)
-  const files: WalkedFile[] = []
   const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false, ...(listed ? { skipped: 0 } : {}) }
   const skippedPaths: { path: string; code: string }[] = []
   const skip = (p: string, err: unknown) => {
     progress.skipped = (progress.skipped ?? 0) + 1
     if (skippedPaths.length < SHOWN_SKIPS) skippedPaths.push({ path: p, code: toCacheservError(err).code })
   }
-  // Listing a big tree takes a while: say so as it goes (silence would look like a lost frame).
-  let lastReport = Date.now()
-  for await (const f of listed ? lookUp(ctx, listed, skip, signal) : walk(ctx.jail, path, signal, undefined, ctx.meta)) {
-    files.push(f)
-    progress.totalFiles++
-    progress.totalBytes += f.size
-    if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
-      lastReport = Date.now()
-      yield { kind: 'progress', body: { ...progress } }
+  // A directory is walked first, so its totals are known before loading starts (listing a big tree
+  // takes a while: say so as it goes, silence would look like a lost frame). A list is not: it is
+  // an announcement of what a client will read next, so its first files are loaded at once.
+  const walked: WalkedFile[] = []
+  if (!listed) {
+    let lastReport = Date.now()
+    for await (const f of walk(ctx.jail, path, signal, undefined, ctx.meta)) {
+      walked.push(f)
+      progress.totalFiles++
+      progress.totalBytes += f.size
+      if (Date.now() - lastReport >= PROGRESS_EVERY_MS) {
+        lastReport = Date.now()
+        yield { kind: 'progress', body: { ...progress } }
+      }
+    }
+  }
+  const count = listed ? listed.length : walked.length
+  /** What file `i` is, before its turn: the walk says; a listed path is looked at (opened) now. */
+  const find = async (i: number): Promise<Candidate | null> => {
+    if (!listed) return { ...walked[i], file: null }
+    const rel = listed[i]
+    // Read moments ago and still all cached (a later epoch): nothing to load, nothing to open.
+    // A hint only: a file changed since is a prefetch missed, and the read checks for itself.
+    const known = ctx.files.remembered(rel)
+    if (known && ctx.cache.cachedBytes(known) === known.size) return { rel, names: null, size: known.size, key: known.key, file: null }
+    try {
+      const file = await openFile(ctx.jail, rel, ctx.settle)
+      return { rel: Jail.segments(rel).join('/'), names: null, size: file.size, key: file.key, file }
+    } catch (err) {
+      return { rel, skipped: err }
     }
   }
 
@@ -67,59 +87,90 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   let stopped = false
   const loaded: { key: string; size: number }[] = []
   let budget = ctx.cache.free
+  /** Settled when the file before the next one taken has had its turn: room and counts go in list order. */
+  let turn = Promise.resolve()
   const worker = async () => {
-    while (!stopped && !full && !signal?.aborted && next < files.length) {
-      const f = files[next++]
-      // Room is taken in the order of the files, before any await: the last file loaded is the
-      // last that fits, whichever worker opens its file first.
-      const missing = f.size - ctx.cache.cachedBytes(f)
-      if (missing > budget) {
-        progress.full = full = true
-        return
-      }
-      budget -= missing
-      const file = await openFileAt(ctx.jail, f.names, f.rel, ctx.settle).catch((err: unknown) => {
-        if (listed) skip(f.rel, err)
-        return null
-      })
-      if (!file) {
-        budget += missing
-        continue // vanished or changed type since the walk
-      }
+    while (!stopped && !full && !signal?.aborted && next < count) {
+      const i = next++
+      const before = turn
+      let done!: () => void
+      turn = new Promise((resolve) => (done = resolve))
+      let f: Candidate | null = null
       try {
-        const blocks = Math.ceil(file.size / ctx.cache.blockSize)
-        try {
-          for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true })
-        } catch (err) {
-          // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
-          if ((err as { code?: string }).code !== 'ECHANGED') throw err
-          if (listed) skip(f.rel, err)
-          budget += missing
+        f = await find(i)
+        await before
+        // Stopped, or full at an earlier file: this one was looked at in vain.
+        if (stopped || full) return
+        if (!f || 'skipped' in f) {
+          if (f) skip(f.rel, f.skipped)
           continue
         }
-        loaded.push({ key: file.key, size: file.size })
-        // A scan-resistant policy may decline to keep a block (its admission window is part of
-        // the budget): then the cache is as full as warming can make it.
-        if (ctx.cache.cachedBytes(file) < file.size) {
+        if (listed) {
+          progress.totalFiles++
+          progress.totalBytes += f.size
+        }
+        // Room is taken in the order of the files: the last file loaded is the last that fits,
+        // whichever worker opened its file first.
+        const missing = f.size - ctx.cache.cachedBytes(f)
+        if (missing > budget) {
           progress.full = full = true
           return
         }
-        ctx.files.remember(f.rel, file)
-        progress.files++
-        progress.bytes += file.size
+        budget -= missing
+        done()
+        if (!(await load(f, missing))) return
       } finally {
-        await file.fh.close()
+        done()
+        if (f && 'file' in f) await f.file?.fh.close()
       }
     }
   }
+  /** Load a file whose room is taken; false once the cache is full. */
+  const load = async (f: Found, missing: number): Promise<boolean> => {
+    if (missing === 0 && !f.file) {
+      // All cached already, and known to be this version: counted without opening it.
+      loaded.push({ key: f.key, size: f.size })
+      progress.files++
+      progress.bytes += f.size
+      return true
+    }
+    // Opened at its turn: a walked file, or a known one no longer all cached.
+    const file = f.file ?? (await (f.names ? openFileAt(ctx.jail, f.names, f.rel, ctx.settle) : openFile(ctx.jail, f.rel, ctx.settle)).catch(() => null))
+    if (!file) {
+      budget += missing
+      return true // vanished or changed type since the walk
+    }
+    f.file = file
+    const blocks = Math.ceil(file.size / ctx.cache.blockSize)
+    try {
+      for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true })
+    } catch (err) {
+      // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
+      if ((err as { code?: string }).code !== 'ECHANGED') throw err
+      if (listed) skip(f.rel, err)
+      budget += missing
+      return true
+    }
+    loaded.push({ key: file.key, size: file.size })
+    // A scan-resistant policy may decline to keep a block (its admission window is part of
+    // the budget): then the cache is as full as warming can make it.
+    if (ctx.cache.cachedBytes(file) < file.size) {
+      progress.full = full = true
+      return false
+    }
+    ctx.files.remember(f.rel, file)
+    progress.files++
+    progress.bytes += file.size
+    return true
+  }
   const workers = Promise.all(Array.from({ length: CONCURRENCY }, worker))
-  let done = false
-  const finished = workers.then(() => void (done = true))
+  let finishedAll = false
+  const finished = workers.then(() => void (finishedAll = true))
   try {
-    while (!done) {
+    while (!finishedAll) {
       await Promise.race([finished, sleep(PROGRESS_EVERY_MS)])
       signal?.throwIfAborted()
-      if (!done) yield { kind: 'progress', body: { ...progress } }
+      if (!finishedAll) yield { kind: 'progress', body: { ...progress } }
     }
     await finished // rethrows a worker's error
   } finally {
@@ -134,6 +185,18 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   yield { kind: 'result', body: listed ? { ...result, skippedPaths } : result }
 }
 
+/** A file to warm, as known before its turn: from the walk (`names`, opened at its turn), or a listed path already opened or known. */
+interface Found {
+  rel: string
+  names: string[] | null
+  size: number
+  key: string
+  file: OpenFile | null
+}
+
+/** A file to warm, or a listed path that is skipped, with why. */
+type Candidate = Found | { rel: string; skipped: unknown }
+
 /** The `paths` argument: a list of strings, or null when the request names no list. */
 function pathList(args: Record<string, unknown>): string[] | null {
   const v = args.paths
@@ -142,29 +205,4 @@ function pathList(args: Record<string, unknown>): string[] | null {
   if (v.length > MAX_WARM_PATHS) throw error('EBADREQ', `"paths" lists ${v.length} paths; at most ${MAX_WARM_PATHS} a request`)
   if (args.path !== undefined && args.path !== null) throw error('EBADREQ', 'give "path" or "paths", not both')
   return v as string[]
-}
-
-/** Each listed path that names a regular file, in order, as a walk would give it; the others are skipped. */
-async function* lookUp(ctx: CommandContext, paths: string[], skip: (path: string, err: unknown) => void, signal?: AbortSignal): AsyncGenerator<WalkedFile, void, void> {
-  for (const p of paths) {
-    signal?.throwIfAborted()
-    let rel: string
-    try {
-      rel = Jail.segments(p).join('/')
-    } catch (err) {
-      skip(p, err)
-      continue
-    }
-    const found = await ctx.jail.lookup(p).catch((err: unknown) => {
-      skip(p, err)
-      return null
-    })
-    if (!found) continue
-    try {
-      if (found.st.isFile()) yield { rel, names: found.names, size: Number(found.st.size), key: identityOf(found.st) }
-      else skip(p, error(found.st.isDirectory() ? 'EISDIR' : 'EACCES', `${p} is not a regular file`))
-    } finally {
-      found.close()
-    }
-  }
 }

@@ -57,6 +57,15 @@ export class KnownFiles {
     }
   }
 
+  /** The file remembered at `path`, unchecked (no stat): a hint, for what may be wrong at no cost, such as a prefetch. */
+  remembered(path: string): KnownFile | null {
+    try {
+      return this.#known.peek(Jail.segments(path).join('/')) ?? null
+    } catch {
+      return null // a path the jail refuses
+    }
+  }
+
   forget(path: string): void {
     this.#known.delete(Jail.segments(path).join('/'))
   }

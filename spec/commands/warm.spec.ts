@@ -257,6 +257,9 @@ describe('warm from a list', () => {
     const r = await client.warmList(order)
     assert.equal(r.full, true)
     assert.equal(r.files, 5, '5 of 700 KiB fit in 4 MiB')
+    // A list is looked at as it is loaded: the totals count the paths reached, the one that did not fit included.
+    assert.equal(r.totalFiles, 6)
+    assert.equal(r.totalBytes, 6 * 700 * KiB)
     for (const [i, n] of order.entries()) assert.equal((await client.stat(n)).cached, i < 5, `${n}, listed ${i}`)
     assert.equal(server.stats().cacheBytes, 5 * 700 * KiB)
   })

@@ -130,4 +130,20 @@ describe('KnownFiles', () => {
     files.remember('d', file) // a wrong record: the stat of a directory must not match it
     assert.equal(files.current('d'), null)
   })
+
+  it('remembered() gives the record unchecked, by any spelling, and nothing for a refused path', async (t) => {
+    const root = tempDir(t)
+    writeFile(root, 'a.bin', 10)
+    const jail = await Jail.open(root)
+    const files = new KnownFiles(jail)
+    const file = await openFile(jail, 'a.bin')
+    await file.fh.close()
+    files.remember('a.bin', file)
+    writeFile(root, 'a.bin', 11)
+    // A hint: the change is not looked for, and the record stays.
+    assert.equal(files.remembered('./a.bin')?.key, file.key)
+    assert.equal(files.knows('a.bin'), true)
+    assert.equal(files.remembered('../a.bin'), null)
+    assert.equal(files.remembered('b.bin'), null)
+  })
 })

@@ -766,21 +766,26 @@ class Client(object):
             r = self.request('warm', progress=progress and (lambda p: progress(summed(p))), paths=batch)
             total.update(summed(r))
 
-        batch, size = [], 0
-        for p in paths:
+        for batch in self.warm_batches(paths):
             if total['full']:
                 break
+            send(batch)
+        return total
+
+    def warm_batches(self, paths):
+        """``paths`` (any iterable) cut into lists that each fit one ``warm`` request line,
+        well within the server's longest (HELLO ``maxRequest``)."""
+        limit = min(_WARM_BATCH_BYTES, self.hello.get('maxRequest', 2 * _WARM_BATCH_BYTES) // 2)
+        batch, size = [], 0
+        for p in paths:
             n = len(json.dumps(p)) + 1
-            # Well within the server's longest request line (HELLO maxRequest).
-            limit = min(_WARM_BATCH_BYTES, (self.hello or {}).get('maxRequest', 2 * _WARM_BATCH_BYTES) // 2)
             if batch and size + n > limit:
-                send(batch)
+                yield batch
                 batch, size = [], 0
             batch.append(p)
             size += n
-        if batch and not total['full']:
-            send(batch)
-        return total
+        if batch:
+            yield batch
 
     def pin(self, path):
         """Keep a file, or every file under a directory, in the server's cache whatever its

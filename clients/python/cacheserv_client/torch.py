@@ -11,12 +11,17 @@ idle between epochs is opened again by the next read.
 """
 
 import io
+import logging
+import socket
+import threading
 
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from . import Client, iter_tar
 
 __all__ = ['CacheservDataset', 'TarShardDataset', 'connect_worker', 'list_files']
+
+_log = logging.getLogger('cacheserv_client')
 
 
 def connect_worker(worker_id=None):
@@ -110,13 +115,20 @@ class CacheservDataset(Dataset):
             data = self.transform(data)
         return data if self.labels is None else (data, self.labels[index])
 
-    def loader(self, batch_size=64, shuffle=False, drop_last=False, collate_fn=None, generator=None, **kwargs):
+    def loader(self, batch_size=64, shuffle=False, drop_last=False, collate_fn=None, generator=None, read_ahead=True, **kwargs):
         """A DataLoader over this dataset whose workers fetch each batch with one request
         (``__getitems__``), on any torch version: the batch sampler is its sampler, so each
         fetch is a whole batch. Other arguments (``num_workers``, ``pin_memory``, ...) go to
         the DataLoader; ``collate_fn`` defaults to torch's ``default_collate``. Each worker
         connects as it starts (``connect_worker``, before a ``worker_init_fn`` given here), so
-        its first batch costs one round trip."""
+        its first batch costs one round trip.
+
+        With ``read_ahead`` (the default), each epoch's files are announced to the server, in
+        the order the epoch will read them, as it starts (a ``warm`` list from a thread of
+        the main process): the server loads what it does not hold a few files ahead, so the
+        disk is busy while cached batches are served (a restart after a crash, say), and a
+        later batch finds its files loaded. It never evicts to do so, and stops with the
+        epoch."""
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
         try:
             from torch.utils.data import default_collate
@@ -124,8 +136,90 @@ class CacheservDataset(Dataset):
             from torch.utils.data.dataloader import default_collate
         order = RandomSampler(self, generator=generator) if shuffle else SequentialSampler(self)
         kwargs['worker_init_fn'] = _ConnectFirst(kwargs.get('worker_init_fn'))
-        return DataLoader(self, sampler=BatchSampler(order, batch_size, drop_last), batch_size=None,
+        batches = BatchSampler(order, batch_size, drop_last)
+        if read_ahead:
+            batches = _Announced(batches, self)
+        return DataLoader(self, sampler=batches, batch_size=None,
                           collate_fn=collate_fn or default_collate, **kwargs)
+
+
+class _Announced(object):
+    """A batch sampler that tells the server, as each epoch starts, which files the epoch
+    will read and in what order (see ``CacheservDataset.loader``)."""
+
+    def __init__(self, batches, dataset):
+        self.batches = batches
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        # Drawn once, here: the order announced is the order yielded.
+        order = list(self.batches)
+        ahead = _ReadAhead(self.dataset.client, [self.dataset.files[i] for batch in order for i in batch])
+        try:
+            for batch in order:
+                yield batch
+        finally:
+            ahead.stop()
+
+
+class _ReadAhead(object):
+    """``paths`` sent to the server as ``warm`` lists, in order, from a thread with a
+    connection of its own (a copy of ``client``'s settings), until the server's cache is full,
+    the list ends, or ``stop()``. Failures only end it: reads do not depend on it."""
+
+    def __init__(self, client, paths):
+        self._client = Client.__new__(Client)
+        self._client.__setstate__(client.__getstate__())
+        self._paths = paths
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._sock = None
+        #: Every path was announced (or the server's cache filled): it ended by itself.
+        self.finished = False
+        self._thread = threading.Thread(target=self._run, name='cacheserv-read-ahead', daemon=True)
+        if paths:
+            self._thread.start()
+
+    def _run(self):
+        c = self._client
+        try:
+            for batch in c.warm_batches(self._paths):
+                # The connection this request goes on, known to stop() before it is sent.
+                c.connect()
+                with self._lock:
+                    if self._stopped.is_set():
+                        return
+                    self._sock = c._sock
+                if c.warm(paths=batch)['full']:
+                    break
+            self.finished = True
+        except Exception as e:  # noqa: BLE001 (read-ahead is a hint; the reads report their own errors)
+            if not self._stopped.is_set():
+                _log.debug('read-ahead ended: %s', e)
+        finally:
+            c.close()
+
+    def stop(self):
+        """Stop now: the request under way is cut off (the server stops it when its connection
+        closes), and no other is sent."""
+        with self._lock:
+            self._stopped.set()
+            sock = self._sock
+        if sock is not None:
+            try:
+                # Wakes the thread out of its wait for the server's answer; close() is its to do.
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def join(self, timeout=None):
+        """Wait for the thread to end; True once it has (or never started)."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 class _ConnectFirst(object):

@@ -9,14 +9,15 @@
  *           server adopts what its shared-memory store kept, and the restarted
  *           epoch reads through it.
  * Each contender's figure is its first half's files/s, with the restarted
- * epoch's as `KEY/restart`.
+ * epoch's as `KEY/restart`; the server's, with the cold server's CPU for the
+ * first half.
  */
 import { join } from 'node:path'
 import type { Contender, Sample } from './measure.js'
 import { shell, startServer, stop } from './procs.js'
 import { SERVER_BIN } from './servers.js'
 import type { SlowStorage } from './slow-storage.js'
-import { BenchError } from './util.js'
+import { BenchError, cpuMeter } from './util.js'
 
 export interface CrashSetup {
   python: string
@@ -75,13 +76,16 @@ export function crashContenders(c: CrashSetup): Contender[] {
         const cold = await server(dir)
         let restarted: Awaited<ReturnType<typeof server>> | null = null
         try {
+          // The cold server's CPU for each file it read from the disk (its client runs in its own process).
+          const cpu = cpuMeter(cold.child.pid)
           const first = await epoch('server, until the crash', ['server', cold.url, c.listing, 'half'], half)
+          const used = cpu()
           cold.child.kill('SIGKILL')
           await stop(cold.child)
           restarted = await server(dir)
           if (!/adopted \d+ cached blocks/.test(restarted.stderr())) throw new BenchError(`the restarted server adopted nothing: ${restarted.stderr()}`)
           const restart = await epoch('server, restarted', ['server', restarted.url, c.listing], c.files)
-          return { value: first, also: { restart } }
+          return { value: first, also: { restart }, cpu: { client: NaN, server: used.server / (half / 1000) } }
         } finally {
           if (cold.child.exitCode === null) cold.child.kill('SIGKILL')
           // A clean exit removes the store.

@@ -51,6 +51,8 @@ export function row(section: string, m: Measured, base?: Measured, note?: string
 function cpuCell(r: Row): string {
   if (!r.cpu) return ''
   const server = Number.isNaN(r.cpu.server) ? '' : ` + ${r.cpu.server.toFixed(0)}`
+  // A client in a process of its own is not measured: the server's alone.
+  if (Number.isNaN(r.cpu.client)) return `server ${r.cpu.server.toFixed(0)} ms/${r.cpu.per}`
   return `${r.cpu.client.toFixed(0)}${server} ms/${r.cpu.per}`
 }
 

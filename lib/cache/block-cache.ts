@@ -8,6 +8,7 @@ import { markImmutable } from '../protocol/crc-memo.js'
 import type { BlockLease } from './block-lease.js'
 import { BlockReads, GaveUp } from './block-reads.js'
 import { noteDropped } from './collect-garbage.js'
+import { DiskDemand } from './disk-demand.js'
 import { LeasedBlocks } from './leased-blocks.js'
 import type { MemoryBudget } from './memory-budget.js'
 import { type CachePolicy, createPolicy, type PolicyName } from './policy.js'
@@ -44,6 +45,8 @@ export interface BlockUse {
   bytes?: number
   /** Not a read (warm): counted in neither hits nor misses. Default false. */
   uncounted?: boolean
+  /** A prefetch: a disk read for it waits until no request's has run for a moment (see DiskDemand). */
+  idle?: boolean
   /** Gives up waiting for memory for a disk read. */
   signal?: AbortSignal
   /** The reader's client is not taking its output: its disk read waits behind others' (see MemoryBudget). */
@@ -81,6 +84,8 @@ export class BlockCache {
   #lru: CachePolicy
   /** Blocks being read in, each once however many wait for it. */
   #reads: BlockReads
+  /** Disk reads requests wait on, which prefetches keep out of the way of. */
+  #demand = new DiskDemand()
   #stats = { hits: 0, misses: 0, hitBytes: 0, missBytes: 0, evictions: 0 }
   /** Blocks and copies with leases, and what they cost the memory budget. */
   #leased: LeasedBlocks
@@ -220,9 +225,13 @@ export class BlockCache {
       }
       return Promise.resolve(hit)
     }
+    if (use.idle && !this.#demand.quiet) return this.#demand.idle().then(() => this.block(file, index, use))
     if (use.tally) use.tally.fromDisk++
+    // A read a request waits on, its own or joined: prefetches wait for it.
+    const waited = use.idle ? null : this.#demand.begin()
     const pending = this.#reads.join(key, use)
     if (pending) {
+      if (waited) void pending.then(waited, waited)
       // Single-flight: no disk read of its own, so a hit; its bytes count once they are there.
       if (counted) this.#stats.hits++
       return pending.then(
@@ -240,13 +249,15 @@ export class BlockCache {
     if (counted) this.#stats.misses++
     const start = index * this.blockSize
     const length = Math.min(this.blockSize, file.size - start)
-    return this.#reads.start(key, length, use, {
+    const read = this.#reads.start(key, length, use, {
       read: () => this.#filler.fill(file, key, start, length),
       keep: (buf) => this.#cacheBlock(key, buf),
       done: (buf) => {
         if (counted) this.#stats.missBytes += served(buf)
       },
     })
+    if (waited) void read.then(waited, waited)
+    return read
   }
 
   /**
@@ -254,6 +265,16 @@ export class BlockCache {
    * (each counted as a hit, its bytes within `from`..`end` as hitBytes), else
    * null and nothing is counted.
    */
+  /** No disk read a request waits on has run for a moment: a prefetch may go (see DiskDemand). */
+  get diskQuiet(): boolean {
+    return this.#demand.quiet
+  }
+
+  /** Settles once diskQuiet. */
+  diskIdle(): Promise<void> {
+    return this.#demand.idle()
+  }
+
   cachedBlocks(file: { key: string }, first: number, last: number, from = 0, end = Infinity): Buffer[] | null {
     for (let i = first; i <= last; i++) if (!this.#has(`${file.key}#${i}`)) return null
     const blocks: Buffer[] = []

@@ -131,9 +131,10 @@ export class Client {
    * Load exactly the files listed, in that order, into the server's cache
    * (an epoch's sample order, say): a request per batch of paths, with
    * progress and the result summed over them. Stops once the cache is full.
+   * `idle`: a prefetch, whose disk reads wait while requests' run.
    */
-  warmList(paths: Iterable<string> | AsyncIterable<string>, onProgress?: (progress: WarmResult) => void): Promise<WarmResult> {
-    return warmList((args, onP) => this.request<WarmResult>('warm', args, onP), () => this.hello?.maxRequest, paths, onProgress)
+  warmList(paths: Iterable<string> | AsyncIterable<string>, onProgress?: (progress: WarmResult) => void, { idle = false }: { idle?: boolean } = {}): Promise<WarmResult> {
+    return warmList((args, onP) => this.request<WarmResult>('warm', idle ? { ...args, idle } : args, onP), () => this.hello?.maxRequest, paths, onProgress)
   }
 
   /**

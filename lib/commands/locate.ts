@@ -58,6 +58,16 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   const release = args.release ?? []
   if (!Array.isArray(release) || !release.every((id) => Number.isSafeInteger(id))) throw error('EBADREQ', '"release" must be a list of lease numbers')
   for (const id of release) grants.release(id as number)
+  // Named up front, so that an epoch's read-ahead (a warm list) passes over the files of this batch.
+  const reading = wants.map((w) => ctx.files.reading(w.path))
+  try {
+    yield* locateAll(wants, ctx, io, grants)
+  } finally {
+    for (const done of reading) done()
+  }
+}
+
+async function* locateAll(wants: Wanted[], ctx: CommandContext, io: CommandIO, grants: NonNullable<CommandIO['grants']>): AsyncGenerator<Part, void, void> {
 
   // The files are located a few at a time, so that the disk reads of a batch's misses overlap;
   // the answer keeps the order asked for.

@@ -45,6 +45,8 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
   let pos = 0
   // The next files load while this one is sent (read-ahead.ts).
   const ahead = new ReadAhead(ctx, wants)
+  // An epoch's read-ahead (a warm list) passes over the files this request will read.
+  const reading = wants.map((w) => ctx.files.reading(w.path))
   try {
     for (let i = 0; i < wants.length; i++) {
       const known = sent[i]
@@ -59,6 +61,7 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
     }
   } finally {
     ahead.stop()
+    for (const done of reading) done()
   }
   yield { kind: 'end', body: { files: wants.length, length: pos } }
 }

@@ -16,7 +16,7 @@ import { openFile, openFileAt, type OpenFile } from '../fs/open-file.js'
 import { Jail } from '../fs/jail.js'
 import { walk, type WalkedFile } from '../fs/walk.js'
 import type { Part } from '../stages/items.js'
-import { optionalString } from './args.js'
+import { optionalFlag, optionalString } from './args.js'
 import type { CommandContext, CommandIO } from './context.js'
 
 /** Files loaded at once: enough to keep a disk busy, few enough to stay fair to reads. */
@@ -41,6 +41,8 @@ const SHOWN_SKIPS = 20
 export async function* warm(args: Record<string, unknown>, ctx: CommandContext, { signal }: CommandIO = {}): AsyncGenerator<Part, void, void> {
   const path = optionalString(args, 'path', '')
   const listed = pathList(args)
+  // A prefetch (an epoch's read-ahead): it keeps out of the way of the disk reads of requests.
+  const idle = optionalFlag(args, 'idle')
   const progress: WarmProgress = { files: 0, bytes: 0, totalFiles: 0, totalBytes: 0, full: false, ...(listed ? { skipped: 0 } : {}) }
   const skippedPaths: { path: string; code: string }[] = []
   const skip = (p: string, err: unknown) => {
@@ -68,10 +70,6 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   const find = async (i: number): Promise<Candidate | null> => {
     if (!listed) return { ...walked[i], file: null }
     const rel = listed[i]
-    // Read moments ago and still all cached (a later epoch): nothing to load, nothing to open.
-    // A hint only: a file changed since is a prefetch missed, and the read checks for itself.
-    const known = ctx.files.remembered(rel)
-    if (known && ctx.cache.cachedBytes(known) === known.size) return { rel, names: null, size: known.size, key: known.key, file: null }
     try {
       const file = await openFile(ctx.jail, rel, ctx.settle)
       return { rel: Jail.segments(rel).join('/'), names: null, size: file.size, key: file.key, file }
@@ -89,8 +87,33 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   let budget = ctx.cache.free
   /** Settled when the file before the next one taken has had its turn: room and counts go in list order. */
   let turn = Promise.resolve()
+  /**
+   * A listed file that needs nothing, passed over at once (no open, no turn): read moments
+   * ago and still all cached (a later epoch), counted as loaded; or being read by a request
+   * now, left to it. Hints only: a file changed since is a prefetch missed, and the read
+   * checks for itself.
+   */
+  const passOver = (rel: string): boolean => {
+    const known = ctx.files.remembered(rel)
+    if (known && ctx.cache.cachedBytes(known) === known.size) {
+      loaded.push(known)
+      progress.files++
+      progress.bytes += known.size
+      progress.totalFiles++
+      progress.totalBytes += known.size
+      return true
+    }
+    return ctx.files.isBeingRead(rel)
+  }
   const worker = async () => {
     while (!stopped && !full && !signal?.aborted && next < count) {
+      if (listed) while (next < count && passOver(listed[next])) next++
+      if (next >= count) return
+      if (idle && !ctx.cache.diskQuiet) {
+        // Not even an open while requests read; then look again, the files ahead may be theirs by now.
+        await ctx.cache.diskIdle()
+        continue
+      }
       const i = next++
       const before = turn
       let done!: () => void
@@ -143,7 +166,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
     f.file = file
     const blocks = Math.ceil(file.size / ctx.cache.blockSize)
     try {
-      for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true })
+      for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true, idle })
     } catch (err) {
       // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
       if ((err as { code?: string }).code !== 'ECHANGED') throw err
@@ -177,7 +200,8 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
     stopped = true
     await workers.catch(() => {})
     // A walk leaves a heap's worth of stats and names behind: give it back now, not at V8's leisure.
-    collectGarbageSoon()
+    // (A list leaves little, and comes again and again as an epoch's announcement.)
+    if (!listed) collectGarbageSoon()
   }
   // Report what is in the cache now: a later file may have pushed out part of an earlier one.
   const kept = loaded.map((f) => ctx.cache.cachedBytes(f))

@@ -37,6 +37,8 @@ export class KnownFiles {
   hits = 0
   #jail: Jail
   #known: QuickLRU<string, KnownFile>
+  /** Paths requests are reading now, with how many. */
+  #reading = new Map<string, number>()
 
   constructor(jail: Jail, max = MAX_KNOWN) {
     this.#jail = jail
@@ -54,6 +56,34 @@ export class KnownFiles {
       return this.#known.has(Jail.segments(path).join('/'))
     } catch {
       return false // a path the jail refuses: the request says so
+    }
+  }
+
+  /** Mark `path` as being read (opened, checked, loaded) until `done()`: a prefetch leaves it to its reader. */
+  reading(path: string): () => void {
+    let name: string
+    try {
+      name = Jail.segments(path).join('/')
+    } catch {
+      return () => {} // a path the jail refuses: nobody reads it
+    }
+    this.#reading.set(name, (this.#reading.get(name) ?? 0) + 1)
+    let done = false
+    return () => {
+      if (done) return
+      done = true
+      const n = this.#reading.get(name)! - 1
+      if (n === 0) this.#reading.delete(name)
+      else this.#reading.set(name, n)
+    }
+  }
+
+  /** A reader is at `path` now (see reading()). */
+  isBeingRead(path: string): boolean {
+    try {
+      return this.#reading.has(Jail.segments(path).join('/'))
+    } catch {
+      return false
     }
   }
 

@@ -2,6 +2,8 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, truncateSync, utimesSync, writeSync } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import { BlockCache } from '../../lib/cache/block-cache.js'
@@ -156,5 +158,41 @@ describe('BlockCache', () => {
     for (const lease of held) lease.release()
     assert.ok(peak <= 4 * BLOCK, `cache + outside peaked at ${peak / BLOCK} blocks; limits: 2 + 2`)
     assert.equal(budget.used, 0, 'everything outside the cache is given back')
+  })
+
+  test('an idle read (a prefetch) waits while a request\'s disk read runs, and the quiet time after it', async (t) => {
+    const { file, data, path } = await fixture(t, 2 * BLOCK)
+    const real = await open(path)
+    t.after(() => real.close())
+    // The same file, whose reads wait for `release`: a request's read on a slow disk.
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    const slow: OpenFile = {
+      ...file,
+      fh: {
+        read: async (buffer, offset, length, position) => {
+          await gate
+          return real.read(buffer, offset, length, position)
+        },
+        stat: (opts) => real.stat(opts),
+        close: async () => {},
+      },
+    }
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    const request = cache.block(slow, 0)
+    let prefetched = false
+    const prefetch = cache.block(file, 1, { idle: true, uncounted: true }).then((b) => ((prefetched = true), b))
+    await sleep(100)
+    assert.equal(prefetched, false, 'held back while the request reads')
+    assert.equal(cache.cachedBytes(file), 0)
+    release()
+    assert.deepEqual(await request, data.subarray(0, BLOCK))
+    const ended = performance.now()
+    assert.deepEqual(await prefetch, data.subarray(BLOCK))
+    assert.ok(performance.now() - ended >= 5, 'and for a moment after')
+    assert.equal(cache.cachedBytes(file), 2 * BLOCK)
+    // With nothing running, a prefetch goes at once.
+    const other = await fixture(t, BLOCK)
+    assert.deepEqual(await cache.block(other.file, 0, { idle: true }), other.data)
   })
 })

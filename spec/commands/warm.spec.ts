@@ -284,5 +284,21 @@ describe('warm from a list', () => {
     const client = await connectTo(t, url)
     await assert.rejects(client.request('warm', { path: 'a', paths: ['b'] }), { code: 'EBADREQ' })
     await assert.rejects(client.request('warm', { paths: [1] }), { code: 'EBADREQ' })
+    await assert.rejects(client.request('warm', { paths: ['a'], idle: 'yes' }), { code: 'EBADREQ' })
+  })
+
+  test('an idle warm (a prefetch) loads the same files; a file known and cached is counted without a disk read', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    assert.deepEqual(await client.readFile('tree/b.bin'), files.get('tree/b.bin'))
+    const reads = server.stats().diskReads
+    const r = await client.warmList(['tree/b.bin', 'tree/sub/c.bin', 'nope.bin'], undefined, { idle: true })
+    assert.deepEqual([r.files, r.bytes, r.skipped, r.full], [2, files.get('tree/b.bin')!.length + MiB, 1, false])
+    assert.equal((await client.stat('tree/sub/c.bin')).cached, true)
+    assert.ok(server.stats().diskReads > reads, 'c.bin was read from the disk')
+    const again = server.stats().diskReads
+    assert.equal((await client.warmList(['tree/b.bin', 'tree/sub/c.bin'], undefined, { idle: true })).files, 2)
+    assert.equal(server.stats().diskReads, again)
   })
 })

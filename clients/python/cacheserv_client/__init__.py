@@ -743,15 +743,17 @@ class Client(object):
         """The server's counters since it started (hits, misses, cacheBytes, nacks, ...)."""
         return self.request('stats')
 
-    def warm(self, path='', progress=None, paths=None):
+    def warm(self, path='', progress=None, paths=None, idle=False):
         """Load a file, or every file under a directory, into the server's cache; with
         ``paths`` (any iterable), exactly the files listed, in that order (a request per batch
         of paths; it stops once the cache is full). ``progress``, if given, is called with each
         PROGRESS dict. Returns ``{files, bytes, totalFiles, totalBytes, full, skipped}``; for a
         list, ``skipped`` counts listed paths that were missing, not files or refused, and
-        ``skippedPaths`` names the first few with their codes."""
+        ``skippedPaths`` names the first few with their codes. ``idle``: a prefetch, whose disk
+        reads wait while other requests' run (``loader()``'s read-ahead)."""
+        extra = {'idle': True} if idle else {}
         if paths is None:
-            return self.request('warm', progress=progress, path=path)
+            return self.request('warm', progress=progress, path=path, **extra)
         if path:
             raise ValueError('give path or paths, not both')
         total = {'files': 0, 'bytes': 0, 'totalFiles': 0, 'totalBytes': 0, 'full': False, 'skipped': 0, 'skippedPaths': []}
@@ -763,7 +765,7 @@ class Client(object):
             return out
 
         def send(batch):
-            r = self.request('warm', progress=progress and (lambda p: progress(summed(p))), paths=batch)
+            r = self.request('warm', progress=progress and (lambda p: progress(summed(p))), paths=batch, **extra)
             total.update(summed(r))
 
         for batch in self.warm_batches(paths):

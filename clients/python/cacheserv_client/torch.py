@@ -193,7 +193,7 @@ class _ReadAhead(object):
                     if self._stopped.is_set():
                         return
                     self._sock = c._sock
-                if c.warm(paths=batch)['full']:
+                if c.warm(paths=batch, idle=True)['full']:
                     break
             self.finished = True
         except Exception as e:  # noqa: BLE001 (read-ahead is a hint; the reads report their own errors)

@@ -55,6 +55,26 @@ export function crashContenders(c: CrashSetup): Contender[] {
   }
   return [
     {
+      // The kernel's part of a cold small file, with nothing of the server's: `cat` reads the
+      // first half's worth of the files from the slow storage into a tmpfs file. Its CPU is the
+      // floor of the server's on the same files (which also answers requests, and copies once where cat copies twice).
+      key: 'crash-floor',
+      label: 'cat of as many files into tmpfs (the kernel\'s part)',
+      unit: 'files/s',
+      run: async (): Promise<Sample> => {
+        await drop()
+        const out = join('/dev/shm', `cacheserv-pipe-bench-floor-${process.pid}`)
+        const inner = `cd '${c.root}' && head -n ${half} '${c.listing}' | xargs -d '\\n' cat > '${out}'; rm -f '${out}'; cut -d' ' -f16,17 /proc/$$/stat`
+        const t0 = performance.now()
+        const r = await shell('floor', c.slow.wrap(`sh -c "${inner}"`), c.timeoutMs * 2, true)
+        const seconds = (performance.now() - t0) / 1000
+        const ticks = r.stdout.toString().trim().split(' ').map(Number)
+        if (r.code !== 0 || ticks.length !== 2 || ticks.some((n) => !Number.isFinite(n))) throw new BenchError(`the cat floor failed (${r.code}): ${r.stdout} ${r.stderr}`)
+        // Children's user and system time, in clock ticks of 10 ms.
+        return { value: half / seconds, cpu: { client: ((ticks[0] + ticks[1]) * 10) / (half / 1000), server: NaN } }
+      },
+    },
+    {
       key: 'crash-direct',
       label: 'direct reads',
       unit: 'files/s',

@@ -9,7 +9,7 @@
  * Warming stops before a file that would not fit in the cache's free space:
  * loading past the limit would only evict what was just loaded.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
+import { setImmediate as loopTurn, setTimeout as sleep } from 'node:timers/promises'
 import { collectGarbageSoon } from '../cache/collect-garbage.js'
 import { error, toCacheservError } from '../errors.js'
 import { openFile, openFileAt, type OpenFile } from '../fs/open-file.js'
@@ -22,6 +22,8 @@ import type { CommandContext, CommandIO } from './context.js'
 /** Files loaded at once: enough to keep a disk busy, few enough to stay fair to reads. */
 const CONCURRENCY = 4
 const PROGRESS_EVERY_MS = 200
+/** Listed files passed over (see passOver) between two turns of the event loop. */
+const PASS_SLICE = 64
 
 export interface WarmProgress {
   files: number
@@ -107,8 +109,14 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   }
   const worker = async () => {
     while (!stopped && !full && !signal?.aborted && next < count) {
-      if (listed) while (next < count && passOver(listed[next])) next++
-      if (next >= count) return
+      if (listed) {
+        for (let run = 1; !stopped && next < count && passOver(listed[next]); run++) {
+          next++
+          // A long run of files that need nothing (a later epoch's): let requests in between.
+          if (run % PASS_SLICE === 0) await loopTurn()
+        }
+      }
+      if (stopped || next >= count) return
       if (idle && !ctx.cache.diskQuiet) {
         // Not even an open while requests read; then look again, the files ahead may be theirs by now.
         await ctx.cache.diskIdle()

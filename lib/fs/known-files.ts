@@ -59,32 +59,26 @@ export class KnownFiles {
     }
   }
 
-  /** Mark `path` as being read (opened, checked, loaded) until `done()`: a prefetch leaves it to its reader. */
+  /**
+   * Mark `path` as being read (opened, checked, loaded) until `done()`: a prefetch leaves it to
+   * its reader. By the path as the request spells it (no parse on a hot path): an epoch's
+   * read-ahead names its files as its reads do.
+   */
   reading(path: string): () => void {
-    let name: string
-    try {
-      name = Jail.segments(path).join('/')
-    } catch {
-      return () => {} // a path the jail refuses: nobody reads it
-    }
-    this.#reading.set(name, (this.#reading.get(name) ?? 0) + 1)
+    this.#reading.set(path, (this.#reading.get(path) ?? 0) + 1)
     let done = false
     return () => {
       if (done) return
       done = true
-      const n = this.#reading.get(name)! - 1
-      if (n === 0) this.#reading.delete(name)
-      else this.#reading.set(name, n)
+      const n = this.#reading.get(path)! - 1
+      if (n === 0) this.#reading.delete(path)
+      else this.#reading.set(path, n)
     }
   }
 
-  /** A reader is at `path` now (see reading()). */
+  /** A request is reading `path` now (see reading()), spelled so. */
   isBeingRead(path: string): boolean {
-    try {
-      return this.#reading.has(Jail.segments(path).join('/'))
-    } catch {
-      return false
-    }
+    return this.#reading.has(path)
   }
 
   /** The file remembered at `path`, unchecked (no stat): a hint, for what may be wrong at no cost, such as a prefetch. */

@@ -287,6 +287,18 @@ describe('warm from a list', () => {
     await assert.rejects(client.request('warm', { paths: ['a'], idle: 'yes' }), { code: 'EBADREQ' })
   })
 
+  test('a listed file a request is reading is left to it: not loaded, not counted', async (t) => {
+    const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
+    const files = makeTree(root)
+    const client = await connectTo(t, url)
+    const done = server.files.reading('tree/sub/c.bin')
+    const r = await client.warmList(['tree/b.bin', 'tree/sub/c.bin'])
+    assert.deepEqual([r.files, r.bytes, r.totalFiles, r.skipped], [1, files.get('tree/b.bin')!.length, 1, 0])
+    assert.equal((await client.stat('tree/sub/c.bin')).cached, false)
+    done()
+    assert.equal((await client.warmList(['tree/sub/c.bin'])).files, 1)
+  })
+
   test('an idle warm (a prefetch) loads the same files; a file known and cached is counted without a disk read', async (t) => {
     const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
     const files = makeTree(root)

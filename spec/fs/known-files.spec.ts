@@ -146,4 +146,18 @@ describe('KnownFiles', () => {
     assert.equal(files.remembered('../a.bin'), null)
     assert.equal(files.remembered('b.bin'), null)
   })
+
+  it('a path is being read while any request reading it is not done', async (t) => {
+    const files = new KnownFiles(await Jail.open(tempDir(t)))
+    const a = files.reading('d/f.bin')
+    const b = files.reading('d/f.bin')
+    assert.equal(files.isBeingRead('d/f.bin'), true)
+    a()
+    a() // once only
+    assert.equal(files.isBeingRead('d/f.bin'), true, 'b still reads it')
+    b()
+    assert.equal(files.isBeingRead('d/f.bin'), false)
+    assert.equal(files.isBeingRead('d/g.bin'), false)
+  })
 })
+

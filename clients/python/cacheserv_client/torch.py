@@ -11,6 +11,7 @@ idle between epochs is opened again by the next read.
 """
 
 import io
+import itertools
 import logging
 import socket
 import threading
@@ -138,7 +139,10 @@ class CacheservDataset(Dataset):
         kwargs['worker_init_fn'] = _ConnectFirst(kwargs.get('worker_init_fn'))
         batches = BatchSampler(order, batch_size, drop_last)
         if read_ahead:
-            batches = _Announced(batches, self)
+            # With workers, it asks for prefetch_factor batches a worker as it starts, then one
+            # more as each arrives, before handing that one on; without, one as each is wanted.
+            workers = kwargs.get('num_workers', 0)
+            batches = _Announced(batches, self, workers * (kwargs.get('prefetch_factor') or 2) + 1 if workers > 0 else 1)
         return DataLoader(self, sampler=batches, batch_size=None,
                           collate_fn=collate_fn or default_collate, **kwargs)
 
@@ -147,19 +151,26 @@ class _Announced(object):
     """A batch sampler that tells the server, as each epoch starts, which files the epoch
     will read and in what order (see ``CacheservDataset.loader``)."""
 
-    def __init__(self, batches, dataset):
+    def __init__(self, batches, dataset, first=1):
         self.batches = batches
         self.dataset = dataset
+        #: Batches the DataLoader asks for until it has handed on the first one.
+        self.first = first
 
     def __len__(self):
         return len(self.batches)
 
     def __iter__(self):
-        # Drawn once, here: the order announced is the order yielded.
-        order = list(self.batches)
-        ahead = _ReadAhead(self.dataset.client, [self.dataset.files[i] for batch in order for i in batch])
+        batches = iter(self.batches)
+        # The batches a DataLoader asks for until it has handed on the first go out at once: only
+        # then is the rest drawn and announced, so the announcement takes nothing from the first
+        # batch (the time a restarted script waits for).
+        for batch in itertools.islice(batches, self.first):
+            yield batch
+        rest = list(batches)
+        ahead = _ReadAhead(self.dataset.client, [self.dataset.files[i] for batch in rest for i in batch])
         try:
-            for batch in order:
+            for batch in rest:
                 yield batch
         finally:
             ahead.stop()

@@ -225,7 +225,12 @@ export class BlockCache {
       }
       return Promise.resolve(hit)
     }
-    if (use.idle && !this.#demand.quiet) return this.#demand.idle().then(() => this.block(file, index, use))
+    if (use.idle && !this.#demand.quiet) {
+      return this.#demand.idle(use.signal).then(() => {
+        use.signal?.throwIfAborted()
+        return this.block(file, index, use)
+      })
+    }
     if (use.tally) use.tally.fromDisk++
     // A read a request waits on, its own or joined: prefetches wait for it.
     const waited = use.idle ? null : this.#demand.begin()
@@ -270,9 +275,9 @@ export class BlockCache {
     return this.#demand.quiet
   }
 
-  /** Settles once diskQuiet. */
-  diskIdle(): Promise<void> {
-    return this.#demand.idle()
+  /** Settles once diskQuiet, or once `signal` aborts. */
+  diskIdle(signal?: AbortSignal): Promise<void> {
+    return this.#demand.idle(signal)
   }
 
   cachedBlocks(file: { key: string }, first: number, last: number, from = 0, end = Infinity): Buffer[] | null {

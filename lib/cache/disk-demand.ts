@@ -43,11 +43,18 @@ export class DiskDemand {
     return this.#running === 0 && this.#quietFor() <= 0
   }
 
-  /** Settles once quiet: at once if it is. */
-  idle(): Promise<void> {
-    if (this.quiet) return Promise.resolve()
+  /** Settles once quiet (at once if it is), or once `signal` aborts: a read that never ends must not hold a cancelled prefetch. */
+  idle(signal?: AbortSignal): Promise<void> {
+    if (this.quiet || signal?.aborted) return Promise.resolve()
     return new Promise((resolve) => {
-      this.#waiters.push(resolve)
+      const go = () => {
+        signal?.removeEventListener('abort', go)
+        const i = this.#waiters.indexOf(go)
+        if (i >= 0) this.#waiters.splice(i, 1)
+        resolve()
+      }
+      signal?.addEventListener('abort', go, { once: true })
+      this.#waiters.push(go)
       if (this.#running === 0) this.#arm()
     })
   }

@@ -85,6 +85,8 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   let full = false
   /** The request was cancelled or failed: stop at once. */
   let stopped = false
+  /** Aborted with `stopped`: frees workers of an idle warm waiting for the disk to be quiet. */
+  const halt = new AbortController()
   const loaded: { key: string; size: number }[] = []
   let budget = ctx.cache.free
   /** Settled when the file before the next one taken has had its turn: room and counts go in list order. */
@@ -119,7 +121,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
       if (stopped || next >= count) return
       if (idle && !ctx.cache.diskQuiet) {
         // Not even an open while requests read; then look again, the files ahead may be theirs by now.
-        await ctx.cache.diskIdle()
+        await ctx.cache.diskIdle(halt.signal)
         continue
       }
       const i = next++
@@ -174,7 +176,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
     f.file = file
     const blocks = Math.ceil(file.size / ctx.cache.blockSize)
     try {
-      for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true, idle })
+      for (let i = 0; i < blocks && !stopped; i++) await ctx.cache.block(file, i, { uncounted: true, ...(idle ? { idle, signal: halt.signal } : {}) })
     } catch (err) {
       // Written to while we read it (a growing log, say): skip it, as one that vanished; warm the rest.
       if ((err as { code?: string }).code !== 'ECHANGED') throw err
@@ -206,6 +208,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
     await finished // rethrows a worker's error
   } finally {
     stopped = true
+    halt.abort()
     await workers.catch(() => {})
     // A walk leaves a heap's worth of stats and names behind: give it back now, not at V8's leisure.
     // (A list leaves little, and comes again and again as an epoch's announcement.)

@@ -195,4 +195,22 @@ describe('BlockCache', () => {
     const other = await fixture(t, BLOCK)
     assert.deepEqual(await cache.block(other.file, 0, { idle: true }), other.data)
   })
+
+  test('a prefetch waiting for a read that never ends stops when its signal aborts', async (t) => {
+    const { file, path } = await fixture(t, 2 * BLOCK)
+    const real = await open(path)
+    t.after(() => real.close())
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    t.after(() => release())
+    const hung: OpenFile = { ...file, fh: { read: async (b, o, l, p) => (await gate, real.read(b, o, l, p)), stat: (opts) => real.stat(opts), close: async () => {} } }
+    const cache = new BlockCache({ limit: 64 * BLOCK, blockSize: BLOCK })
+    void cache.block(hung, 0).catch(() => {})
+    const stop = new AbortController()
+    const prefetch = cache.block(file, 1, { idle: true, uncounted: true, signal: stop.signal })
+    await sleep(30)
+    stop.abort()
+    await assert.rejects(prefetch, { name: 'AbortError' })
+    assert.equal(cache.cachedBytes(file), 0)
+  })
 })

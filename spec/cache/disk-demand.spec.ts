@@ -55,4 +55,17 @@ describe('DiskDemand', () => {
     await idle
     assert.equal(d.running, 0)
   })
+
+  test('idle(signal) settles when the signal aborts, though a read never ends', async () => {
+    const d = new DiskDemand(10)
+    d.begin() // never over: a read on a hung mount
+    const stop = new AbortController()
+    const idle = d.idle(stop.signal)
+    await sleep(30)
+    assert.equal(await settled(idle), false)
+    stop.abort()
+    assert.equal(await settled(idle), true)
+    assert.equal(await settled(d.idle(stop.signal)), true, 'already aborted: at once')
+  })
 })
+

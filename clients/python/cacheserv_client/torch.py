@@ -125,11 +125,11 @@ class CacheservDataset(Dataset):
         its first batch costs one round trip.
 
         With ``read_ahead`` (the default), each epoch's files are announced to the server, in
-        the order the epoch will read them, as it starts (a ``warm`` list from a thread of
-        the main process): the server loads what it does not hold a few files ahead, so the
-        disk is busy while cached batches are served (a restart after a crash, say), and a
-        later batch finds its files loaded. It never evicts to do so, and stops with the
-        epoch."""
+        the order the epoch will read them, once its first batch is out (an idle ``warm`` list
+        from a thread of the main process): the server loads what it does not hold, a few files
+        at a time, whenever no request is reading the disk, so the disk works while cached
+        batches are served (a restart after a crash, say) and a later batch finds its files
+        loaded. It never evicts to do so, and stops with the epoch."""
         from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
         try:
             from torch.utils.data import default_collate

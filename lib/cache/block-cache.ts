@@ -265,11 +265,6 @@ export class BlockCache {
     return read
   }
 
-  /**
-   * Blocks `first`..`last` of this version of a file if every one is cached
-   * (each counted as a hit, its bytes within `from`..`end` as hitBytes), else
-   * null and nothing is counted.
-   */
   /** No disk read a request waits on has run for a moment: a prefetch may go (see DiskDemand). */
   get diskQuiet(): boolean {
     return this.#demand.quiet
@@ -280,6 +275,11 @@ export class BlockCache {
     return this.#demand.idle(signal)
   }
 
+  /**
+   * Blocks `first`..`last` of this version of a file if every one is cached
+   * (each counted as a hit, its bytes within `from`..`end` as hitBytes), else
+   * null and nothing is counted.
+   */
   cachedBlocks(file: { key: string }, first: number, last: number, from = 0, end = Infinity): Buffer[] | null {
     for (let i = first; i <= last; i++) if (!this.#has(`${file.key}#${i}`)) return null
     const blocks: Buffer[] = []

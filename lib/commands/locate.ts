@@ -59,16 +59,15 @@ export async function* locate(args: Record<string, unknown>, ctx: CommandContext
   if (!Array.isArray(release) || !release.every((id) => Number.isSafeInteger(id))) throw error('EBADREQ', '"release" must be a list of lease numbers')
   for (const id of release) grants.release(id as number)
   // Named up front, so that an epoch's read-ahead (a warm list) passes over the files of this batch.
-  const reading = wants.map((w) => ctx.files.reading(w.path))
+  const done = ctx.files.reading(wants.map((w) => w.path))
   try {
     yield* locateAll(wants, ctx, io, grants)
   } finally {
-    for (const done of reading) done()
+    done()
   }
 }
 
 async function* locateAll(wants: Wanted[], ctx: CommandContext, io: CommandIO, grants: NonNullable<CommandIO['grants']>): AsyncGenerator<Part, void, void> {
-
   // The files are located a few at a time, so that the disk reads of a batch's misses overlap;
   // the answer keeps the order asked for.
   const results: { entry: Entry; leases: Releasable[]; located: Buffer[]; size: number }[] = new Array(wants.length)

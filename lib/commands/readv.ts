@@ -46,7 +46,7 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
   // The next files load while this one is sent (read-ahead.ts).
   const ahead = new ReadAhead(ctx, wants)
   // An epoch's read-ahead (a warm list) passes over the files this request will read.
-  const reading = wants.map((w) => ctx.files.reading(w.path))
+  const doneReading = ctx.files.reading(wants.map((w) => w.path))
   try {
     for (let i = 0; i < wants.length; i++) {
       const known = sent[i]
@@ -61,7 +61,7 @@ export async function* readv(args: Record<string, unknown>, ctx: CommandContext,
     }
   } finally {
     ahead.stop()
-    for (const done of reading) done()
+    doneReading()
   }
   yield { kind: 'end', body: { files: wants.length, length: pos } }
 }

@@ -60,19 +60,21 @@ export class KnownFiles {
   }
 
   /**
-   * Mark `path` as being read (opened, checked, loaded) until `done()`: a prefetch leaves it to
-   * its reader. By the path as the request spells it (no parse on a hot path): an epoch's
-   * read-ahead names its files as its reads do.
+   * Mark `paths` as being read (opened, checked, loaded) until `done()`: a prefetch leaves them
+   * to their reader. By the paths as the request spells them (no parse on a hot path): an
+   * epoch's read-ahead names its files as its reads do.
    */
-  reading(path: string): () => void {
-    this.#reading.set(path, (this.#reading.get(path) ?? 0) + 1)
+  reading(paths: readonly string[]): () => void {
+    for (const p of paths) this.#reading.set(p, (this.#reading.get(p) ?? 0) + 1)
     let done = false
     return () => {
       if (done) return
       done = true
-      const n = this.#reading.get(path)! - 1
-      if (n === 0) this.#reading.delete(path)
-      else this.#reading.set(path, n)
+      for (const p of paths) {
+        const n = this.#reading.get(p)! - 1
+        if (n === 0) this.#reading.delete(p)
+        else this.#reading.set(p, n)
+      }
     }
   }
 

@@ -291,7 +291,7 @@ describe('warm from a list', () => {
     const { server, url, root } = await startServer(t, { cacheSize: 64 * MiB })
     const files = makeTree(root)
     const client = await connectTo(t, url)
-    const done = server.files.reading('tree/sub/c.bin')
+    const done = server.files.reading(['tree/sub/c.bin'])
     const r = await client.warmList(['tree/b.bin', 'tree/sub/c.bin'])
     assert.deepEqual([r.files, r.bytes, r.totalFiles, r.skipped], [1, files.get('tree/b.bin')!.length, 1, 0])
     assert.equal((await client.stat('tree/sub/c.bin')).cached, false)

@@ -149,15 +149,15 @@ describe('KnownFiles', () => {
 
   it('a path is being read while any request reading it is not done', async (t) => {
     const files = new KnownFiles(await Jail.open(tempDir(t)))
-    const a = files.reading('d/f.bin')
-    const b = files.reading('d/f.bin')
+    const a = files.reading(['d/f.bin', 'd/g.bin'])
+    const b = files.reading(['d/f.bin'])
     assert.equal(files.isBeingRead('d/f.bin'), true)
     a()
     a() // once only
     assert.equal(files.isBeingRead('d/f.bin'), true, 'b still reads it')
+    assert.equal(files.isBeingRead('d/g.bin'), false)
     b()
     assert.equal(files.isBeingRead('d/f.bin'), false)
-    assert.equal(files.isBeingRead('d/g.bin'), false)
+    assert.equal(files.isBeingRead('d/h.bin'), false)
   })
 })
-

@@ -768,13 +768,13 @@ class Client(object):
             r = self.request('warm', progress=progress and (lambda p: progress(summed(p))), paths=batch, **extra)
             total.update(summed(r))
 
-        for batch in self.warm_batches(paths):
+        for batch in self._warm_batches(paths):
             if total['full']:
                 break
             send(batch)
         return total
 
-    def warm_batches(self, paths):
+    def _warm_batches(self, paths):
         """``paths`` (any iterable) cut into lists that each fit one ``warm`` request line,
         well within the server's longest (HELLO ``maxRequest``)."""
         limit = min(_WARM_BATCH_BYTES, self.hello.get('maxRequest', 2 * _WARM_BATCH_BYTES) // 2)

@@ -197,7 +197,7 @@ class _ReadAhead(object):
     def _run(self):
         c = self._client
         try:
-            for batch in c.warm_batches(self._paths):
+            for batch in c._warm_batches(self._paths):
                 # The connection this request goes on, known to stop() before it is sent.
                 c.connect()
                 with self._lock:

@@ -69,7 +69,7 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
   }
   const count = listed ? listed.length : walked.length
   /** What file `i` is, before its turn: the walk says; a listed path is looked at (opened) now. */
-  const find = async (i: number): Promise<Candidate | null> => {
+  const find = async (i: number): Promise<Candidate> => {
     if (!listed) return { ...walked[i], file: null }
     const rel = listed[i]
     try {
@@ -134,8 +134,8 @@ export async function* warm(args: Record<string, unknown>, ctx: CommandContext, 
         await before
         // Stopped, or full at an earlier file: this one was looked at in vain.
         if (stopped || full) return
-        if (!f || 'skipped' in f) {
-          if (f) skip(f.rel, f.skipped)
+        if ('skipped' in f) {
+          skip(f.rel, f.skipped)
           continue
         }
         if (listed) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import type { ServerStatsResult, WarmResult } from '../../lib/client/client.js'
 import { formatStats, formatWarm, size } from '../../lib/cli/format.js'
+import { NO_SHARED_TIER } from '../../lib/server/server-stats.js'
 
 const MiB = 1024 * 1024
 
@@ -23,14 +24,8 @@ const README_STATS: ServerStatsResult = {
   metaMisses: 0,
   metaBytes: 0,
   metaDirs: 0,
-  sharedHits: 0,
-  sharedMisses: 0,
-  sharedErrors: 0,
-  sharedCorrupt: 0,
-  sharedReadBytes: 0,
-  sharedWrittenBytes: 0,
-  sharedSkipped: 0,
-  sharedUp: null,
+  // No shared tier.
+  ...NO_SHARED_TIER,
   nacks: 0,
   bufferedBytes: 0,
   bufferedLimit: 4 * MiB,

@@ -65,6 +65,16 @@ describe('warmDisplay', () => {
     assert.match(line, /^warming \S+ 50% \| 5 MiB of 10 MiB \| 3\/6 files \| [\d.]+ [KMG]?i?B\/s \| ETA /, line)
   })
 
+  test('a list\'s totals grow as the server reaches its paths: the bar\'s total and percentage follow', async () => {
+    const out = screen(true)
+    const d = await warmDisplay(out)
+    d.update({ files: 1, bytes: MiB, totalFiles: 2, totalBytes: 2 * MiB, full: false })
+    d.update({ files: 2, bytes: 2 * MiB, totalFiles: 8, totalBytes: 8 * MiB, full: false })
+    d.stop() // draws the last update (the bar redraws at most a few times a second)
+    const line = lastDrawn(out.text().trimEnd())
+    assert.match(line, / 25% \| 2 MiB of 8 MiB \| 2\/8 files/, line)
+  })
+
   test('later updates move the bar; stop draws it once more, ends its line and shows the cursor again', async () => {
     const out = screen(true)
     const d = await warmDisplay(out)

@@ -15,7 +15,7 @@ import { describe, test } from 'node:test'
 import { shmNative } from '../../lib/cache/shm-native.js'
 import { connect } from '../../lib/client/client.js'
 import { writeAllSync } from '../../lib/cli/write-sync.js'
-import { noSharedMemory, tempDir, writeFile } from '../helpers/fixtures.js'
+import { lazyPaths, noSharedMemory, tempDir, writeFile } from '../helpers/fixtures.js'
 import { fifo, pipeTarget } from '../helpers/pipe.js'
 import { connectTo, startServer } from '../helpers/server.js'
 
@@ -192,18 +192,12 @@ describe('readMany on the server\'s host', { skip, timeout: 60_000 }, () => {
     const client = await connect(url)
     t.after(() => client.close())
     assert.equal(client.hello.shm, true)
-    let taken = 0
-    function* lazy() {
-      for (let i = 0; i < 2000; i++) {
-        taken++
-        yield paths[i % paths.length]
-      }
-    }
-    const it = client.readMany(lazy(), { inFlight: 4 })[Symbol.asyncIterator]()
+    const lazy = lazyPaths(paths, 2000)
+    const it = client.readMany(lazy.paths, { inFlight: 4 })[Symbol.asyncIterator]()
     const first = await it.next()
     assert.equal(first.done, false)
     assert.ok(first.value!.data.equals(data.get(paths[0])!))
-    assert.ok(taken <= 8, `took ${taken} paths for one file with inFlight 4`)
+    assert.ok(lazy.taken() <= 8, `took ${lazy.taken()} paths for one file with inFlight 4`)
     await it.return(undefined)
   })
 })

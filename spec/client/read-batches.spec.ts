@@ -17,7 +17,7 @@ import { FrameType } from '../../lib/protocol/constants.js'
 import { type Frame, jsonFrame } from '../../lib/protocol/frame.js'
 import { encodeEntryHeader, ENTRY_ERROR, ENTRY_FILE } from '../../lib/protocol/readv-entry.js'
 import { type Answer, dyingServer, linesOf } from '../helpers/dying-server.js'
-import { writeFile } from '../helpers/fixtures.js'
+import { lazyPaths, writeFile } from '../helpers/fixtures.js'
 import type { ScriptedRequest } from '../helpers/scripted-server.js'
 import { startServer } from '../helpers/server.js'
 import { poll, within } from '../helpers/wait.js'
@@ -72,19 +72,13 @@ describe('BatchReads', () => {
     const data = new Map(paths.map((p, i) => [p, writeFile(root, p, 100 + i)]))
     const client = await connect(url, { shortCircuit: false })
     t.after(() => client.close())
-    let taken = 0
-    function* lazy() {
-      for (let i = 0; i < 2000; i++) {
-        taken++
-        yield paths[i % paths.length]
-      }
-    }
-    const it = client.readMany(lazy(), { inFlight: 4 })[Symbol.asyncIterator]()
+    const lazy = lazyPaths(paths, 2000)
+    const it = client.readMany(lazy.paths, { inFlight: 4 })[Symbol.asyncIterator]()
     const first = await it.next()
     assert.equal(first.done, false)
     assert.ok(first.value!.data.equals(data.get(paths[0])!))
     // Two readv batches of 256 paths.
-    assert.ok(taken <= 512, `took ${taken} paths for one file with inFlight 4`)
+    assert.ok(lazy.taken() <= 512, `took ${lazy.taken()} paths for one file with inFlight 4`)
     await it.return(undefined)
   })
 

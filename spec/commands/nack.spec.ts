@@ -14,6 +14,16 @@ import { startServer } from '../helpers/server.js'
 
 const REFUSAL = 'nack needs non-negative integers "seq" (at most 2^32 - 1), "offset" and "resync"'
 
+/** A raw peer that has read `name` (`content` written to it) whole as request 1, on a server started with `opts`. */
+async function afterRead(t: Parameters<typeof startServer>[0], name: string, content: string | number, opts: Parameters<typeof startServer>[1] = {}) {
+  const { url, root } = await startServer(t, opts)
+  const data = writeFile(root, name, content)
+  const peer = await rawPeer(t, url)
+  peer.send({ id: 1, op: 'read', path: name })
+  await peer.done(1)
+  return { peer, data }
+}
+
 function bytesOf(frames: ReceivedFrame[], id: number): Buffer {
   return Buffer.concat(frames.filter((f) => f.id === id && f.type === FrameType.DATA).map((f) => f.payload))
 }
@@ -27,11 +37,7 @@ describe('nack refuses a position it cannot resend from', () => {
   })
 
   test('answers a NACK whose seq does not fit the header with EBADREQ and keeps serving', async (t) => {
-    const { url, root } = await startServer(t)
-    writeFile(root, 'a.txt', 'abc')
-    const peer = await rawPeer(t, url)
-    peer.send({ id: 1, op: 'read', path: 'a.txt' })
-    await peer.done(1)
+    const { peer } = await afterRead(t, 'a.txt', 'abc')
     peer.send({ id: 1, op: 'nack', seq: Number.MAX_SAFE_INTEGER, offset: 0, resync: 1 })
     await peer.until((fs) => fs.some((f) => f.id === 1 && f.type === FrameType.ERROR))
     assert.equal(json(peer.frames.find((f) => f.id === 1 && f.type === FrameType.ERROR)!).code, 'EBADREQ')
@@ -64,11 +70,7 @@ describe('nack refuses a position it cannot resend from', () => {
   })
 
   test('seq 2^32 - 1 is taken: the answer is the resend\'s own verdict, not EBADREQ', async (t) => {
-    const { url, root } = await startServer(t)
-    writeFile(root, 'a.txt', 'abc')
-    const peer = await rawPeer(t, url)
-    peer.send({ id: 1, op: 'read', path: 'a.txt' })
-    await peer.done(1)
+    const { peer } = await afterRead(t, 'a.txt', 'abc')
     const before = peer.frames.length
     peer.send({ id: 1, op: 'nack', seq: MAX_ID, offset: 0, resync: 1 })
     const answer = await peer.until((fs) => fs.slice(before).some((f) => f.id === 1 && f.type === FrameType.ERROR))
@@ -93,11 +95,7 @@ describe('nack refuses a position it cannot resend from', () => {
 
 describe('nack resends', () => {
   test('from the verified point: RESYNC with the point and the halved page size, then the rest, all in the NACK\'s epoch', async (t) => {
-    const { url, root } = await startServer(t, { pageSize: 2048 })
-    const data = writeFile(root, 'a.bin', 5000)
-    const peer = await rawPeer(t, url)
-    peer.send({ id: 1, op: 'read', path: 'a.bin' })
-    await peer.done(1)
+    const { peer, data } = await afterRead(t, 'a.bin', 5000, { pageSize: 2048 })
     const before = peer.frames.length
     peer.send({ id: 1, op: 'nack', seq: 2, offset: 2048, resync: 3 })
     await peer.until((fs) => fs.slice(before).some((f) => f.id === 1 && f.type === FrameType.END))

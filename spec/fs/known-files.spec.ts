@@ -103,16 +103,22 @@ describe('reads of known files', () => {
   })
 })
 
+/** A KnownFiles over a fresh root holding `rel`, which was opened (and closed) and is remembered as `as`. */
+async function remembering(t: Parameters<typeof tempDir>[0], rel: string, as = rel) {
+  const root = tempDir(t)
+  writeFile(root, rel, 10)
+  const jail = await Jail.open(root)
+  const files = new KnownFiles(jail)
+  const file = await openFile(jail, rel)
+  await file.fh.close()
+  files.remember(as, file)
+  return { root, files, file }
+}
+
 describe('KnownFiles', () => {
   it('knows a path only while a stat shows the identity it had', async (t) => {
-    const root = tempDir(t)
-    writeFile(root, 'a.bin', 10)
-    const jail = await Jail.open(root)
-    const files = new KnownFiles(jail)
-    assert.equal(files.current('a.bin'), null)
-    const file = await openFile(jail, 'a.bin')
-    await file.fh.close()
-    files.remember('a.bin', file)
+    const { root, files, file } = await remembering(t, 'a.bin')
+    assert.equal(new KnownFiles(await Jail.open(root)).current('a.bin'), null, 'never remembered: not known')
     assert.equal(files.current('./a.bin')?.key, file.key)
     writeFile(root, 'a.bin', 11)
     assert.equal(files.current('a.bin'), null)
@@ -121,24 +127,13 @@ describe('KnownFiles', () => {
   })
 
   it('never knows a directory', async (t) => {
-    const root = tempDir(t)
-    writeFile(root, 'd/x', 1)
-    const jail = await Jail.open(root)
-    const files = new KnownFiles(jail)
-    const file = await openFile(jail, 'd/x')
-    await file.fh.close()
-    files.remember('d', file) // a wrong record: the stat of a directory must not match it
+    // A wrong record: the stat of a directory must not match it.
+    const { files } = await remembering(t, 'd/x', 'd')
     assert.equal(files.current('d'), null)
   })
 
   it('remembered() gives the record unchecked, by any spelling, and nothing for a refused path', async (t) => {
-    const root = tempDir(t)
-    writeFile(root, 'a.bin', 10)
-    const jail = await Jail.open(root)
-    const files = new KnownFiles(jail)
-    const file = await openFile(jail, 'a.bin')
-    await file.fh.close()
-    files.remember('a.bin', file)
+    const { root, files, file } = await remembering(t, 'a.bin')
     writeFile(root, 'a.bin', 11)
     // A hint: the change is not looked for, and the record stays.
     assert.equal(files.remembered('./a.bin')?.key, file.key)

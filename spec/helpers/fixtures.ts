@@ -32,3 +32,15 @@ export function storeDir(t: Pick<TestContext, 'after'>): string {
   t.after(() => rmSync(parent, { recursive: true, force: true }))
   return join(parent, 'store')
 }
+
+/** `count` paths cycling through `paths`, drawn lazily; `taken()` says how many a consumer has drawn so far. */
+export function lazyPaths(paths: readonly string[], count: number): { paths: Iterable<string>; taken: () => number } {
+  let taken = 0
+  function* draw() {
+    for (let i = 0; i < count; i++) {
+      taken++
+      yield paths[i % paths.length]
+    }
+  }
+  return { paths: draw(), taken: () => taken }
+}

@@ -1,4 +1,5 @@
 /** A hand-made TCP server on a loopback port, for fakes and proxies; gone when the test ends. */
+import { once } from 'node:events'
 import net from 'node:net'
 import type { TestContext } from 'node:test'
 
@@ -27,4 +28,28 @@ export async function loopbackServer(
       }),
   )
   return `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`
+}
+
+/**
+ * A loopback listener; each call of the function given back connects a
+ * client and resolves with it and the server's side. Both keep an error
+ * listener; with `drain`, both also read and drop their input.
+ */
+export async function socketPairs(t: Pick<TestContext, 'after'>, { drain = false } = {}): Promise<() => Promise<{ client: net.Socket; side: net.Socket }>> {
+  const waiting: ((s: net.Socket) => void)[] = []
+  const url = await loopbackServer(t, (socket) => {
+    socket.on('error', () => {})
+    if (drain) socket.resume()
+    waiting.shift()!(socket)
+  })
+  const port = Number(new URL(url).port)
+  return async () => {
+    const side = new Promise<net.Socket>((resolve) => waiting.push(resolve))
+    const client = net.connect({ host: '127.0.0.1', port })
+    client.on('error', () => {})
+    if (drain) client.resume()
+    t.after(() => void client.destroy())
+    await once(client, 'connect')
+    return { client, side: await side }
+  }
 }

@@ -6,37 +6,18 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import net from 'node:net'
-import { describe, test, type TestContext } from 'node:test'
+import { describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { BlockLease } from '../../lib/cache/block-lease.js'
 import { HttpConnection } from '../../lib/http/http-connection.js'
 import { writeFile } from '../helpers/fixtures.js'
 import { curl, getWithoutReading, startGateway, stuck } from '../helpers/http.js'
-import { loopbackServer } from '../helpers/loopback.js'
+import { socketPairs } from '../helpers/loopback.js'
 import { tcpInFlightMax } from '../helpers/socket-buffers.js'
 import { assertSameBytes } from '../helpers/suite.js'
 import { poll, within } from '../helpers/wait.js'
 
 const MiB = 1024 * 1024
-
-/** Connects a client to a loopback listener; resolves with it and the server's side (which keeps an error listener, as the gateway does). */
-async function sockets(t: TestContext): Promise<() => Promise<{ client: net.Socket; side: net.Socket }>> {
-  const waiting: ((s: net.Socket) => void)[] = []
-  const url = await loopbackServer(t, (socket) => {
-    socket.on('error', () => {})
-    waiting.shift()!(socket)
-  })
-  const port = Number(new URL(url).port)
-  return async () => {
-    const side = new Promise<net.Socket>((resolve) => waiting.push(resolve))
-    const client = net.connect({ host: '127.0.0.1', port })
-    client.on('error', () => {})
-    t.after(() => void client.destroy())
-    await once(client, 'connect')
-    return { client, side: await side }
-  }
-}
 
 /** A real lease whose releases are counted; `charged`: on a block the cache no longer holds. */
 function lease(charged: boolean): BlockLease & { releases: () => number } {
@@ -45,7 +26,7 @@ function lease(charged: boolean): BlockLease & { releases: () => number } {
 }
 
 /** The server's side with more queued than the kernel takes: the rest waits in the socket. */
-async function backedUp(pair: Awaited<ReturnType<typeof sockets>>) {
+async function backedUp(pair: Awaited<ReturnType<typeof socketPairs>>) {
   const p = await pair()
   p.client.pause()
   p.side.write(Buffer.alloc(tcpInFlightMax() + MiB))
@@ -55,14 +36,14 @@ async function backedUp(pair: Awaited<ReturnType<typeof sockets>>) {
 
 describe('HttpConnection', () => {
   test('numbers connections in the order they come', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const a = new HttpConnection((await pair()).side)
     const b = new HttpConnection((await pair()).side)
     assert.ok(b.id > a.id)
   })
 
   test('closed resolves when the socket closes, and every lease still held is released then', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const { client, side } = await pair()
     const conn = new HttpConnection(side)
     const held = [lease(true), lease(false)]
@@ -77,7 +58,7 @@ describe('HttpConnection', () => {
   })
 
   test('closed resolves, and leases go, when the peer resets the connection (an error before the close)', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const { client, side } = await pair()
     const conn = new HttpConnection(side)
     const l = lease(true)
@@ -90,7 +71,7 @@ describe('HttpConnection', () => {
   })
 
   test('is idle with no response running and nothing waiting in its socket', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const conn = new HttpConnection((await pair()).side)
     assert.equal(conn.idle, true)
     conn.active = 1
@@ -100,7 +81,7 @@ describe('HttpConnection', () => {
   })
 
   test('refuseNewRequests closes an idle connection at once, and only marks a busy one', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const idle = new HttpConnection((await pair()).side)
     idle.refuseNewRequests()
     assert.equal(idle.draining, true)
@@ -113,7 +94,7 @@ describe('HttpConnection', () => {
   })
 
   test('stalledHolding needs bytes waiting, no progress for the time given, and a charged lease', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const { side } = await backedUp(pair)
     // The connection's clock starts between these two readings.
     const before = Date.now()
@@ -137,7 +118,7 @@ describe('HttpConnection', () => {
   })
 
   test('destroy closes the socket', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t)
     const { client, side } = await pair()
     const conn = new HttpConnection(side)
     conn.destroy()

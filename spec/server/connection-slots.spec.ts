@@ -6,7 +6,6 @@
  */
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
-import net from 'node:net'
 import { describe, test, type TestContext } from 'node:test'
 import { BlockCache } from '../../lib/cache/block-cache.js'
 import { MemoryBudget } from '../../lib/cache/memory-budget.js'
@@ -16,31 +15,11 @@ import { HttpConnection } from '../../lib/http/http-connection.js'
 import { STALL_MS } from '../../lib/server/connection.js'
 import { ConnectionSlots } from '../../lib/server/connection-slots.js'
 import { tempDir, writeFile } from '../helpers/fixtures.js'
-import { loopbackServer } from '../helpers/loopback.js'
+import { socketPairs } from '../helpers/loopback.js'
 import { tcpInFlightMax } from '../helpers/socket-buffers.js'
 import { poll, within } from '../helpers/wait.js'
 
 const BLOCK = 4096
-
-/** A loopback listener; each call connects a client and resolves with it and the server's side, both reading (and dropping) their input. */
-async function sockets(t: TestContext) {
-  const waiting: ((s: net.Socket) => void)[] = []
-  const url = await loopbackServer(t, (socket) => {
-    socket.on('error', () => {})
-    socket.resume()
-    waiting.shift()!(socket)
-  })
-  const port = Number(new URL(url).port)
-  return async () => {
-    const side = new Promise<net.Socket>((resolve) => waiting.push(resolve))
-    const client = net.connect({ host: '127.0.0.1', port })
-    client.on('error', () => {})
-    client.resume()
-    t.after(() => void client.destroy())
-    await once(client, 'connect')
-    return { client, side: await side }
-  }
-}
 
 /** A lease on a block the cache has let go of: whoever holds it holds memory outside the cache. */
 async function chargedLease(t: TestContext) {
@@ -59,7 +38,7 @@ async function chargedLease(t: TestContext) {
 
 describe('ConnectionSlots', () => {
   test('takes connections up to its limit; a slot is free again once its connection has closed, and then onClosed runs', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t, { drain: true })
     const slots = new ConnectionSlots(2)
     const a = await pair()
     const b = await pair()
@@ -76,7 +55,7 @@ describe('ConnectionSlots', () => {
   })
 
   test('destroy cuts off every connection, the refused ones too; closed() resolves once they have gone', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t, { drain: true })
     const slots = new ConnectionSlots(1)
     const served = await pair()
     const refused = await pair()
@@ -95,7 +74,7 @@ describe('ConnectionSlots', () => {
   })
 
   test('drain refuses new requests everywhere and waits while a response runs, until it ends', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t, { drain: true })
     const slots = new ConnectionSlots(4)
     const busy = new HttpConnection((await pair()).side)
     const idle = new HttpConnection((await pair()).side)
@@ -112,7 +91,7 @@ describe('ConnectionSlots', () => {
   })
 
   test('drain gives up after the grace', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t, { drain: true })
     const slots = new ConnectionSlots(4)
     const busy = new HttpConnection((await pair()).side)
     busy.active = 1
@@ -121,7 +100,7 @@ describe('ConnectionSlots', () => {
   })
 
   test('closeStalled closes a connection that holds memory and whose peer stopped reading, once STALL_MS has passed', async (t) => {
-    const pair = await sockets(t)
+    const pair = await socketPairs(t, { drain: true })
     const slots = new ConnectionSlots(4)
     const stuck = await pair()
     const reading = await pair()

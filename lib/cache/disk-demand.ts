@@ -8,7 +8,7 @@
  */
 
 /** Quiet, after the last read a request waited on, before prefetches go. */
-export const IDLE_AFTER_MS = 10
+const IDLE_AFTER_MS = 10
 
 export class DiskDemand {
   #running = 0

@@ -36,7 +36,7 @@ export interface WarmProgress {
 }
 
 /** Paths one warm request may list (a longer list is sent as several requests). */
-export const MAX_WARM_PATHS = 100_000
+const MAX_WARM_PATHS = 100_000
 /** Skipped paths named in the result. */
 const SHOWN_SKIPS = 20
 

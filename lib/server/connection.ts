@@ -52,7 +52,7 @@ export interface ServerPipeline {
 }
 
 /** The server side of the protocol: one Duplex (request bytes in, frame bytes out), and its stages that matter outside. */
-export function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
+function createServerPipeline(ctx: CommandContext, opts: PipelineOptions, authDeadline = Infinity): ServerPipeline {
   const leases = new LeaseBook()
   const source = new CommandSource(ctx, { ...opts, onLease: (lease) => leases.hold(lease) })
   const parser = createRequestParser({ maxRequest: opts.maxRequest })
